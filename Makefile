@@ -1,0 +1,46 @@
+# Targets follow the official Watermill adapters. Every target that needs the
+# Durable Streams reference server installs it from testserver/package-lock.json
+# and the tests start it themselves.
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+GO_TEST := go test -timeout 20m
+
+.PHONY: server test test_short test_race test_reliability test_stress test_browser bench lint fmt up example
+
+server:
+	npm ci --prefix testserver
+
+test: server
+	$(GO_TEST) -race ./...
+
+test_short: server
+	$(GO_TEST) -short ./...
+
+test_race: server
+	$(GO_TEST) -race -count=1 ./...
+
+test_reliability: server
+	$(GO_TEST) -race -count=1 -tags=reliability -run 'Reliability|Fault|Crash|Zombie' -timeout 30m ./...
+
+test_stress: server
+	$(GO_TEST) -race -count=1 -tags=stress -timeout 45m ./...
+
+test_browser: server
+	$(GO_TEST) -count=1 -tags=browser ./_examples/browser/...
+
+bench: server
+	go run ./internal/benchcmd
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1)
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+up: server
+	node testserver/server.mjs --port 4437
+
+example: server
+	go run ./_examples/basic

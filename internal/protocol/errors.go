@@ -1,0 +1,105 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Sentinels shared by the producer, publisher and subscriber; the root
+// package re-exports them.
+var (
+	// ErrStreamClosed: the stream was closed (EOF); no more appends.
+	ErrStreamClosed = errors.New("durablestreams: stream is closed")
+	// ErrStreamNotFound: the stream does not exist (404).
+	ErrStreamNotFound = errors.New("durablestreams: stream not found")
+	// ErrStreamGone: the stream or the requested offset is no longer kept (410).
+	ErrStreamGone = errors.New("durablestreams: stream or offset gone")
+	// ErrStaleEpoch: another producer with the same id claimed a newer epoch.
+	ErrStaleEpoch = errors.New("durablestreams: producer epoch is stale (fenced)")
+	// ErrContentTypeMismatch: the stream exists with another content type.
+	ErrContentTypeMismatch = errors.New("durablestreams: stream content type mismatch")
+	// ErrStreamConflict: the stream exists with another configuration.
+	ErrStreamConflict = errors.New("durablestreams: stream exists with another configuration")
+	// ErrRetriesExhausted: a retryable failure outlasted the retry policy.
+	ErrRetriesExhausted = errors.New("durablestreams: retries exhausted")
+)
+
+// StaleEpochError is the 403 a fenced producer gets. It matches
+// ErrStaleEpoch with errors.Is.
+type StaleEpochError struct {
+	// ServerEpoch is the epoch the server knows for this producer id.
+	ServerEpoch int64
+	// Epoch is the epoch this producer sent.
+	Epoch int64
+}
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("durablestreams: producer epoch %d is stale, server has epoch %d (fenced by a newer producer with the same id)", e.Epoch, e.ServerEpoch)
+}
+
+// Is makes errors.Is(err, ErrStaleEpoch) true.
+func (e *StaleEpochError) Is(target error) bool { return target == ErrStaleEpoch }
+
+// HTTPError is an answer the protocol does not give a meaning of its own.
+// It carries the start of the body for diagnosis, never request headers.
+type HTTPError struct {
+	Method     string
+	URL        string
+	StatusCode int
+	Body       string
+}
+
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("durablestreams: %s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Is maps well-known statuses onto the sentinels.
+func (e *HTTPError) Is(target error) bool {
+	switch target {
+	case ErrStreamNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrStreamGone:
+		return e.StatusCode == http.StatusGone
+	}
+	return false
+}
+
+// Temporary reports whether the request may be retried as it is.
+func (e *HTTPError) Temporary() bool { return RetryableStatus(e.StatusCode) }
+
+// RetryableStatus: 429 and 5xx are worth retrying; everything else is final.
+func RetryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code >= 500
+}
+
+// maxErrorBody bounds how much of an error body is kept.
+const maxErrorBody = 512
+
+// ErrorBody trims an error body for an HTTPError: bounded, one line.
+func ErrorBody(b []byte) string {
+	if len(b) > maxErrorBody {
+		b = b[:maxErrorBody]
+	}
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "?")), " ")
+}
+
+// RedactURL drops user info and the query (which may carry tokens) from a
+// URL for error messages and logs.
+func RedactURL(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.LastIndex(rest, "@"); at >= 0 && at < strings.IndexByte(rest+"/", '/') {
+			rest = rest[at+1:]
+		}
+		return scheme + "://" + rest
+	}
+	return raw
+}
