@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,9 @@ type Client struct {
 	Header         http.Header
 	HeaderFunc     HeaderFunc
 	RequestTimeout time.Duration
+	// Retry bounds the retries of idempotent requests the client sends on
+	// its own (stream creation). The zero value tries once.
+	Retry RetryPolicy
 }
 
 // NewRequest builds a request bound to ctx with the configured headers.
@@ -75,9 +79,31 @@ type StreamOptions struct {
 }
 
 // CreateStream creates the stream, or confirms it exists with the same
-// configuration (PUT is idempotent). A stream that exists with another
-// content type is ErrContentTypeMismatch, naming both types.
+// configuration (PUT is idempotent, so network errors, 429 and 5xx are
+// retried under c.Retry). A stream that exists with another content type
+// is ErrContentTypeMismatch, naming both types.
 func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOptions) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := c.createStream(ctx, url, opts)
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := c.Retry.Backoff(attempt)
+		var httpErr *HTTPError
+		if errors.As(err, &httpErr) && httpErr.RetryAfter > wait {
+			wait = httpErr.RetryAfter
+		}
+		if c.Retry == (RetryPolicy{}) || !c.Retry.Allows(attempt, start, wait) {
+			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+		}
+		if serr := Sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("durablestreams: create stream %s: %w (after: %v)", RedactURL(url), serr, err)
+		}
+	}
+}
+
+func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) error {
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPut, url, nil)
@@ -107,7 +133,10 @@ func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOption
 		return fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return &HTTPError{Method: http.MethodPut, URL: RedactURL(url), StatusCode: resp.StatusCode, Body: ErrorBody(body)}
+	return &HTTPError{
+		Method: http.MethodPut, URL: RedactURL(url), StatusCode: resp.StatusCode, Body: ErrorBody(body),
+		RetryAfter: RetryAfter(resp.Header, time.Minute),
+	}
 }
 
 // ContentType returns the content type of an existing stream (HEAD).

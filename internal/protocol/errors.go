@@ -1,10 +1,15 @@
 package protocol
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Sentinels shared by the producer, publisher and subscriber; the root
@@ -49,6 +54,8 @@ type HTTPError struct {
 	URL        string
 	StatusCode int
 	Body       string
+	// RetryAfter is the server's Retry-After, if it sent one.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {
@@ -72,6 +79,26 @@ func (e *HTTPError) Is(target error) bool {
 
 // Temporary reports whether the request may be retried as it is.
 func (e *HTTPError) Temporary() bool { return RetryableStatus(e.StatusCode) }
+
+// Retryable reports whether a request that failed with err may be sent
+// again as it is: network errors and timeouts, 429 and 5xx. A cancelled
+// caller context is not retryable; the caller checks its own context.
+func Retryable(err error) bool {
+	var httpErr *HTTPError
+	if errors.As(err, &httpErr) {
+		return httpErr.Temporary()
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED)
+}
 
 // RetryableStatus: 429 and 5xx are worth retrying; everything else is final.
 func RetryableStatus(code int) bool {

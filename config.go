@@ -1,0 +1,244 @@
+package durablestreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// HeaderFunc adds headers to every request, for example a bearer token that
+// rotates. It is called once per request and must be safe for concurrent
+// use. Header values are never logged.
+type HeaderFunc = protocol.HeaderFunc
+
+// Defaults of PublisherConfig.
+const (
+	DefaultLinger              = 5 * time.Millisecond
+	DefaultMaxBatchBytes       = 1 << 20
+	DefaultMaxBufferedBytes    = 64 << 20
+	DefaultRequestTimeout      = 30 * time.Second
+	DefaultCloseTimeout        = 30 * time.Second
+	DefaultIdleProducerTimeout = time.Minute
+)
+
+// PublisherConfig configures a Publisher. The zero value of every field but
+// BaseURL (or TopicURL) is a working default.
+type PublisherConfig struct {
+	// BaseURL is the URL under which each topic is a stream, for example
+	// http://127.0.0.1:4437/v1/stream. The topic is appended as one escaped
+	// path segment.
+	BaseURL string
+	// TopicURL, if set, maps a topic to its stream URL instead of BaseURL.
+	TopicURL func(topic string) (string, error)
+
+	// Marshaler turns messages into stream messages and decides the
+	// stream's content type. Default: JSONMarshaler{}.
+	Marshaler Marshaler
+
+	// StreamTTL makes streams created by the Publisher expire this long
+	// after their last write (whole seconds). Not with StreamExpiresAt.
+	StreamTTL time.Duration
+	// StreamExpiresAt makes streams created by the Publisher expire at a
+	// fixed time. Not with StreamTTL.
+	StreamExpiresAt time.Time
+
+	// ProducerID identifies the idempotent producers on the server. Empty
+	// (the default) gives every Publisher a unique id, so that replicas
+	// never fence each other. Set a stable id to fence zombies across
+	// restarts: each new producer starts at a fresh, time-based epoch, so
+	// a restarted service takes over from its old incarnation; with
+	// DisableAutoClaim the old one then gets ErrStaleEpoch.
+	ProducerID string
+	// DisableAutoClaim makes a producer whose epoch was taken over by
+	// another (HTTP 403) fail with ErrStaleEpoch instead of claiming the
+	// next epoch and going on.
+	DisableAutoClaim bool
+
+	// Async makes Publish return once its messages are buffered, instead of
+	// once the server has acknowledged them. Errors then go to
+	// OnAsyncError; Close flushes what is buffered.
+	Async bool
+	// OnAsyncError receives the error of every message that failed after
+	// an async Publish returned. It must not block. Default: log it.
+	OnAsyncError func(topic string, messageUUID string, err error)
+
+	// Linger is how long a batch may wait for more messages while earlier
+	// batches are in flight. A message is sent at once when nothing is.
+	Linger time.Duration
+	// MaxBatchBytes caps the body of one request. A message that cannot
+	// fit alone is rejected. Default: 1 MiB.
+	MaxBatchBytes int
+	// MaxInFlight is how many requests per topic may be in flight at once.
+	// Default: the producer's measured default.
+	MaxInFlight int
+	// MaxBufferedBytes bounds the bytes buffered per topic; Publish waits
+	// for room beyond it. Default: 64 MiB.
+	MaxBufferedBytes int
+
+	// RequestTimeout bounds each HTTP request. Default: 30s.
+	RequestTimeout time.Duration
+	// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
+	// The zero value means DefaultRetryPolicy().
+	RetryPolicy RetryPolicy
+
+	// HTTPClient sends every request; set it for TLS, proxies or tracing.
+	// Default: a client tuned for many requests to one host.
+	HTTPClient *http.Client
+	// Header is sent with every request, for example a static
+	// Authorization header.
+	Header http.Header
+	// HeaderFunc adds headers to every request, for example a rotating
+	// bearer token.
+	HeaderFunc HeaderFunc
+
+	// CloseTimeout bounds how long Close waits for buffered messages to be
+	// acknowledged. Default: 30s.
+	CloseTimeout time.Duration
+	// IdleProducerTimeout is how long a topic's producer may go unused
+	// before it is flushed and released, so that a Publisher writing to
+	// many topics keeps memory and goroutines bounded. Default: 1 minute.
+	IdleProducerTimeout time.Duration
+}
+
+// DefaultRetryPolicy rides through a server restart or a short outage:
+// backoff from 50ms to 5s, for at most 2 minutes per request.
+func DefaultRetryPolicy() RetryPolicy { return protocol.DefaultRetryPolicy() }
+
+func (c *PublisherConfig) setDefaults() {
+	if c.Marshaler == nil {
+		c.Marshaler = JSONMarshaler{}
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.RetryPolicy == (RetryPolicy{}) {
+		c.RetryPolicy = DefaultRetryPolicy()
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.IdleProducerTimeout == 0 {
+		c.IdleProducerTimeout = DefaultIdleProducerTimeout
+	}
+}
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("durablestreams: invalid config")
+
+func invalidConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}
+
+// Validate reports the first problem with the config.
+func (c PublisherConfig) Validate() error {
+	if err := validateBaseURL(c.BaseURL, c.TopicURL); err != nil {
+		return err
+	}
+	if c.Marshaler == nil {
+		return invalidConfig("Marshaler is nil")
+	}
+	if c.Marshaler.ContentType() == "" {
+		return invalidConfig("Marshaler.ContentType() is empty")
+	}
+	if c.StreamTTL < 0 {
+		return invalidConfig("StreamTTL is negative")
+	}
+	if c.StreamTTL > 0 && c.StreamTTL < time.Second {
+		return invalidConfig("StreamTTL %s is below the protocol's 1s resolution", c.StreamTTL)
+	}
+	if c.StreamTTL > 0 && !c.StreamExpiresAt.IsZero() {
+		return invalidConfig("StreamTTL and StreamExpiresAt are exclusive")
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"Linger", c.Linger},
+		{"RequestTimeout", c.RequestTimeout},
+		{"CloseTimeout", c.CloseTimeout},
+		{"IdleProducerTimeout", c.IdleProducerTimeout},
+		{"RetryPolicy.InitialBackoff", c.RetryPolicy.InitialBackoff},
+		{"RetryPolicy.MaxBackoff", c.RetryPolicy.MaxBackoff},
+		{"RetryPolicy.MaxElapsed", c.RetryPolicy.MaxElapsed},
+	}
+	for _, d := range durations {
+		if d.d < 0 {
+			return invalidConfig("%s is negative (%s)", d.name, d.d)
+		}
+	}
+	if c.RetryPolicy.MaxAttempts < 0 {
+		return invalidConfig("RetryPolicy.MaxAttempts is negative")
+	}
+	if c.MaxBatchBytes < 0 || c.MaxInFlight < 0 || c.MaxBufferedBytes < 0 {
+		return invalidConfig("MaxBatchBytes, MaxInFlight and MaxBufferedBytes must not be negative")
+	}
+	if c.MaxBufferedBytes > 0 && c.MaxBatchBytes > c.MaxBufferedBytes {
+		return invalidConfig("MaxBatchBytes (%d) exceeds MaxBufferedBytes (%d)", c.MaxBatchBytes, c.MaxBufferedBytes)
+	}
+	if len(c.ProducerID) > 256 {
+		return invalidConfig("ProducerID is longer than 256 bytes")
+	}
+	return nil
+}
+
+func validateBaseURL(base string, hook func(string) (string, error)) error {
+	if hook != nil {
+		return nil
+	}
+	if base == "" {
+		return invalidConfig("BaseURL is empty (or set TopicURL)")
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return invalidConfig("BaseURL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return invalidConfig("BaseURL %q: scheme must be http or https", protocol.RedactURL(base))
+	}
+	if u.Host == "" {
+		return invalidConfig("BaseURL %q has no host", protocol.RedactURL(base))
+	}
+	return nil
+}
+
+func (c *PublisherConfig) client() *protocol.Client {
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = protocol.NewHTTPClient(64)
+	}
+	return &protocol.Client{
+		HTTP:           hc,
+		Header:         c.Header,
+		HeaderFunc:     c.HeaderFunc,
+		RequestTimeout: c.RequestTimeout,
+		Retry:          c.RetryPolicy,
+	}
+}
+
+func (c *PublisherConfig) streamOptions() protocol.StreamOptions {
+	return protocol.StreamOptions{
+		ContentType: c.Marshaler.ContentType(),
+		TTL:         c.StreamTTL,
+		ExpiresAt:   c.StreamExpiresAt,
+	}
+}
+
+// detachedContext is for work that must finish even though the caller's
+// context ended, such as flushing on Close.
+func detachedContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), timeout)
+}

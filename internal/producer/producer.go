@@ -1,0 +1,284 @@
+// Package producer is the exactly-once idempotent producer for one Durable
+// Streams stream: it batches messages, pipelines requests, numbers them
+// (Producer-Id, Producer-Epoch, Producer-Seq) and retries them so that every
+// acknowledged message is in the stream exactly once, in append order.
+//
+// One owner goroutine holds all sequencing state (the queue of unacknowledged
+// batches, epoch, sequence numbers, requests in flight). Request goroutines
+// only do HTTP and report back over a channel. Append only touches the batch
+// being filled, under a mutex.
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// DoneFunc receives the result of one message: the stream offset after its
+// batch ("" when the server answered that the batch was already written),
+// or the error. It is called exactly once, from a producer goroutine, and
+// must not block.
+//
+// An error wrapping protocol.ErrRetriesExhausted means the outcome is
+// unknown: the message may or may not have been written.
+type DoneFunc func(offset string, err error)
+
+// Producer appends messages to one stream exactly once. It is safe for
+// concurrent use.
+type Producer struct {
+	cfg    Config
+	json   bool
+	log    watermill.LoggerAdapter
+	epoch  atomic.Int64
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{} // closed when the owner goroutine has exited
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	open     *batch // the batch being filled; nil when none
+	ready    []item // cut batches and flush markers, not yet taken by the owner
+	nextID   uint64
+	buffered int
+	waiters  int           // Appends waiting for buffer space
+	space    chan struct{} // closed when buffer space is freed
+	sticky   error         // every later Append fails with it
+	closing  bool
+	exited   bool // the owner has finished every marker and batch
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a producer. The stream must exist.
+func New(cfg Config) (*Producer, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	p := &Producer{
+		cfg:  cfg,
+		json: protocol.IsJSON(cfg.ContentType),
+		log: cfg.Logger.With(watermill.LogFields{
+			"stream_url":  protocol.RedactURL(cfg.URL),
+			"producer_id": cfg.ProducerID,
+		}),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+		space:  make(chan struct{}),
+	}
+	p.epoch.Store(cfg.Epoch)
+	s := newSequencer(p)
+	go s.run()
+	return p, nil
+}
+
+// Epoch returns the epoch the producer writes with now.
+func (p *Producer) Epoch() int64 { return p.epoch.Load() }
+
+// Validate is the check Append makes on every message.
+func (p *Producer) Validate(payload []byte) error {
+	if len(payload) == 0 {
+		return ErrEmptyMessage
+	}
+	limit := p.cfg.MaxBatchBytes
+	if p.json {
+		limit -= 2 // "[" and "]"
+	}
+	if len(payload) > limit {
+		return fmt.Errorf("%w: %d bytes, at most %d fit in a request of MaxBatchBytes %d", ErrMessageTooLarge, len(payload), limit, p.cfg.MaxBatchBytes)
+	}
+	if p.json && !json.Valid(payload) {
+		return ErrInvalidJSON
+	}
+	return nil
+}
+
+// Append queues one message. It fails at once (and done is never called)
+// for an invalid message, a closed producer or stream, a fenced producer,
+// or when ctx ends while it waits for buffer space. Otherwise it returns
+// nil and done gets the result later; a nil done sends errors to
+// Config.OnError. The payload is copied: the caller may reuse it.
+func (p *Producer) Append(ctx context.Context, payload []byte, done DoneFunc) error {
+	if err := p.Validate(payload); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	for {
+		if err := p.refusal(); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		if p.buffered == 0 || p.buffered+len(payload) <= p.cfg.MaxBufferedBytes {
+			break
+		}
+		space := p.space
+		p.waiters++
+		p.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			p.mu.Lock()
+			p.waiters--
+			p.mu.Unlock()
+			return fmt.Errorf("durablestreams: waiting for producer buffer space: %w", context.Cause(ctx))
+		}
+		p.mu.Lock()
+		p.waiters--
+	}
+	wake := false
+	if p.open != nil && !p.open.fits(len(payload), p.cfg.MaxBatchBytes) {
+		p.cutLocked()
+		wake = true
+	}
+	if p.open == nil {
+		p.open = newBatch(p.json, time.Now())
+		wake = true // the owner may send it at once or start the linger
+	}
+	p.open.add(payload, done)
+	p.buffered += len(payload)
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+	return nil
+}
+
+// refusal is why Append must fail now, if it must. Needs p.mu.
+func (p *Producer) refusal() error {
+	if p.sticky != nil {
+		return p.sticky
+	}
+	if p.closing {
+		return ErrProducerClosed
+	}
+	return nil
+}
+
+// cutLocked hands the open batch to the owner. Needs p.mu.
+func (p *Producer) cutLocked() {
+	if p.open == nil {
+		return
+	}
+	b := p.open
+	p.open = nil
+	b.id = p.nextID
+	p.nextID++
+	b.seal()
+	p.ready = append(p.ready, item{batch: b})
+}
+
+func (p *Producer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush waits until every message appended before it has its result. It
+// returns nil only if all of them were written; otherwise the errors of
+// the failed ones (the first few distinct errors and a count). Messages
+// that had already failed before Flush was called are not counted.
+func (p *Producer) Flush(ctx context.Context) error {
+	m, err := p.mark()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-m.done:
+		return m.err
+	case <-ctx.Done():
+		return fmt.Errorf("durablestreams: flush: %w", context.Cause(ctx))
+	}
+}
+
+// mark cuts the open batch and queues a flush marker behind it.
+func (p *Producer) mark() (*flushMarker, error) {
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		return nil, ErrProducerClosed
+	}
+	p.cutLocked()
+	m := &flushMarker{bound: p.nextID, done: make(chan struct{})}
+	p.ready = append(p.ready, item{marker: m})
+	p.mu.Unlock()
+	p.signal()
+	return m, nil
+}
+
+// CloseStream flushes, then closes the stream with a request that carries
+// the producer headers (so that its retry is recognised), with final as the
+// last message when it is not empty. It returns the stream's final offset.
+// Afterwards Append fails with protocol.ErrStreamClosed. A failure of the
+// messages flushed first does not stop the close; ctx does.
+func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error) {
+	if len(final) > 0 {
+		if err := p.Validate(final); err != nil {
+			return "", err
+		}
+	}
+	if err := p.Flush(ctx); err != nil && ctx.Err() != nil {
+		return "", err
+	}
+	result := make(chan closeResult, 1)
+	p.mu.Lock()
+	if err := p.refusal(); err != nil {
+		p.mu.Unlock()
+		return "", err
+	}
+	p.sticky = fmt.Errorf("%w: %s closed by this producer", protocol.ErrStreamClosed, protocol.RedactURL(p.cfg.URL))
+	p.cutLocked()
+	b := newBatch(p.json, time.Now())
+	b.closeResult = result
+	if len(final) > 0 {
+		b.add(final, nil)
+		p.buffered += len(final)
+	}
+	p.open = b
+	p.cutLocked()
+	p.mu.Unlock()
+	p.signal()
+	select {
+	case r := <-result:
+		return r.offset, r.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("durablestreams: close stream: %w", context.Cause(ctx))
+	}
+}
+
+// Close flushes within ctx, then stops every goroutine of the producer.
+// It never closes the stream. Messages still pending when ctx ends fail with
+// ErrProducerClosed (wrapping the context's error), and so does Close.
+// Close is idempotent.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
+		err := p.Flush(ctx)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ErrProducerClosed, context.Cause(ctx))
+			p.cancel(err)
+		}
+		close(p.stop)
+		<-p.done
+		p.cancel(ErrProducerClosed)
+		p.closeErr = err
+	})
+	<-p.done
+	return p.closeErr
+}

@@ -1,0 +1,462 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// errUncertain fails a batch that would have to be resent under a new
+// (epoch, seq) while an earlier request for it may still be applied: sending
+// it again could write it twice.
+var errUncertain = fmt.Errorf("%w: a request for this batch ended without an answer and may have been written; "+
+	"it is not resent under a new sequence number, which could write it twice", protocol.ErrRetriesExhausted)
+
+// sequencer is the owner goroutine's state. Only run and what it calls
+// touch it.
+type sequencer struct {
+	p        *Producer
+	results  chan result
+	requests sync.WaitGroup
+
+	queue   []*batch // unacknowledged batches, in seq order
+	markers []*flushMarker
+	spare   []item
+
+	epoch    int64
+	hi       int64 // the highest seq the server may hold in this epoch; -1 for none
+	nextSeq  int64
+	inFlight int
+	// probing allows one request at a time: after an epoch change (the
+	// server answers 400 to a seq > 0 that overtakes seq 0 of a new epoch)
+	// and after renumbering, until a request is acknowledged.
+	probing bool
+	// rebase renumbers the queue from hi+1 (or from 0 in epoch claim) once
+	// nothing is in flight, so that no batch is ever in flight under two
+	// numbers.
+	rebase   bool
+	claim    int64
+	fatal    error
+	stopping bool
+
+	timer    *time.Timer
+	deadline time.Time
+}
+
+func newSequencer(p *Producer) *sequencer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &sequencer{
+		p:       p,
+		results: make(chan result),
+		epoch:   p.cfg.Epoch,
+		hi:      -1,
+		claim:   -1,
+		probing: true,
+		timer:   t,
+	}
+}
+
+func (s *sequencer) run() {
+	stop := s.p.stop
+	for {
+		s.pump()
+		if s.stopping && s.inFlight == 0 {
+			break
+		}
+		select {
+		case <-s.p.wake:
+		case r := <-s.results:
+			s.handle(r)
+		case <-s.timer.C:
+			s.deadline = time.Time{}
+		case <-stop:
+			stop = nil
+			s.stopping = true
+			err := error(ErrProducerClosed)
+			if s.p.ctx.Err() != nil {
+				err = context.Cause(s.p.ctx)
+			}
+			s.setFatal(err)
+		}
+	}
+	s.exit()
+}
+
+// exit finishes everything still queued once nothing is in flight.
+func (s *sequencer) exit() {
+	p := s.p
+	for {
+		p.mu.Lock()
+		p.cutLocked()
+		items := p.ready
+		p.ready = nil
+		if len(items) == 0 {
+			p.exited = true
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Unlock()
+		s.absorb(items)
+		s.failWaiting()
+	}
+	s.timer.Stop()
+	s.requests.Wait()
+	close(p.done)
+}
+
+func (s *sequencer) limit() int {
+	if s.probing {
+		return 1
+	}
+	return s.p.cfg.MaxInFlight
+}
+
+// pump takes new batches and starts every request that may start.
+func (s *sequencer) pump() {
+	s.take()
+	if s.fatal != nil {
+		s.failWaiting()
+		return
+	}
+	if s.rebase {
+		if s.inFlight > 0 {
+			return
+		}
+		s.renumber()
+	}
+	limit := s.limit()
+	for i := 0; i < len(s.queue) && s.inFlight < limit; i++ {
+		b := s.queue[i]
+		if b.inFlight {
+			continue
+		}
+		if b.waitHead && i > 0 {
+			break // it waits for the batches before it to land
+		}
+		s.launch(b)
+	}
+}
+
+// take moves cut batches and flush markers from the accumulator into the
+// queue, cutting the open batch first when it should go now.
+func (s *sequencer) take() {
+	p := s.p
+	p.mu.Lock()
+	if p.open != nil && !p.open.empty() && s.shouldCut(p.open, len(p.ready) > 0) {
+		p.cutLocked()
+	}
+	items := p.ready
+	p.ready = s.spare[:0]
+	p.mu.Unlock()
+	s.absorb(items)
+	clear(items)
+	s.spare = items[:0]
+}
+
+// shouldCut decides whether the open batch goes now. A lone message goes at
+// once; while requests are in flight a batch lingers to gather more.
+func (s *sequencer) shouldCut(open *batch, readyWaiting bool) bool {
+	if s.fatal != nil {
+		return true
+	}
+	if s.rebase || readyWaiting || s.inFlight >= s.limit() {
+		return false
+	}
+	for _, b := range s.queue {
+		if !b.inFlight {
+			return false // queued batches go first; the open one keeps filling
+		}
+	}
+	if s.inFlight == 0 {
+		return true
+	}
+	due := open.started.Add(s.p.cfg.Linger)
+	if !time.Now().Before(due) {
+		return true
+	}
+	if s.deadline.IsZero() || due.Before(s.deadline) {
+		s.deadline = due
+		s.timer.Reset(time.Until(due))
+	}
+	return false
+}
+
+func (s *sequencer) absorb(items []item) {
+	for _, it := range items {
+		if b := it.batch; b != nil {
+			b.seq = s.nextSeq
+			s.nextSeq++
+			s.queue = append(s.queue, b)
+			continue
+		}
+		m := it.marker
+		m.remaining = len(s.queue) // every batch the owner holds was cut before it
+		if m.remaining == 0 {
+			close(m.done)
+			continue
+		}
+		s.markers = append(s.markers, m)
+	}
+}
+
+func (s *sequencer) launch(b *batch) {
+	b.inFlight = true
+	s.inFlight++
+	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil}
+	s.p.log.Trace("Sending batch", watermill.LogFields{
+		"epoch": a.epoch, "seq": a.seq, "messages": len(b.dones), "bytes": len(b.body),
+	})
+	s.requests.Add(1)
+	go func() {
+		defer s.requests.Done()
+		s.results <- s.p.send(a)
+	}()
+}
+
+// handle applies the final answer of one request.
+func (s *sequencer) handle(r result) {
+	b := r.a.b
+	b.inFlight = false
+	s.inFlight--
+	if r.uncertain {
+		b.maybeLanded = true
+	}
+	url := protocol.RedactURL(s.p.cfg.URL)
+	httpErr := func() error {
+		return &protocol.HTTPError{Method: http.MethodPost, URL: url, StatusCode: r.status, Body: r.body}
+	}
+	switch {
+	case r.err != nil:
+		if errors.Is(r.err, protocol.ErrRetriesExhausted) {
+			// It may have landed: later batches are numbered after it, and a
+			// 409 tells if the server is behind that.
+			s.hi = max(s.hi, b.seq)
+			s.rebase = true
+		}
+		s.fail(b, r.err)
+
+	case r.status == http.StatusOK || r.status == http.StatusCreated:
+		s.ack(b, r.header.Get(protocol.HeaderNextOffset))
+
+	case r.status == http.StatusNoContent:
+		last, ok := headerInt(r.header, protocol.HeaderProducerSeq)
+		if b.maybeLanded || b.closeResult != nil || !ok {
+			s.ack(b, r.header.Get(protocol.HeaderNextOffset)) // our earlier try was written
+			return
+		}
+		// A duplicate answer to the first request with this (epoch, seq):
+		// someone else wrote that seq (a restarted producer reusing the
+		// epoch, or a batch given up on that landed late). Ours is not in
+		// the stream: number it after what the server has.
+		s.p.log.Debug("Sequence number already used on the server, renumbering", watermill.LogFields{
+			"epoch": r.a.epoch, "seq": r.a.seq, "server_seq": last,
+		})
+		s.hi = max(s.hi, last)
+		s.rebase = true
+
+	case r.status == http.StatusConflict && r.header.Get(protocol.HeaderClosed) == "true":
+		err := fmt.Errorf("%w: %s", protocol.ErrStreamClosed, url)
+		s.setFatal(err)
+		s.fail(b, err)
+
+	case r.status == http.StatusConflict && r.header.Get(protocol.HeaderExpectedSeq) != "":
+		expected, ok := headerInt(r.header, protocol.HeaderExpectedSeq)
+		switch {
+		case !ok:
+			s.fail(b, httpErr())
+			s.rebase = true
+		case len(s.queue) > 0 && s.queue[0] != b:
+			b.waitHead = true // an earlier batch has not landed yet
+		default:
+			// Nothing before it is pending, yet the server is behind: a batch
+			// given up on did not land. Renumber from what the server expects.
+			s.p.log.Debug("Server expects an earlier sequence number, renumbering", watermill.LogFields{
+				"epoch": r.a.epoch, "seq": r.a.seq, "expected_seq": expected,
+			})
+			s.hi = expected - 1
+			s.rebase = true
+		}
+
+	case r.status == http.StatusForbidden && r.header.Get(protocol.HeaderProducerEpoch) != "":
+		server, ok := headerInt(r.header, protocol.HeaderProducerEpoch)
+		if !ok {
+			s.fail(b, httpErr())
+			s.rebase = true
+			return
+		}
+		if s.p.cfg.AutoClaim && server < protocol.MaxInteger {
+			s.claim = max(s.claim, server+1)
+			s.rebase = true
+			return
+		}
+		err := &protocol.StaleEpochError{ServerEpoch: server, Epoch: r.a.epoch}
+		s.setFatal(err)
+		s.fail(b, err)
+
+	case r.status == http.StatusNotFound:
+		err := fmt.Errorf("%w: %s", protocol.ErrStreamNotFound, url)
+		s.setFatal(err)
+		s.fail(b, err)
+
+	default:
+		// 400, 413 and the like: the server applied nothing and did not
+		// advance, so the batches after this one are renumbered.
+		s.fail(b, httpErr())
+		s.rebase = true
+	}
+}
+
+func headerInt(h http.Header, name string) (int64, bool) {
+	n, err := strconv.ParseInt(h.Get(name), 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// renumber gives the queue consecutive seqs after what the server holds,
+// or from 0 in a claimed epoch. Nothing is in flight.
+func (s *sequencer) renumber() {
+	s.rebase = false
+	epoch, base := s.epoch, s.hi+1
+	if s.claim > s.epoch {
+		epoch, base = s.claim, 0
+	}
+	var kept, uncertain []*batch
+	for _, b := range s.queue {
+		seq := base + int64(len(kept))
+		moved := epoch != s.epoch || seq != b.seq
+		if moved && b.maybeLanded {
+			uncertain = append(uncertain, b)
+			continue
+		}
+		if moved {
+			b.seq = seq
+		}
+		b.waitHead = false
+		kept = append(kept, b)
+	}
+	if epoch != s.epoch {
+		s.p.log.Debug("Claimed producer epoch", watermill.LogFields{"epoch": epoch, "previous_epoch": s.epoch})
+		s.epoch = epoch
+		s.hi = -1
+		s.p.epoch.Store(epoch)
+	}
+	s.queue = kept
+	s.nextSeq = base + int64(len(kept))
+	s.probing = true
+	for _, b := range uncertain {
+		s.complete(b, "", errUncertain)
+	}
+}
+
+func (s *sequencer) ack(b *batch, offset string) {
+	s.hi = max(s.hi, b.seq)
+	s.probing = false
+	s.remove(b)
+	s.complete(b, offset, nil)
+}
+
+func (s *sequencer) fail(b *batch, err error) {
+	s.remove(b)
+	s.complete(b, "", err)
+}
+
+func (s *sequencer) remove(b *batch) {
+	if i := slices.Index(s.queue, b); i >= 0 {
+		s.queue = slices.Delete(s.queue, i, i+1)
+	}
+}
+
+// failWaiting fails every queued batch that is not in flight (after a
+// terminal answer or on close).
+func (s *sequencer) failWaiting() {
+	var failed []*batch
+	kept := s.queue[:0]
+	for _, b := range s.queue {
+		if b.inFlight {
+			kept = append(kept, b)
+		} else {
+			failed = append(failed, b)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	for _, b := range failed {
+		s.complete(b, "", s.fatal)
+	}
+}
+
+// setFatal makes every later Append fail and every queued batch fail.
+func (s *sequencer) setFatal(err error) {
+	if s.fatal != nil {
+		return
+	}
+	s.fatal = err
+	p := s.p
+	p.mu.Lock()
+	if p.sticky == nil {
+		p.sticky = err
+	}
+	p.cutLocked()
+	if p.waiters > 0 {
+		close(p.space)
+		p.space = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// complete reports a batch's result to its messages and flush markers and
+// frees its buffer space.
+func (s *sequencer) complete(b *batch, offset string, err error) {
+	p := s.p
+	if err != nil {
+		p.log.Trace("Batch failed", watermill.LogFields{"epoch": s.epoch, "seq": b.seq, "messages": len(b.dones), "error": err.Error()})
+	} else {
+		p.log.Trace("Batch written", watermill.LogFields{"epoch": s.epoch, "seq": b.seq, "messages": len(b.dones), "offset": offset})
+	}
+	if b.closeResult != nil {
+		b.closeResult <- closeResult{offset: offset, err: err}
+	} else {
+		for _, done := range b.dones {
+			switch {
+			case done != nil:
+				done(offset, err)
+			case err != nil && p.cfg.OnError != nil:
+				p.cfg.OnError(err)
+			}
+		}
+	}
+	kept := s.markers[:0]
+	for _, m := range s.markers {
+		if b.id < m.bound {
+			m.remaining--
+			if err != nil {
+				m.errs.add(err, max(1, len(b.dones)))
+			}
+			if m.remaining == 0 {
+				m.err = m.errs.err()
+				close(m.done)
+				continue
+			}
+		}
+		kept = append(kept, m)
+	}
+	clear(s.markers[len(kept):])
+	s.markers = kept
+
+	p.mu.Lock()
+	p.buffered -= b.size
+	if p.waiters > 0 {
+		close(p.space)
+		p.space = make(chan struct{})
+	}
+	p.mu.Unlock()
+}

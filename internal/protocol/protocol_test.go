@@ -1,0 +1,93 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestIsJSON(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                 true,
+		"Application/JSON; charset=utf-8":  true,
+		" application/json ":               true,
+		"application/json-seq":             false,
+		"text/plain":                       false,
+		"application/octet-stream":         false,
+		"application/json;;broken=":        true,
+		"":                                 false,
+		"application/vnd.api+json":         false,
+		"APPLICATION/JSON;CHARSET=\"UTF-8": true,
+	} {
+		assert.Equal(t, want, IsJSON(ct), "%q", ct)
+	}
+}
+
+func TestBackoffGrowsAndStaysInBounds(t *testing.T) {
+	p := RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}
+	for attempt, ceiling := range map[int]time.Duration{1: 10, 2: 20, 3: 40, 4: 80, 10: 80, 100: 80} {
+		ceiling *= time.Millisecond
+		for range 50 {
+			d := p.Backoff(attempt)
+			assert.GreaterOrEqual(t, d, ceiling/2, "attempt %d", attempt)
+			assert.LessOrEqual(t, d, ceiling, "attempt %d", attempt)
+		}
+	}
+}
+
+func TestAllows(t *testing.T) {
+	start := time.Now()
+	assert.True(t, RetryPolicy{}.Allows(1000, start, time.Hour))
+	assert.False(t, RetryPolicy{MaxAttempts: 3}.Allows(3, start, 0))
+	assert.True(t, RetryPolicy{MaxAttempts: 3}.Allows(2, start, 0))
+	assert.False(t, RetryPolicy{MaxElapsed: time.Second}.Allows(1, start, 2*time.Second))
+}
+
+func TestRetryAfter(t *testing.T) {
+	h := http.Header{}
+	assert.Zero(t, RetryAfter(h, time.Minute))
+	h.Set("Retry-After", "2")
+	assert.Equal(t, 2*time.Second, RetryAfter(h, time.Minute))
+	h.Set("Retry-After", "0.5")
+	assert.Equal(t, 500*time.Millisecond, RetryAfter(h, time.Minute))
+	h.Set("Retry-After", "99999")
+	assert.Equal(t, time.Minute, RetryAfter(h, time.Minute))
+	h.Set("Retry-After", "-3")
+	assert.Zero(t, RetryAfter(h, time.Minute))
+	h.Set("Retry-After", "soon")
+	assert.Zero(t, RetryAfter(h, time.Minute))
+	h.Set("Retry-After", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+	assert.Equal(t, time.Minute, RetryAfter(h, time.Minute))
+}
+
+func TestRedactURL(t *testing.T) {
+	assert.Equal(t, "https://host/v1/stream/a", RedactURL("https://user:pw@host/v1/stream/a?token=x#f"))
+	assert.Equal(t, "http://host:1/a@b", RedactURL("http://host:1/a@b"))
+	assert.Equal(t, "not a url", RedactURL("not a url"))
+}
+
+func TestRetryable(t *testing.T) {
+	assert.True(t, Retryable(&HTTPError{StatusCode: 503}))
+	assert.True(t, Retryable(&HTTPError{StatusCode: 429}))
+	assert.False(t, Retryable(&HTTPError{StatusCode: 400}))
+	assert.False(t, Retryable(&HTTPError{StatusCode: 404}))
+	assert.True(t, Retryable(fmt.Errorf("x: %w", syscall.ECONNRESET)))
+	assert.True(t, Retryable(io.ErrUnexpectedEOF))
+	assert.True(t, Retryable(context.DeadlineExceeded))
+	assert.False(t, Retryable(context.Canceled))
+	assert.False(t, Retryable(errors.New("other")))
+}
+
+func TestHTTPErrorMatchesSentinels(t *testing.T) {
+	assert.ErrorIs(t, &HTTPError{StatusCode: 404}, ErrStreamNotFound)
+	assert.ErrorIs(t, &HTTPError{StatusCode: 410}, ErrStreamGone)
+	assert.NotErrorIs(t, &HTTPError{StatusCode: 500}, ErrStreamNotFound)
+	assert.ErrorIs(t, &StaleEpochError{ServerEpoch: 3, Epoch: 1}, ErrStaleEpoch)
+}

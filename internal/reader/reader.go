@@ -1,0 +1,285 @@
+// Package reader reads a Durable Stream from an offset: catch-up GETs until
+// the tail, then live tailing by long-poll or SSE. It knows nothing of
+// Watermill; the subscriber turns its chunks into messages.
+package reader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Mode is how the reader tails a stream once it has caught up.
+type Mode int
+
+const (
+	// LongPoll holds a GET open until data arrives or the server times out.
+	LongPoll Mode = iota
+	// SSE keeps one server-sent-events connection open.
+	SSE
+)
+
+// Offsets with a meaning of their own.
+const (
+	OffsetBeginning = "-1"
+	OffsetNow       = "now"
+)
+
+// Defaults for Config.
+const (
+	DefaultLiveTimeout  = 65 * time.Second
+	DefaultMaxBodyBytes = 64 << 20
+)
+
+// Config configures a Reader.
+type Config struct {
+	// URL of the stream.
+	URL string
+	// Offset to start after: OffsetBeginning, OffsetNow, or an offset the
+	// server returned.
+	Offset string
+	Mode   Mode
+	// Client sends the requests; its RequestTimeout bounds catch-up GETs.
+	Client *protocol.Client
+	// LiveTimeout bounds a long-poll request, and the silence on an SSE
+	// connection before it is dropped and reopened. It must exceed the
+	// server's long-poll timeout (the reference server's default is 30s).
+	LiveTimeout time.Duration
+	// RetryPolicy bounds retries of network errors, 429 and 5xx.
+	RetryPolicy protocol.RetryPolicy
+	// MaxBodyBytes bounds one read body or one SSE batch.
+	MaxBodyBytes int64
+	// StopAtTail ends the read (io.EOF) once it is up to date, instead
+	// of tailing: a catch-up read of what the stream holds now.
+	StopAtTail bool
+}
+
+// Chunk is one read: the data after Offset, up to NextOffset.
+type Chunk struct {
+	// Data is a JSON array in JSON mode, raw bytes otherwise.
+	Data []byte
+	// JSON tells whether the stream is in JSON mode.
+	JSON bool
+	// Offset is where the chunk starts (the offset that was asked for).
+	Offset string
+	// NextOffset is where the next read starts, as the server said.
+	NextOffset string
+	UpToDate   bool
+	// Closed: the stream is closed and this chunk reaches its end (EOF).
+	Closed bool
+}
+
+// Reader reads one stream. It is not safe for concurrent use.
+type Reader struct {
+	cfg         Config
+	offset      string
+	cursor      string
+	upToDate    bool
+	closed      bool
+	contentType string
+	sse         *sseConn
+	emptyStreak int
+	// progressed: the last empty answer still moved the reader on (it
+	// reached the tail), so the next request may follow at once.
+	progressed bool
+}
+
+// New returns a Reader; it sends nothing until Next.
+func New(cfg Config) (*Reader, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("durablestreams: reader needs a stream URL")
+	}
+	if cfg.Offset == "" {
+		cfg.Offset = OffsetBeginning
+	}
+	if cfg.Offset != OffsetBeginning && cfg.Offset != OffsetNow {
+		if err := validateOffset(cfg.Offset); err != nil {
+			return nil, fmt.Errorf("durablestreams: start offset: %w", err)
+		}
+	}
+	if cfg.Client == nil {
+		cfg.Client = &protocol.Client{}
+	}
+	if cfg.LiveTimeout <= 0 {
+		cfg.LiveTimeout = DefaultLiveTimeout
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return &Reader{cfg: cfg, offset: cfg.Offset}, nil
+}
+
+// Offset is where the next read starts: always the start offset or an
+// offset the server returned.
+func (r *Reader) Offset() string { return r.offset }
+
+// ContentType is the stream's content type, once a read has told it.
+func (r *Reader) ContentType() string { return r.contentType }
+
+// Close drops an open SSE connection.
+func (r *Reader) Close() {
+	if r.sse != nil {
+		r.sse.close()
+		r.sse = nil
+	}
+}
+
+// Next returns the next chunk with data, or the chunk that ends a closed
+// stream (Closed set, maybe without data). After that it returns io.EOF,
+// as it does at the tail with StopAtTail.
+// Empty answers (a long-poll timeout) are absorbed, never returned.
+// Retryable failures are retried under the RetryPolicy; 404 and 410 are
+// final (errors.Is ErrStreamNotFound / ErrStreamGone).
+func (r *Reader) Next(ctx context.Context) (Chunk, error) {
+	attempt := 0
+	start := time.Now()
+	for {
+		if r.closed || (r.cfg.StopAtTail && r.upToDate) {
+			return Chunk{}, io.EOF
+		}
+		if err := ctx.Err(); err != nil {
+			return Chunk{}, err
+		}
+		began := time.Now()
+		chunk, ok, err := r.step(ctx)
+		if err == nil {
+			attempt, start = 0, time.Now()
+			if ok {
+				r.emptyStreak = 0
+				return chunk, nil
+			}
+			if err := r.pauseAfterEmpty(ctx, time.Since(began)); err != nil {
+				return Chunk{}, err
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return Chunk{}, ctx.Err()
+		}
+		if !retryable(err) {
+			return Chunk{}, err
+		}
+		attempt++
+		wait := r.cfg.RetryPolicy.Backoff(attempt)
+		var httpErr *retryAfterError
+		if errors.As(err, &httpErr) && httpErr.after > wait {
+			wait = httpErr.after
+		}
+		if !r.cfg.RetryPolicy.Allows(attempt, start, wait) {
+			return Chunk{}, fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
+		}
+		if err := protocol.Sleep(ctx, wait); err != nil {
+			return Chunk{}, err
+		}
+	}
+}
+
+// minEmptyInterval: an empty answer faster than this is no long-poll
+// timeout but a server that answers at once; back off so as not to spin.
+const minEmptyInterval = 100 * time.Millisecond
+
+func (r *Reader) pauseAfterEmpty(ctx context.Context, took time.Duration) error {
+	if took >= minEmptyInterval || r.progressed {
+		r.emptyStreak = 0
+		return nil
+	}
+	r.emptyStreak++
+	return protocol.Sleep(ctx, r.cfg.RetryPolicy.Backoff(r.emptyStreak))
+}
+
+// step sends one request (or reads one SSE batch). ok is false when the
+// answer carried no data.
+func (r *Reader) step(ctx context.Context) (Chunk, bool, error) {
+	if r.upToDate && r.cfg.Mode == SSE {
+		return r.stepSSE(ctx)
+	}
+	return r.stepGET(ctx)
+}
+
+func (r *Reader) readURL(live string) string {
+	q := url.Values{}
+	q.Set("offset", r.offset)
+	if live != "" {
+		q.Set("live", live)
+		if r.cursor != "" {
+			q.Set("cursor", r.cursor)
+		}
+	}
+	return r.cfg.URL + "?" + q.Encode()
+}
+
+// advance records a position the server returned.
+func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool) {
+	chunk := Chunk{
+		Data:       data,
+		JSON:       protocol.IsJSON(r.contentType),
+		Offset:     r.offset,
+		NextOffset: h.NextOffset,
+		UpToDate:   h.UpToDate,
+		Closed:     h.Closed && h.UpToDate,
+	}
+	if chunk.JSON && isEmptyJSONArray(data) {
+		chunk.Data = nil
+	}
+	r.progressed = h.UpToDate && !r.upToDate
+	r.offset = h.NextOffset
+	if h.Cursor != "" {
+		r.cursor = h.Cursor
+	}
+	r.upToDate = r.upToDate || h.UpToDate
+	r.closed = chunk.Closed
+	return chunk, len(chunk.Data) > 0 || chunk.Closed
+}
+
+func isEmptyJSONArray(data []byte) bool {
+	for _, b := range data {
+		switch b {
+		case '[', ']', ' ', '\t', '\r', '\n':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// statusError maps a failed read answer onto the library's errors.
+func statusError(resp *http.Response, rawURL string) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	err := &protocol.HTTPError{Method: http.MethodGet, URL: protocol.RedactURL(rawURL), StatusCode: resp.StatusCode, Body: protocol.ErrorBody(body)}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: %w", protocol.ErrStreamNotFound, err)
+	case resp.StatusCode == http.StatusGone:
+		return fmt.Errorf("%w: %w", protocol.ErrStreamGone, err)
+	case protocol.RetryableStatus(resp.StatusCode):
+		return &retryAfterError{err: err, after: protocol.RetryAfter(resp.Header, time.Minute)}
+	}
+	return err
+}
+
+// retryAfterError is a retryable status with the server's Retry-After.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// networkError is a transport failure: the request may be sent again.
+type networkError struct{ err error }
+
+func (e *networkError) Error() string { return e.err.Error() }
+func (e *networkError) Unwrap() error { return e.err }
+
+func retryable(err error) bool {
+	var ra *retryAfterError
+	var ne *networkError
+	return errors.As(err, &ra) || errors.As(err, &ne)
+}

@@ -1,0 +1,165 @@
+package reader
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// sseConn is an open SSE response. It outlives one Next call, so it has a
+// context of its own, cancelled by Close, by the idle timer, or by the
+// context of a Next call that is waiting on it.
+type sseConn struct {
+	body   io.ReadCloser
+	br     *bufio.Reader
+	base64 bool
+	cancel context.CancelFunc
+	idle   *time.Timer
+	once   sync.Once
+}
+
+func (c *sseConn) close() {
+	c.once.Do(func() {
+		c.idle.Stop()
+		c.cancel()
+		_ = c.body.Close()
+	})
+}
+
+func (r *Reader) openSSE(ctx context.Context) error {
+	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	idle := time.AfterFunc(r.cfg.LiveTimeout, cancel)
+	target := r.readURL("sse")
+	req, err := r.cfg.Client.NewRequest(connCtx, http.MethodGet, target, nil)
+	if err != nil {
+		idle.Stop()
+		cancel()
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	stop := context.AfterFunc(ctx, cancel)
+	resp, err := r.cfg.Client.Do(req)
+	stop()
+	if err != nil {
+		idle.Stop()
+		cancel()
+		return &networkError{fmt.Errorf("durablestreams: open SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := statusError(resp, target)
+		protocol.DrainClose(resp.Body)
+		idle.Stop()
+		cancel()
+		return err
+	}
+	if mt := protocol.MediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		protocol.DrainClose(resp.Body)
+		idle.Stop()
+		cancel()
+		return fmt.Errorf("durablestreams: open SSE on %s: %w: content type %q", protocol.RedactURL(r.cfg.URL), ErrProtocol, mt)
+	}
+	r.sse = &sseConn{
+		body:   resp.Body,
+		br:     bufio.NewReaderSize(resp.Body, 64<<10),
+		base64: strings.EqualFold(resp.Header.Get(protocol.HeaderSSEDataEncoding), "base64"),
+		cancel: cancel,
+		idle:   idle,
+	}
+	return nil
+}
+
+// stepSSE reads events until a control event closes a batch with data,
+// or the stream closes. A connection that ends after some progress is
+// reopened at once (ok false, no error); one that fails before any event
+// is a network error, retried with backoff.
+func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
+	if r.sse == nil {
+		if err := r.openSSE(ctx); err != nil {
+			return Chunk{}, false, err
+		}
+	}
+	conn := r.sse
+	stop := context.AfterFunc(ctx, conn.cancel)
+	defer stop()
+
+	var (
+		parts    [][]byte
+		size     int64
+		progress bool
+	)
+	for {
+		ev, err := readSSEEvent(conn.br, int(r.cfg.MaxBodyBytes))
+		if err != nil {
+			r.Close()
+			if errors.Is(err, ErrBodyTooLarge) {
+				return Chunk{}, false, err
+			}
+			if progress {
+				r.progressed = true
+				return Chunk{}, false, nil
+			}
+			return Chunk{}, false, &networkError{fmt.Errorf("durablestreams: SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
+		}
+		conn.idle.Reset(r.cfg.LiveTimeout)
+		switch ev.Type {
+		case "data":
+			data, err := decodeSSEData(ev.Data, conn.base64)
+			if err != nil {
+				r.Close()
+				return Chunk{}, false, err
+			}
+			size += int64(len(data))
+			if size > r.cfg.MaxBodyBytes {
+				r.Close()
+				return Chunk{}, false, fmt.Errorf("%w: SSE batch exceeds %d bytes", ErrBodyTooLarge, r.cfg.MaxBodyBytes)
+			}
+			parts = append(parts, data)
+		case "control":
+			c, err := parseControl(ev.Data)
+			if err != nil {
+				r.Close()
+				return Chunk{}, false, err
+			}
+			progress = true
+			data, err := r.joinParts(parts)
+			if err != nil {
+				r.Close()
+				return Chunk{}, false, err
+			}
+			parts, size = nil, 0
+			h := readHeaders{NextOffset: c.StreamNextOffset, Cursor: c.StreamCursor, UpToDate: c.UpToDate || c.StreamClosed, Closed: c.StreamClosed}
+			chunk, ok := r.advance(h, data)
+			if chunk.Closed {
+				r.Close()
+			}
+			if ok {
+				return chunk, true, nil
+			}
+		}
+	}
+}
+
+func (r *Reader) joinParts(parts [][]byte) ([]byte, error) {
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	if protocol.IsJSON(r.contentType) {
+		return joinJSONArrays(parts)
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
+}

@@ -1,0 +1,352 @@
+package durablestreams
+
+import (
+	"encoding/base64"
+	"slices"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// JSONMarshaler is the default marshaler. It writes each message to a
+// JSON-mode stream (application/json) as one envelope object that keeps
+// the UUID, every metadata key exactly as given and the payload:
+//
+//	{"uuid":"…","metadata":{"name":"OrderPlaced"},"payload":{"id":7}}
+//
+// A browser or another client reading the stream sees the payload as a
+// JSON value under "payload" when it is JSON that the server keeps byte
+// for byte, which is JSON printed as JavaScript's JSON.stringify prints it
+// (compact, numbers and string escapes as JavaScript writes them, no
+// duplicate or array-index keys such as "0"). The reference server parses
+// and re-prints every message, so any other payload is stored so that it
+// survives that unchanged:
+//
+//	{"uuid":"…","metadata":{},"payload_text":"{ \"id\": 7 }"}  valid UTF-8 (also empty)
+//	{"uuid":"…","metadata":{},"payload_base64":"/wA="}         anything else
+//
+// Exactly one of the three payload fields is present and "metadata" is
+// always an object of strings. Unmarshal ignores fields it does not know,
+// so later versions can add some.
+//
+// Marshal fails with ErrInvalidUTF8 when the UUID or metadata is not valid
+// UTF-8; Unmarshal fails with ErrInvalidEnvelope on anything that is not
+// such an envelope. Both errors are typed (*MarshalError, *UnmarshalError).
+type JSONMarshaler struct{}
+
+var _ MarshalerUnmarshaler = JSONMarshaler{}
+
+const jsonMarshalerName = "JSONMarshaler"
+
+// ContentType returns application/json.
+func (JSONMarshaler) ContentType() string { return "application/json" }
+
+// Marshal encodes msg as an envelope. The result never shares memory
+// with msg.
+func (JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	size := len(`{"uuid":"","metadata":{},"payload_base64":""}`) + len(msg.UUID)
+	if !utf8.ValidString(msg.UUID) {
+		return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "UUID", Err: ErrInvalidUTF8}
+	}
+	var keyBuf [8]string
+	keys := keyBuf[:0]
+	for k, v := range msg.Metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "metadata key " + quoteKey(k), Err: ErrInvalidUTF8}
+		}
+		keys = append(keys, k)
+		size += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+
+	payload := msg.Payload
+	kind := payloadBase64
+	switch {
+	case jsCanonical(payload):
+		kind = payloadJSON
+		size += len(payload)
+	case utf8.Valid(payload):
+		kind = payloadText
+		size += len(payload) + len(payload)/8
+	default:
+		size += base64.StdEncoding.EncodedLen(len(payload))
+	}
+
+	b := make([]byte, 0, size)
+	b = append(b, `{"uuid":`...)
+	b = appendJSString(b, msg.UUID)
+	b = append(b, `,"metadata":{`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSString(b, k)
+		b = append(b, ':')
+		b = appendJSString(b, msg.Metadata[k])
+	}
+	b = append(b, "},"...)
+	switch kind {
+	case payloadJSON:
+		b = append(b, `"payload":`...)
+		b = append(b, payload...)
+	case payloadText:
+		b = append(b, `"payload_text":`...)
+		b = appendJSString(b, []byte(payload))
+	default:
+		b = append(b, `"payload_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, payload)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
+}
+
+type payloadKind int
+
+const (
+	payloadJSON payloadKind = iota
+	payloadText
+	payloadBase64
+)
+
+func quoteKey(k string) string {
+	if len(k) > 64 {
+		k = k[:64] + "…"
+	}
+	return "\"" + k + "\""
+}
+
+// Unmarshal decodes one envelope. It accepts any JSON formatting of it
+// and does not keep data.
+func (JSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
+	d := envelopeDecoders.Get().(*envelopeDecoder)
+	*d = envelopeDecoder{
+		s:       jsonScanner{data: data, maxDepth: maxReadDepth},
+		strs:    d.strs[:0],
+		meta:    d.meta[:0],
+		scratch: d.scratch[:0],
+	}
+	msg, err := d.decode()
+	d.s.data, d.payload = nil, nil
+	if cap(d.strs)+cap(d.scratch) <= 64<<10 && cap(d.meta) <= 1024 {
+		envelopeDecoders.Put(d)
+	}
+	return msg, err
+}
+
+// envelopeDecoders recycles the decoders' buffers: Unmarshal runs for
+// every message read.
+var envelopeDecoders = sync.Pool{New: func() any { return new(envelopeDecoder) }}
+
+type envelopeDecoder struct {
+	s           jsonScanner
+	uuid        span
+	hasUUID     bool
+	hasMetadata bool
+	payloads    int
+	payload     []byte
+	// strs holds the UUID and metadata, which become one string for the
+	// message; meta holds key and value spans in it.
+	strs    []byte
+	meta    []span
+	scratch []byte
+}
+
+func (d *envelopeDecoder) fail(reason string) (*message.Message, error) {
+	d.s.fail(reason)
+	return nil, &UnmarshalError{Marshaler: jsonMarshalerName, Offset: d.s.pos, Reason: d.s.reason, Err: ErrInvalidEnvelope}
+}
+
+func (d *envelopeDecoder) decode() (*message.Message, error) {
+	s := &d.s
+	if !utf8.Valid(s.data) {
+		return d.fail("not valid UTF-8")
+	}
+	s.ws()
+	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+		return d.fail("not a JSON object")
+	}
+	s.pos++
+	s.ws()
+	for {
+		raw, escaped, ok := d.rawString()
+		if !ok {
+			return d.fail("expected object key")
+		}
+		key := raw[1 : len(raw)-1]
+		if escaped {
+			d.scratch = appendUnquoted(d.scratch[:0], raw)
+			key = d.scratch
+		}
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return d.fail("expected ':'")
+		}
+		s.pos++
+		s.ws()
+		if reason := d.field(key); reason != "" || s.reason != "" {
+			return d.fail(reason)
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return d.fail("unexpected end of JSON")
+		}
+		if s.data[s.pos] == '}' {
+			s.pos++
+			break
+		}
+		if s.data[s.pos] != ',' {
+			return d.fail("expected ',' or '}'")
+		}
+		s.pos++
+		s.ws()
+	}
+	s.ws()
+	switch {
+	case s.pos != len(s.data):
+		return d.fail("data after the envelope")
+	case !d.hasUUID:
+		return d.fail(`no "uuid"`)
+	case d.payloads == 0:
+		return d.fail(`no "payload", "payload_text" or "payload_base64"`)
+	}
+	strs := string(d.strs)
+	str := func(f span) string { return strs[f.start:f.end] }
+	msg := message.NewMessage(str(d.uuid), d.payload)
+	for i := 0; i < len(d.meta); i += 2 {
+		msg.Metadata[str(d.meta[i])] = str(d.meta[i+1])
+	}
+	return msg, nil
+}
+
+// field decodes the value of one envelope field and returns why it is
+// invalid, if it is (or sets d.s.reason).
+func (d *envelopeDecoder) field(key []byte) string {
+	s := &d.s
+	switch string(key) {
+	case "uuid":
+		if d.hasUUID {
+			return `duplicate "uuid"`
+		}
+		v, ok := d.string()
+		if !ok {
+			return `"uuid" is not a string`
+		}
+		d.uuid, d.hasUUID = v, true
+	case "metadata":
+		if d.hasMetadata {
+			return `duplicate "metadata"`
+		}
+		d.hasMetadata = true
+		return d.metadataObject()
+	case "payload":
+		if d.payloads++; d.payloads > 1 {
+			return "more than one payload field"
+		}
+		start := s.pos
+		if s.value() {
+			d.payload = append([]byte(nil), s.data[start:s.pos]...)
+		}
+	case "payload_text", "payload_base64":
+		if d.payloads++; d.payloads > 1 {
+			return "more than one payload field"
+		}
+		raw, escaped, ok := d.rawString()
+		if !ok {
+			return `"` + string(key) + `" is not a string`
+		}
+		if string(key) == "payload_text" {
+			if escaped {
+				d.payload = appendUnquoted(nil, raw)
+			} else {
+				d.payload = append([]byte(nil), raw[1:len(raw)-1]...)
+			}
+			return ""
+		}
+		if escaped {
+			// Base64 needs no escapes, but JSON allows them.
+			d.scratch = appendUnquoted(d.scratch[:0], raw)
+			raw = d.scratch
+		} else {
+			raw = raw[1 : len(raw)-1]
+		}
+		p, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(raw))), raw)
+		if err != nil {
+			return `"payload_base64" is not base64`
+		}
+		d.payload = p
+	default:
+		s.value()
+	}
+	return ""
+}
+
+// rawString scans a JSON string at the current position and returns it
+// with its quotes.
+func (d *envelopeDecoder) rawString() (raw []byte, escaped, ok bool) {
+	s := &d.s
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return nil, false, false
+	}
+	start := s.pos
+	escaped, ok = s.str()
+	return s.data[start:s.pos], escaped, ok
+}
+
+// string decodes a JSON string at the current position into d.strs.
+func (d *envelopeDecoder) string() (span, bool) {
+	raw, escaped, ok := d.rawString()
+	if !ok {
+		return span{}, false
+	}
+	start := len(d.strs)
+	if escaped {
+		d.strs = appendUnquoted(d.strs, raw)
+	} else {
+		d.strs = append(d.strs, raw[1:len(raw)-1]...)
+	}
+	return span{start, len(d.strs)}, true
+}
+
+func (d *envelopeDecoder) metadataObject() string {
+	s := &d.s
+	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+		return `"metadata" is not an object`
+	}
+	s.pos++
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		return ""
+	}
+	for {
+		k, ok := d.string()
+		if !ok {
+			return "expected metadata key"
+		}
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return "expected ':'"
+		}
+		s.pos++
+		s.ws()
+		v, ok := d.string()
+		if !ok {
+			return "metadata value is not a string"
+		}
+		d.meta = append(d.meta, k, v)
+		s.ws()
+		if s.pos >= len(s.data) {
+			return "unexpected end of JSON"
+		}
+		if s.data[s.pos] == '}' {
+			s.pos++
+			return ""
+		}
+		if s.data[s.pos] != ',' {
+			return "expected ',' or '}'"
+		}
+		s.pos++
+		s.ws()
+	}
+}

@@ -1,0 +1,287 @@
+package durablestreams
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestJSONMarshalerRoundTrip(t *testing.T) {
+	m := JSONMarshaler{}
+	for _, tc := range trickyMessages() {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := m.Marshal("topic", tc.msg)
+			require.NoError(t, err)
+			require.True(t, json.Valid(data), "envelope is not JSON: %s", data)
+			got, err := m.Unmarshal("topic", data)
+			require.NoError(t, err)
+			requireEqualMessages(t, tc.msg, got)
+		})
+	}
+}
+
+func TestJSONMarshalerEnvelope(t *testing.T) {
+	msg := message.NewMessage("id-1", []byte(`{"a":"<&>"}`))
+	msg.Metadata.Set("name", "Evt")
+	msg.Metadata.Set("correlation_id", "c1")
+	data, err := JSONMarshaler{}.Marshal("t", msg)
+	require.NoError(t, err)
+	assert.Equal(t, `{"uuid":"id-1","metadata":{"correlation_id":"c1","name":"Evt"},"payload":{"a":"<&>"}}`, string(data))
+	assert.Equal(t, "application/json", JSONMarshaler{}.ContentType())
+
+	tests := []struct {
+		payload string
+		want    string
+	}{
+		{``, `"payload_text":""`},
+		{`{ "a": 1 }`, `"payload_text":"{ \"a\": 1 }"`},
+		{"\u2028<\x01>", "\"payload_text\":\"\u2028<\\u0001>\""},
+		{"\xff\x00", `"payload_base64":"/wA="`},
+		{`12345678901234567890`, `"payload_text":"12345678901234567890"`},
+		{`9007199254740991`, `"payload":9007199254740991`},
+		{`[0.1,1e+21,1e-7]`, `"payload":[0.1,1e+21,1e-7]`},
+	}
+	for _, tc := range tests {
+		data, err := JSONMarshaler{}.Marshal("t", message.NewMessage("u", []byte(tc.payload)))
+		require.NoError(t, err)
+		assert.Equal(t, `{"uuid":"u","metadata":{},`+tc.want+`}`, string(data), "payload %q", tc.payload)
+	}
+}
+
+func TestJSCanonical(t *testing.T) {
+	canonical := []string{
+		`0`, `-1`, `42`, `999999999999999`, `9007199254740992`, `1.5`, `-0.25`, `0.000001`, `1e-7`, `1e+21`,
+		`1.7976931348623157e+308`, `5e-324`, `123456789012345680000`,
+		`true`, `false`, `null`, `""`, `"a\"b\\c"`, `"\b\f\n\r\t"`, `"\u0000\u001f\u000b"`, "\"\x7f\"",
+		"\"<&>\u2028\u2029é😀\"", `[]`, `{}`, `[1,[2,[3]],{"a":{}}]`, `{"a":1,"b":2,"A":3,"01":4,"-1":5,"1.0":6,"__proto__":7}`,
+		`{"":""}`,
+	}
+	notCanonical := []string{
+		``, ` 1`, `1 `, `[1, 2]`, "{\"a\":1}\n", `{ }`, `-0`, `1.0`, `1.50`, `01`, `1E5`, `1e5`, `1e21`, `100000000000000000000000`,
+		`0.0000001`, `12345678901234567890`, `9007199254740993`, `1e400`,
+		`"\u0041"`, `"\u001F"`, `"\u000a"`, `"\/"`, `"\ud800"`, `"\ud83d\ude00"`, `"\u00e9"`,
+		`{"0":1}`, `{"a":1,"1":2}`, `{"4294967295":1}`, `{"a":1,"a":2}`,
+		`{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k1":1}`,
+		`tru`, `[1,]`, `{"a"}`, `"abc`, "\"\x01\"", "\"\xff\"", `NaN`, `Infinity`, `+1`, `.5`, `1.`, `[1]]`,
+		strings.Repeat("[", maxWriteDepth+1) + strings.Repeat("]", maxWriteDepth+1),
+	}
+	for _, s := range canonical {
+		assert.True(t, jsCanonical([]byte(s)), "want canonical: %s", s)
+	}
+	for _, s := range notCanonical {
+		assert.False(t, jsCanonical([]byte(s)), "want not canonical: %q", s)
+	}
+}
+
+func TestAppendJSNumber(t *testing.T) {
+	// Expected values printed by Node.js: String(x).
+	tests := map[float64]string{
+		0: "0", 1: "1", -1: "-1", 0.1: "0.1", 1.5: "1.5", 100: "100", 1e20: "100000000000000000000",
+		1e21: "1e+21", 1.5e21: "1.5e+21", 1e-6: "0.000001", 1e-7: "1e-7", 1.23e-7: "1.23e-7", 123e-20: "1.23e-18",
+		9007199254740993: "9007199254740992", 5e-324: "5e-324", 1.7976931348623157e308: "1.7976931348623157e+308",
+		0.000123: "0.000123", 123.456: "123.456",
+	}
+	for f, want := range tests {
+		assert.Equal(t, want, string(appendJSNumber(nil, f)), "%v", f)
+	}
+}
+
+func TestJSONMarshalerRejectsInvalidUTF8(t *testing.T) {
+	bad := []*message.Message{message.NewMessage("\xff", nil), message.NewMessage("u", nil), message.NewMessage("u", nil)}
+	bad[1].Metadata.Set("k\xff", "v")
+	bad[2].Metadata.Set("k", "v\xc3")
+	for _, msg := range bad {
+		_, err := JSONMarshaler{}.Marshal("t", msg)
+		require.ErrorIs(t, err, ErrInvalidUTF8)
+		var merr *MarshalError
+		require.ErrorAs(t, err, &merr)
+		assert.Equal(t, msg.UUID, merr.UUID)
+	}
+}
+
+func TestJSONUnmarshalRejectsNonEnvelopes(t *testing.T) {
+	inputs := []string{
+		``, ` `, `null`, `42`, `"uuid"`, `[]`, `[{"uuid":"u","payload":1}]`, `{}`, `{"id":7}`,
+		`{"uuid":"u"}`, `{"payload":1}`, `{"uuid":1,"payload":1}`, `{"uuid":"u","payload":1,"payload_text":"x"}`,
+		`{"uuid":"u","uuid":"v","payload":1}`, `{"uuid":"u","payload_text":1}`, `{"uuid":"u","payload_base64":"!!"}`,
+		`{"uuid":"u","payload":1,"metadata":[]}`, `{"uuid":"u","payload":1,"metadata":{"a":1}}`,
+		`{"uuid":"u","payload":1,"metadata":{},"metadata":{}}`, `{"uuid":"u","payload":}`, `{"uuid":"u","payload":1`,
+		`{"uuid":"u","payload":1}x`, `{"uuid":"u","payload":1}{}`, "{\"uuid\":\"\xff\",\"payload\":1}", `{"uuid":"u" "payload":1}`,
+		`{"uuid":"u","payload":1,}`, `{"uuid":"u","payload":[1,2}`, `{"uuid":"u","payload":1,"x":tru}`, `{uuid:"u"}`,
+		`{"uuid":"u","payload":` + strings.Repeat("[", maxReadDepth+1) + strings.Repeat("]", maxReadDepth+1) + `}`,
+	}
+	for _, in := range inputs {
+		msg, err := JSONMarshaler{}.Unmarshal("t", []byte(in))
+		require.ErrorIs(t, err, ErrInvalidEnvelope, "input %q", in)
+		var uerr *UnmarshalError
+		require.ErrorAs(t, err, &uerr)
+		assert.LessOrEqual(t, uerr.Offset, len(in))
+		assert.Nil(t, msg)
+	}
+}
+
+func TestJSONUnmarshalAcceptsAnyFormatting(t *testing.T) {
+	in := "\n{ \"\\u0075uid\" : \"a\\u00e9\\ud83d\\ude00\\ud800\" ,\n \"future\": {\"x\":[1,2]},\n" +
+		" \"metadata\" : { \"name\" : \"Evt\", \"k\":\"1\", \"k\":\"2\" },\n \"payload\" : [ 1 , 2 ] }\n"
+	got, err := JSONMarshaler{}.Unmarshal("t", []byte(in))
+	require.NoError(t, err)
+	assert.Equal(t, "aé😀\uFFFD", got.UUID)
+	assert.Equal(t, message.Metadata{"name": "Evt", "k": "2"}, got.Metadata)
+	assert.Equal(t, "[ 1 , 2 ]", string(got.Payload))
+
+	got, err = JSONMarshaler{}.Unmarshal("t", []byte(`{"uuid":"","payload_base64":"\/w\u0041="}`))
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0xff, 0x00}, []byte(got.Payload))
+}
+
+func TestJSONUnmarshalDoesNotKeepData(t *testing.T) {
+	msg := message.NewMessage("u", []byte(`{"a":1}`))
+	msg.Metadata.Set("k", "v")
+	data, err := JSONMarshaler{}.Marshal("t", msg)
+	require.NoError(t, err)
+	got, err := JSONMarshaler{}.Unmarshal("t", data)
+	require.NoError(t, err)
+	for i := range data {
+		data[i] = 'X'
+	}
+	requireEqualMessages(t, msg, got)
+}
+
+func TestJSONMarshalerConcurrent(t *testing.T) {
+	concurrentRoundTrips(t, JSONMarshaler{}, func(want, got *message.Message) error {
+		if !want.Equals(got) {
+			return fmt.Errorf("message %s differs", want.UUID)
+		}
+		return nil
+	})
+}
+
+func TestJSONMarshalerAllocations(t *testing.T) {
+	msg := benchMessage([]byte(`{"id":12345,"name":"order placed","items":["a","b","c"],"total":99.5,"ok":true,"note":"xxxxx"}`))
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := (JSONMarshaler{}).Marshal("t", msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, allocs, 2.0, "Marshal allocations")
+}
+
+func benchMessage(payload []byte) *message.Message {
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	msg.Metadata.Set("name", "OrderPlaced")
+	msg.Metadata.Set("correlation_id", watermill.NewUUID())
+	return msg
+}
+
+var benchPayloads = map[string][]byte{
+	"json": []byte(`{"id":12345,"name":"order placed","items":["a","b","c"],"total":99.5,"ok":true,"note":"xxxxxxx"}`),
+	"text": bytes.Repeat([]byte("log line "), 12)[:100],
+}
+
+func BenchmarkJSONMarshal(b *testing.B) {
+	for name, p := range benchPayloads {
+		b.Run(name, func(b *testing.B) {
+			msg := benchMessage(p)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				if _, err := (JSONMarshaler{}).Marshal("t", msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkJSONUnmarshal(b *testing.B) {
+	for name, p := range benchPayloads {
+		b.Run(name, func(b *testing.B) {
+			data, err := JSONMarshaler{}.Marshal("t", benchMessage(p))
+			require.NoError(b, err)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				if _, err := (JSONMarshaler{}).Unmarshal("t", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func FuzzJSONUnmarshal(f *testing.F) {
+	for _, s := range []string{
+		`{"uuid":"u","metadata":{"name":"x"},"payload":{"a":[1,2]}}`,
+		`{"uuid":"","metadata":{},"payload_text":"a\nb"}`,
+		`{"uuid":"u","payload_base64":"/wA="}`,
+		` { "uuid" : "\ud83d\ude00" , "payload" : null } `,
+		`{"id":7}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := JSONMarshaler{}
+		msg, err := m.Unmarshal("t", data)
+		if err != nil {
+			var uerr *UnmarshalError
+			if !errors.Is(err, ErrInvalidEnvelope) || !errors.As(err, &uerr) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		// Whatever decodes must survive our own encoding.
+		again, err := m.Marshal("t", msg)
+		if err != nil {
+			t.Fatalf("re-marshal: %v", err)
+		}
+		back, err := m.Unmarshal("t", again)
+		if err != nil {
+			t.Fatalf("re-unmarshal %s: %v", again, err)
+		}
+		requireEqualMessages(t, msg, back)
+	})
+}
+
+func FuzzJSONRoundTrip(f *testing.F) {
+	f.Add("uuid", "name", "Evt", []byte(`{"a":1}`))
+	f.Add("", "", "", []byte{})
+	f.Add("u", "0", "\u2028", []byte("{ \"a\": 1 }"))
+	f.Add("u", "k", "v", []byte("\xff\n"))
+	f.Add("u", "k", "v", []byte(`[1e21,"\u0041",{"0":1}]`))
+	f.Fuzz(func(t *testing.T, uuid, key, value string, payload []byte) {
+		msg := message.NewMessage(uuid, payload)
+		msg.Metadata.Set(key, value)
+		m := JSONMarshaler{}
+		data, err := m.Marshal("t", msg)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidUTF8) || utf8.ValidString(uuid) && utf8.ValidString(key) && utf8.ValidString(value) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("envelope is not JSON: %q", data)
+		}
+		if jsCanonical(payload) {
+			// Canonical text is at least valid compact JSON.
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, payload); err != nil || !bytes.Equal(compact.Bytes(), payload) {
+				t.Fatalf("canonical payload %q is not compact JSON", payload)
+			}
+		}
+		got, err := m.Unmarshal("t", data)
+		if err != nil {
+			t.Fatalf("unmarshal %q: %v", data, err)
+		}
+		requireEqualMessages(t, msg, got)
+	})
+}

@@ -1,0 +1,52 @@
+package durablestreams
+
+import (
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// RawJSONMarshaler writes only the payload, which must be one JSON value,
+// to a JSON-mode stream (application/json): for streams read by browsers
+// or other tools that expect plain JSON messages. UUID and metadata are
+// not written; Unmarshal gives each message a new UUID and no metadata.
+//
+// The reference server re-prints every message compactly (see
+// JSONMarshaler), so a payload reads back in JavaScript's JSON.stringify
+// form, which may differ from the bytes written. It also adds an "offset"
+// to the "headers" object of State Protocol messages (top-level objects
+// whose "headers" has a string "operation" or "control").
+//
+// Marshal fails with ErrPayloadNotJSON for a payload that is not JSON,
+// not UTF-8, or nested deeper than the server can re-print.
+type RawJSONMarshaler struct{}
+
+var _ MarshalerUnmarshaler = RawJSONMarshaler{}
+
+const rawJSONMarshalerName = "RawJSONMarshaler"
+
+// ContentType returns application/json.
+func (RawJSONMarshaler) ContentType() string { return "application/json" }
+
+// Marshal returns msg.Payload itself (capacity clipped, so appending to the
+// result never writes into it) after checking that it is JSON.
+func (RawJSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if reason, offset := scanJSON(msg.Payload, maxWriteDepth); reason != "" {
+		return nil, &MarshalError{
+			Marshaler: rawJSONMarshalerName,
+			UUID:      msg.UUID,
+			Reason:    reason + " at byte " + strconv.Itoa(offset),
+			Err:       ErrPayloadNotJSON,
+		}
+	}
+	return msg.Payload[:len(msg.Payload):len(msg.Payload)], nil
+}
+
+// Unmarshal returns a message with a copy of data as its payload.
+func (RawJSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
+	if reason, offset := scanJSON(data, maxReadDepth); reason != "" {
+		return nil, &UnmarshalError{Marshaler: rawJSONMarshalerName, Offset: offset, Reason: reason, Err: ErrPayloadNotJSON}
+	}
+	return message.NewMessage(watermill.NewUUID(), append([]byte(nil), data...)), nil
+}

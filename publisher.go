@@ -1,0 +1,261 @@
+package durablestreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/producer"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Publisher is a Watermill message.Publisher that appends to Durable
+// Streams: each topic is a stream, written by an idempotent producer of its
+// own, so retries never duplicate a message. It is safe for concurrent use.
+type Publisher struct {
+	config PublisherConfig
+	logger watermill.LoggerAdapter
+	client *protocol.Client
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	topics *topicRegistry
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a Publisher. A nil logger logs nothing.
+func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	if config.ProducerID == "" {
+		config.ProducerID = "watermill-" + watermill.NewUUID()
+	}
+	p := &Publisher{
+		config: config,
+		logger: logger,
+		client: config.client(),
+	}
+	p.topics = newTopicRegistry(p)
+	logger.Debug("Durable Streams publisher created", watermill.LogFields{
+		"producer_id":  config.ProducerID,
+		"content_type": config.Marshaler.ContentType(),
+		"async":        config.Async,
+	})
+	return p, nil
+}
+
+// Publish appends msgs to the topic's stream, in order. Every message is
+// marshaled and validated before any is buffered: a bad message fails the
+// call and nothing of it is written.
+//
+// By default Publish returns once the server has acknowledged every
+// message, and sets MetadataOffset on each; concurrent calls share
+// batches. Each message's Context bounds its wait: when it ends, Publish
+// returns its error, and the message may still be written. With Async,
+// Publish returns once the messages are buffered.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.closed.Load() {
+		return ErrPublisherClosed
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, topic)
+	if err != nil {
+		return err
+	}
+
+	payloads := make([][]byte, len(msgs))
+	for i, msg := range msgs {
+		if msg == nil {
+			return fmt.Errorf("durablestreams: publish to %q: message %d is nil", topic, i)
+		}
+		payload, err := p.config.Marshaler.Marshal(topic, msg)
+		if err != nil {
+			return fmt.Errorf("durablestreams: marshal message %s: %w", msg.UUID, err)
+		}
+		payloads[i] = payload
+	}
+
+	tp, err := p.topics.acquire(msgs[0].Context(), topic, streamURL)
+	if err != nil {
+		return p.mapErr(err)
+	}
+	defer p.topics.release(tp)
+
+	for i, payload := range payloads {
+		if err := tp.producer.Validate(payload); err != nil {
+			return fmt.Errorf("durablestreams: message %s: %w", msgs[i].UUID, err)
+		}
+	}
+
+	if p.config.Async {
+		return p.publishAsync(tp, msgs, payloads)
+	}
+	return p.publishSync(tp, msgs, payloads)
+}
+
+func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
+	w := newWaiter(len(msgs))
+	for i, payload := range payloads {
+		if err := tp.producer.Append(msgs[i].Context(), payload, w.done(i)); err != nil {
+			// The earlier messages of this call are buffered and will be
+			// written; wait for them so the caller learns their fate too.
+			w.abandon(len(payloads) - i)
+			werr := w.wait(msgs[:i])
+			return errors.Join(p.appendErr(tp, msgs[i], err), werr)
+		}
+	}
+	if err := w.wait(msgs); err != nil {
+		return p.appendErr(tp, nil, err)
+	}
+	for i, msg := range msgs {
+		msg.Metadata.Set(MetadataOffset, w.offsets[i])
+		p.logger.Trace("Message published", watermill.LogFields{
+			"topic":        tp.topic,
+			"message_uuid": msg.UUID,
+			"stream_url":   tp.redactedURL,
+			"offset":       w.offsets[i],
+		})
+	}
+	return nil
+}
+
+func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
+	for i, payload := range payloads {
+		uuid := msgs[i].UUID
+		done := func(_ string, err error) {
+			if err != nil {
+				p.asyncFailed(tp, uuid, err)
+			}
+		}
+		if err := tp.producer.Append(msgs[i].Context(), payload, done); err != nil {
+			return p.appendErr(tp, msgs[i], err)
+		}
+		p.logger.Trace("Message buffered", watermill.LogFields{
+			"topic":        tp.topic,
+			"message_uuid": uuid,
+			"stream_url":   tp.redactedURL,
+		})
+	}
+	return nil
+}
+
+func (p *Publisher) asyncFailed(tp *topicProducer, uuid string, err error) {
+	err = p.mapErr(err)
+	tp.noteFenced(err)
+	if p.config.OnAsyncError != nil {
+		p.config.OnAsyncError(tp.topic, uuid, err)
+		return
+	}
+	p.logger.Error("Async publish failed", err, watermill.LogFields{
+		"topic":        tp.topic,
+		"message_uuid": uuid,
+		"stream_url":   tp.redactedURL,
+	})
+}
+
+// appendErr maps a producer error to what Publish returns and logs a
+// fencing once per producer.
+func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error) error {
+	err = p.mapErr(err)
+	tp.noteFenced(err)
+	if msg != nil {
+		return fmt.Errorf("durablestreams: publish %s to %q: %w", msg.UUID, tp.topic, err)
+	}
+	return fmt.Errorf("durablestreams: publish to %q: %w", tp.topic, err)
+}
+
+// mapErr turns the producer's closed error into ErrPublisherClosed when the
+// producer was closed because the Publisher was.
+func (p *Publisher) mapErr(err error) error {
+	if errors.Is(err, producer.ErrProducerClosed) && p.closed.Load() {
+		return fmt.Errorf("%w: %w", ErrPublisherClosed, err)
+	}
+	return err
+}
+
+// CloseStream closes the topic's stream for good (EOF), after every message
+// published to it so far, with final as its last message when not nil. It
+// returns the stream's final offset. Later publishes to the topic fail with
+// ErrStreamClosed; readers see the end of the stream.
+func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
+	if p.closed.Load() {
+		return "", ErrPublisherClosed
+	}
+	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, topic)
+	if err != nil {
+		return "", err
+	}
+	var payload []byte
+	if final != nil {
+		if payload, err = p.config.Marshaler.Marshal(topic, final); err != nil {
+			return "", fmt.Errorf("durablestreams: marshal final message %s: %w", final.UUID, err)
+		}
+	}
+	tp, err := p.topics.acquire(ctx, topic, streamURL)
+	if err != nil {
+		return "", p.mapErr(err)
+	}
+	defer p.topics.release(tp)
+	if payload != nil {
+		if err := tp.producer.Validate(payload); err != nil {
+			return "", fmt.Errorf("durablestreams: final message %s: %w", final.UUID, err)
+		}
+	}
+	offset, err := tp.producer.CloseStream(ctx, payload)
+	if err != nil {
+		return "", fmt.Errorf("durablestreams: close stream %q: %w", topic, p.mapErr(err))
+	}
+	p.logger.Info("Stream closed", watermill.LogFields{
+		"topic":      topic,
+		"stream_url": tp.redactedURL,
+		"offset":     offset,
+	})
+	return offset, nil
+}
+
+// Flush waits until every message published to any topic so far is
+// acknowledged, and returns the errors of those that failed. It is useful
+// with Async; a synchronous Publish has nothing left to flush.
+func (p *Publisher) Flush(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrPublisherClosed
+	}
+	return p.topics.flush(ctx)
+}
+
+// Close flushes every topic's producer within CloseTimeout, stops them and
+// returns what failed. Later calls to Publish return ErrPublisherClosed.
+// Close is idempotent: later calls return the first call's result.
+func (p *Publisher) Close() error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		ctx, cancel := detachedContext(p.config.CloseTimeout)
+		defer cancel()
+		p.closeErr = p.topics.close(ctx)
+		if p.config.HTTPClient == nil {
+			// Ours alone: its idle connections would outlive us.
+			p.client.HTTP.CloseIdleConnections()
+		}
+		if p.closeErr != nil {
+			p.logger.Error("Durable Streams publisher closed with errors", p.closeErr, nil)
+		} else {
+			p.logger.Debug("Durable Streams publisher closed", nil)
+		}
+	})
+	return p.closeErr
+}

@@ -1,0 +1,159 @@
+package durablestreams
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+)
+
+// Subscriber reads topics (streams) and delivers their messages, one at a
+// time per subscription: the next only after the last was acked.
+//
+// A subscription ends, and its channel is closed, when the Subscribe
+// context is cancelled, on Close, and when the stream is closed (EOF)
+// after its last message was acked. It also ends, with an error logged,
+// when the stream is deleted or gone, or its data cannot be read (see
+// SubscriberConfig.OnUnmarshalError for messages that do not decode).
+// A stream that does not exist yet is waited for.
+type Subscriber struct {
+	config SubscriberConfig
+	client *protocol.Client
+	logger watermill.LoggerAdapter
+	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
+	ownHTTP bool
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
+
+// NewSubscriber returns a Subscriber; a nil logger logs nothing.
+func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Subscriber, error) {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Subscriber{
+		config:  config,
+		client:  config.client(),
+		logger:  logger,
+		ownHTTP: config.HTTPClient == nil,
+		ctx:     ctx,
+		cancel:  cancel,
+	}, nil
+}
+
+// Subscribe starts reading topic at the group's stored position, or at
+// StartFrom. Messages carry MetadataOffset: the offset of the read their
+// first byte came in.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrSubscriberClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
+	start, err := s.startPosition(ctx, topic)
+	if err != nil {
+		s.wg.Done()
+		return nil, err
+	}
+
+	subCtx, cancel := context.WithCancel(ctx)
+	stopOnClose := context.AfterFunc(s.ctx, cancel)
+	out := make(chan *message.Message)
+	sub := &subscription{
+		s:         s,
+		topic:     topic,
+		streamURL: streamURL,
+		fields:    fields,
+		out:       out,
+		pos:       start,
+	}
+	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer stopOnClose()
+		defer cancel()
+		sub.run(subCtx)
+		s.logger.Debug("Subscription ended", fields)
+	}()
+	return out, nil
+}
+
+func (s *Subscriber) startPosition(ctx context.Context, topic string) (Position, error) {
+	from := Position{Offset: reader.OffsetBeginning}
+	if s.config.StartFrom == StartFromTail {
+		from.Offset = reader.OffsetNow
+	}
+	if s.config.ConsumerGroup == "" {
+		return from, nil
+	}
+	pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
+	if err != nil {
+		return Position{}, fmt.Errorf("durablestreams: load position of group %q in %q: %w", s.config.ConsumerGroup, topic, err)
+	}
+	if !ok {
+		return from, nil
+	}
+	return pos, nil
+}
+
+// SubscribeInitialize creates the topic's stream with ContentType if it is
+// missing, so that what is published before the first Subscribe is kept.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
+	if err != nil {
+		return err
+	}
+	if err := s.client.CreateStream(s.ctx, streamURL, protocol.StreamOptions{ContentType: s.config.ContentType}); err != nil {
+		return fmt.Errorf("durablestreams: initialize %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Close ends every subscription, closing their channels, and waits for
+// them. It is safe to call more than once.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	s.cancel()
+	s.wg.Wait()
+	if s.ownHTTP {
+		s.client.HTTP.CloseIdleConnections()
+	}
+	s.logger.Debug("Subscriber closed", nil)
+	return nil
+}

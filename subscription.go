@@ -1,0 +1,240 @@
+package durablestreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+)
+
+// errStopped ends a subscription on the OnUnmarshalError hook's word.
+var errStopped = errors.New("durablestreams: subscription stopped by OnUnmarshalError")
+
+// subscription is one Subscribe: a reader, and delivery of one message at
+// a time.
+type subscription struct {
+	s         *Subscriber
+	topic     string
+	streamURL string
+	fields    watermill.LogFields
+	out       chan<- *message.Message
+
+	// pos is where the subscription stands: Skip messages after Offset are
+	// consumed (acked, or skipped as poison). Reading again from pos and
+	// passing over Skip messages resumes exactly.
+	pos Position
+	// started: the stream was found, so a 404 means it was deleted.
+	started bool
+}
+
+func (sub *subscription) run(ctx context.Context) {
+	cfg := sub.s.config
+	failures := 0
+	for {
+		err := sub.consume(ctx)
+		if err == nil {
+			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case errors.Is(err, ErrStreamNotFound) && !sub.started:
+			if sub.pos.Offset == reader.OffsetNow {
+				// Whatever the stream gets was appended after Subscribe.
+				sub.pos.Offset = reader.OffsetBeginning
+			}
+			failures++
+			sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
+			if protocol.Sleep(ctx, min(cfg.RetryPolicy.Backoff(failures), time.Second)) != nil {
+				return
+			}
+		case errors.Is(err, ErrRetriesExhausted):
+			sub.s.logger.Error("Reading the stream keeps failing; trying again", err, sub.fields)
+			if protocol.Sleep(ctx, max(cfg.RetryPolicy.MaxBackoff, time.Second)) != nil {
+				return
+			}
+		default:
+			sub.s.logger.Error("Subscription ends on an error", err, sub.fields)
+			return
+		}
+	}
+}
+
+// consume reads from pos until EOF (nil) or an error.
+func (sub *subscription) consume(ctx context.Context) error {
+	cfg := sub.s.config
+	r, err := reader.New(reader.Config{
+		URL:          sub.streamURL,
+		Offset:       sub.pos.Offset,
+		Mode:         cfg.readMode(),
+		Client:       sub.s.client,
+		LiveTimeout:  cfg.LiveTimeout,
+		RetryPolicy:  cfg.RetryPolicy,
+		MaxBodyBytes: cfg.MaxReadBytes,
+	})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	pass := sub.pos.Skip // messages after pos.Offset consumed before
+	sub.pos.Skip = 0
+	var buf []byte // byte mode: the start of a frame that has not ended yet
+	for {
+		chunk, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sub.started = true
+		if sub.pos.Skip == 0 && pass == 0 && len(buf) == 0 {
+			// Nothing consumed past the old offset: the read's own start
+			// names the same place, and is never "now".
+			sub.pos.Offset = chunk.Offset
+		}
+		var frames [][]byte
+		if chunk.JSON {
+			elems, err := reader.SplitJSONArray(chunk.Data)
+			if err != nil {
+				return err
+			}
+			for _, e := range elems {
+				frames = append(frames, e)
+			}
+		} else {
+			buf = append(buf, chunk.Data...)
+			frames, buf, err = sub.split(buf, chunk.Closed)
+			if err != nil {
+				return err
+			}
+		}
+		for _, frame := range frames {
+			if pass > 0 {
+				pass--
+				sub.pos.Skip++
+				continue
+			}
+			if err := sub.handle(ctx, frame); err != nil {
+				return err
+			}
+		}
+		if len(buf) == 0 {
+			sub.pos = Position{Offset: chunk.NextOffset, Skip: 0}
+		}
+	}
+}
+
+// split cuts whole frames off buf and returns them and the rest.
+func (sub *subscription) split(buf []byte, atEOF bool) ([][]byte, []byte, error) {
+	splitter, ok := sub.s.config.Unmarshaler.(FrameSplitter)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: the stream is in byte mode, but the Unmarshaler %T is no FrameSplitter", ErrInvalidConfig, sub.s.config.Unmarshaler)
+	}
+	var frames [][]byte
+	for len(buf) > 0 {
+		advance, frame, err := splitter.Split(buf, atEOF)
+		if err != nil {
+			return nil, nil, fmt.Errorf("durablestreams: split frames of %q: %w", sub.topic, err)
+		}
+		if advance <= 0 || advance > len(buf) {
+			if atEOF {
+				return nil, nil, fmt.Errorf("durablestreams: %q ends in %d bytes that are no whole frame", sub.topic, len(buf))
+			}
+			break
+		}
+		if frame != nil {
+			frames = append(frames, frame)
+		}
+		buf = buf[advance:]
+	}
+	// Keep the partial frame in a buffer of its own: buf may share memory
+	// with frames handed out.
+	return frames, append([]byte(nil), buf...), nil
+}
+
+// handle unmarshals one frame and delivers it, or applies the poison
+// policy. It returns once the message is acked (and its position stored).
+func (sub *subscription) handle(ctx context.Context, frame []byte) error {
+	msg, err := sub.s.config.Unmarshaler.Unmarshal(sub.topic, frame)
+	if err == nil && msg == nil {
+		err = errors.New("unmarshaler returned no message")
+	}
+	if err != nil {
+		if hook := sub.s.config.OnUnmarshalError; hook != nil {
+			if hookErr := hook(sub.topic, frame, err); hookErr != nil {
+				return fmt.Errorf("%w: %w", errStopped, hookErr)
+			}
+		} else {
+			sub.s.logger.Error("Skipping a message that does not unmarshal", err, sub.fields.Add(watermill.LogFields{"offset": sub.pos.Offset, "skip": sub.pos.Skip}))
+		}
+		sub.pos.Skip++
+		sub.store(ctx)
+		return nil
+	}
+	msg.Metadata.Set(MetadataOffset, sub.pos.Offset)
+	if err := sub.deliver(ctx, msg); err != nil {
+		return err
+	}
+	sub.pos.Skip++
+	sub.store(ctx)
+	return nil
+}
+
+// deliver sends msg and waits for its ack; a nack sends it again after
+// NackResendDelay.
+func (sub *subscription) deliver(ctx context.Context, msg *message.Message) error {
+	fields := sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID})
+	for {
+		msgCtx, cancel := context.WithCancel(ctx)
+		msg.SetContext(msgCtx)
+		sub.s.logger.Trace("Delivering message", fields)
+		select {
+		case sub.out <- msg:
+		case <-ctx.Done():
+			cancel()
+			return ctx.Err()
+		}
+		select {
+		case <-msg.Acked():
+			cancel()
+			sub.s.logger.Trace("Message acked", fields)
+			return nil
+		case <-msg.Nacked():
+			cancel()
+			sub.s.logger.Trace("Message nacked, sending it again", fields)
+			if err := protocol.Sleep(ctx, sub.s.config.NackResendDelay); err != nil {
+				return err
+			}
+			msg = msg.Copy()
+		case <-ctx.Done():
+			cancel()
+			return ctx.Err()
+		}
+	}
+}
+
+// store records the position of a consumer group. It runs even when the
+// subscription is ending, so that an ack that happened is not forgotten;
+// a failure only means the message may come again.
+func (sub *subscription) store(ctx context.Context) {
+	cfg := sub.s.config
+	if cfg.ConsumerGroup == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.RequestTimeout)
+	defer cancel()
+	if err := cfg.OffsetStore.Store(ctx, cfg.ConsumerGroup, sub.topic, sub.pos); err != nil {
+		sub.s.logger.Error("Could not store the position; messages after it may come again", err, sub.fields)
+	}
+}
