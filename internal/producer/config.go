@@ -3,8 +3,6 @@ package producer
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -21,19 +19,18 @@ const (
 
 	// DefaultMaxInFlight is chosen from BenchmarkMaxInFlight against the
 	// reference server (100-byte JSON messages, 64 appending goroutines,
-	// 2-core machine, -benchtime=3s):
+	// shared 2-core machine, -benchtime=300000x -count=3; msgs/s, median
+	// and range of 3 runs — noisy, the node server is CPU-bound):
 	//
-	//	in flight    1        2        4        8
-	//	msgs/s     see report (filled in below after measuring)
+	//	in flight 1:   50k (25k-99k)
+	//	in flight 2:  187k (104k-214k)
+	//	in flight 4:  151k (144k-201k)
+	//	in flight 8:  105k (36k-389k)
 	//
-	// The reference server answers a seq that overtook its predecessor with
-	// 409 instead of queueing it, so every extra slot also buys resends.
+	// Two overlap one request's round trip with the next batch's; more buy
+	// little, because the server answers a seq that overtook its
+	// predecessor with 409 instead of queueing it, and each one is resent.
 	DefaultMaxInFlight = 2
-
-	// idleConnTimeout stays below the 5 s after which the Node server
-	// closes an idle keep-alive connection, so that the transport drops a
-	// connection before the server does instead of writing into a dying one.
-	idleConnTimeout = 4 * time.Second
 )
 
 // Config configures a Producer for one stream.
@@ -95,7 +92,7 @@ func (c *Config) SetDefaults() {
 		c.Retry = protocol.DefaultRetryPolicy()
 	}
 	if c.Client == nil {
-		c.Client = &protocol.Client{HTTP: &http.Client{Transport: NewTransport(c.MaxInFlight)}}
+		c.Client = &protocol.Client{HTTP: protocol.NewHTTPClient(max(8, 2*c.MaxInFlight))}
 	}
 	if c.Client.RequestTimeout == 0 {
 		client := *c.Client
@@ -146,17 +143,4 @@ func (c Config) Validate() error {
 		bad("Client.RequestTimeout %s is negative", c.Client.RequestTimeout)
 	}
 	return errors.Join(errs...)
-}
-
-// NewTransport returns an HTTP transport for a producer with maxInFlight
-// requests: enough idle connections to keep every slot warm (Go's default
-// keeps 2 per host), and idle connections dropped before the Node server's
-// 5 s keep-alive timeout closes them under a request.
-func NewTransport(maxInFlight int) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.IdleConnTimeout = idleConnTimeout
-	t.MaxIdleConns = max(100, 2*maxInFlight)
-	t.MaxIdleConnsPerHost = max(8, 2*maxInFlight)
-	return t
 }

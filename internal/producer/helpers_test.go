@@ -37,7 +37,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{next: NewTransport(8)}
+	return &recorder{next: protocol.NewHTTPClient(8).Transport}
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {

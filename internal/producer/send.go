@@ -59,6 +59,11 @@ func (p *Producer) send(a attempt) result {
 		if ctx.Err() != nil {
 			return result{a: a, err: context.Cause(ctx), uncertain: true}
 		}
+		if r.err != nil && !protocol.Retryable(r.err) {
+			// A refused certificate, a failing HeaderFunc: trying again
+			// cannot help, and such a request never reached the stream.
+			return result{a: a, err: r.err, uncertain: uncertain}
+		}
 		cause := r.err
 		if cause == nil {
 			cause = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(p.cfg.URL), StatusCode: r.status, Body: r.body}

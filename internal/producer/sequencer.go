@@ -242,6 +242,9 @@ func (s *sequencer) handle(r result) {
 			// 409 tells if the server is behind that.
 			s.hi = max(s.hi, b.seq)
 			s.rebase = true
+		} else if !b.maybeLanded {
+			// Never applied: the batches after it take its place.
+			s.rebase = true
 		}
 		s.fail(b, r.err)
 

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -88,11 +89,16 @@ func Retryable(err error) bool {
 	if errors.As(err, &httpErr) {
 		return httpErr.Temporary()
 	}
-	if errors.Is(err, context.Canceled) {
+	var certErr *tls.CertificateVerificationError
+	if errors.Is(err, context.Canceled) || errors.As(err, &certErr) {
 		return false
 	}
-	var netErr net.Error
-	return errors.As(err, &netErr) ||
+	// *url.Error implements net.Error itself, so look for the network
+	// failure beneath it rather than for the interface.
+	var opErr *net.OpError
+	var timeout interface{ Timeout() bool }
+	return errors.As(err, &opErr) ||
+		(errors.As(err, &timeout) && timeout.Timeout()) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, io.EOF) ||
