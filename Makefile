@@ -5,7 +5,7 @@
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 GO_TEST := go test -timeout 20m
 
-.PHONY: server test test_short test_race test_reliability test_stress test_browser bench lint fmt up example
+.PHONY: server test test_short test_race test_reliability test_stress test_examples test_browser bench lint fmt up example
 
 server:
 	npm ci --prefix testserver
@@ -25,8 +25,16 @@ test_reliability: server
 test_stress: server
 	$(GO_TEST) -race -count=1 -tags=stress -timeout 45m ./...
 
+# The go tool leaves directories starting with "_" out of ./... patterns,
+# so the examples are listed one by one. TestExamples runs them too.
+EXAMPLES := $(sort $(dir $(wildcard _examples/*/main.go)))
+
+test_examples: server
+	$(GO_TEST) -count=1 $(addprefix ./,$(EXAMPLES))
+
+# Needs a headless Chromium (Debian: apt-get install -y chromium); skips without.
 test_browser: server
-	$(GO_TEST) -count=1 -tags=browser ./_examples/browser/...
+	$(GO_TEST) -count=1 -tags=browser ./_examples/browser
 
 bench: server
 	go run ./internal/benchcmd
@@ -42,5 +50,8 @@ fmt:
 up: server
 	node testserver/server.mjs --port 4437
 
+# make example EXAMPLE=router (or cqrs, llm-tokens, browser)
+EXAMPLE ?= basic
+
 example: server
-	go run ./_examples/basic
+	go run ./_examples/$(EXAMPLE)

@@ -15,7 +15,7 @@ func TestLinesMarshalerRoundTrip(t *testing.T) {
 	m := LinesMarshaler{}
 	assert.Equal(t, "text/plain", m.ContentType())
 	assert.Equal(t, "text/x-log", LinesMarshaler{StreamContentType: "text/x-log"}.ContentType())
-	payloads := [][]byte{nil, {}, []byte("log line"), []byte("ünïcödé 😀"), {0x00, 0xff, 0x7f}, bytes.Repeat([]byte("x"), 1<<20)}
+	payloads := [][]byte{nil, {}, []byte("log line"), []byte("ünïcödé 😀"), {0x00, 0xff, 0x7f}, bytes.Repeat([]byte("x"), 1<<16)}
 	var stream []byte
 	for _, p := range payloads {
 		msg := message.NewMessage("ignored", p)
@@ -30,7 +30,7 @@ func TestLinesMarshalerRoundTrip(t *testing.T) {
 		assert.Empty(t, got.Metadata)
 		stream = append(stream, data...)
 	}
-	for _, chunk := range []int{1, 3, 1 << 16} {
+	for _, chunk := range []int{1, 5, 1 << 16} {
 		frames, err := splitAll(m, stream, chunk, DefaultMaxFrameBytes)
 		require.NoError(t, err)
 		require.Len(t, frames, len(payloads))

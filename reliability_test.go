@@ -106,8 +106,9 @@ func TestReliabilityRandomFaults(t *testing.T) {
 		go func() {
 			defer writers.Done()
 			for i := range reliabilityMessages / reliabilityWriters {
-				err := pub.Publish("jepsen", message.NewMessage(watermill.NewUUID(), h.payload(g, i)))
-				h.record(g, i, err)
+				msg := message.NewMessage(watermill.NewUUID(), h.payload(g, i))
+				err := pub.Publish("jepsen", msg)
+				h.record(g, i, msg.Metadata.Get(ds.MetadataOffset), err)
 			}
 		}()
 	}
@@ -124,6 +125,18 @@ func TestReliabilityRandomFaults(t *testing.T) {
 	h.check(t, payloads)
 }
 
+// TestReliabilityServerCrash kills a file-backed server with SIGKILL while
+// 8 writers publish, and restarts it on the same data.
+//
+// Observed with @durable-streams/server 0.3.7: its file store fsyncs a
+// batch's data before it commits the producer's new sequence number to
+// LMDB, and recovery takes the data file as the truth for the offset but
+// not for the producer state. A kill between the two leaves the data
+// written and the sequence number not advanced, so our retry of that
+// batch (same epoch and seq, as the protocol asks) is written a second
+// time. No client can tell this apart from a first write; the checker
+// therefore allows duplicates only of messages in flight during a kill,
+// and nothing else: no loss, no reordering, no other duplicate.
 func TestReliabilityServerCrash(t *testing.T) {
 	srv := dstest.Restartable(t)
 	path := dstest.StreamPath(t)
@@ -150,8 +163,10 @@ func TestReliabilityServerCrash(t *testing.T) {
 					return
 				default:
 				}
-				err := pub.Publish("crash", message.NewMessage(watermill.NewUUID(), h.payload(g, i)))
-				h.record(g, i, err)
+				msg := message.NewMessage(watermill.NewUUID(), h.payload(g, i))
+				h.start(g, i)
+				err := pub.Publish("crash", msg)
+				h.record(g, i, msg.Metadata.Get(ds.MetadataOffset), err)
 				if err == nil {
 					acked.Add(1)
 				}
@@ -164,7 +179,7 @@ func TestReliabilityServerCrash(t *testing.T) {
 		target := acked.Load() + 20 + rand.Int64N(100)
 		require.Eventually(t, func() bool { return acked.Load() >= target }, 30*time.Second, time.Millisecond,
 			"no progress before crash %d", crash)
-		require.NoError(t, srv.Restart(true))
+		require.NoError(t, h.crash(func() error { return srv.Restart(true) }))
 	}
 	target := acked.Load() + 50
 	require.Eventually(t, func() bool { return acked.Load() >= target }, 30*time.Second, time.Millisecond,

@@ -133,9 +133,15 @@ func (l *capturingLogger) log(level, msg string, err error, fields watermill.Log
 func (l *capturingLogger) Error(msg string, err error, fields watermill.LogFields) {
 	l.log("ERROR", msg, err, fields)
 }
-func (l *capturingLogger) Info(msg string, fields watermill.LogFields)  { l.log("INFO", msg, nil, fields) }
-func (l *capturingLogger) Debug(msg string, fields watermill.LogFields) { l.log("DEBUG", msg, nil, fields) }
-func (l *capturingLogger) Trace(msg string, fields watermill.LogFields) { l.log("TRACE", msg, nil, fields) }
+func (l *capturingLogger) Info(msg string, fields watermill.LogFields) {
+	l.log("INFO", msg, nil, fields)
+}
+func (l *capturingLogger) Debug(msg string, fields watermill.LogFields) {
+	l.log("DEBUG", msg, nil, fields)
+}
+func (l *capturingLogger) Trace(msg string, fields watermill.LogFields) {
+	l.log("TRACE", msg, nil, fields)
+}
 func (l *capturingLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
 	return &sharedCapture{parent: l, fields: fields}
 }

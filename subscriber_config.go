@@ -72,6 +72,16 @@ type SubscriberConfig struct {
 	// ConsumerGroup: NewMemoryOffsetStore() or NewStreamOffsetStore(...).
 	OffsetStore OffsetStore
 
+	// CommitInterval spaces the writes of a group's position. Zero (the
+	// default) stores the position after every ack, before the next
+	// message is delivered: after a crash at most the message in flight
+	// comes again. A positive interval stores it on the first ack after
+	// the interval has passed, whenever the subscription has caught up
+	// with the stream, and when it ends: one write per interval instead of
+	// one per message, at the price of redelivering up to an interval's
+	// worth of acked messages after a crash. Nothing is ever skipped.
+	CommitInterval time.Duration
+
 	// NackResendDelay is how long a nacked message waits before it is
 	// delivered again.
 	NackResendDelay time.Duration
@@ -165,6 +175,7 @@ func (c SubscriberConfig) Validate() error {
 		d    time.Duration
 	}{
 		{"NackResendDelay", c.NackResendDelay},
+		{"CommitInterval", c.CommitInterval},
 		{"RequestTimeout", c.RequestTimeout},
 		{"LiveTimeout", c.LiveTimeout},
 		{"RetryPolicy.InitialBackoff", c.RetryPolicy.InitialBackoff},

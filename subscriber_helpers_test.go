@@ -179,3 +179,10 @@ func requireNoGoroutineLeak(t testing.TB, before int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// countGoroutinesNow settles idle connections of the default client first.
+func countGoroutinesNow() int {
+	http.DefaultClient.CloseIdleConnections()
+	time.Sleep(50 * time.Millisecond) // let closed connections' goroutines exit
+	return runtime.NumGoroutine()
+}

@@ -2,6 +2,7 @@ package durablestreams_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -112,7 +113,11 @@ func TestPartialFramesAcrossReads(t *testing.T) {
 			httpDo(t, "POST", base+"/t", "application/octet-stream", string(stream[prev:cut]), closing...)
 			prev = cut
 			if mode == ds.ReadLongPoll {
-				<-signal.gets // the long-poll that returned this piece alone
+				select { // the long-poll that returned this piece alone
+				case <-signal.gets:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("no read after piece %d", i)
+				}
 			}
 			// Take every message this piece completed.
 			for next < len(msgs) && framesEndBy(t, framed, stream[:cut]) > next {
@@ -128,6 +133,12 @@ func TestPartialFramesAcrossReads(t *testing.T) {
 					sub = newTestSubscriber(t, cfg)
 					ch, err = sub.Subscribe(t.Context(), "t")
 					require.NoError(t, err)
+					for len(signal.gets) > 0 { // reads of the old subscriber
+						<-signal.gets
+					}
+					if mode == ds.ReadLongPoll {
+						<-signal.gets // the new subscriber's catch-up read
+					}
 				}
 			}
 		}

@@ -32,9 +32,13 @@ type subscription struct {
 	pos Position
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
+	// dirty: pos moved since it was last stored; lastCommit is when.
+	dirty      bool
+	lastCommit time.Time
 }
 
 func (sub *subscription) run(ctx context.Context) {
+	defer sub.commit(ctx)
 	cfg := sub.s.config
 	failures := 0
 	for {
@@ -132,6 +136,9 @@ func (sub *subscription) consume(ctx context.Context) error {
 		if len(buf) == 0 {
 			sub.pos = Position{Offset: chunk.NextOffset, Skip: 0}
 		}
+		if chunk.UpToDate {
+			sub.commit(ctx)
+		}
 	}
 }
 
@@ -178,16 +185,14 @@ func (sub *subscription) handle(ctx context.Context, frame []byte) error {
 		} else {
 			sub.s.logger.Error("Skipping a message that does not unmarshal", err, sub.fields.Add(watermill.LogFields{"offset": sub.pos.Offset, "skip": sub.pos.Skip}))
 		}
-		sub.pos.Skip++
-		sub.store(ctx)
+		sub.consumed(ctx)
 		return nil
 	}
 	msg.Metadata.Set(MetadataOffset, sub.pos.Offset)
 	if err := sub.deliver(ctx, msg); err != nil {
 		return err
 	}
-	sub.pos.Skip++
-	sub.store(ctx)
+	sub.consumed(ctx)
 	return nil
 }
 
@@ -224,14 +229,26 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 	}
 }
 
-// store records the position of a consumer group. It runs even when the
-// subscription is ending, so that an ack that happened is not forgotten;
-// a failure only means the message may come again.
-func (sub *subscription) store(ctx context.Context) {
+// consumed counts one more message as done and stores the position when
+// CommitInterval says so.
+func (sub *subscription) consumed(ctx context.Context) {
+	sub.pos.Skip++
+	sub.dirty = true
+	if time.Since(sub.lastCommit) >= sub.s.config.CommitInterval {
+		sub.commit(ctx)
+	}
+}
+
+// commit stores the position of a consumer group if it moved. It runs
+// even when the subscription is ending, so that an ack that happened is
+// not forgotten; a failure only means messages may come again.
+func (sub *subscription) commit(ctx context.Context) {
 	cfg := sub.s.config
-	if cfg.ConsumerGroup == "" {
+	if cfg.ConsumerGroup == "" || !sub.dirty {
 		return
 	}
+	sub.dirty = false
+	sub.lastCommit = time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.RequestTimeout)
 	defer cancel()
 	if err := cfg.OffsetStore.Store(ctx, cfg.ConsumerGroup, sub.topic, sub.pos); err != nil {

@@ -17,7 +17,7 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"time"
+	"os/signal"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -27,32 +27,47 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	server, stopServer, err := durableStreamsServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = run(ctx, os.Stdout, server)
+	stopServer()
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, out io.Writer) error {
-	server := os.Getenv("DURABLE_STREAMS_URL")
-	if server == "" {
-		srv, err := dstest.Start(dstest.Options{})
-		if err != nil {
-			return err
-		}
-		defer srv.Stop()
-		server = srv.URL
+// durableStreamsServer returns DURABLE_STREAMS_URL, or starts the bundled
+// reference server.
+func durableStreamsServer() (url string, stop func(), err error) {
+	if url := os.Getenv(dstest.EnvURL); url != "" {
+		return url, func() {}, nil
 	}
-	baseURL := server + "/v1/stream/examples-" + time.Now().Format("20060102-150405.000")
+	srv, err := dstest.Start(dstest.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	return srv.URL, func() { _ = srv.Stop() }, nil
+}
+
+func run(ctx context.Context, out io.Writer, server string) error {
+	// Every run gets streams of its own under this URL.
+	baseURL := server + "/v1/stream/examples/basic-" + watermill.NewShortUUID()
 
 	publisher, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: baseURL}, watermill.NewStdLogger(false, false))
 	if err != nil {
 		return err
 	}
+	defer publisher.Close()
 
 	// Publish returns once the server has acknowledged the messages.
 	for i, text := range []string{"hello", "durable", "streams"} {
-		msg := message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf(`{"n":%d,"text":%q}`, i, text)))
+		msg := message.NewMessage(watermill.NewUUID(), fmt.Appendf(nil, `{"n":%d,"text":%q}`, i, text))
 		msg.Metadata.Set("source", "basic-example")
+		msg.SetContext(ctx)
 		if err := publisher.Publish("greetings", msg); err != nil {
 			return err
 		}
@@ -62,12 +77,15 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 
-	// Read the whole stream back with a plain GET from the beginning.
+	// Read the whole stream back with a plain GET from the beginning: a
+	// JSON array of the envelopes the JSONMarshaler wrote.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/greetings?offset=-1", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -75,6 +93,9 @@ func run(ctx context.Context, out io.Writer) error {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/greetings: %s: %s", baseURL, resp.Status, body)
 	}
 	fmt.Fprintf(out, "GET %s/greetings?offset=-1 ->\n%s\n", baseURL, body)
 	return nil

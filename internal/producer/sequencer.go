@@ -34,6 +34,7 @@ type sequencer struct {
 
 	epoch    int64
 	hi       int64 // the highest seq the server may hold in this epoch; -1 for none
+	acked    int64 // the highest seq the server acknowledged in this epoch; -1 for none
 	nextSeq  int64
 	inFlight int
 	// probing allows one request at a time: after an epoch change (the
@@ -60,6 +61,7 @@ func newSequencer(p *Producer) *sequencer {
 		results: make(chan result),
 		epoch:   p.cfg.Epoch,
 		hi:      -1,
+		acked:   -1,
 		claim:   -1,
 		probing: true,
 		timer:   t,
@@ -286,7 +288,11 @@ func (s *sequencer) handle(r result) {
 			s.p.log.Debug("Server expects an earlier sequence number, renumbering", watermill.LogFields{
 				"epoch": r.a.epoch, "seq": r.a.seq, "expected_seq": expected,
 			})
-			s.hi = expected - 1
+			// A 409 may be older than acknowledgements handled since: the
+			// request that drew it can overtake an earlier batch on the way
+			// in while its answer comes back after that batch's. What was
+			// acknowledged is on the server whatever the 409 says.
+			s.hi = max(expected-1, s.acked)
 			s.rebase = true
 		}
 
@@ -349,7 +355,7 @@ func (s *sequencer) renumber() {
 	if epoch != s.epoch {
 		s.p.log.Debug("Claimed producer epoch", watermill.LogFields{"epoch": epoch, "previous_epoch": s.epoch})
 		s.epoch = epoch
-		s.hi = -1
+		s.hi, s.acked = -1, -1
 		s.p.epoch.Store(epoch)
 	}
 	s.queue = kept
@@ -362,6 +368,7 @@ func (s *sequencer) renumber() {
 
 func (s *sequencer) ack(b *batch, offset string) {
 	s.hi = max(s.hi, b.seq)
+	s.acked = max(s.acked, b.seq)
 	s.probing = false
 	s.remove(b)
 	s.complete(b, offset, nil)

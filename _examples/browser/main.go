@@ -1,0 +1,166 @@
+// Command browser publishes events with Watermill and serves a web page
+// that tails the same stream live, straight from the Durable Streams
+// server: the page (index.html, embedded) opens an EventSource on the
+// stream URL with live=sse, and the reference server allows any origin.
+//
+// Run it from the repository root and open the URL it prints:
+//
+//	npm ci --prefix testserver && go run ./_examples/browser
+//
+// Publishing starts once the page is open. It starts the bundled reference
+// server unless DURABLE_STREAMS_URL names one, e.g.
+// DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"html/template"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	ds "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+)
+
+//go:embed index.html
+var indexHTML string
+
+var page = template.Must(template.New("index.html").Parse(indexHTML))
+
+// demo says what to publish.
+type demo struct {
+	events   int
+	interval time.Duration
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "where to serve the page")
+	events := flag.Int("events", 30, "how many events to publish")
+	interval := flag.Duration("interval", time.Second, "time between events")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	server, stopServer, err := durableStreamsServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err == nil {
+		err = run(ctx, os.Stdout, server, ln, demo{events: *events, interval: *interval})
+	}
+	stopServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// durableStreamsServer returns DURABLE_STREAMS_URL, or starts the bundled
+// reference server.
+func durableStreamsServer() (url string, stop func(), err error) {
+	if url := os.Getenv(dstest.EnvURL); url != "" {
+		return url, func() {}, nil
+	}
+	srv, err := dstest.Start(dstest.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	return srv.URL, func() { _ = srv.Stop() }, nil
+}
+
+// run serves the page on ln until ctx ends, and publishes the demo's
+// events once the page was first requested. It closes ln.
+func run(ctx context.Context, out io.Writer, server string, ln net.Listener, d demo) error {
+	baseURL := server + "/v1/stream/examples/browser"
+	topic := "events-" + watermill.NewShortUUID()
+	streamURL := baseURL + "/" + topic
+
+	opened := make(chan struct{})
+	var openOnce sync.Once
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		openOnce.Do(func() { close(opened) })
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := page.Execute(w, struct{ StreamURL string }{streamURL}); err != nil {
+			log.Printf("render page: %v", err)
+		}
+	})
+	httpServer := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = httpServer.Shutdown(shutdownCtx)
+		<-served
+	}()
+
+	fmt.Fprintf(out, "open http://%s/ in a browser; it tails %s\n", ln.Addr(), streamURL)
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		return nil
+	case err := <-served:
+		return err
+	}
+	if err := publish(ctx, out, baseURL, topic, d); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintln(out, "stream closed; reload the page to see it replayed. Ctrl-C to stop.")
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-served:
+		return err
+	}
+}
+
+// publish appends the demo's events, one per interval, and closes the
+// stream with a last message.
+func publish(ctx context.Context, out io.Writer, baseURL, topic string, d demo) error {
+	publisher, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: baseURL}, nil)
+	if err != nil {
+		return err
+	}
+	defer publisher.Close()
+
+	ticker := time.NewTicker(d.interval)
+	defer ticker.Stop()
+	for n := 1; n <= d.events; n++ {
+		msg := message.NewMessage(watermill.NewUUID(), fmt.Appendf(nil, `{"n":%d,"text":"event %d of %d"}`, n, n, d.events))
+		msg.SetContext(ctx)
+		if err := publisher.Publish(topic, msg); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "published event %d at offset %s\n", n, msg.Metadata.Get(ds.MetadataOffset))
+		if n == d.events {
+			break
+		}
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	final := message.NewMessage(watermill.NewUUID(), []byte(`{"text":"that was the last event"}`))
+	if _, err := publisher.CloseStream(ctx, topic, final); err != nil {
+		return err
+	}
+	return publisher.Close()
+}

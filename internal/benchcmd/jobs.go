@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// groupNames are the row groups -rows selects from.
+func groupNames() []string { return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8"} }
+
+// allJobs lists the rows of issue #6 in table order.
+func allJobs(b *bench) []job {
+	n := b.opts.messages
+	rate1 := func(f func(ctx context.Context, r *runCtx) (float64, error), id string) func(context.Context, *runCtx) (map[string]float64, error) {
+		return func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			v, err := f(ctx, r)
+			return map[string]float64{id: v}, err
+		}
+	}
+	latencyN := b.scaled(2_000, 20)
+	return []job{
+		{group: "1a", runs: 5, lines: []line{{id: "1a-1", what: "raw POST, 1 msg/request, 1 connection", unit: "msgs/s"}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return rawSingleRun(ctx, r, "1a-1", b.scaled(10_000, 20), 1)
+			}, "1a-1")},
+		{group: "1a", runs: 5, lines: []line{{id: "1a-8", what: "raw POST, 1 msg/request, 8 connections", unit: "msgs/s"}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return rawSingleRun(ctx, r, "1a-8", b.scaled(20_000, 40), 8)
+			}, "1a-8")},
+		{group: "1b", runs: 5, lines: []line{{id: "1b", what: "raw POST, 100 msgs/request (JSON array), 4 connections", unit: "msgs/s"}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return rawBatchedRun(ctx, r, "1b", jsonMode, n, 4, 100)
+			}, "1b")},
+		{group: "2", runs: 3, lines: []line{{id: "2", what: fmt.Sprintf("Publisher sync, 1 msg/call, %d goroutines", syncGoroutines), unit: "msgs/s",
+			ratios: []ratio{{to: "1b", atLeast: 0.5}}}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				res, err := publishSyncRun(ctx, r, "2", b.scaled(100_000, 200))
+				return res.rate, err
+			}, "2")},
+		{group: "3", runs: 3, lines: []line{{id: "3", what: fmt.Sprintf("Publisher async, 1 goroutine, %d msgs, then Close", n), unit: "msgs/s",
+			ratios: []ratio{{to: "1b", atLeast: 0.9}, {to: "4", atLeast: 1.0}}}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				res, err := publishAsyncRun(ctx, r, "3", jsonMode, n)
+				return res.rate, err
+			}, "3")},
+		{group: "4", runs: 3, lines: []line{{id: "4", what: fmt.Sprintf("TS IdempotentProducer 0.2.7 defaults, %d msgs, then flush", n), unit: "msgs/s",
+			ratios: []ratio{{to: "1b"}}}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return tsProducerRun(ctx, r, "4", n)
+			}, "4")},
+		{group: "5", runs: 5, lines: []line{
+			{id: "5-raw-p50", what: "lone raw POST latency p50 (1 connection)", unit: "µs"},
+			{id: "5-raw-p99", what: "lone raw POST latency p99", unit: "µs"},
+			{id: "5-rawp-p50", what: "diagnostic: lone raw POST as the producer sends it (`[msg]`, Producer-* headers) p50", unit: "µs", ratios: []ratio{{to: "5-raw-p50"}}},
+			{id: "5-p50", what: "lone sync Publish latency p50", unit: "µs", ratios: []ratio{{to: "5-raw-p50", atMost: 1.3}}},
+			{id: "5-p99", what: "lone sync Publish latency p99", unit: "µs", ratios: []ratio{{to: "5-raw-p99"}}},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return latencyRun(ctx, r, latencyN)
+		}},
+		{group: "6", runs: 3, lines: []line{
+			{id: "6-raw", what: fmt.Sprintf("raw catch-up GET of a %d-msg backlog", n), unit: "msgs/s"},
+			{id: "6", what: "Subscriber + Router handler draining the same backlog", unit: "msgs/s", ratios: []ratio{{to: "6-raw", atLeast: 0.7}}},
+			{id: "6-nogzip", what: "diagnostic: row 6 with an HTTP client that does not ask for gzip", unit: "msgs/s", ratios: []ratio{{to: "6-raw"}}},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return catchUpRun(ctx, r, "6-raw", "6", "6-nogzip", n)
+		}},
+		{group: "7", runs: 3, lines: []line{
+			{id: "7-sync-allocs", what: "allocations per message, sync (row 2 setup)", unit: "allocs/msg"},
+			{id: "7-sync-bytes", what: "bytes allocated per message, sync", unit: "B/msg"},
+			{id: "7-async-allocs", what: "allocations per message, async (row 3 setup)", unit: "allocs/msg"},
+			{id: "7-async-bytes", what: "bytes allocated per message, async", unit: "B/msg"},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return allocRun(ctx, r, b.scaled(50_000, 200), b.scaled(100_000, 200))
+		}},
+		{group: "7", runs: 3, lines: []line{
+			{id: "7-rss-1", what: fmt.Sprintf("peak RSS, async publisher, 1 topic x %d msgs", rssPerTopic), unit: "MiB"},
+			{id: "7-rss", what: fmt.Sprintf("peak RSS, async publisher, %d topics x %d msgs", b.opts.rssTopics, rssPerTopic), unit: "MiB"},
+			{id: "7-rss-topic", what: "peak RSS per extra topic", unit: "KiB"},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return rssRun(ctx, r, "7-rss-1", "7-rss", "7-rss-topic", b.opts.rssTopics)
+		}},
+		{group: "8", runs: 3, lines: []line{{id: "8-raw-100", what: "bytes 100 B: raw POST, 1 MiB requests, 4 connections", unit: "msgs/s"}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return rawBatchedRun(ctx, r, "8-raw-100", framed100, n, 4, maxRawBody)
+			}, "8-raw-100")},
+		{group: "8", runs: 3, lines: []line{{id: "8-pub-100", what: "bytes 100 B: Publisher async (FramedMarshaler)", unit: "msgs/s", ratios: []ratio{{to: "8-raw-100"}}}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				res, err := publishAsyncRun(ctx, r, "8-pub-100", framed100, n)
+				return res.rate, err
+			}, "8-pub-100")},
+		{group: "8", runs: 3, lines: []line{{id: "8-raw-64k", what: "bytes 64 KiB: raw POST, 1 MiB requests, 4 connections", unit: "msgs/s"}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return rawBatchedRun(ctx, r, "8-raw-64k", framed64K, b.scaled(2_000, 20), 4, maxRawBody)
+			}, "8-raw-64k")},
+		{group: "8", runs: 3, lines: []line{{id: "8-pub-64k", what: "bytes 64 KiB: Publisher async (FramedMarshaler)", unit: "msgs/s", ratios: []ratio{{to: "8-raw-64k"}}}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				res, err := publishAsyncRun(ctx, r, "8-pub-64k", framed64K, b.scaled(2_000, 20))
+				return res.rate, err
+			}, "8-pub-64k")},
+	}
+}
+
+// latencyRun measures lone raw POSTs, then lone synchronous Publishes.
+func latencyRun(ctx context.Context, r *runCtx, n int) (map[string]float64, error) {
+	var raw, rawProducer, pub []time.Duration
+	if _, err := r.timed(func() (err error) {
+		raw, err = rawLatencies(ctx, r.b, n, false)
+		return err
+	}, "5-raw-p50", "5-raw-p99"); err != nil {
+		return nil, err
+	}
+	if _, err := r.timed(func() (err error) {
+		rawProducer, err = rawLatencies(ctx, r.b, n, true)
+		return err
+	}, "5-rawp-p50"); err != nil {
+		return nil, err
+	}
+	if _, err := r.timed(func() (err error) {
+		pub, err = publishLatencies(ctx, r.b, n)
+		return err
+	}, "5-p50", "5-p99"); err != nil {
+		return nil, err
+	}
+	return map[string]float64{
+		"5-raw-p50":  micros(percentile(raw, 50)),
+		"5-raw-p99":  micros(percentile(raw, 99)),
+		"5-rawp-p50": micros(percentile(rawProducer, 50)),
+		"5-p50":      micros(percentile(pub, 50)),
+		"5-p99":      micros(percentile(pub, 99)),
+	}, nil
+}
+
+// allocRun repeats the setups of rows 2 and 3 for their allocations.
+func allocRun(ctx context.Context, r *runCtx, syncN, asyncN int) (map[string]float64, error) {
+	var syncRes, asyncRes pubResult
+	if _, err := r.timed(func() (err error) {
+		syncRes, err = publishSyncRun(ctx, r, "7-sync", syncN)
+		return err
+	}, "7-sync-allocs", "7-sync-bytes"); err != nil {
+		return nil, err
+	}
+	if _, err := r.timed(func() (err error) {
+		asyncRes, err = publishAsyncRun(ctx, r, "7-async", jsonMode, asyncN)
+		return err
+	}, "7-async-allocs", "7-async-bytes"); err != nil {
+		return nil, err
+	}
+	return map[string]float64{
+		"7-sync-allocs":  syncRes.allocsPerMsg,
+		"7-sync-bytes":   syncRes.bytesPerMsg,
+		"7-async-allocs": asyncRes.allocsPerMsg,
+		"7-async-bytes":  asyncRes.bytesPerMsg,
+	}, nil
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

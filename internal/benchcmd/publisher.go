@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	durablestreams "github.com/durablestreams/watermill-durablestreams"
+)
+
+// pubResult is one Publisher run: throughput and what the process
+// allocated per message meanwhile (runtime.MemStats deltas).
+type pubResult struct {
+	rate         float64
+	allocsPerMsg float64
+	bytesPerMsg  float64
+}
+
+// syncGoroutines is the watermill-benchmark setup: 64 goroutines, each
+// publishing one message per call.
+const syncGoroutines = 64
+
+func newPublisher(b *bench, m mode, async bool, failures *atomic.Int64) (*durablestreams.Publisher, error) {
+	return durablestreams.NewPublisher(durablestreams.PublisherConfig{
+		BaseURL:     b.baseURL(),
+		Marshaler:   m.marshaler(),
+		Async:       async,
+		Linger:      b.opts.linger,
+		MaxInFlight: b.opts.inFlight,
+		OnAsyncError: func(string, string, error) {
+			failures.Add(1)
+		},
+	}, nil)
+}
+
+func bindContext(ctx context.Context, msgs []*message.Message) {
+	for _, msg := range msgs {
+		msg.SetContext(ctx)
+	}
+}
+
+// measureAllocs runs fn and returns the allocations made meanwhile, per
+// message.
+func measureAllocs(n int, fn func() error) (allocs, bytes float64, err error) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err = fn()
+	runtime.ReadMemStats(&after)
+	return float64(after.Mallocs-before.Mallocs) / float64(n), float64(after.TotalAlloc-before.TotalAlloc) / float64(n), err
+}
+
+// publishAsyncRun: one goroutine publishes n messages to a fresh topic
+// with an async Publisher, then Close (which waits for every
+// acknowledgement). The time runs from the first Publish to Close's return.
+func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n int) (pubResult, error) {
+	c, err := r.b.corpusOf(m, n)
+	if err != nil {
+		return pubResult{}, err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	msgs := c.messages()
+	bindContext(ctx, msgs)
+	topic, url := r.b.newStream(lineID)
+	var failures atomic.Int64
+	pub, err := newPublisher(r.b, m, true, &failures)
+	if err != nil {
+		return pubResult{}, err
+	}
+	defer pub.Close()
+	var res pubResult
+	elapsed, err := r.timed(func() error {
+		res.allocsPerMsg, res.bytesPerMsg, err = measureAllocs(n, func() error {
+			for _, msg := range msgs {
+				if err := pub.Publish(topic, msg); err != nil {
+					return err
+				}
+			}
+			return pub.Close()
+		})
+		return err
+	}, lineID)
+	if err != nil {
+		return res, err
+	}
+	defer r.b.deleteStream(url)
+	if f := failures.Load(); f > 0 {
+		return res, fmt.Errorf("%d async publishes failed", f)
+	}
+	res.rate = rate(n, elapsed)
+	return res, r.b.verify(ctx, url, c)
+}
+
+// publishSyncRun: syncGoroutines goroutines publish n messages, one per
+// synchronous call, to one fresh topic.
+func publishSyncRun(ctx context.Context, r *runCtx, lineID string, n int) (pubResult, error) {
+	c, err := r.b.corpusOf(jsonMode, n)
+	if err != nil {
+		return pubResult{}, err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	msgs := c.messages()
+	bindContext(ctx, msgs)
+	topic, url := r.b.newStream(lineID)
+	var failures atomic.Int64
+	pub, err := newPublisher(r.b, jsonMode, false, &failures)
+	if err != nil {
+		return pubResult{}, err
+	}
+	defer pub.Close()
+	var res pubResult
+	elapsed, err := r.timed(func() error {
+		res.allocsPerMsg, res.bytesPerMsg, err = measureAllocs(n, func() error {
+			return parallel(ctx, syncGoroutines, n, func(_ context.Context, i int) error {
+				return pub.Publish(topic, msgs[i])
+			})
+		})
+		return err
+	}, lineID)
+	if err != nil {
+		return res, err
+	}
+	defer r.b.deleteStream(url)
+	if err := pub.Close(); err != nil {
+		return res, err
+	}
+	res.rate = rate(n, elapsed)
+	return res, r.b.verify(ctx, url, c)
+}
+
+// publishLatencies publishes n messages one at a time, synchronously, with
+// nothing else in flight, and returns each call's duration. The topic's
+// stream and producer are set up (and the connection warm) first.
+func publishLatencies(ctx context.Context, b *bench, n int) ([]time.Duration, error) {
+	const warm = 50
+	c, err := b.corpusOf(jsonMode, n+warm)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	msgs := c.messages()
+	bindContext(ctx, msgs)
+	topic, url := b.newStream("latency-pub")
+	var failures atomic.Int64
+	pub, err := newPublisher(b, jsonMode, false, &failures)
+	if err != nil {
+		return nil, err
+	}
+	defer pub.Close()
+	defer b.deleteStream(url)
+	lat := make([]time.Duration, 0, n)
+	for i, msg := range msgs {
+		start := time.Now()
+		if err := pub.Publish(topic, msg); err != nil {
+			return nil, err
+		}
+		if i >= warm {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	return lat, pub.Close()
+}
