@@ -5,10 +5,17 @@
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 GO_TEST := go test -timeout 20m
 
-.PHONY: server test test_short test_race test_reliability test_stress test_examples test_browser bench lint fmt up example
+.PHONY: fuzz server test test_short test_race test_reliability test_stress test_examples test_browser bench lint fmt up example
 
-server:
+# Installs the server from the lock file only when the lock file changed,
+# so that a make target never reinstalls it under tests already running.
+SERVER_STAMP := testserver/node_modules/.package-lock.json
+
+server: $(SERVER_STAMP)
+
+$(SERVER_STAMP): testserver/package-lock.json testserver/package.json
 	npm ci --prefix testserver
+	@touch $@
 
 test: server
 	$(GO_TEST) -race ./...
@@ -35,6 +42,11 @@ test_examples: server
 # Needs a headless Chromium (Debian: apt-get install -y chromium); skips without.
 test_browser: server
 	$(GO_TEST) -count=1 -tags=browser ./_examples/browser
+
+# Every fuzz target for FUZZTIME each (go test runs them for 2s).
+FUZZTIME ?= 30s
+fuzz:
+	DS_FUZZTIME=$(FUZZTIME) go test -count=1 -run TestFuzzTargetsBriefly -v -timeout 60m .
 
 bench: server
 	go run ./internal/benchcmd

@@ -21,6 +21,13 @@ type Publisher struct {
 	config PublisherConfig
 	logger watermill.LoggerAdapter
 	client *protocol.Client
+	// validJSON: the marshaler's output is valid JSON by construction, so
+	// only its size is checked (the producer's JSON check is the costliest
+	// step of a Publish).
+	validJSON bool
+	// trace: the logger may keep Trace entries; building one per message
+	// costs several allocations.
+	trace bool
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -47,6 +54,8 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		config: config,
 		logger: logger,
 		client: config.client(),
+		validJSON: marshalsValidJSON(config.Marshaler),
+		trace:     !isNopLogger(logger),
 	}
 	p.topics = newTopicRegistry(p)
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
@@ -97,7 +106,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	defer p.topics.release(tp)
 
 	for i, payload := range payloads {
-		if err := tp.producer.Validate(payload); err != nil {
+		if err := p.validate(tp, payload); err != nil {
 			return fmt.Errorf("durablestreams: message %s: %w", msgs[i].UUID, err)
 		}
 	}
@@ -108,10 +117,38 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return p.publishSync(tp, msgs, payloads)
 }
 
+func isNopLogger(l watermill.LoggerAdapter) bool {
+	switch l.(type) {
+	case watermill.NopLogger, *watermill.NopLogger:
+		return true
+	}
+	return false
+}
+
+// marshalsValidJSON reports whether m always produces valid JSON
+// (FuzzJSONRoundTrip checks it). It names exact types: a type that embeds
+// one of them may marshal otherwise.
+func marshalsValidJSON(m Marshaler) bool {
+	switch m.(type) {
+	case JSONMarshaler, *JSONMarshaler:
+		return true
+	}
+	return false
+}
+
+// validate is the producer's check of a payload, before any of a
+// Publish's messages is appended.
+func (p *Publisher) validate(tp *topicProducer, payload []byte) error {
+	if p.validJSON {
+		return tp.producer.CheckSize(payload)
+	}
+	return tp.producer.Validate(payload)
+}
+
 func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
 	w := newWaiter(len(msgs))
 	for i, payload := range payloads {
-		if err := tp.producer.Append(msgs[i].Context(), payload, w.done(i)); err != nil {
+		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
 			// The earlier messages of this call are buffered and will be
 			// written; wait for them so the caller learns their fate too.
 			w.abandon(len(payloads) - i)
@@ -124,6 +161,9 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 	}
 	for i, msg := range msgs {
 		msg.Metadata.Set(MetadataOffset, w.offsets[i])
+		if !p.trace {
+			continue
+		}
 		p.logger.Trace("Message published", watermill.LogFields{
 			"topic":        tp.topic,
 			"message_uuid": msg.UUID,
@@ -142,14 +182,16 @@ func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, pay
 				p.asyncFailed(tp, uuid, err)
 			}
 		}
-		if err := tp.producer.Append(msgs[i].Context(), payload, done); err != nil {
+		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, done); err != nil {
 			return p.appendErr(tp, msgs[i], err)
 		}
-		p.logger.Trace("Message buffered", watermill.LogFields{
-			"topic":        tp.topic,
-			"message_uuid": uuid,
-			"stream_url":   tp.redactedURL,
-		})
+		if p.trace {
+			p.logger.Trace("Message buffered", watermill.LogFields{
+				"topic":        tp.topic,
+				"message_uuid": uuid,
+				"stream_url":   tp.redactedURL,
+			})
+		}
 	}
 	return nil
 }

@@ -199,11 +199,9 @@ func (sub *subscription) handle(ctx context.Context, frame []byte) error {
 // deliver sends msg and waits for its ack; a nack sends it again after
 // NackResendDelay.
 func (sub *subscription) deliver(ctx context.Context, msg *message.Message) error {
-	fields := sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID})
 	for {
 		msgCtx, cancel := context.WithCancel(ctx)
 		msg.SetContext(msgCtx)
-		sub.s.logger.Trace("Delivering message", fields)
 		select {
 		case sub.out <- msg:
 		case <-ctx.Done():
@@ -212,12 +210,13 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 		}
 		select {
 		case <-msg.Acked():
+			// No per-message log: building its fields costs more than
+			// the rest of the delivery (the Router logs each message).
 			cancel()
-			sub.s.logger.Trace("Message acked", fields)
 			return nil
 		case <-msg.Nacked():
 			cancel()
-			sub.s.logger.Trace("Message nacked, sending it again", fields)
+			sub.s.logger.Trace("Message nacked, sending it again", sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID}))
 			if err := protocol.Sleep(ctx, sub.s.config.NackResendDelay); err != nil {
 				return err
 			}
@@ -233,6 +232,9 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 // CommitInterval says so.
 func (sub *subscription) consumed(ctx context.Context) {
 	sub.pos.Skip++
+	if sub.s.config.ConsumerGroup == "" {
+		return
+	}
 	sub.dirty = true
 	if time.Since(sub.lastCommit) >= sub.s.config.CommitInterval {
 		sub.commit(ctx)

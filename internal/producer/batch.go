@@ -27,6 +27,8 @@ type batch struct {
 	// maybeLanded: a request with the current (epoch, seq) ended without a
 	// definite answer, so the server may have written it.
 	maybeLanded bool
+	// notified: the messages already have their result.
+	notified bool
 }
 
 // flushMarker waits for every batch cut before it (ids below bound).
@@ -49,8 +51,27 @@ type closeResult struct {
 	err    error
 }
 
-func newBatch(jsonMode bool, now time.Time) *batch {
-	b := &batch{json: jsonMode, started: now, body: make([]byte, 0, 1024)}
+// sizeHint is how big a new batch is likely to get.
+type sizeHint struct {
+	body     int
+	messages int
+}
+
+// grown leaves some room to grow, within the largest body possible.
+func (h sizeHint) grown(maxBody int) sizeHint {
+	return sizeHint{body: min(h.body+h.body/8, maxBody), messages: h.messages + h.messages/8}
+}
+
+// newBatch starts a batch with room for what it will likely hold (the size
+// of the batch before it), so that a steady stream of batches does not
+// copy each body while it doubles.
+func newBatch(jsonMode bool, now time.Time, hint sizeHint) *batch {
+	b := &batch{
+		json:    jsonMode,
+		started: now,
+		body:    make([]byte, 0, max(hint.body, 256)),
+		dones:   make([]DoneFunc, 0, max(hint.messages, 1)),
+	}
 	if jsonMode {
 		b.body = append(b.body, '[')
 	}

@@ -37,6 +37,7 @@ type Producer struct {
 	cfg    Config
 	json   bool
 	log    watermill.LoggerAdapter
+	trace  bool // log has somewhere to put Trace entries
 	epoch  atomic.Int64
 	wake   chan struct{}
 	stop   chan struct{}
@@ -49,6 +50,7 @@ type Producer struct {
 	ready    []item // cut batches and flush markers, not yet taken by the owner
 	nextID   uint64
 	buffered int
+	last     sizeHint // of the last batch cut, to size the next one
 	waiters  int           // Appends waiting for buffer space
 	space    chan struct{} // closed when buffer space is freed
 	sticky   error         // every later Append fails with it
@@ -66,7 +68,9 @@ func New(cfg Config) (*Producer, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
+	_, nop := cfg.Logger.(watermill.NopLogger)
 	p := &Producer{
+		trace: !nop,
 		cfg:  cfg,
 		json: protocol.IsJSON(cfg.ContentType),
 		log: cfg.Logger.With(watermill.LogFields{
@@ -91,6 +95,18 @@ func (p *Producer) Epoch() int64 { return p.epoch.Load() }
 
 // Validate is the check Append makes on every message.
 func (p *Producer) Validate(payload []byte) error {
+	if err := p.CheckSize(payload); err != nil {
+		return err
+	}
+	if p.json && !json.Valid(payload) {
+		return ErrInvalidJSON
+	}
+	return nil
+}
+
+// CheckSize is Validate without the JSON check: all that a payload valid
+// by construction still needs.
+func (p *Producer) CheckSize(payload []byte) error {
 	if len(payload) == 0 {
 		return ErrEmptyMessage
 	}
@@ -100,9 +116,6 @@ func (p *Producer) Validate(payload []byte) error {
 	}
 	if len(payload) > limit {
 		return fmt.Errorf("%w: %d bytes, at most %d fit in a request of MaxBatchBytes %d", ErrMessageTooLarge, len(payload), limit, p.cfg.MaxBatchBytes)
-	}
-	if p.json && !json.Valid(payload) {
-		return ErrInvalidJSON
 	}
 	return nil
 }
@@ -114,6 +127,17 @@ func (p *Producer) Validate(payload []byte) error {
 // Config.OnError. The payload is copied: the caller may reuse it.
 func (p *Producer) Append(ctx context.Context, payload []byte, done DoneFunc) error {
 	if err := p.Validate(payload); err != nil {
+		return err
+	}
+	return p.AppendValidated(ctx, payload, done)
+}
+
+// AppendValidated is Append for a payload that already passed Validate, or
+// is valid JSON by construction: it skips the JSON check, which costs as
+// much as the rest of Append. An invalid JSON payload would make the server
+// refuse its whole batch, other callers' messages included.
+func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done DoneFunc) error {
+	if err := p.CheckSize(payload); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -145,7 +169,7 @@ func (p *Producer) Append(ctx context.Context, payload []byte, done DoneFunc) er
 		wake = true
 	}
 	if p.open == nil {
-		p.open = newBatch(p.json, time.Now())
+		p.open = newBatch(p.json, time.Now(), p.last.grown(p.cfg.MaxBatchBytes))
 		wake = true // the owner may send it at once or start the linger
 	}
 	p.open.add(payload, done)
@@ -177,6 +201,7 @@ func (p *Producer) cutLocked() {
 	p.open = nil
 	b.id = p.nextID
 	p.nextID++
+	p.last = sizeHint{body: len(b.body), messages: len(b.dones)}
 	b.seal()
 	p.ready = append(p.ready, item{batch: b})
 }
@@ -242,7 +267,7 @@ func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error
 	}
 	p.sticky = fmt.Errorf("%w: %s closed by this producer", protocol.ErrStreamClosed, protocol.RedactURL(p.cfg.URL))
 	p.cutLocked()
-	b := newBatch(p.json, time.Now())
+	b := newBatch(p.json, time.Now(), sizeHint{body: len(final) + 2, messages: 1})
 	b.closeResult = result
 	if len(final) > 0 {
 		b.add(final, nil)

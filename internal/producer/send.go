@@ -40,6 +40,14 @@ type result struct {
 	// uncertain: some try ended without a definite answer, so the server
 	// may have written the batch.
 	uncertain bool
+	// notified: the request goroutine already gave the messages their
+	// result (written).
+	notified bool
+}
+
+// written reports whether the server acknowledged the batch as appended.
+func (r result) written() bool {
+	return r.err == nil && (r.status == http.StatusOK || r.status == http.StatusCreated)
 }
 
 // send posts one batch, retrying network errors, timeouts, 429 and 5xx

@@ -215,13 +215,24 @@ func (s *sequencer) launch(b *batch) {
 	b.inFlight = true
 	s.inFlight++
 	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil}
-	s.p.log.Trace("Sending batch", watermill.LogFields{
-		"epoch": a.epoch, "seq": a.seq, "messages": len(b.dones), "bytes": len(b.body),
-	})
+	if s.p.trace {
+		s.p.log.Trace("Sending batch", watermill.LogFields{
+			"epoch": a.epoch, "seq": a.seq, "messages": len(b.dones), "bytes": len(b.body),
+		})
+	}
 	s.requests.Add(1)
 	go func() {
 		defer s.requests.Done()
-		s.results <- s.p.send(a)
+		r := s.p.send(a)
+		if r.written() && a.b.closeResult == nil {
+			// Written is final, whatever the owner does next: tell the
+			// messages now rather than after one more goroutine hand-off.
+			// Until this result reaches the owner, nothing else completes
+			// an in-flight batch, and dones never change after the cut.
+			s.p.notify(a.b.dones, r.header.Get(protocol.HeaderNextOffset), nil)
+			r.notified = true
+		}
+		s.results <- r
 	}()
 }
 
@@ -250,7 +261,8 @@ func (s *sequencer) handle(r result) {
 		}
 		s.fail(b, r.err)
 
-	case r.status == http.StatusOK || r.status == http.StatusCreated:
+	case r.written():
+		b.notified = r.notified
 		s.ack(b, r.header.Get(protocol.HeaderNextOffset))
 
 	case r.status == http.StatusNoContent:
@@ -322,6 +334,18 @@ func (s *sequencer) handle(r result) {
 		// advance, so the batches after this one are renumbered.
 		s.fail(b, httpErr())
 		s.rebase = true
+	}
+}
+
+// notify gives every message of a batch its result.
+func (p *Producer) notify(dones []DoneFunc, offset string, err error) {
+	for _, done := range dones {
+		switch {
+		case done != nil:
+			done(offset, err)
+		case err != nil && p.cfg.OnError != nil:
+			p.cfg.OnError(err)
+		}
 	}
 }
 
@@ -427,22 +451,18 @@ func (s *sequencer) setFatal(err error) {
 // frees its buffer space.
 func (s *sequencer) complete(b *batch, offset string, err error) {
 	p := s.p
-	if err != nil {
+	switch {
+	case !p.trace:
+	case err != nil:
 		p.log.Trace("Batch failed", watermill.LogFields{"epoch": s.epoch, "seq": b.seq, "messages": len(b.dones), "error": err.Error()})
-	} else {
+	default:
 		p.log.Trace("Batch written", watermill.LogFields{"epoch": s.epoch, "seq": b.seq, "messages": len(b.dones), "offset": offset})
 	}
-	if b.closeResult != nil {
+	switch {
+	case b.closeResult != nil:
 		b.closeResult <- closeResult{offset: offset, err: err}
-	} else {
-		for _, done := range b.dones {
-			switch {
-			case done != nil:
-				done(offset, err)
-			case err != nil && p.cfg.OnError != nil:
-				p.cfg.OnError(err)
-			}
-		}
+	case !b.notified:
+		p.notify(b.dones, offset, err)
 	}
 	kept := s.markers[:0]
 	for _, m := range s.markers {

@@ -1,10 +1,13 @@
 package reader
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
@@ -24,6 +27,34 @@ func FuzzSplitJSONArray(f *testing.F) {
 			if !json.Valid(e) {
 				t.Fatalf("element %q is not JSON", e)
 			}
+		}
+	})
+}
+
+// FuzzSplitJSONArrayMatchesEncodingJSON: the one-pass splitter accepts
+// exactly what encoding/json accepts, and cuts the same elements.
+func FuzzSplitJSONArrayMatchesEncodingJSON(f *testing.F) {
+	for _, seed := range []string{`[1,"a\u00e9",{"b":[2,-0.5e+3]},null,true,false]`, ` [ ] `, `[01]`, `[1,]`,
+		`["\x"]`, `[{"a" 1}]`, `[1e]`, `[-]`, "[\"\x01\"]", `[[[[]]]]`, `[1]x`, `{}`, `[tru]`, `["\ud800"]`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := SplitJSONArray(body)
+		var want []json.RawMessage
+		wantErr := json.Unmarshal(body, &want)
+		if len(bytes.TrimSpace(body)) == 0 {
+			require.NoError(t, err)
+			require.Empty(t, got)
+			return
+		}
+		if wantErr != nil {
+			require.ErrorIs(t, err, ErrProtocol, "encoding/json rejects %q: %v", body, wantErr)
+			return
+		}
+		require.NoError(t, err, "encoding/json accepts %q", body)
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.Equal(t, string(want[i]), string(got[i]))
 		}
 	})
 }

@@ -68,23 +68,6 @@ func validateToken(v string) error {
 	return nil
 }
 
-// SplitJSONArray splits a JSON-mode read body (one JSON array) into its
-// elements. An empty body has no elements.
-func SplitJSONArray(body []byte) ([]json.RawMessage, error) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return nil, nil
-	}
-	if trimmed[0] != '[' {
-		return nil, fmt.Errorf("%w: JSON-mode body is not a JSON array", ErrProtocol)
-	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(trimmed, &elems); err != nil {
-		return nil, fmt.Errorf("%w: JSON-mode body: %v", ErrProtocol, err)
-	}
-	return elems, nil
-}
-
 // joinJSONArrays merges JSON arrays (the data events of one SSE batch)
 // into one array, as a catch-up GET over the same range would return.
 func joinJSONArrays(parts [][]byte) ([]byte, error) {
