@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -141,4 +142,27 @@ func exportedRecv(recv *ast.FieldList) bool {
 	}
 	ident, ok := typ.(*ast.Ident)
 	return ok && ident.IsExported()
+}
+
+// TestREADMEGuaranteesNameRealTests: every test the README names as
+// evidence exists.
+func TestREADMEGuaranteesNameRealTests(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	named := regexp.MustCompile("`(Test\\w+)`").FindAllStringSubmatch(string(raw), -1)
+	require.NotEmpty(t, named)
+
+	var sources strings.Builder
+	for _, pattern := range []string{"*_test.go", "internal/*/*_test.go", "_examples/*/*_test.go"} {
+		files, err := filepath.Glob(pattern)
+		require.NoError(t, err)
+		for _, f := range files {
+			src, err := os.ReadFile(f)
+			require.NoError(t, err)
+			sources.Write(src)
+		}
+	}
+	for _, m := range named {
+		assert.Contains(t, sources.String(), "func "+m[1]+"(", "README names %s, which does not exist", m[1])
+	}
 }
