@@ -3,37 +3,43 @@ package durablestreams
 import (
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 )
 
-// waiter collects the results of one synchronous Publish: one allocation
-// for the call, however many messages it has.
+// waiter collects the results of one synchronous Publish. A call with one
+// message, the usual case, keeps its result inline.
 type waiter struct {
-	mu        sync.Mutex
-	remaining int
-	offsets   []string
-	errs      []error
+	remaining atomic.Int64
+	results   []waitResult
 	all       chan struct{}
+	one       [1]waitResult
+}
+
+type waitResult struct {
+	offset string
+	err    error
 }
 
 func newWaiter(n int) *waiter {
-	return &waiter{
-		remaining: n,
-		offsets:   make([]string, n),
-		errs:      make([]error, n),
-		all:       make(chan struct{}),
+	w := &waiter{all: make(chan struct{})}
+	w.remaining.Store(int64(n))
+	if n == 1 {
+		w.results = w.one[:]
+	} else {
+		w.results = make([]waitResult, n)
 	}
+	return w
 }
 
+// done records message i's result. Each i is written once, before the
+// count that publishes it to wait (the atomic orders the two).
 func (w *waiter) done(i int) producer.DoneFunc {
 	return func(offset string, err error) {
-		w.mu.Lock()
-		w.offsets[i], w.errs[i] = offset, err
-		w.mu.Unlock()
+		w.results[i] = waitResult{offset: offset, err: err}
 		w.finish(1)
 	}
 }
@@ -42,11 +48,7 @@ func (w *waiter) done(i int) producer.DoneFunc {
 func (w *waiter) abandon(n int) { w.finish(n) }
 
 func (w *waiter) finish(n int) {
-	w.mu.Lock()
-	w.remaining -= n
-	last := w.remaining == 0
-	w.mu.Unlock()
-	if last {
+	if w.remaining.Add(-int64(n)) == 0 {
 		close(w.all)
 	}
 }
@@ -62,13 +64,13 @@ func (w *waiter) wait(msgs []*message.Message) error {
 		}
 	}
 	<-w.all
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	var errs []error
-	for i, err := range w.errs[:len(msgs)] {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("message %s: %w", msgs[i].UUID, err))
+	for i, r := range w.results[:len(msgs)] {
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("message %s: %w", msgs[i].UUID, r.err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+func (w *waiter) offset(i int) string { return w.results[i].offset }

@@ -51,9 +51,9 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		config.ProducerID = "watermill-" + watermill.NewUUID()
 	}
 	p := &Publisher{
-		config: config,
-		logger: logger,
-		client: config.client(),
+		config:    config,
+		logger:    logger,
+		client:    config.client(),
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
 	}
@@ -160,7 +160,7 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 		return p.appendErr(tp, nil, err)
 	}
 	for i, msg := range msgs {
-		msg.Metadata.Set(MetadataOffset, w.offsets[i])
+		msg.Metadata.Set(MetadataOffset, w.offset(i))
 		if !p.trace {
 			continue
 		}
@@ -168,7 +168,7 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 			"topic":        tp.topic,
 			"message_uuid": msg.UUID,
 			"stream_url":   tp.redactedURL,
-			"offset":       w.offsets[i],
+			"offset":       w.offset(i),
 		})
 	}
 	return nil

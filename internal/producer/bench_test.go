@@ -75,3 +75,38 @@ func benchAppend(b *testing.B, contentType string, writers, inFlight int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// BenchmarkSyncAppend: 64 writers, each waiting for its message's result
+// before appending the next, as synchronous Publish calls do.
+func BenchmarkSyncAppend(b *testing.B) {
+	url := dstest.Shared(b).StreamURL(dstest.StreamPath(b))
+	client := &protocol.Client{HTTP: &http.Client{}, RequestTimeout: 10 * time.Second}
+	if err := client.CreateStream(context.Background(), url, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+		b.Fatal(err)
+	}
+	p, err := New(Config{URL: url, ContentType: protocol.ContentTypeJSON, ProducerID: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = p.Close(context.Background()) }()
+	msg := append([]byte(`"`), bytes.Repeat([]byte("x"), 98)...)
+	msg = append(msg, '"')
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		done := make(chan error, 1)
+		for pb.Next() {
+			if err := p.Append(ctx, msg, func(_ string, err error) { done <- err }); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := <-done; err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}

@@ -25,7 +25,9 @@ import (
 // DoneFunc receives the result of one message: the stream offset after its
 // batch ("" when the server answered that the batch was already written),
 // or the error. It is called exactly once, from a producer goroutine, and
-// must not block.
+// must not block. The DoneFuncs of different batches may run concurrently
+// (a written batch reports from its request goroutine); errors are all
+// reported from the owner goroutine, one at a time.
 //
 // An error wrapping protocol.ErrRetriesExhausted means the outcome is
 // unknown: the message may or may not have been written.
@@ -50,7 +52,7 @@ type Producer struct {
 	ready    []item // cut batches and flush markers, not yet taken by the owner
 	nextID   uint64
 	buffered int
-	last     sizeHint // of the last batch cut, to size the next one
+	last     sizeHint      // of the last batch cut, to size the next one
 	waiters  int           // Appends waiting for buffer space
 	space    chan struct{} // closed when buffer space is freed
 	sticky   error         // every later Append fails with it
@@ -71,8 +73,8 @@ func New(cfg Config) (*Producer, error) {
 	_, nop := cfg.Logger.(watermill.NopLogger)
 	p := &Producer{
 		trace: !nop,
-		cfg:  cfg,
-		json: protocol.IsJSON(cfg.ContentType),
+		cfg:   cfg,
+		json:  protocol.IsJSON(cfg.ContentType),
 		log: cfg.Logger.With(watermill.LogFields{
 			"stream_url":  protocol.RedactURL(cfg.URL),
 			"producer_id": cfg.ProducerID,
