@@ -53,11 +53,16 @@ type StreamOffsetStoreConfig struct {
 // stored only after its message was acked. A rotation writes the position
 // into the new log before it points to it, so a crash mid-rotation loses
 // nothing either.
+//
+// Close it when done: it drops the idle connections of its own HTTP
+// client.
 type StreamOffsetStore struct {
 	base   string
 	rotate int
 	client *protocol.Client
 	retry  RetryPolicy
+	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
+	ownHTTP bool
 
 	mu   sync.Mutex
 	logs map[[2]string]*positionLog
@@ -93,12 +98,23 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 		hc = protocol.NewHTTPClient(8)
 	}
 	return &StreamOffsetStore{
-		base:   strings.TrimRight(config.BaseURL, "/") + "/__offsets",
-		rotate: config.RotateEvery,
-		client: &protocol.Client{HTTP: hc, Header: config.Header, HeaderFunc: config.HeaderFunc, RequestTimeout: config.RequestTimeout},
-		retry:  config.RetryPolicy,
-		logs:   make(map[[2]string]*positionLog),
+		base:    strings.TrimRight(config.BaseURL, "/") + "/__offsets",
+		rotate:  config.RotateEvery,
+		client:  &protocol.Client{HTTP: hc, Header: config.Header, HeaderFunc: config.HeaderFunc, RequestTimeout: config.RequestTimeout},
+		retry:   config.RetryPolicy,
+		ownHTTP: config.HTTPClient == nil,
+		logs:    make(map[[2]string]*positionLog),
 	}, nil
+}
+
+// Close drops the idle connections of the store's own HTTP client (one
+// given in the config is left alone). A request after Close opens a new
+// connection; Close is safe to call more than once.
+func (s *StreamOffsetStore) Close() error {
+	if s.ownHTTP {
+		s.client.HTTP.CloseIdleConnections()
+	}
+	return nil
 }
 
 func (s *StreamOffsetStore) rootURL(group, topic string) (string, error) {

@@ -62,8 +62,8 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 }
 
 // Subscribe starts reading topic at the group's stored position, or at
-// StartFrom. Messages carry MetadataOffset: the offset of the read their
-// first byte came in.
+// StartFrom. Messages carry MetadataOffset and MetadataIndex, which
+// locate them in the stream (see PositionOf).
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {

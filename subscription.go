@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -73,7 +73,8 @@ func (sub *subscription) run(ctx context.Context) {
 	}
 }
 
-// consume reads from pos until EOF (nil) or an error.
+// consume reads from pos until EOF (nil) or an error. A decoder reads
+// and unmarshals ahead; consume delivers and keeps the position.
 func (sub *subscription) consume(ctx context.Context) error {
 	cfg := sub.s.config
 	r, err := reader.New(reader.Config{
@@ -92,51 +93,55 @@ func (sub *subscription) consume(ctx context.Context) error {
 
 	pass := sub.pos.Skip // messages after pos.Offset consumed before
 	sub.pos.Skip = 0
-	var buf []byte // byte mode: the start of a frame that has not ended yet
+	batches := make(chan batch, 1)
+	decodeCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&decoder{sub: sub, r: r, pass: pass, out: batches}).run(decodeCtx)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+
 	for {
-		chunk, err := r.Next(ctx)
-		if errors.Is(err, io.EOF) {
+		var b batch
+		var ok bool
+		select {
+		case b, ok = <-batches:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
 			return nil
 		}
-		if err != nil {
-			return err
+		if b.err != nil {
+			return b.err
 		}
 		sub.started = true
-		if sub.pos.Skip == 0 && pass == 0 && len(buf) == 0 {
+		if b.first && sub.pos.Skip == 0 && pass == 0 && !b.carried {
 			// Nothing consumed past the old offset: the read's own start
 			// names the same place, and is never "now".
-			sub.pos.Offset = chunk.Offset
+			sub.pos.Offset = b.chunk.Offset
 		}
-		var frames [][]byte
-		if chunk.JSON {
-			elems, err := reader.SplitJSONArray(chunk.Data)
-			if err != nil {
-				return err
-			}
-			for _, e := range elems {
-				frames = append(frames, e)
-			}
-		} else {
-			buf = append(buf, chunk.Data...)
-			frames, buf, err = sub.split(buf, chunk.Closed)
-			if err != nil {
-				return err
-			}
-		}
-		for _, frame := range frames {
+		for _, f := range b.frames {
 			if pass > 0 {
 				pass--
 				sub.pos.Skip++
 				continue
 			}
-			if err := sub.handle(ctx, frame); err != nil {
+			if err := sub.handle(ctx, f); err != nil {
 				return err
 			}
 		}
-		if len(buf) == 0 {
-			sub.pos = Position{Offset: chunk.NextOffset, Skip: 0}
+		if !b.last {
+			continue
 		}
-		if chunk.UpToDate {
+		if !b.partial {
+			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
+		}
+		if b.chunk.UpToDate {
 			sub.commit(ctx)
 		}
 	}
@@ -170,25 +175,23 @@ func (sub *subscription) split(buf []byte, atEOF bool) ([][]byte, []byte, error)
 	return frames, append([]byte(nil), buf...), nil
 }
 
-// handle unmarshals one frame and delivers it, or applies the poison
-// policy. It returns once the message is acked (and its position stored).
-func (sub *subscription) handle(ctx context.Context, frame []byte) error {
-	msg, err := sub.s.config.Unmarshaler.Unmarshal(sub.topic, frame)
-	if err == nil && msg == nil {
-		err = errors.New("unmarshaler returned no message")
-	}
-	if err != nil {
+// handle delivers one decoded frame, or applies the poison policy. It
+// returns once the message is acked (and its position stored).
+func (sub *subscription) handle(ctx context.Context, f decoded) error {
+	if f.err != nil {
 		if hook := sub.s.config.OnUnmarshalError; hook != nil {
-			if hookErr := hook(sub.topic, frame, err); hookErr != nil {
+			if hookErr := hook(sub.topic, f.frame, f.err); hookErr != nil {
 				return fmt.Errorf("%w: %w", errStopped, hookErr)
 			}
 		} else {
-			sub.s.logger.Error("Skipping a message that does not unmarshal", err, sub.fields.Add(watermill.LogFields{"offset": sub.pos.Offset, "skip": sub.pos.Skip}))
+			sub.s.logger.Error("Skipping a message that does not unmarshal", f.err, sub.fields.Add(watermill.LogFields{"offset": sub.pos.Offset, "skip": sub.pos.Skip}))
 		}
 		sub.consumed(ctx)
 		return nil
 	}
+	msg := f.msg
 	msg.Metadata.Set(MetadataOffset, sub.pos.Offset)
+	msg.Metadata.Set(MetadataIndex, strconv.Itoa(sub.pos.Skip))
 	if err := sub.deliver(ctx, msg); err != nil {
 		return err
 	}
@@ -223,7 +226,14 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 			msg = msg.Copy()
 		case <-ctx.Done():
 			cancel()
-			return ctx.Err()
+			select {
+			case <-msg.Acked():
+				// Acked just before Close: select picks at random among
+				// ready cases, and an ack that happened must count.
+				return nil
+			default:
+				return ctx.Err()
+			}
 		}
 	}
 }
