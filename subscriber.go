@@ -78,7 +78,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.mu.Unlock()
 
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
-	start, err := s.startPosition(ctx, topic)
+	start, err := s.startPosition(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
 		return nil, err
@@ -107,22 +107,30 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
-func (s *Subscriber) startPosition(ctx context.Context, topic string) (Position, error) {
-	from := Position{Offset: reader.OffsetBeginning}
-	if s.config.StartFrom == StartFromTail {
-		from.Offset = reader.OffsetNow
+func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string) (Position, error) {
+	if s.config.ConsumerGroup != "" {
+		pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
+		if err != nil {
+			return Position{}, fmt.Errorf("durablestreams: load position of group %q in %q: %w", s.config.ConsumerGroup, topic, err)
+		}
+		if ok {
+			return pos, nil
+		}
 	}
-	if s.config.ConsumerGroup == "" {
-		return from, nil
+	if s.config.StartFrom != StartFromTail {
+		return Position{Offset: reader.OffsetBeginning}, nil
 	}
-	pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
+	// The tail is taken now, not at the first read, so that nothing
+	// appended between Subscribe and that read is missed. A stream that
+	// does not exist yet has no tail: all it will hold comes later.
+	tail, exists, err := s.client.Tail(ctx, streamURL)
 	if err != nil {
-		return Position{}, fmt.Errorf("durablestreams: load position of group %q in %q: %w", s.config.ConsumerGroup, topic, err)
+		return Position{}, fmt.Errorf("durablestreams: find the tail of %q: %w", topic, err)
 	}
-	if !ok {
-		return from, nil
+	if !exists {
+		return Position{Offset: reader.OffsetBeginning}, nil
 	}
-	return pos, nil
+	return Position{Offset: tail}, nil
 }
 
 // SubscribeInitialize creates the topic's stream with ContentType if it is

@@ -213,6 +213,7 @@ func (c *SubscriberConfig) client() *protocol.Client {
 		Header:         c.Header,
 		HeaderFunc:     c.HeaderFunc,
 		RequestTimeout: c.RequestTimeout,
+		Retry:          c.RetryPolicy,
 	}
 }
 

@@ -52,10 +52,6 @@ func (sub *subscription) run(ctx context.Context) {
 		}
 		switch {
 		case errors.Is(err, ErrStreamNotFound) && !sub.started:
-			if sub.pos.Offset == reader.OffsetNow {
-				// Whatever the stream gets was appended after Subscribe.
-				sub.pos.Offset = reader.OffsetBeginning
-			}
 			failures++
 			sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
 			if protocol.Sleep(ctx, min(cfg.RetryPolicy.Backoff(failures), time.Second)) != nil {

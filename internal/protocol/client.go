@@ -83,9 +83,36 @@ type StreamOptions struct {
 // retried under c.Retry). A stream that exists with another content type
 // is ErrContentTypeMismatch, naming both types.
 func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOptions) error {
+	return c.retry(ctx, "create stream "+RedactURL(url), func() error { return c.createStream(ctx, url, opts) })
+}
+
+// Tail returns the stream's current tail offset (HEAD), and false with no
+// error when the stream does not exist yet. Transient failures are
+// retried under c.Retry.
+func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bool, err error) {
+	err = c.retry(ctx, "head stream "+RedactURL(url), func() error {
+		h, herr := c.head(ctx, url)
+		if herr != nil {
+			return herr
+		}
+		offset = h.Get(HeaderNextOffset)
+		return nil
+	})
+	if errors.Is(err, ErrStreamNotFound) {
+		return "", false, nil
+	}
+	if err == nil && offset == "" {
+		err = fmt.Errorf("durablestreams: head stream %s: no %s in the answer", RedactURL(url), HeaderNextOffset)
+	}
+	return offset, err == nil, err
+}
+
+// retry runs an idempotent request until it succeeds, fails for good, or
+// c.Retry runs out.
+func (c *Client) retry(ctx context.Context, what string, try func() error) error {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := c.createStream(ctx, url, opts)
+		err := try()
 		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -98,7 +125,7 @@ func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOption
 			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
 		}
 		if serr := Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("durablestreams: create stream %s: %w (after: %v)", RedactURL(url), serr, err)
+			return fmt.Errorf("durablestreams: %s: %w (after: %v)", what, serr, err)
 		}
 	}
 }
@@ -141,17 +168,30 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 
 // ContentType returns the content type of an existing stream (HEAD).
 func (c *Client) ContentType(ctx context.Context, url string) (string, error) {
-	req, err := c.NewRequest(ctx, http.MethodHead, url, nil)
+	h, err := c.head(ctx, url)
 	if err != nil {
 		return "", err
 	}
+	return strings.TrimSpace(h.Get("Content-Type")), nil
+}
+
+func (c *Client) head(ctx context.Context, url string) (http.Header, error) {
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodHead, url, nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("durablestreams: head stream %s: %w", RedactURL(url), err)
+		return nil, fmt.Errorf("durablestreams: head stream %s: %w", RedactURL(url), err)
 	}
 	DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return "", &HTTPError{Method: http.MethodHead, URL: RedactURL(url), StatusCode: resp.StatusCode}
+		return nil, &HTTPError{
+			Method: http.MethodHead, URL: RedactURL(url), StatusCode: resp.StatusCode,
+			RetryAfter: RetryAfter(resp.Header, time.Minute),
+		}
 	}
-	return strings.TrimSpace(resp.Header.Get("Content-Type")), nil
+	return resp.Header, nil
 }
