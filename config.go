@@ -163,25 +163,16 @@ func (c PublisherConfig) Validate() error {
 	if c.StreamTTL > 0 && !c.StreamExpiresAt.IsZero() {
 		return invalidConfig("StreamTTL and StreamExpiresAt are exclusive")
 	}
-	durations := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"Linger", c.Linger},
-		{"RequestTimeout", c.RequestTimeout},
-		{"CloseTimeout", c.CloseTimeout},
-		{"IdleProducerTimeout", c.IdleProducerTimeout},
-		{"RetryPolicy.InitialBackoff", c.RetryPolicy.InitialBackoff},
-		{"RetryPolicy.MaxBackoff", c.RetryPolicy.MaxBackoff},
-		{"RetryPolicy.MaxElapsed", c.RetryPolicy.MaxElapsed},
+	if err := checkDurations(
+		namedDuration{"Linger", c.Linger},
+		namedDuration{"RequestTimeout", c.RequestTimeout},
+		namedDuration{"CloseTimeout", c.CloseTimeout},
+		namedDuration{"IdleProducerTimeout", c.IdleProducerTimeout},
+	); err != nil {
+		return err
 	}
-	for _, d := range durations {
-		if d.d < 0 {
-			return invalidConfig("%s is negative (%s)", d.name, d.d)
-		}
-	}
-	if c.RetryPolicy.MaxAttempts < 0 {
-		return invalidConfig("RetryPolicy.MaxAttempts is negative")
+	if err := checkRetryPolicy(c.RetryPolicy); err != nil {
+		return err
 	}
 	if c.MaxBatchBytes < 0 || c.MaxInFlight < 0 || c.MaxBufferedBytes < 0 {
 		return invalidConfig("MaxBatchBytes, MaxInFlight and MaxBufferedBytes must not be negative")
@@ -215,18 +206,14 @@ func validateBaseURL(base string, hook func(string) (string, error)) error {
 	return nil
 }
 
-func (c *PublisherConfig) client() *protocol.Client {
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = protocol.NewHTTPClient(64)
-	}
-	return &protocol.Client{
-		HTTP:           hc,
-		Header:         c.Header,
-		HeaderFunc:     c.HeaderFunc,
-		RequestTimeout: c.RequestTimeout,
-		Retry:          c.RetryPolicy,
-	}
+func (c *PublisherConfig) client() (*protocol.Client, bool) {
+	return newClient(clientOptions{
+		httpClient:     c.HTTPClient,
+		header:         c.Header,
+		headerFunc:     c.HeaderFunc,
+		requestTimeout: c.RequestTimeout,
+		retry:          c.RetryPolicy,
+	})
 }
 
 func (c *PublisherConfig) streamOptions() protocol.StreamOptions {

@@ -93,16 +93,19 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 	if config.RetryPolicy == (RetryPolicy{}) {
 		config.RetryPolicy = DefaultRetryPolicy()
 	}
-	hc := config.HTTPClient
-	if hc == nil {
-		hc = protocol.NewHTTPClient(8)
-	}
+	client, ownHTTP := newClient(clientOptions{
+		httpClient:     config.HTTPClient,
+		header:         config.Header,
+		headerFunc:     config.HeaderFunc,
+		requestTimeout: config.RequestTimeout,
+		retry:          config.RetryPolicy,
+	})
 	return &StreamOffsetStore{
 		base:    strings.TrimRight(config.BaseURL, "/") + "/__offsets",
 		rotate:  config.RotateEvery,
-		client:  &protocol.Client{HTTP: hc, Header: config.Header, HeaderFunc: config.HeaderFunc, RequestTimeout: config.RequestTimeout},
+		client:  client,
 		retry:   config.RetryPolicy,
-		ownHTTP: config.HTTPClient == nil,
+		ownHTTP: ownHTTP,
 		logs:    make(map[[2]string]*positionLog),
 	}, nil
 }

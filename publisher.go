@@ -21,6 +21,8 @@ type Publisher struct {
 	config PublisherConfig
 	logger watermill.LoggerAdapter
 	client *protocol.Client
+	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
+	ownHTTP bool
 	// validJSON: the marshaler's output is valid JSON by construction, so
 	// only its size is checked (the producer's JSON check is the costliest
 	// step of a Publish).
@@ -50,10 +52,12 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if config.ProducerID == "" {
 		config.ProducerID = "watermill-" + watermill.NewUUID()
 	}
+	client, ownHTTP := config.client()
 	p := &Publisher{
 		config:    config,
 		logger:    logger,
-		client:    config.client(),
+		client:    client,
+		ownHTTP:   ownHTTP,
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
 	}
@@ -289,8 +293,7 @@ func (p *Publisher) Close() error {
 		ctx, cancel := detachedContext(p.config.CloseTimeout)
 		defer cancel()
 		p.closeErr = p.topics.close(ctx)
-		if p.config.HTTPClient == nil {
-			// Ours alone: its idle connections would outlive us.
+		if p.ownHTTP {
 			p.client.HTTP.CloseIdleConnections()
 		}
 		if p.closeErr != nil {

@@ -50,12 +50,13 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
+	client, ownHTTP := config.client()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		config:  config,
-		client:  config.client(),
+		client:  client,
 		logger:  logger,
-		ownHTTP: config.HTTPClient == nil,
+		ownHTTP: ownHTTP,
 		ctx:     ctx,
 		cancel:  cancel,
 	}, nil

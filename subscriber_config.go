@@ -171,25 +171,16 @@ func (c SubscriberConfig) Validate() error {
 	if c.ConsumerGroup != "" && c.OffsetStore == nil {
 		return invalidConfig("ConsumerGroup %q needs an OffsetStore", c.ConsumerGroup)
 	}
-	durations := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"NackResendDelay", c.NackResendDelay},
-		{"CommitInterval", c.CommitInterval},
-		{"RequestTimeout", c.RequestTimeout},
-		{"LiveTimeout", c.LiveTimeout},
-		{"RetryPolicy.InitialBackoff", c.RetryPolicy.InitialBackoff},
-		{"RetryPolicy.MaxBackoff", c.RetryPolicy.MaxBackoff},
-		{"RetryPolicy.MaxElapsed", c.RetryPolicy.MaxElapsed},
+	if err := checkDurations(
+		namedDuration{"NackResendDelay", c.NackResendDelay},
+		namedDuration{"CommitInterval", c.CommitInterval},
+		namedDuration{"RequestTimeout", c.RequestTimeout},
+		namedDuration{"LiveTimeout", c.LiveTimeout},
+	); err != nil {
+		return err
 	}
-	for _, d := range durations {
-		if d.d < 0 {
-			return invalidConfig("%s is negative (%s)", d.name, d.d)
-		}
-	}
-	if c.RetryPolicy.MaxAttempts < 0 {
-		return invalidConfig("RetryPolicy.MaxAttempts is negative")
+	if err := checkRetryPolicy(c.RetryPolicy); err != nil {
+		return err
 	}
 	if c.MaxReadBytes < 0 {
 		return invalidConfig("MaxReadBytes is negative")
@@ -197,24 +188,15 @@ func (c SubscriberConfig) Validate() error {
 	return nil
 }
 
-func (c *SubscriberConfig) client() *protocol.Client {
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = protocol.NewHTTPClient(64)
-		if t, ok := hc.Transport.(*http.Transport); ok {
-			// Go's transport asks for gzip by default, and the reference
-			// server then compresses every read on its only thread: on
-			// loopback or a LAN that costs more time than it saves.
-			t.DisableCompression = true
-		}
-	}
-	return &protocol.Client{
-		HTTP:           hc,
-		Header:         c.Header,
-		HeaderFunc:     c.HeaderFunc,
-		RequestTimeout: c.RequestTimeout,
-		Retry:          c.RetryPolicy,
-	}
+func (c *SubscriberConfig) client() (*protocol.Client, bool) {
+	return newClient(clientOptions{
+		httpClient:     c.HTTPClient,
+		header:         c.Header,
+		headerFunc:     c.HeaderFunc,
+		requestTimeout: c.RequestTimeout,
+		retry:          c.RetryPolicy,
+		noCompression:  true,
+	})
 }
 
 func (c *SubscriberConfig) readMode() reader.Mode {
