@@ -54,7 +54,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	server, stopServer, err := durableStreamsServer()
+	server, stopServer, err := dstest.ForExample()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,19 +66,6 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-}
-
-// durableStreamsServer returns DURABLE_STREAMS_URL, or starts the bundled
-// reference server.
-func durableStreamsServer() (url string, stop func(), err error) {
-	if url := os.Getenv(dstest.EnvURL); url != "" {
-		return url, func() {}, nil
-	}
-	srv, err := dstest.Start(dstest.Options{})
-	if err != nil {
-		return "", nil, err
-	}
-	return srv.URL, func() { _ = srv.Stop() }, nil
 }
 
 // run serves the page on ln until ctx ends, and publishes the demo's

@@ -56,7 +56,7 @@ type RoomBooked struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	server, stopServer, err := durableStreamsServer()
+	server, stopServer, err := dstest.ForExample()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,19 +65,6 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-}
-
-// durableStreamsServer returns DURABLE_STREAMS_URL, or starts the bundled
-// reference server.
-func durableStreamsServer() (url string, stop func(), err error) {
-	if url := os.Getenv(dstest.EnvURL); url != "" {
-		return url, func() {}, nil
-	}
-	srv, err := dstest.Start(dstest.Options{})
-	if err != nil {
-		return "", nil, err
-	}
-	return srv.URL, func() { _ = srv.Stop() }, nil
 }
 
 func run(ctx context.Context, out io.Writer, server string) error {

@@ -296,3 +296,17 @@ func (b *tailBuffer) String() string {
 	defer b.mu.Unlock()
 	return strings.TrimSpace(b.buf.String())
 }
+
+// ForExample returns the server named by DURABLE_STREAMS_URL, or starts the
+// bundled one; stop ends what it started. The examples' main functions use
+// it so that each runs with one command.
+func ForExample() (url string, stop func(), err error) {
+	if url := os.Getenv(EnvURL); url != "" {
+		return strings.TrimRight(url, "/"), func() {}, nil
+	}
+	srv, err := Start(Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	return srv.URL, func() { _ = srv.Stop() }, nil
+}
