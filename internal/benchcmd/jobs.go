@@ -33,12 +33,25 @@ func allJobs(b *bench) []job {
 			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
 				return rawBatchedRun(ctx, r, "1b", jsonMode, n, 4, 100)
 			}, "1b")},
-		{group: "2", runs: 3, lines: []line{{id: "2", what: fmt.Sprintf("Publisher sync, 1 msg/call, %d goroutines", syncGoroutines), unit: "msgs/s",
-			ratios: []ratio{{to: "1b", atLeast: 0.5}}}},
+		{group: "2", runs: 3, lines: []line{
+			{id: "2", what: fmt.Sprintf("Publisher sync, 1 msg/call, %d goroutines", syncGoroutines), unit: "msgs/s",
+				ratios: []ratio{{to: "1b", atLeast: 0.5}, {to: "2-raw32"}}},
+			{id: "2-batch", what: "diagnostic: row 2's mean batch (messages per POST the server accepted)", unit: "msgs/request"},
+			{id: "2-inflight", what: "diagnostic: row 2's requests in flight when one is sent (itself included), mean", unit: "requests"},
+			{id: "2-409", what: "diagnostic: row 2's POSTs answered 409 (overtook their predecessor; resent), per accepted POST", unit: "%"},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return publishSyncDiagRun(ctx, r, b.scaled(100_000, 200))
+		}},
+		{group: "2", runs: 3, lines: []line{{id: "2-raw32", what: fmt.Sprintf("diagnostic: raw POST, %d msgs/request as the producer sends them, one request at a time, 1 connection (an ordered producer with %d messages outstanding)", orderedBatch, syncGoroutines), unit: "msgs/s",
+			ratios: []ratio{{to: "1b"}}}},
 			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
-				res, err := publishSyncRun(ctx, r, "2", b.scaled(100_000, 200))
-				return res.rate, err
-			}, "2")},
+				return rawOrderedRun(ctx, r, "2-raw32", b.scaled(100_000, 200), 1, orderedBatch)
+			}, "2-raw32")},
+		{group: "2", runs: 3, lines: []line{{id: "2-raw32x2", what: "diagnostic: 2-raw32 on 2 connections, each its own stream (what parallelism buys without order)", unit: "msgs/s",
+			ratios: []ratio{{to: "2-raw32"}, {to: "1b"}}}},
+			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
+				return rawOrderedRun(ctx, r, "2-raw32x2", b.scaled(100_000, 200), 2, orderedBatch)
+			}, "2-raw32x2")},
 		{group: "3", runs: 3, lines: []line{{id: "3", what: fmt.Sprintf("Publisher async, 1 goroutine, %d msgs, then Close", n), unit: "msgs/s",
 			ratios: []ratio{{to: "1b", atLeast: 0.9}, {to: "4", atLeast: 1.0}}}},
 			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
@@ -61,10 +74,17 @@ func allJobs(b *bench) []job {
 		}},
 		{group: "6", runs: 3, lines: []line{
 			{id: "6-raw", what: fmt.Sprintf("raw catch-up GET of a %d-msg backlog", n), unit: "msgs/s"},
+			{id: "6-ttfb", what: "diagnostic: 6-raw, request to first body byte", unit: "ms"},
+			{id: "6-body", what: "diagnostic: 6-raw, request to last body byte", unit: "ms"},
 			{id: "6", what: "Subscriber + Router handler draining the same backlog", unit: "msgs/s", ratios: []ratio{{to: "6-raw", atLeast: 0.7}}},
+			{id: "6-gets", what: "diagnostic: GETs row 6's Subscriber sent (incl. the long-poll at the tail)", unit: "requests"},
+			{id: "6-fetch", what: "diagnostic: row 6, Router.Run to the backlog's last body byte", unit: "ms", ratios: []ratio{{to: "6-body"}}},
+			{id: "6-deliver", what: "diagnostic: row 6, last body byte to last message handled, per message", unit: "µs/msg"},
 			{id: "6-nogzip", what: "diagnostic: row 6 with an HTTP client that does not ask for gzip", unit: "msgs/s", ratios: []ratio{{to: "6-raw"}}},
+			{id: "6-sub", what: "diagnostic: Subscriber without Router (channel + Ack) draining the same backlog", unit: "msgs/s", ratios: []ratio{{to: "6-raw"}}},
+			{id: "6-deliver-sub", what: "diagnostic: 6-sub, last body byte to last Ack, per message", unit: "µs/msg"},
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
-			return catchUpRun(ctx, r, "6-raw", "6", "6-nogzip", n)
+			return catchUpRun(ctx, r, n)
 		}},
 		{group: "7", runs: 3, lines: []line{
 			{id: "7-sync-allocs", what: "allocations per message, sync (row 2 setup)", unit: "allocs/msg"},
@@ -136,7 +156,7 @@ func latencyRun(ctx context.Context, r *runCtx, n int) (map[string]float64, erro
 func allocRun(ctx context.Context, r *runCtx, syncN, asyncN int) (map[string]float64, error) {
 	var syncRes, asyncRes pubResult
 	if _, err := r.timed(func() (err error) {
-		syncRes, err = publishSyncRun(ctx, r, "7-sync", syncN)
+		syncRes, err = publishSyncRun(ctx, r, "7-sync", syncN, nil)
 		return err
 	}, "7-sync-allocs", "7-sync-bytes"); err != nil {
 		return nil, err

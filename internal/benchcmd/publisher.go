@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,11 @@ type pubResult struct {
 // publishing one message per call.
 const syncGoroutines = 64
 
-func newPublisher(b *bench, m mode, async bool, failures *atomic.Int64) (*durablestreams.Publisher, error) {
+// A nil hc means the Publisher's default HTTP client.
+func newPublisher(b *bench, m mode, async bool, failures *atomic.Int64, hc *http.Client) (*durablestreams.Publisher, error) {
 	return durablestreams.NewPublisher(durablestreams.PublisherConfig{
 		BaseURL:     b.baseURL(),
+		HTTPClient:  hc,
 		Marshaler:   m.marshaler(),
 		Async:       async,
 		Linger:      b.opts.linger,
@@ -67,7 +70,7 @@ func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n in
 	bindContext(ctx, msgs)
 	topic, url := r.b.newStream(lineID)
 	var failures atomic.Int64
-	pub, err := newPublisher(r.b, m, true, &failures)
+	pub, err := newPublisher(r.b, m, true, &failures, nil)
 	if err != nil {
 		return pubResult{}, err
 	}
@@ -96,8 +99,9 @@ func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n in
 }
 
 // publishSyncRun: syncGoroutines goroutines publish n messages, one per
-// synchronous call, to one fresh topic.
-func publishSyncRun(ctx context.Context, r *runCtx, lineID string, n int) (pubResult, error) {
+// synchronous call, to one fresh topic. A nil hc means the Publisher's
+// default HTTP client.
+func publishSyncRun(ctx context.Context, r *runCtx, lineID string, n int, hc *http.Client) (pubResult, error) {
 	c, err := r.b.corpusOf(jsonMode, n)
 	if err != nil {
 		return pubResult{}, err
@@ -108,7 +112,7 @@ func publishSyncRun(ctx context.Context, r *runCtx, lineID string, n int) (pubRe
 	bindContext(ctx, msgs)
 	topic, url := r.b.newStream(lineID)
 	var failures atomic.Int64
-	pub, err := newPublisher(r.b, jsonMode, false, &failures)
+	pub, err := newPublisher(r.b, jsonMode, false, &failures, hc)
 	if err != nil {
 		return pubResult{}, err
 	}
@@ -148,7 +152,7 @@ func publishLatencies(ctx context.Context, b *bench, n int) ([]time.Duration, er
 	bindContext(ctx, msgs)
 	topic, url := b.newStream("latency-pub")
 	var failures atomic.Int64
-	pub, err := newPublisher(b, jsonMode, false, &failures)
+	pub, err := newPublisher(b, jsonMode, false, &failures, nil)
 	if err != nil {
 		return nil, err
 	}

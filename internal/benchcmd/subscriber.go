@@ -35,46 +35,70 @@ func backlog(ctx context.Context, r *runCtx, n int) (topic, url string, c *corpu
 	return topic, url, c, err
 }
 
+// rawCatchUp is one raw catch-up read: its rate, and when the first and
+// the last byte of the backlog arrived after the first request went out.
+type rawCatchUp struct {
+	rate            float64
+	firstByte, body time.Duration
+}
+
 // rawCatchUpRun reads the backlog with plain GETs (no parsing): the
 // ceiling of a catch-up read.
-func rawCatchUpRun(ctx context.Context, r *runCtx, lineID, url string, n int) (float64, error) {
+func rawCatchUpRun(ctx context.Context, r *runCtx, url string, n int, lineIDs ...string) (rawCatchUp, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	hc := rawClient(1)
 	defer hc.CloseIdleConnections()
+	p := newProbe(hc.Transport)
+	hc.Transport = p
 	elapsed, err := r.timed(func() error {
 		_, err := catchUp(ctx, hc, url, nil)
 		return err
-	}, lineID)
-	return rate(n, elapsed), err
+	}, lineIDs...)
+	if err != nil {
+		return rawCatchUp{}, err
+	}
+	sent, first, last := p.times()
+	return rawCatchUp{rate: rate(n, elapsed), firstByte: first.Sub(sent), body: last.Sub(sent)}, nil
+}
+
+// drain is one run of a drain: its rate, and when it started and when
+// the n-th message was handled.
+type drain struct {
+	rate        float64
+	start, done time.Time
 }
 
 // routerDrainRun drains the backlog through a Subscriber and a Watermill
 // Router handler that only counts; the time runs from Router.Run until
 // the handler has seen the n-th message.
 // A nil hc means the Subscriber's default HTTP client.
-func routerDrainRun(ctx context.Context, r *runCtx, lineID, topic string, n int, hc *http.Client) (float64, error) {
+func routerDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *http.Client, lineIDs ...string) (drain, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), HTTPClient: hc}, nil)
 	if err != nil {
-		return 0, err
+		return drain{}, err
 	}
 	defer sub.Close()
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
 	if err != nil {
-		return 0, err
+		return drain{}, err
 	}
 	var handled atomic.Int64
+	var done time.Time
 	all := make(chan struct{})
 	router.AddConsumerHandler("drain", topic, sub, func(*message.Message) error {
 		if handled.Add(1) == int64(n) {
+			done = time.Now()
 			close(all)
 		}
 		return nil
 	})
 	runErr := make(chan error, 1)
+	var start time.Time
 	elapsed, err := r.timed(func() error {
+		start = time.Now()
 		go func() { runErr <- router.Run(ctx) }()
 		select {
 		case <-all:
@@ -84,7 +108,7 @@ func routerDrainRun(ctx context.Context, r *runCtx, lineID, topic string, n int,
 		case <-ctx.Done():
 			return fmt.Errorf("router handled %d of %d messages: %w", handled.Load(), n, ctx.Err())
 		}
-	}, lineID)
+	}, lineIDs...)
 	closeErr := router.Close()
 	if err == nil {
 		select {
@@ -94,15 +118,53 @@ func routerDrainRun(ctx context.Context, r *runCtx, lineID, topic string, n int,
 		}
 	}
 	if err != nil {
-		return 0, err
+		return drain{}, err
 	}
 	if closeErr != nil {
-		return 0, closeErr
+		return drain{}, closeErr
 	}
 	if got := handled.Load(); got != int64(n) {
-		return 0, fmt.Errorf("handler saw %d messages, want %d", got, n)
+		return drain{}, fmt.Errorf("handler saw %d messages, want %d", got, n)
 	}
-	return rate(n, elapsed), nil
+	return drain{rate: rate(n, elapsed), start: start, done: done}, nil
+}
+
+// subscriberDrainRun drains the backlog from a Subscriber's channel with
+// no Router: receive and Ack. The time runs from Subscribe until the n-th
+// Ack.
+func subscriberDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *http.Client, lineIDs ...string) (drain, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), HTTPClient: hc}, nil)
+	if err != nil {
+		return drain{}, err
+	}
+	defer sub.Close()
+	var start, done time.Time
+	elapsed, err := r.timed(func() error {
+		start = time.Now()
+		msgs, err := sub.Subscribe(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			select {
+			case msg, ok := <-msgs:
+				if !ok {
+					return fmt.Errorf("subscription closed after %d of %d messages", i, n)
+				}
+				msg.Ack()
+			case <-ctx.Done():
+				return fmt.Errorf("received %d of %d messages: %w", i, n, ctx.Err())
+			}
+		}
+		done = time.Now()
+		return nil
+	}, lineIDs...)
+	if err != nil {
+		return drain{}, err
+	}
+	return drain{rate: rate(n, elapsed), start: start, done: done}, sub.Close()
 }
 
 // noGzipClient is the Subscriber's default client without gzip: Go's
@@ -116,26 +178,57 @@ func noGzipClient() *http.Client {
 
 // catchUpRun measures row 6 on one backlog: the raw read, then the
 // Router, then (diagnostic) the Router with a client that does not ask
-// for gzip.
-func catchUpRun(ctx context.Context, r *runCtx, rawID, routerID, noGzipID string, n int) (map[string]float64, error) {
+// for gzip, and a Subscriber without Router. The Router and Subscriber
+// runs send through a probe on the Subscriber's default client (no gzip)
+// that tells when the backlog's last byte arrived, so that their time
+// splits into fetching and delivering.
+func catchUpRun(ctx context.Context, r *runCtx, n int) (map[string]float64, error) {
 	topic, url, _, err := backlog(ctx, r, n)
 	if err != nil {
 		return nil, err
 	}
 	defer r.b.deleteStream(url)
-	raw, err := rawCatchUpRun(ctx, r, rawID, url, n)
+	raw, err := rawCatchUpRun(ctx, r, url, n, "6-raw", "6-ttfb", "6-body")
 	if err != nil {
 		return nil, err
 	}
-	drained, err := routerDrainRun(ctx, r, routerID, topic, n, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := noGzipClient()
+
+	hc, p := probedClient(true)
 	defer hc.CloseIdleConnections()
-	plain, err := routerDrainRun(ctx, r, noGzipID, topic, n, hc)
+	routed, err := routerDrainRun(ctx, r, topic, n, hc, "6", "6-gets", "6-fetch", "6-deliver")
 	if err != nil {
 		return nil, err
 	}
-	return map[string]float64{rawID: raw, routerID: drained, noGzipID: plain}, nil
+	gets := p.sentRequests(http.MethodGet)
+	_, _, fetched := p.times()
+
+	plainHC := noGzipClient()
+	defer plainHC.CloseIdleConnections()
+	plain, err := routerDrainRun(ctx, r, topic, n, plainHC, "6-nogzip")
+	if err != nil {
+		return nil, err
+	}
+
+	subHC, subProbe := probedClient(true)
+	defer subHC.CloseIdleConnections()
+	alone, err := subscriberDrainRun(ctx, r, topic, n, subHC, "6-sub", "6-deliver-sub")
+	if err != nil {
+		return nil, err
+	}
+	_, _, subFetched := subProbe.times()
+
+	return map[string]float64{
+		"6-raw":         raw.rate,
+		"6-ttfb":        millis(raw.firstByte),
+		"6-body":        millis(raw.body),
+		"6":             routed.rate,
+		"6-gets":        float64(gets),
+		"6-fetch":       millis(fetched.Sub(routed.start)),
+		"6-deliver":     micros(routed.done.Sub(fetched)) / float64(n),
+		"6-nogzip":      plain.rate,
+		"6-sub":         alone.rate,
+		"6-deliver-sub": micros(alone.done.Sub(subFetched)) / float64(n),
+	}, nil
 }
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"slices"
 	"strconv"
@@ -54,6 +55,11 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		gate, arrived := r.gate, r.arrived
 		r.mu.Unlock()
 		if gate != nil {
+			// Held requests count as written, as if slow on the wire, so
+			// that the producer sends the next ones meanwhile.
+			if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.WroteRequest != nil {
+				trace.WroteRequest(httptrace.WroteRequestInfo{})
+			}
 			if arrived != nil {
 				arrived <- struct{}{}
 			}

@@ -36,12 +36,15 @@ type DoneFunc func(offset string, err error)
 // Producer appends messages to one stream exactly once. It is safe for
 // concurrent use.
 type Producer struct {
-	cfg    Config
-	json   bool
-	log    watermill.LoggerAdapter
-	trace  bool // log has somewhere to put Trace entries
-	epoch  atomic.Int64
-	wake   chan struct{}
+	cfg   Config
+	json  bool
+	log   watermill.LoggerAdapter
+	trace bool // log has somewhere to put Trace entries
+	epoch atomic.Int64
+	wake  chan struct{}
+	// cutAt, when not zero, is the open batch's message count at which the
+	// owner wants to hear of it (see sequencer.shouldCut). Needs mu.
+	cutAt  int
 	stop   chan struct{}
 	done   chan struct{} // closed when the owner goroutine has exited
 	ctx    context.Context
@@ -176,6 +179,9 @@ func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done Don
 	}
 	p.open.add(payload, done)
 	p.buffered += len(payload)
+	if p.cutAt > 0 && len(p.open.dones) == p.cutAt {
+		wake = true // big enough to go while another batch is in flight
+	}
 	p.mu.Unlock()
 	if wake {
 		p.signal()

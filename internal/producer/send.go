@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -26,7 +28,24 @@ type attempt struct {
 	seq   int64
 	body  []byte
 	close bool
+	// after is the previous launch's write signal: this request is not
+	// sent before that one has been written, so that pipelined requests
+	// leave in seq order and seldom overtake each other on the way in
+	// (the server answers an overtaking request with 409, and it must be
+	// sent again). wrote is this launch's own signal.
+	after, wrote *writeSignal
 }
+
+// writeSignal closes once a request has been written to its connection,
+// or has given up.
+type writeSignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newWriteSignal() *writeSignal { return &writeSignal{ch: make(chan struct{})} }
+
+func (w *writeSignal) done() { w.once.Do(func() { close(w.ch) }) }
 
 // result is the final answer for an attempt, after retries.
 type result struct {
@@ -55,6 +74,13 @@ func (r result) written() bool {
 // repeat of a request it already applied.
 func (p *Producer) send(a attempt) result {
 	ctx := p.ctx
+	defer a.wrote.done()
+	if a.after != nil {
+		select {
+		case <-a.after.ch:
+		case <-ctx.Done():
+		}
+	}
 	policy := p.cfg.Retry
 	start := time.Now()
 	uncertain := false
@@ -108,6 +134,9 @@ func (p *Producer) post(parent context.Context, a attempt) result {
 	client := p.cfg.Client
 	ctx, cancel := client.WithTimeout(parent)
 	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { a.wrote.done() },
+	})
 	req, err := client.NewRequest(ctx, http.MethodPost, p.cfg.URL, bytes.NewReader(a.body))
 	if err != nil {
 		return result{a: a, err: err}

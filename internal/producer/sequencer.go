@@ -49,6 +49,9 @@ type sequencer struct {
 	fatal    error
 	stopping bool
 
+	// lastWrite is the write signal of the latest launch.
+	lastWrite *writeSignal
+
 	timer    *time.Timer
 	deadline time.Time
 }
@@ -168,6 +171,7 @@ func (s *sequencer) take() {
 // shouldCut decides whether the open batch goes now. A lone message goes at
 // once; while requests are in flight a batch lingers to gather more.
 func (s *sequencer) shouldCut(open *batch, readyWaiting bool) bool {
+	s.p.cutAt = 0
 	if s.fatal != nil {
 		return true
 	}
@@ -182,6 +186,15 @@ func (s *sequencer) shouldCut(open *batch, readyWaiting bool) bool {
 	if s.inFlight == 0 {
 		return true
 	}
+	// A batch as large as one in flight goes at once rather than lingering:
+	// waiting would leave the server idle between requests. Appends wake
+	// the owner when the open batch reaches that size (cutAt).
+	if t := s.pipelineThreshold(); t > 0 {
+		if len(open.dones) >= t {
+			return true
+		}
+		s.p.cutAt = t
+	}
 	due := open.started.Add(s.p.cfg.Linger)
 	if !time.Now().Before(due) {
 		return true
@@ -191,6 +204,17 @@ func (s *sequencer) shouldCut(open *batch, readyWaiting bool) bool {
 		s.timer.Reset(time.Until(due))
 	}
 	return false
+}
+
+// pipelineThreshold is the message count of the smallest batch in flight.
+func (s *sequencer) pipelineThreshold() int {
+	t := 0
+	for _, b := range s.queue {
+		if b.inFlight && (t == 0 || len(b.dones) < t) {
+			t = len(b.dones)
+		}
+	}
+	return t
 }
 
 func (s *sequencer) absorb(items []item) {
@@ -214,7 +238,9 @@ func (s *sequencer) absorb(items []item) {
 func (s *sequencer) launch(b *batch) {
 	b.inFlight = true
 	s.inFlight++
-	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil}
+	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil,
+		after: s.lastWrite, wrote: newWriteSignal()}
+	s.lastWrite = a.wrote
 	if s.p.trace {
 		s.p.log.Trace("Sending batch", watermill.LogFields{
 			"epoch": a.epoch, "seq": a.seq, "messages": len(b.dones), "bytes": len(b.body),

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"sync"
 	"testing"
@@ -40,6 +41,11 @@ func (s *staleConflictScript) RoundTrip(req *http.Request) (*http.Response, erro
 
 	switch {
 	case seq == 1 && try == 1:
+		// Written, as far as the producer can tell, but slow on the way:
+		// the producer sends seq 2 meanwhile.
+		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.WroteRequest != nil {
+			trace.WroteRequest(httptrace.WroteRequestInfo{})
+		}
 		close(s.seq1Arrived)
 		<-s.holdSeq1
 	case seq == 1 && try == 2:
