@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,4 +186,24 @@ func countGoroutinesNow() int {
 	http.DefaultClient.CloseIdleConnections()
 	time.Sleep(50 * time.Millisecond) // let closed connections' goroutines exit
 	return runtime.NumGoroutine()
+}
+
+// liveSignal is a RoundTripper that tells when the first live read (long-poll
+// or SSE) is sent: the catch-up before it is done.
+type liveSignal struct {
+	base http.RoundTripper
+	once sync.Once
+	live chan struct{}
+}
+
+func newLiveSignal() (*http.Client, *liveSignal) {
+	l := &liveSignal{base: http.DefaultTransport.(*http.Transport).Clone(), live: make(chan struct{})}
+	return &http.Client{Transport: l}, l
+}
+
+func (l *liveSignal) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Query().Get("live") != "" {
+		l.once.Do(func() { close(l.live) })
+	}
+	return l.base.RoundTrip(req)
 }

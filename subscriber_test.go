@@ -157,15 +157,17 @@ func TestCloseWhileMessageUnacked(t *testing.T) {
 
 func TestSubscribeContextCancelClosesChannel(t *testing.T) {
 	base := dstest.StreamURL(t)
-	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base})
+	client, signal := newLiveSignal()
+	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, HTTPClient: client})
 	require.NoError(t, sub.SubscribeInitialize("t"))
 	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, newMessages(3)...))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	ch, err := sub.Subscribe(ctx, "t")
 	require.NoError(t, err)
-	// Nobody reads: the subscription waits to hand over its first message.
-	time.Sleep(100 * time.Millisecond)
+	// Nobody reads: once the catch-up is read and the live read has begun,
+	// the subscription waits to hand over its first message.
+	<-signal.live
 	cancel()
 	select {
 	case _, ok := <-ch:

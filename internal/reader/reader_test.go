@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,14 +205,26 @@ func TestContextCancelStopsLiveRead(t *testing.T) {
 	forModes(t, func(t *testing.T, mode Mode) {
 		url := dstest.StreamURL(t)
 		send(t, http.MethodPut, url, "application/json", "")
-		r := newReader(t, url, OffsetBeginning, mode)
+		live := make(chan struct{})
+		var once sync.Once
+		r, err := New(Config{URL: url, Offset: OffsetBeginning, Mode: mode, RetryPolicy: fastRetry,
+			LiveTimeout: 10 * time.Second,
+			Client: &protocol.Client{RequestTimeout: 5 * time.Second, HTTP: &http.Client{Transport: roundTripFunc(
+				func(req *http.Request) (*http.Response, error) {
+					if req.URL.Query().Get("live") != "" {
+						once.Do(func() { close(live) })
+					}
+					return http.DefaultTransport.RoundTrip(req)
+				})}}})
+		require.NoError(t, err)
+		t.Cleanup(r.Close)
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() {
-			time.Sleep(200 * time.Millisecond) // let the read reach the long-poll
+			<-live // the read has reached the live request
 			cancel()
 		}()
 		start := time.Now()
-		_, err := r.Next(ctx)
+		_, err = r.Next(ctx)
 		require.ErrorIs(t, err, context.Canceled)
 		require.Less(t, time.Since(start), time.Second)
 	})
@@ -285,3 +298,7 @@ func TestStopAtTail(t *testing.T) {
 	_, err = r.Next(t.Context())
 	require.ErrorIs(t, err, io.EOF)
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
