@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"errors"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -29,7 +30,18 @@ var (
 	// closed state.
 	ErrStreamConflict = protocol.ErrStreamConflict
 	// ErrRetriesExhausted: a retryable failure outlasted the RetryPolicy.
+	// The message may or may not have been written.
 	ErrRetriesExhausted = protocol.ErrRetriesExhausted
+
+	// ErrMessageTooLarge: a message does not fit in MaxBatchBytes even
+	// alone; it is rejected before anything is buffered.
+	ErrMessageTooLarge = producer.ErrMessageTooLarge
+	// ErrInvalidJSON: a message for a JSON-mode stream is not one valid
+	// JSON value (a custom Marshaler's output).
+	ErrInvalidJSON = producer.ErrInvalidJSON
+	// ErrEmptyMessage: the protocol has no empty append; a byte-mode
+	// marshaler must not produce an empty frame.
+	ErrEmptyMessage = producer.ErrEmptyMessage
 )
 
 // StaleEpochError is returned when another producer with the same id

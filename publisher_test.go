@@ -394,3 +394,36 @@ func TestHeaderFuncErrorFailsThePublish(t *testing.T) {
 	err := pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`1`)))
 	require.ErrorIs(t, err, errBoom)
 }
+
+// rawBytesMarshaler writes the payload as it is into a JSON-mode stream:
+// a custom marshaler that can produce invalid JSON.
+type rawBytesMarshaler struct{}
+
+func (rawBytesMarshaler) ContentType() string { return "application/json" }
+func (rawBytesMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	return msg.Payload, nil
+}
+
+func TestPublishRejectsOversizedAndInvalidMessagesWithTypedErrors(t *testing.T) {
+	client, counter := newCountingClient()
+	pub, base := newTestPublisher(t, ds.PublisherConfig{
+		Marshaler: rawBytesMarshaler{}, MaxBatchBytes: 1024, HTTPClient: client,
+	})
+	require.NoError(t, pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`{"ok":1}`))))
+	postsBefore := counter.posts.Load()
+
+	big := message.NewMessage(watermill.NewUUID(), []byte(`"`+strings.Repeat("x", 2000)+`"`))
+	require.ErrorIs(t, pub.Publish("t", big), ds.ErrMessageTooLarge)
+
+	invalid := message.NewMessage(watermill.NewUUID(), []byte(`{"unterminated":`))
+	good := message.NewMessage(watermill.NewUUID(), []byte(`{"ok":2}`))
+	require.ErrorIs(t, pub.Publish("t", good, invalid), ds.ErrInvalidJSON)
+
+	require.ErrorIs(t, pub.Publish("t", message.NewMessage(watermill.NewUUID(), nil)), ds.ErrEmptyMessage)
+
+	assert.Equal(t, postsBefore, counter.posts.Load(), "rejected calls send nothing")
+	require.NoError(t, pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`{"ok":3}`))))
+	got := readJSONStream(t, base+"/t")
+	require.Len(t, got, 2, "only the good calls are written; the valid message of the rejected call is not")
+	assert.JSONEq(t, `{"ok":3}`, string(got[1]))
+}
