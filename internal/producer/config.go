@@ -30,6 +30,9 @@ const (
 	// Two overlap one request's round trip with the next batch's; more buy
 	// little, because the server answers a seq that overtook its
 	// predecessor with 409 instead of queueing it, and each one is resent.
+	// Confirmed through the Publisher with synchronous Publish from 64
+	// goroutines (benchcmd row 2, -inflight 2 vs 4, alternated): 97k vs
+	// 75-79k msgs/s, with 3% vs 11-13% of requests resent after a 409.
 	DefaultMaxInFlight = 2
 )
 
