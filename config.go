@@ -64,7 +64,8 @@ type PublisherConfig struct {
 	// OnAsyncError; Close flushes what is buffered.
 	Async bool
 	// OnAsyncError receives the error of every message that failed after
-	// an async Publish returned. It must not block. Default: log it.
+	// an async Publish returned. It may be called from several goroutines
+	// at once and must not block. Default: log it.
 	OnAsyncError func(topic string, messageUUID string, err error)
 
 	// Linger is how long a batch may wait for more messages while earlier

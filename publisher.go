@@ -165,6 +165,9 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 	}
 	for i, msg := range msgs {
 		msg.Metadata.Set(MetadataOffset, w.offset(i))
+		// A message passed on from a Subscriber carries the index of its
+		// old position, which means nothing next to the new offset.
+		delete(msg.Metadata, MetadataIndex)
 		if !p.trace {
 			continue
 		}
