@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -63,14 +62,3 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 func countGoroutines() int { return runtime.NumGoroutine() }
-
-// requireGoroutinesBackTo waits until the goroutine count is back to what
-// it was before the test's publisher or subscriber existed. Connections of
-// other clients wind down on their own timers, hence the wait.
-func requireGoroutinesBackTo(t testing.TB, before int) {
-	t.Helper()
-	http.DefaultClient.CloseIdleConnections()
-	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before },
-		10*time.Second, 20*time.Millisecond,
-		"goroutines leaked: %d now, %d before", runtime.NumGoroutine(), before)
-}

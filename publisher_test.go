@@ -231,7 +231,7 @@ func TestCloseWhilePublishesAreBlocked(t *testing.T) {
 		require.Error(t, err, "a publish that was never acknowledged must fail")
 	}
 	t.Logf("close: %v", closeErr)
-	requireGoroutinesBackTo(t, before)
+	dstest.RequireGoroutinesBackTo(t, before)
 }
 
 func TestAsyncPublishFlushesOnClose(t *testing.T) {
@@ -342,7 +342,7 @@ func TestPublisherReleasesIdleProducers(t *testing.T) {
 	assert.Less(t, maxGoroutines, before+topics/4)
 	require.Len(t, readJSONStream(t, base+"/user-7"), 1)
 	require.NoError(t, pub.Close())
-	requireGoroutinesBackTo(t, before)
+	dstest.RequireGoroutinesBackTo(t, before)
 }
 
 func TestNewPublisherValidation(t *testing.T) {

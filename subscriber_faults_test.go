@@ -60,7 +60,7 @@ func TestSubscriberGoroutinesBackToBaseline(t *testing.T) {
 		}
 		require.NoError(t, sub.Close())
 	}
-	requireNoGoroutineLeak(t, before)
+	dstest.RequireGoroutinesBackTo(t, before)
 }
 
 // BenchmarkSubscribeBacklog measures messages/s delivered to a consumer

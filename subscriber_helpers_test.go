@@ -166,21 +166,6 @@ func (b *signalBody) Close() error {
 	return err
 }
 
-// requireNoGoroutineLeak waits for the goroutine count to fall back to
-// before, and prints every stack when it does not.
-func requireNoGoroutineLeak(t testing.TB, before int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		http.DefaultClient.CloseIdleConnections()
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines leaked: %d now, %d before\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // countGoroutinesNow settles idle connections of the default client first.
 func countGoroutinesNow() int {
 	http.DefaultClient.CloseIdleConnections()

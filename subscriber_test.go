@@ -151,7 +151,7 @@ func TestCloseWhileMessageUnacked(t *testing.T) {
 		}
 		requireClosed(t, chA)
 		requireClosed(t, chB)
-		requireNoGoroutineLeak(t, before)
+		dstest.RequireGoroutinesBackTo(t, before)
 	})
 }
 

@@ -112,21 +112,7 @@ func TestBrowserExampleServesPageAndPublishes(t *testing.T) {
 
 	require.NoError(t, sub.Close())
 	client.CloseIdleConnections()
-	requireNoLeak(t, goroutines)
-}
-
-// requireNoLeak fails unless the goroutines are back to n: run joins all
-// it started and closes the connections it opened.
-func requireNoLeak(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d before, %d after:\n%s", n, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	dstest.RequireGoroutinesBackTo(t, goroutines)
 }
 
 // lockedBuffer is a bytes.Buffer that run and the test may use at once.

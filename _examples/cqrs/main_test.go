@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,14 +12,7 @@ import (
 func TestMain(m *testing.M) { dstest.Main(m) }
 
 func TestCQRSExample(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	server := dstest.Shared(t).URL
-	goroutines := runtime.NumGoroutine()
-	var out bytes.Buffer
-	require.NoError(t, run(ctx, &out, server))
-	requireNoLeak(t, goroutines)
-	got := out.String()
+	got := dstest.RunExample(t, run)
 
 	require.Equal(t, 3, strings.Count(got, "sent BookRoom for room "), got)
 	// The event processor saw the "name" metadata after the round trip.
@@ -32,18 +21,4 @@ func TestCQRSExample(t *testing.T) {
 		"  room 101: Ada, 3 night(s) (booking-101-Ada)\n"+
 		"  room 102: Grace, 1 night(s) (booking-102-Grace)\n"+
 		"  room 103: Linus, 2 night(s) (booking-103-Linus)\n", got)
-}
-
-// requireNoLeak fails unless the goroutines are back to n: run joins all
-// it started and closes the connections it opened.
-func requireNoLeak(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d before, %d after:\n%s", n, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

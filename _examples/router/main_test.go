@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,14 +12,7 @@ import (
 func TestMain(m *testing.M) { dstest.Main(m) }
 
 func TestRouterExample(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	server := dstest.Shared(t).URL
-	goroutines := runtime.NumGoroutine()
-	var out bytes.Buffer
-	require.NoError(t, run(ctx, &out, server))
-	requireNoLeak(t, goroutines)
-	got := out.String()
+	got := dstest.RunExample(t, run)
 
 	require.Equal(t, 3, strings.Count(got, "published order-"), got)
 	// Both valid orders were confirmed, the one that panicked once too;
@@ -39,18 +28,4 @@ func TestRouterExample(t *testing.T) {
 	require.Contains(t, got, `orders-poison: {"id":"order-3","item":"mouse","quantity":0} (correlation id checkout-order-3), reason: order order-3: quantity must be positive`, got)
 	require.Equal(t, 1, strings.Count(got, "orders-poison: "), got)
 	require.Equal(t, 2, strings.Count(got, "orders-confirmed: "), got)
-}
-
-// requireNoLeak fails unless the goroutines are back to n: run joins all
-// it started and closes the connections it opened.
-func requireNoLeak(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d before, %d after:\n%s", n, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

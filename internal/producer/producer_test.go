@@ -415,7 +415,7 @@ func TestCloseJoinsGoroutines(t *testing.T) {
 	require.ErrorIs(t, p.Close(t.Context()), ErrProducerClosed, "Close is idempotent")
 	require.ErrorIs(t, p.Append(t.Context(), payload(1, 1), nil), ErrProducerClosed)
 	rec.next.(*http.Transport).CloseIdleConnections()
-	requireNoLeak(t, before)
+	dstest.RequireGoroutinesBackTo(t, before)
 }
 
 func TestConfigValidate(t *testing.T) {
