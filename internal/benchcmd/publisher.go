@@ -60,6 +60,31 @@ func measureAllocs(n int, fn func() error) (allocs, bytes float64, err error) {
 // with an async Publisher, then Close (which waits for every
 // acknowledgement). The time runs from the first Publish to Close's return.
 func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n int) (pubResult, error) {
+	return publishRun(ctx, r, lineID, m, n, true, nil, func(_ context.Context, pub *durablestreams.Publisher, topic string, msgs []*message.Message) error {
+		for _, msg := range msgs {
+			if err := pub.Publish(topic, msg); err != nil {
+				return err
+			}
+		}
+		return pub.Close()
+	})
+}
+
+// publishSyncRun: syncGoroutines goroutines publish n messages, one per
+// synchronous call, to one fresh topic. A nil hc means the Publisher's
+// default HTTP client.
+func publishSyncRun(ctx context.Context, r *runCtx, lineID string, n int, hc *http.Client) (pubResult, error) {
+	return publishRun(ctx, r, lineID, jsonMode, n, false, hc, func(ctx context.Context, pub *durablestreams.Publisher, topic string, msgs []*message.Message) error {
+		return parallel(ctx, syncGoroutines, len(msgs), func(_ context.Context, i int) error {
+			return pub.Publish(topic, msgs[i])
+		})
+	})
+}
+
+// publishRun times publish (and its allocations) on a fresh topic, then
+// checks that the stream holds exactly what was published.
+func publishRun(ctx context.Context, r *runCtx, lineID string, m mode, n int, async bool, hc *http.Client,
+	publish func(context.Context, *durablestreams.Publisher, string, []*message.Message) error) (pubResult, error) {
 	c, err := r.b.corpusOf(m, n)
 	if err != nil {
 		return pubResult{}, err
@@ -70,7 +95,7 @@ func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n in
 	bindContext(ctx, msgs)
 	topic, url := r.b.newStream(lineID)
 	var failures atomic.Int64
-	pub, err := newPublisher(r.b, m, true, &failures, nil)
+	pub, err := newPublisher(r.b, m, async, &failures, hc)
 	if err != nil {
 		return pubResult{}, err
 	}
@@ -78,12 +103,7 @@ func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n in
 	var res pubResult
 	elapsed, err := r.timed(func() error {
 		res.allocsPerMsg, res.bytesPerMsg, err = measureAllocs(n, func() error {
-			for _, msg := range msgs {
-				if err := pub.Publish(topic, msg); err != nil {
-					return err
-				}
-			}
-			return pub.Close()
+			return publish(ctx, pub, topic, msgs)
 		})
 		return err
 	}, lineID)
@@ -91,47 +111,12 @@ func publishAsyncRun(ctx context.Context, r *runCtx, lineID string, m mode, n in
 		return res, err
 	}
 	defer r.b.deleteStream(url)
-	if f := failures.Load(); f > 0 {
-		return res, fmt.Errorf("%d async publishes failed", f)
-	}
-	res.rate = rate(n, elapsed)
-	return res, r.b.verify(ctx, url, c)
-}
-
-// publishSyncRun: syncGoroutines goroutines publish n messages, one per
-// synchronous call, to one fresh topic. A nil hc means the Publisher's
-// default HTTP client.
-func publishSyncRun(ctx context.Context, r *runCtx, lineID string, n int, hc *http.Client) (pubResult, error) {
-	c, err := r.b.corpusOf(jsonMode, n)
-	if err != nil {
-		return pubResult{}, err
-	}
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	msgs := c.messages()
-	bindContext(ctx, msgs)
-	topic, url := r.b.newStream(lineID)
-	var failures atomic.Int64
-	pub, err := newPublisher(r.b, jsonMode, false, &failures, hc)
-	if err != nil {
-		return pubResult{}, err
-	}
-	defer pub.Close()
-	var res pubResult
-	elapsed, err := r.timed(func() error {
-		res.allocsPerMsg, res.bytesPerMsg, err = measureAllocs(n, func() error {
-			return parallel(ctx, syncGoroutines, n, func(_ context.Context, i int) error {
-				return pub.Publish(topic, msgs[i])
-			})
-		})
-		return err
-	}, lineID)
-	if err != nil {
-		return res, err
-	}
-	defer r.b.deleteStream(url)
+	// Idempotent: flushes what a sync run has nothing left of.
 	if err := pub.Close(); err != nil {
 		return res, err
+	}
+	if f := failures.Load(); f > 0 {
+		return res, fmt.Errorf("%d async publishes failed", f)
 	}
 	res.rate = rate(n, elapsed)
 	return res, r.b.verify(ctx, url, c)
