@@ -14,10 +14,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"os"
-	"os/signal"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,19 +23,7 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	server, stopServer, err := dstest.ForExample()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(ctx, os.Stdout, server)
-	stopServer()
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { dstest.ExampleMain(run) }
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	// Every run gets streams of its own under this URL.

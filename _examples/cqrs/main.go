@@ -22,10 +22,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"os"
-	"os/signal"
 	"slices"
 	"sync"
 	"time"
@@ -53,19 +50,7 @@ type RoomBooked struct {
 	Nights    int    `json:"nights"`
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	server, stopServer, err := dstest.ForExample()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(ctx, os.Stdout, server)
-	stopServer()
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { dstest.ExampleMain(run) }
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	out = &lockedWriter{w: out} // the handlers print too

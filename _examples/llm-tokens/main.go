@@ -27,10 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -60,19 +57,7 @@ type Chunk struct {
 	FinishReason string `json:"finish_reason,omitempty"`
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	server, stopServer, err := dstest.ForExample()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(ctx, os.Stdout, server)
-	stopServer()
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { dstest.ExampleMain(run) }
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	logger := watermill.NopLogger{}

@@ -23,10 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
 	"time"
 
@@ -59,19 +56,7 @@ type Confirmation struct {
 
 var errInvalidQuantity = errors.New("quantity must be positive")
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	server, stopServer, err := dstest.ForExample()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(ctx, os.Stdout, server)
-	stopServer()
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { dstest.ExampleMain(run) }
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	out = &lockedWriter{w: out} // the router's goroutines print too

@@ -14,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -309,4 +311,21 @@ func ForExample() (url string, stop func(), err error) {
 		return "", nil, err
 	}
 	return srv.URL, func() { _ = srv.Stop() }, nil
+}
+
+// ExampleMain is an example's main: it finds or starts a server
+// (ForExample), runs run until it returns or Ctrl-C, writing to stdout,
+// stops what it started, and exits non-zero on an error.
+func ExampleMain(run func(ctx context.Context, out io.Writer, server string) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	server, stopServer, err := ForExample()
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = run(ctx, os.Stdout, server)
+	stopServer()
+	if err != nil {
+		log.Fatal(err)
+	}
 }
