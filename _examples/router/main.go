@@ -92,7 +92,11 @@ func run(ctx context.Context, out io.Writer, server string) error {
 	// connections we close.
 	storeHTTP := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer storeHTTP.CloseIdleConnections()
-	router, err := newRouter(baseURL, storeHTTP, publisher, out, logger)
+	// Every order ends as one output (confirmed or poisoned); the Router
+	// is closed only once each has been reported durable, so that closing
+	// cannot cut a report short.
+	outputs := make(chan struct{}, len(orders))
+	router, err := newRouter(baseURL, storeHTTP, publisher, offsetPrinter{out: out, printed: outputs}, logger)
 	if err != nil {
 		return err
 	}
@@ -103,13 +107,23 @@ func run(ctx context.Context, out io.Writer, server string) error {
 		<-routerDone
 	}()
 
-	return readResults(ctx, out, baseURL, logger, len(orders))
+	if err := readResults(ctx, out, baseURL, logger, len(orders)); err != nil {
+		return err
+	}
+	for range orders {
+		select {
+		case <-outputs:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // newRouter wires the handler and its middlewares. The consumer group keeps
 // its position on the Durable Streams server itself (StreamOffsetStore), so
 // a restarted service resumes after the last acked order.
-func newRouter(baseURL string, storeHTTP *http.Client, publisher message.Publisher, out io.Writer, logger watermill.LoggerAdapter) (*message.Router, error) {
+func newRouter(baseURL string, storeHTTP *http.Client, publisher message.Publisher, printer offsetPrinter, logger watermill.LoggerAdapter) (*message.Router, error) {
 	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL, HTTPClient: storeHTTP})
 	if err != nil {
 		return nil, err
@@ -127,7 +141,7 @@ func newRouter(baseURL string, storeHTTP *http.Client, publisher message.Publish
 	if err != nil {
 		return nil, err
 	}
-	poisonQueue, err := middleware.PoisonQueue(offsetPrinter{publisher, out}, poisonTopic)
+	poisonQueue, err := middleware.PoisonQueue(printer.wrap(publisher), poisonTopic)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +156,7 @@ func newRouter(baseURL string, storeHTTP *http.Client, publisher message.Publish
 	)
 	// Print where every output landed: once Publish returned, it is durable.
 	router.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) {
-		return offsetPrinter{pub, out}, nil
+		return printer.wrap(pub), nil
 	})
 
 	warehouse := &warehouse{panicOnce: map[string]bool{"order-2": true}}
@@ -181,10 +195,17 @@ func (w *warehouse) confirm(msg *message.Message) ([]*message.Message, error) {
 	return []*message.Message{message.NewMessage(watermill.NewUUID(), payload)}, nil
 }
 
-// offsetPrinter prints the offset of every message it published.
+// offsetPrinter prints the offset of every message it published, and
+// tells printed about each.
 type offsetPrinter struct {
 	message.Publisher
-	out io.Writer
+	out     io.Writer
+	printed chan<- struct{}
+}
+
+func (p offsetPrinter) wrap(pub message.Publisher) offsetPrinter {
+	p.Publisher = pub
+	return p
 }
 
 func (p offsetPrinter) Publish(topic string, msgs ...*message.Message) error {
@@ -196,6 +217,10 @@ func (p offsetPrinter) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
 		fmt.Fprintf(p.out, "durable: %s message for %s at offset %s\n",
 			topic, middleware.MessageCorrelationID(msg), msg.Metadata.Get(ds.MetadataOffset))
+		select {
+		case p.printed <- struct{}{}:
+		default: // a repeat after a redelivery: already counted
+		}
 	}
 	return nil
 }
