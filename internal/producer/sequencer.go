@@ -117,17 +117,28 @@ func (s *sequencer) limit() int {
 
 // pump takes new batches and starts every request that may start.
 func (s *sequencer) pump() {
+	// Launching changes what the open batch should do (it may go now, or
+	// linger with a timer), so look at it again after every launch; else
+	// it could wait, unlooked at, for the next answer.
+	for s.pumpOnce() {
+	}
+}
+
+// pumpOnce does one round of pump and reports whether it launched any
+// request.
+func (s *sequencer) pumpOnce() bool {
 	s.take()
 	if s.fatal != nil {
 		s.failWaiting()
-		return
+		return false
 	}
 	if s.rebase {
 		if s.inFlight > 0 {
-			return
+			return false
 		}
 		s.renumber()
 	}
+	launched := false
 	limit := s.limit()
 	for i := 0; i < len(s.queue) && s.inFlight < limit; i++ {
 		b := s.queue[i]
@@ -138,7 +149,9 @@ func (s *sequencer) pump() {
 			break // it waits for the batches before it to land
 		}
 		s.launch(b)
+		launched = true
 	}
+	return launched
 }
 
 // take moves cut batches and flush markers from the accumulator into the
@@ -195,12 +208,13 @@ func (s *sequencer) shouldCut(open *batch, readyWaiting bool) bool {
 	return false
 }
 
-// pipelineThreshold is the message count of the smallest batch in flight.
+// pipelineThreshold is the message count of the largest batch in flight.
+// (The smallest would let one small batch make every later one small.)
 func (s *sequencer) pipelineThreshold() int {
 	t := 0
 	for _, b := range s.queue {
-		if b.inFlight && (t == 0 || len(b.dones) < t) {
-			t = len(b.dones)
+		if b.inFlight {
+			t = max(t, len(b.dones))
 		}
 	}
 	return t
