@@ -1,0 +1,80 @@
+// Package group makes a consumer group share a topic's streams among its
+// members: each stream is owned by one member at a time, in stream order,
+// at-least-once, with failover and fencing. It uses Durable Streams
+// streams and idempotent-producer epochs only, so it works on every
+// server that speaks the protocol.
+//
+// # Streams
+//
+// Under BaseURL/__groups/<group>/<topic>/ the group keeps:
+//
+//   - members: a JSON stream of member records, appended without producer
+//     headers: join, hb (heartbeat, every HeartbeatInterval), release (a
+//     hint that a stream is free) and leave. A member reads it from the
+//     tail it had when it joined and never reads its history.
+//   - streams/<stream>: one JSON ownership stream per topic stream, written
+//     only with Producer-Id "owner" and Producer-Epoch = the ownership
+//     generation. Each record carries owner, claim nonce, epoch, the
+//     stored position and a released mark.
+//
+// # Membership and assignment
+//
+// Each member notes, on its own monotonic clock, when it last saw a record
+// of every other member. A member is alive while it was seen within
+// SessionTimeout and has not left (a member never seen counts as seen at
+// our join). The assignment is a pure function of the sorted live set:
+// the sorted streams go round-robin, so every member has the same count or
+// one more. A new member only listens for 1.5 HeartbeatIntervals before
+// it claims anything, so that it knows the live set.
+//
+// # Ownership and fencing
+//
+// A member claims a stream assigned to it when the ownership stream's
+// current record (the last one of the highest epoch) is released, absent,
+// its own earlier claim, or that of a member it holds dead. The claim is a
+// fenced write at epoch E+1, seq 0, carrying the stored position, which
+// becomes the new owner's start. From then on the server refuses every
+// write of the older epoch with 403: the old owner's next Store fails with
+// a FencedError and it stops that stream. Two members racing for one epoch
+// both send seq 0: one gets 200, the other a duplicate 204, and both read
+// the stream back to see whose claim nonce holds the epoch. A 409 (the
+// server forgot the producer state) or a 404 (the ownership stream was
+// deleted) also ends a lease: a former owner never recreates the stream,
+// and the member claims again under a new epoch if it is still assigned.
+// Records of a lower epoch written after a higher one (a zombie the server
+// could not fence after forgetting its state, PROTOCOL.md §5.2.1) are
+// ignored when the position is read back.
+//
+// # Leases and local deadlines
+//
+// Every heartbeat accepted by the server, sent at t0, moves the member's
+// local deadline to t0 + SessionTimeout - Margin. The others see that
+// heartbeat no sooner than t0 and wait SessionTimeout after seeing it, so
+// the old owner's deadline always comes first, without synchronised
+// clocks. Lease.Valid is a local check against that deadline: a member
+// resumed after SIGSTOP sees false before it delivers anything, and its
+// heartbeat loop ends the expired session (and all its leases) before it
+// sends another heartbeat, so an old session is never revived.
+//
+// # Rebalance, Leave and failure
+//
+// When the assignment takes a stream away, its lease is revoked: the
+// consumer stops delivering and Releases it with its last position; the
+// release record and the members-stream hint let the next owner claim at
+// once. Leave revokes every lease, waits for the consumers (at most half
+// the time left in its context), releases the rest itself, stops
+// heart-beating and appends a leave record: a standby takes over within
+// milliseconds. A member that dies is taken for dead SessionTimeout after
+// its last heartbeat was seen; its streams are then claimed from the
+// position it last stored, so what it had in hand is delivered again.
+//
+// # Plugging it into the Subscriber
+//
+// The subscription of a topic in a group joins with the topic's stream
+// names; for each Lease from Assignments it reads that stream from
+// Lease.Start (instead of OffsetStore.Load), checks Lease.Valid before
+// each delivery, stores positions with Lease.Store (instead of
+// OffsetStore.Store), stops the stream on Lease.Done or a FencedError,
+// and Releases the lease with the last acked position when it stops. The
+// Subscriber's Close calls Member.Leave.
+package group
