@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,12 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-func TestMain(m *testing.M) { dstest.Main(m) }
+func TestMain(m *testing.M) {
+	if base := os.Getenv(childEnv); base != "" {
+		os.Exit(runChild(base))
+	}
+	dstest.Main(m)
+}
 
 // fast is a configuration for tests: a session of 2 s with heartbeats
 // every 200 ms.
