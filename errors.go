@@ -30,9 +30,14 @@ var (
 	// ErrStreamConflict means the stream exists with another TTL, expiry
 	// or closed state.
 	ErrStreamConflict = protocol.ErrStreamConflict
-	// ErrRetriesExhausted means a retryable failure outlasted the RetryPolicy.
-	// The message may or may not have been written.
+	// ErrRetriesExhausted means a retryable failure outlasted the
+	// RetryPolicy and no try reached the server: nothing was written.
 	ErrRetriesExhausted = protocol.ErrRetriesExhausted
+	// ErrOutcomeUnknown means a request ended without an answer after it
+	// may have reached the server, and retrying within the RetryPolicy did not
+	// settle it. The message may or may not have been written; publishing
+	// it again may write it twice.
+	ErrOutcomeUnknown = protocol.ErrOutcomeUnknown
 
 	// ErrMessageTooLarge means a message does not fit in MaxBatchBytes even
 	// alone; it is rejected before anything is buffered.
