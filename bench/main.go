@@ -1,4 +1,4 @@
-// Command benchcmd measures the library against the reference server and
+// Command bench measures the library against the reference server and
 // against what a raw HTTP client gets from the same server, and prints the
 // table of issue #6 (make bench). Every row runs against one server in one
 // process, interleaved run by run, so that the ratios hold on a noisy
@@ -27,7 +27,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "benchcmd:", err)
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
@@ -48,7 +48,7 @@ type options struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("benchcmd", flag.ContinueOnError)
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
 	var rows string
