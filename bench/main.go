@@ -135,6 +135,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer srv.Stop()
 
 	b := newBench(srv, o)
+	defer b.stopFileServer()
 	fmt.Fprintf(stdout, "Benchmarking against %s (pid %d); %s\n", srv.URL, srv.PID(), b.describeMessages())
 
 	results, err := b.runAll(ctx, stdout)
