@@ -29,7 +29,8 @@ const (
 	DefaultHeartbeatInterval = time.Second
 )
 
-// ErrInvalidConfig: the Config cannot work. It names the field.
+// ErrInvalidConfig is returned for a Config that cannot work; the message
+// names the field.
 var ErrInvalidConfig = errors.New("invalid consumer group config")
 
 // Config configures a Member.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// ErrFenced: the lease is no longer this member's. Either a newer owner
+// ErrFenced means the lease is no longer this member's: either a newer owner
 // claimed the stream (the server refused the write with 403), the
 // member's session expired before it could heartbeat, the lease was
 // released or revoked, or the server lost the ownership record. The

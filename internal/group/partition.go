@@ -56,7 +56,7 @@ func StreamNames(topic string, n int) []string {
 // count: "<topic>.partitions", next to the partitions' streams.
 func PartitionsStreamName(topic string) string { return topic + ".partitions" }
 
-// ErrPartitionMismatch: the topic's partition count recorded on the server
+// ErrPartitionMismatch means the topic's partition count recorded on the server
 // differs from the configured one. The error is a *PartitionMismatchError.
 var ErrPartitionMismatch = errors.New("topic partition count mismatch")
 
