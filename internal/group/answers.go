@@ -59,8 +59,10 @@ func classify(status int, h http.Header) (outcome, string) {
 		return fenced, reasonStaleEpoch
 	case status == http.StatusConflict && strings.EqualFold(h.Get(protocol.HeaderClosed), "true"):
 		return fenced, reasonClosed
-	case status == http.StatusConflict:
+	case status == http.StatusConflict && h.Get(protocol.HeaderExpectedSeq) != "":
 		return fenced, reasonSeqGap + ", expected seq " + h.Get(protocol.HeaderExpectedSeq)
+	case status == http.StatusConflict:
+		return fenced, reasonSeqGap
 	case status == http.StatusNotFound:
 		return fenced, reasonMissing
 	case protocol.RetryableStatus(status):

@@ -31,6 +31,7 @@ func TestClassify(t *testing.T) {
 		{"403 without epoch", 403, nil, fenced, reasonStaleEpoch},
 		{"closed", 409, h("Stream-Closed", "true"), fenced, reasonClosed},
 		{"sequence gap: state forgotten", 409, h("Producer-Expected-Seq", "0", "Producer-Received-Seq", "3"), fenced, reasonSeqGap + ", expected seq 0"},
+		{"409 without headers", 409, nil, fenced, reasonSeqGap},
 		{"stream deleted", 404, nil, fenced, reasonMissing},
 		{"rate limited", 429, h("Retry-After", "1"), retry, ""},
 		{"server trouble", 503, nil, retry, ""},
