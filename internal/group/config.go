@@ -1,7 +1,6 @@
 package group
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -30,8 +29,8 @@ const (
 )
 
 // ErrInvalidConfig is returned for a Config that cannot work; the message
-// names the field.
-var ErrInvalidConfig = errors.New("invalid consumer group config")
+// names the field. It is the library's one configuration sentinel.
+var ErrInvalidConfig = protocol.ErrInvalidConfig
 
 // Config configures a Member.
 type Config struct {

@@ -130,7 +130,7 @@ func LoadPartitions(ctx context.Context, c *protocol.Client, policy protocol.Ret
 	}
 	var recs []partitionsRecord
 	if err := json.Unmarshal(data, &recs); err != nil || len(recs) != 1 || recs[0].Partitions < 1 || recs[0].Partitions > MaxPartitions {
-		return 0, false, fmt.Errorf("%w: unreadable partition record at %s: %q", ErrInvalidConfig, protocol.RedactURL(url), data)
+		return 0, false, fmt.Errorf("unreadable partition record at %s: %q", protocol.RedactURL(url), data)
 	}
 	return recs[0].Partitions, true, nil
 }

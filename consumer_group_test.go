@@ -1,0 +1,272 @@
+package durablestreams_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	ds "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+)
+
+// groupSubscriber is a member with short timeouts, for tests: a session
+// of 2 s, heartbeats every 200 ms.
+func groupSubscriber(t *testing.T, base, groupName, member string, partitions int) *ds.GroupSubscriber {
+	t.Helper()
+	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
+		Subscriber: ds.SubscriberConfig{
+			BaseURL:         base,
+			ConsumerGroup:   groupName,
+			NackResendDelay: 10 * time.Millisecond,
+			CommitInterval:  50 * time.Millisecond,
+		},
+		MemberID:          member,
+		Partitions:        partitions,
+		SessionTimeout:    2 * time.Second,
+		HeartbeatInterval: 200 * time.Millisecond,
+	}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, sub.Close()) })
+	return sub
+}
+
+func partitionedPublisher(t *testing.T, base string, partitions int) *ds.PartitionedPublisher {
+	t.Helper()
+	pub, err := ds.NewPartitionedPublisher(ds.PartitionedPublisherConfig{
+		Publisher:  ds.PublisherConfig{BaseURL: base},
+		Partitions: partitions,
+	}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, pub.Close()) })
+	return pub
+}
+
+// handled is what the members of a test did with the messages.
+type handled struct {
+	mu     sync.Mutex
+	times  map[string]int    // message UUID -> handlings
+	by     map[string]int    // member -> handlings
+	last   map[string]int    // key -> last seq
+	order  int               // per-key order violations
+	member map[string]string // message UUID -> last member
+	grew   chan struct{}
+}
+
+func newHandled() *handled {
+	return &handled{times: map[string]int{}, by: map[string]int{}, last: map[string]int{}, member: map[string]string{}, grew: make(chan struct{}, 1)}
+}
+
+func (h *handled) consume(t *testing.T, member string, msgs <-chan *message.Message) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for msg := range msgs {
+			seq, _ := strconv.Atoi(msg.Metadata.Get("seq"))
+			key := msg.Metadata.Get(ds.DefaultPartitionKeyMetadata)
+			h.mu.Lock()
+			h.times[msg.UUID]++
+			h.by[member]++
+			h.member[msg.UUID] = member
+			if h.times[msg.UUID] == 1 && seq <= h.last[key] {
+				h.order++
+			}
+			h.last[key] = max(h.last[key], seq)
+			h.mu.Unlock()
+			msg.Ack()
+			select {
+			case h.grew <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return &wg
+}
+
+func (h *handled) distinct() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.times)
+}
+
+func (h *handled) waitDistinct(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	timeout := time.After(within)
+	for h.distinct() < n {
+		select {
+		case <-h.grew:
+		case <-timeout:
+			t.Fatalf("%d of %d messages handled within %v", h.distinct(), n, within)
+		}
+	}
+}
+
+func keyed(key string, seq int) *message.Message {
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	msg.Metadata.Set(ds.DefaultPartitionKeyMetadata, key)
+	msg.Metadata.Set("seq", strconv.Itoa(seq))
+	return msg
+}
+
+func TestGroupSubscribersShareTenThousandMessagesOverFourPartitions(t *testing.T) {
+	base := dstest.StreamURL(t)
+	const topic, parts, total = "orders", 4, 10_000
+	pub := partitionedPublisher(t, base, parts)
+	h := newHandled()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var consumers []*sync.WaitGroup
+	for _, id := range []string{"a", "b", "c"} {
+		sub := groupSubscriber(t, base, "billing", id, parts)
+		msgs, err := sub.Subscribe(ctx, topic)
+		require.NoError(t, err)
+		consumers = append(consumers, h.consume(t, id, msgs))
+	}
+	// Let the three share the partitions out before the messages come,
+	// so that the spread is the assignment's, not a race of the first.
+	time.Sleep(time.Second) // members' warm-up (1.5 heartbeats) and claims; not a synchronisation of the result
+	seq := map[string]int{}
+	var batch []*message.Message
+	for i := range total {
+		key := "customer-" + strconv.Itoa(i%100)
+		seq[key]++
+		batch = append(batch, keyed(key, seq[key]))
+		if len(batch) == 100 {
+			require.NoError(t, pub.Publish(topic, batch...))
+			batch = nil
+		}
+	}
+	h.waitDistinct(t, total, 2*time.Minute)
+	cancel()
+	for _, c := range consumers {
+		c.Wait()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dups := 0
+	for _, n := range h.times {
+		dups += n - 1
+	}
+	assert.Zero(t, dups, "messages handled more than once with nobody dying")
+	assert.Zero(t, h.order, "per-key order violations")
+	for _, id := range []string{"a", "b", "c"} {
+		assert.GreaterOrEqual(t, h.by[id], total/6, "member %s's share: %v", id, h.by)
+	}
+	t.Logf("per member: %v", h.by)
+}
+
+func TestGroupSubscriberStandbyTakesOverOnClose(t *testing.T) {
+	base := dstest.StreamURL(t)
+	const topic = "single"
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
+	require.NoError(t, err)
+	defer pub.Close()
+	h := newHandled()
+	active := groupSubscriber(t, base, "g", "active", 0)
+	msgs, err := active.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	activeDone := h.consume(t, "active", msgs)
+	for i := range 50 {
+		require.NoError(t, pub.Publish(topic, keyed("k", i+1)))
+	}
+	h.waitDistinct(t, 50, 10*time.Second)
+
+	standby := groupSubscriber(t, base, "g", "standby", 0)
+	smsgs, err := standby.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	standbyDone := h.consume(t, "standby", smsgs)
+	for i := range 50 {
+		require.NoError(t, pub.Publish(topic, keyed("k", 51+i)))
+	}
+	h.waitDistinct(t, 100, 10*time.Second)
+
+	closed := time.Now()
+	require.NoError(t, active.Close())
+	activeDone.Wait()
+	require.NoError(t, pub.Publish(topic, keyed("k", 101)))
+	h.waitDistinct(t, 101, 10*time.Second)
+	t.Logf("standby handled a message %v after the active member's Close began", time.Since(closed))
+	assert.Less(t, time.Since(closed), 1500*time.Millisecond, "takeover on Close took more than about a second")
+	require.NoError(t, standby.Close())
+	standbyDone.Wait()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	assert.Equal(t, 100, h.by["active"], "the active member handles everything while it lives: %v", h.by)
+	assert.Equal(t, 1, h.by["standby"], "%v", h.by)
+	for id, n := range h.times {
+		assert.Equal(t, 1, n, "message %s handled %d times", id, n)
+	}
+}
+
+func TestPartitionCountMismatchIsAnError(t *testing.T) {
+	base := dstest.StreamURL(t)
+	four := partitionedPublisher(t, base, 4)
+	require.NoError(t, four.Publish("t", keyed("k", 1)))
+	eight := partitionedPublisher(t, base, 8)
+	err := eight.Publish("t", keyed("k", 1))
+	require.ErrorIs(t, err, ds.ErrPartitionMismatch)
+	assert.Contains(t, err.Error(), "4 partitions recorded")
+
+	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
+		Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g"},
+		Partitions: 2,
+	}, nil)
+	require.NoError(t, err)
+	defer sub.Close()
+	_, err = sub.Subscribe(context.Background(), "t")
+	require.ErrorIs(t, err, ds.ErrPartitionMismatch)
+
+	_, err = ds.NewGroupSubscriber(ds.GroupSubscriberConfig{Subscriber: ds.SubscriberConfig{BaseURL: base}}, nil)
+	require.True(t, errors.Is(err, ds.ErrInvalidConfig), "no group: %v", err)
+}
+
+// TestGroupPubSub runs the universal suite against GroupSubscribers:
+// Features.ConsumerGroups now means what it means for the other Pub/Subs
+// (one member of a group per message).
+func TestGroupPubSub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the whole universal suite")
+	}
+	base := dstest.StreamURL(t)
+	features := tests.Features{
+		ConsumerGroups:                      true,
+		ExactlyOnceDelivery:                 false,
+		GuaranteedOrder:                     true,
+		GuaranteedOrderWithSingleSubscriber: true,
+		Persistent:                          true,
+	}
+	n := 0
+	var mu sync.Mutex
+	constructor := func(t *testing.T, groupName string) (message.Publisher, message.Subscriber) {
+		mu.Lock()
+		n++
+		id := fmt.Sprintf("m%d", n)
+		mu.Unlock()
+		pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
+		require.NoError(t, err)
+		sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
+			Subscriber: ds.SubscriberConfig{
+				BaseURL: base, ConsumerGroup: groupName,
+				NackResendDelay: 10 * time.Millisecond, CommitInterval: 50 * time.Millisecond,
+			},
+			MemberID: id, SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
+		}, nil)
+		require.NoError(t, err)
+		return pub, sub
+	}
+	tests.TestPubSub(t, features,
+		func(t *testing.T) (message.Publisher, message.Subscriber) { return constructor(t, "default") },
+		constructor,
+	)
+}
