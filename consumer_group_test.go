@@ -270,3 +270,81 @@ func TestGroupPubSub(t *testing.T) {
 		constructor,
 	)
 }
+
+// TestGroupPubSubReconnect is TestPubSubReconnect for a group of two
+// GroupSubscribers sharing a 4-partition topic: 10,000 messages from 100
+// publishers while the (file-backed) server is restarted twice; every
+// message must arrive.
+func TestGroupPubSubReconnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 messages through two server restarts")
+	}
+	srv := dstest.Restartable(t)
+	base := srv.URL + "/v1/stream"
+	const topic, total, publishers = "reconnect", 10_000, 100
+	pub := partitionedPublisher(t, base, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	received := make(chan string, total*2)
+	for _, id := range []string{"a", "b"} {
+		sub := groupSubscriber(t, base, "default", id, 4)
+		require.NoError(t, sub.SubscribeInitialize(topic))
+		msgs, err := sub.Subscribe(ctx, topic)
+		require.NoError(t, err)
+		go func() {
+			for msg := range msgs {
+				received <- msg.UUID
+				msg.Ack()
+			}
+		}()
+	}
+	sent := make(chan string, total)
+	next := make(chan int)
+	var restarts sync.WaitGroup
+	go func() {
+		defer close(next)
+		for i := range total {
+			if i == total/3 || i == total/2 {
+				restarts.Add(1)
+				go func() {
+					defer restarts.Done()
+					assert.NoError(t, srv.Restart(false))
+				}()
+			}
+			next <- i
+		}
+	}()
+	var publishing sync.WaitGroup
+	for range publishers {
+		publishing.Add(1)
+		go func() {
+			defer publishing.Done()
+			for i := range next {
+				msg := keyed("k"+strconv.Itoa(i%50), i)
+				for try := 0; pub.Publish(topic, msg) != nil; try++ {
+					if !assert.Less(t, try, 100, "message %s keeps failing", msg.UUID) {
+						return
+					}
+					time.Sleep(100 * time.Millisecond) // a backoff, not a synchronisation
+				}
+				sent <- msg.UUID
+			}
+		}()
+	}
+	got := map[string]bool{}
+	timeout := time.After(2 * time.Minute)
+	for len(got) < total {
+		select {
+		case id := <-received:
+			got[id] = true
+		case <-timeout:
+			t.Fatalf("received %d of %d messages", len(got), total)
+		}
+	}
+	publishing.Wait()
+	restarts.Wait()
+	close(sent)
+	for id := range sent {
+		require.True(t, got[id], "published message %s never arrived", id)
+	}
+}
