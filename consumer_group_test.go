@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -347,4 +348,29 @@ func TestGroupPubSubReconnect(t *testing.T) {
 	for id := range sent {
 		require.True(t, got[id], "published message %s never arrived", id)
 	}
+}
+
+func TestGroupSubscriberCloseLeavesNoGoroutines(t *testing.T) {
+	base := dstest.StreamURL(t)
+	before := runtime.NumGoroutine()
+	pub := partitionedPublisher(t, base, 2)
+	for i := range 20 {
+		require.NoError(t, pub.Publish("t", keyed("k"+strconv.Itoa(i), 1)))
+	}
+	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
+		Subscriber:     ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g"},
+		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
+	}, nil)
+	require.NoError(t, err)
+	msgs, err := sub.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	for range 20 {
+		(<-msgs).Ack()
+	}
+	require.NoError(t, sub.Close())
+	for range msgs {
+		t.Fatal("a message after Close")
+	}
+	require.NoError(t, pub.Close())
+	dstest.RequireGoroutinesBackTo(t, before)
 }

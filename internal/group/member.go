@@ -43,7 +43,7 @@ type Member struct {
 	mu       sync.Mutex
 	joinedAt time.Duration
 	seen     map[string]time.Duration
-	left     map[string]bool
+	left     map[string]time.Duration // when a member left
 	held     map[string]*Lease
 	leaveMu  sync.Mutex
 	leftOnce bool
@@ -69,7 +69,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		assignments: make(chan *Lease, 2*len(cfg.Streams)),
 		poke:        make(chan struct{}, 1),
 		seen:        make(map[string]time.Duration),
-		left:        make(map[string]bool),
+		left:        make(map[string]time.Duration),
 		held:        make(map[string]*Lease),
 	}
 	m.session.Store(&sessionState{})

@@ -87,7 +87,7 @@ func (m *Member) observe(recs []memberRecord) {
 		}
 		switch r.Kind {
 		case kindLeave:
-			m.left[r.Member] = true
+			m.left[r.Member] = now
 			delete(m.seen, r.Member)
 		case kindJoin:
 			delete(m.left, r.Member)
@@ -95,8 +95,17 @@ func (m *Member) observe(recs []memberRecord) {
 		default:
 			// A heartbeat after a leave does not bring a member back:
 			// only a join does.
-			if !m.left[r.Member] {
+			if _, gone := m.left[r.Member]; !gone {
 				m.seen[r.Member] = now
+			}
+		}
+	}
+	// Forget members long gone, so that the map does not grow with every
+	// member that ever lived (a dead one is dead after SessionTimeout).
+	for _, times := range []map[string]time.Duration{m.seen, m.left} {
+		for id, last := range times {
+			if now-last > 10*m.cfg.SessionTimeout {
+				delete(times, id)
 			}
 		}
 	}
@@ -111,7 +120,7 @@ func (m *Member) aliveLocked(id string, now time.Duration) bool {
 	if id == m.cfg.MemberID {
 		return true
 	}
-	if m.left[id] {
+	if _, gone := m.left[id]; gone {
 		return false
 	}
 	last, ok := m.seen[id]
