@@ -68,13 +68,15 @@
 // its last heartbeat was seen; its streams are then claimed from the
 // position it last stored, so what it had in hand is delivered again.
 //
-// # Plugging it into the Subscriber
+// # In the public API
 //
-// The subscription of a topic in a group joins with the topic's stream
-// names; for each Lease from Assignments it reads that stream from
-// Lease.Start (instead of OffsetStore.Load), checks Lease.Valid before
-// each delivery, stores positions with Lease.Store (instead of
-// OffsetStore.Store), stops the stream on Lease.Done or a FencedError,
-// and Releases the lease with the last acked position when it stops. The
-// Subscriber's Close calls Member.Leave.
+// GroupSubscriber (consumer_group.go) joins per Subscribe with the topic's
+// streams (group.StreamNames of the recorded partition count) and reads
+// each Lease with a Subscriber of its own whose OffsetStore is the lease:
+// Load returns Lease.Start, Store is Lease.Store (fenced). It forwards a
+// message only while Lease.Valid, stops the read on Lease.Done, and
+// releases the lease with the last stored position once the read has
+// stored it on the way out. Close and the Subscribe context call Leave.
+// PartitionedPublisher (partitioned_publisher.go) maps keys with Partition
+// and records the count with EnsurePartitions.
 package group
