@@ -197,7 +197,13 @@ func (s *GroupSubscriber) leaveTimeout() time.Duration {
 func (s *GroupSubscriber) lease(ctx context.Context, l *group.Lease, out chan<- *message.Message) {
 	fields := watermill.LogFields{"stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.Subscriber.ConsumerGroup}
 	cfg := s.inner.config
-	cfg.OffsetStore = leaseStore{l}
+	start, err := s.firstPosition(ctx, l)
+	if err != nil {
+		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
+		s.release(ctx, l, fields)
+		return
+	}
+	cfg.OffsetStore = leaseStore{l: l, start: start}
 	cfg.HTTPClient = s.client.HTTP // shared, so closing this one keeps it
 	reader, err := NewSubscriber(cfg, s.logger)
 	if err != nil {
@@ -236,6 +242,37 @@ func (s *GroupSubscriber) lease(ctx context.Context, l *group.Lease, out chan<- 
 	}
 	// The subscription stored its last position on the way out.
 	s.release(ctx, l, fields)
+}
+
+// firstPosition is the stored position of a leased stream. A stream no
+// owner stored a position for yet starts where StartFrom says; with
+// StartFromTail that tail is stored at once, so that a later owner goes on
+// from the same place and never from a later tail (which would skip what
+// came in between).
+func (s *GroupSubscriber) firstPosition(ctx context.Context, l *group.Lease) (json.RawMessage, error) {
+	if l.Start() != nil || s.inner.config.StartFrom != StartFromTail {
+		return l.Start(), nil
+	}
+	url, err := topicURL(s.inner.config.BaseURL, s.inner.config.TopicURL, l.Stream())
+	if err != nil {
+		return nil, err
+	}
+	tail, exists, err := s.client.Tail(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	pos := Position{Offset: "-1"}
+	if exists {
+		pos.Offset = tail
+	}
+	raw, err := json.Marshal(pos)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Store(ctx, raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
 }
 
 func (s *GroupSubscriber) release(ctx context.Context, l *group.Lease, fields watermill.LogFields) {
@@ -301,16 +338,20 @@ func (s *GroupSubscriber) Close() error {
 }
 
 // leaseStore is the OffsetStore of one lease's Subscriber: the position
-// is the lease's, read from the claim and written fenced.
-type leaseStore struct{ l *group.Lease }
+// is the lease's, read from the claim (or recorded at its start) and
+// written fenced.
+type leaseStore struct {
+	l     *group.Lease
+	start json.RawMessage
+}
 
 // Load implements OffsetStore.
 func (ls leaseStore) Load(_ context.Context, _, stream string) (Position, bool, error) {
-	if ls.l.Start() == nil {
+	if ls.start == nil {
 		return Position{}, false, nil
 	}
 	var pos Position
-	if err := json.Unmarshal(ls.l.Start(), &pos); err != nil {
+	if err := json.Unmarshal(ls.start, &pos); err != nil {
 		return Position{}, false, fmt.Errorf("durablestreams: stored position of %q: %w", stream, err)
 	}
 	return pos, true, nil

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -373,4 +376,62 @@ func TestGroupSubscriberCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	require.NoError(t, pub.Close())
 	dstest.RequireGoroutinesBackTo(t, before)
+}
+
+// TestGroupStartFromTailIsRecordedForTheNextOwner: a group that starts at
+// the tail records that tail when it claims the stream, so a member that
+// takes over later goes on from there, and what was published in between
+// is not skipped.
+func TestGroupStartFromTailIsRecordedForTheNextOwner(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.Publish("t", keyed("old", 1))) // before the group: not for it
+	member := func(id string) *ds.GroupSubscriber {
+		sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
+			Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", StartFrom: ds.StartFromTail},
+			MemberID:   id, SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
+		}, nil)
+		require.NoError(t, err)
+		return sub
+	}
+	first := member("first")
+	_, err = first.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	// The first member claims the stream (after its warm-up) and records
+	// the tail; then it leaves without having seen any message.
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(readRaw(t, base+"/__groups/g/t/streams/t")), `"owner":"first"`)
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, first.Close())
+	between := keyed("between", 1)
+	require.NoError(t, pub.Publish("t", between))
+
+	second := member("second")
+	defer second.Close()
+	msgs, err := second.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	select {
+	case msg := <-msgs:
+		assert.Equal(t, between.UUID, msg.UUID, "the next owner must go on from the recorded tail")
+		msg.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message published between the two owners was skipped")
+	}
+}
+
+// readRaw returns a stream's whole body, or nil while it does not exist.
+func readRaw(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url + "?offset=-1")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return body
 }
