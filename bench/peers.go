@@ -227,7 +227,7 @@ func (b *bench) runPeers(ctx context.Context, peers []peer, n, runs int, progres
 
 func renderPeers(peers []peer, skipped []string, results map[string][]peerResult, key func(peer, int) string, n, runs int) string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "## Peer comparison (make bench_peers)\n\n- Date: %s\n- Method: watermill-benchmark's: %d messages published from %d goroutines (one message per Publish call), then drained through a Router handler; median of %d interleaved runs\n\n",
+	fmt.Fprintf(&s, "## Peer comparison (make bench_peers)\n\n- Date: %s\n- Method: watermill-benchmark's: %d messages published from %d goroutines (one message per Publish call), then drained through a Router handler; median of %d interleaved runs\n- Ratios: the median over the runs of the row's rate divided by ours in the same run, and their range\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), n, peerGoroutines, runs)
 	s.WriteString("| payload | Pub/Sub | publish msgs/s | publish vs ours | drain msgs/s | drain vs ours | server CPU publish / drain | durability |\n")
 	s.WriteString("|--:|---|--:|--:|--:|--:|--:|---|\n")
@@ -241,8 +241,6 @@ func renderPeers(peers []peer, skipped []string, results map[string][]peerResult
 	}
 	for _, size := range peerPayloads {
 		ours := results[key(peer{name: "ours"}, size)]
-		oursPub := med(ours, func(r peerResult) float64 { return r.publish })
-		oursDrain := med(ours, func(r peerResult) float64 { return r.drain })
 		for _, p := range peers {
 			rs := results[key(p, size)]
 			if len(rs) == 0 {
@@ -256,8 +254,9 @@ func renderPeers(peers []peer, skipped []string, results map[string][]peerResult
 					100*med(rs, func(r peerResult) float64 { return r.subCPU.server }))
 			}
 			fmt.Fprintf(&s, "| %d B | %s | %s | %s | %s | %s | %s | %s |\n", size, p.name,
-				thousands(int64(pubRate+0.5)), ratioText(pubRate, oursPub),
-				thousands(int64(drainRate+0.5)), ratioText(drainRate, oursDrain), cpu, p.durability)
+				thousands(int64(pubRate+0.5)), pairedRatio(rs, ours, func(r peerResult) float64 { return r.publish }),
+				thousands(int64(drainRate+0.5)), pairedRatio(rs, ours, func(r peerResult) float64 { return r.drain }),
+				cpu, p.durability)
 		}
 	}
 	for _, msg := range skipped {
@@ -266,9 +265,25 @@ func renderPeers(peers []peer, skipped []string, results map[string][]peerResult
 	return s.String()
 }
 
-func ratioText(v, ref float64) string {
-	if ref == 0 {
+// pairedRatio is the median over the runs of a peer's value divided by
+// ours in the same run (the runs are interleaved, so run i of both ran
+// close in time), with the range over the runs.
+func pairedRatio(rs, ours []peerResult, f func(peerResult) float64) string {
+	if len(rs) != len(ours) || len(rs) == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f×", v/ref)
+	q := make([]sample, 0, len(rs))
+	for i := range rs {
+		if ref := f(ours[i]); ref > 0 {
+			q = append(q, sample{value: f(rs[i]) / ref})
+		}
+	}
+	st, ok := summarize(q)
+	if !ok {
+		return "—"
+	}
+	if st.runs == 1 {
+		return fmt.Sprintf("%.2f×", st.median)
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", st.median, st.min, st.max)
 }
