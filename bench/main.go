@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.linger, "linger", 0, "experiment: PublisherConfig.Linger of the Publisher rows (default: the library's)")
 	fs.IntVar(&o.inFlight, "inflight", 0, "experiment: PublisherConfig.MaxInFlight of the Publisher rows (default: the library's)")
 	var peers string
-	fs.StringVar(&peers, "peers", "", "instead of the rows, compare with other Watermill Pub/Subs: comma-separated of ours-file, gochannel, redis, nats, postgres, or all (make bench_peers)")
+	fs.StringVar(&peers, "peers", "", "instead of the rows, compare with other Watermill Pub/Subs: comma-separated of ours-group, ours-file, ours-file-group, gochannel, redis, nats, postgres, or all (make bench_peers)")
 	fs.IntVar(&o.peerMessages, "peer-messages", 0, "messages per peer run (default 20000, 2000 with -quick)")
 	fs.StringVar(&o.peerAddrs.redis, "redis", "127.0.0.1:16379", "Redis address for -peers")
 	fs.StringVar(&o.peerAddrs.nats, "nats", "nats://127.0.0.1:14222", "NATS URL (JetStream enabled) for -peers")

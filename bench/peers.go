@@ -53,38 +53,80 @@ type peerAddrs struct {
 }
 
 func (b *bench) peerList(names map[string]bool, addrs peerAddrs) ([]peer, error) {
-	oursCfg := func(baseURL string) (message.Publisher, message.Subscriber, func() error, error) {
+	// oursCfg is our Publisher and Subscriber with their defaults; with
+	// group, the Subscriber keeps its position in a fresh consumer group
+	// on the same server (StreamOffsetStore), as the peers' consumer
+	// groups do on theirs.
+	oursCfg := func(baseURL string, group bool) (message.Publisher, message.Subscriber, func() error, error) {
 		pub, err := durablestreams.NewPublisher(durablestreams.PublisherConfig{BaseURL: baseURL}, nil)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: baseURL}, nil)
+		cfg := durablestreams.SubscriberConfig{BaseURL: baseURL}
+		var store *durablestreams.StreamOffsetStore
+		if group {
+			store, err = durablestreams.NewStreamOffsetStore(durablestreams.StreamOffsetStoreConfig{BaseURL: baseURL})
+			if err != nil {
+				_ = pub.Close()
+				return nil, nil, nil, err
+			}
+			cfg.ConsumerGroup, cfg.OffsetStore = "bench-"+uuid.NewString()[:8], store
+		}
+		sub, err := durablestreams.NewSubscriber(cfg, nil)
 		if err != nil {
 			_ = pub.Close()
 			return nil, nil, nil, err
 		}
-		return pub, sub, func() error { return closeBoth(pub, sub) }, nil
+		return pub, sub, func() error {
+			err := closeBoth(pub, sub)
+			if store != nil {
+				_ = store.Close()
+			}
+			return err
+		}, nil
+	}
+	fileURL := func() (string, error) {
+		srv, err := b.fileServer()
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(srv.URL, "/") + "/v1/stream", nil
+	}
+	filePID := func() int {
+		if b.fileSrv == nil {
+			return -1
+		}
+		return b.fileSrv.PID()
 	}
 	all := []peer{
 		{name: "ours", durability: "none: the reference server in memory",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
-				return oursCfg(b.baseURL())
+				return oursCfg(b.baseURL(), false)
+			},
+			serverPID: func() int { return b.srv.PID() }},
+		{name: "ours-group", durability: "as ours; the Subscriber in a ConsumerGroup (StreamOffsetStore, defaults)",
+			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
+				return oursCfg(b.baseURL(), true)
 			},
 			serverPID: func() int { return b.srv.PID() }},
 		{name: "ours-file", durability: "fdatasync per append before the answer (reference server, --data-dir)",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
-				srv, err := b.fileServer()
+				u, err := fileURL()
 				if err != nil {
 					return nil, nil, nil, err
 				}
-				return oursCfg(strings.TrimRight(srv.URL, "/") + "/v1/stream")
+				return oursCfg(u, false)
 			},
-			serverPID: func() int {
-				if b.fileSrv == nil {
-					return -1
+			serverPID: filePID},
+		{name: "ours-file-group", durability: "as ours-file; the Subscriber in a ConsumerGroup (StreamOffsetStore, defaults)",
+			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
+				u, err := fileURL()
+				if err != nil {
+					return nil, nil, nil, err
 				}
-				return b.fileSrv.PID()
-			}},
+				return oursCfg(u, true)
+			},
+			serverPID: filePID},
 		{name: "gochannel", durability: "none: in process, no I/O (the Router's ceiling)",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
 				ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
@@ -104,7 +146,7 @@ func (b *bench) peerList(names map[string]bool, addrs peerAddrs) ([]peer, error)
 	}
 	for n := range names {
 		if n != "all" && !known[n] {
-			return nil, fmt.Errorf("-peers: unknown peer %q (known: ours-file, gochannel, redis, nats, postgres, all)", n)
+			return nil, fmt.Errorf("-peers: unknown peer %q (known: ours-group, ours-file, ours-file-group, gochannel, redis, nats, postgres, all)", n)
 		}
 	}
 	return list, nil
@@ -217,7 +259,7 @@ func (b *bench) runPeers(ctx context.Context, peers []peer, n, runs int, progres
 					return "", fmt.Errorf("peer %s, %d B, run %d: %w", p.name, size, run+1, err)
 				}
 				results[key(p, size)] = append(results[key(p, size)], res)
-				fmt.Fprintf(progress, "  run %d/%d  %-9s %3d B  publish %s msgs/s  drain %s msgs/s\n",
+				fmt.Fprintf(progress, "  run %d/%d  %-15s %3d B  publish %s msgs/s  drain %s msgs/s\n",
 					run+1, runs, p.name, size, thousands(int64(res.publish)), thousands(int64(res.drain)))
 			}
 		}

@@ -65,7 +65,7 @@ func TestPeersQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| 16 B | ours |", "| 64 B | ours-file |", "| 256 B | gochannel |",
+	for _, want := range []string{"| 16 B | ours |", "| 64 B | ours-file |", "| 16 B | ours-group |", "| 256 B | ours-file-group |", "| 256 B | gochannel |",
 		"Skipped redis: nothing listens on " + closed, "Skipped nats:", "Skipped postgres:", "make bench_peers"} {
 		if !strings.Contains(string(table), want) {
 			t.Errorf("peer table lacks %q:\n%s", want, table)
