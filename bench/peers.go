@@ -325,7 +325,7 @@ func pairedRatio(rs, ours []peerResult, f func(peerResult) float64) string {
 		return "—"
 	}
 	if st.runs == 1 {
-		return fmt.Sprintf("%.2f×", st.median)
+		return formatRatio(st.median)
 	}
-	return fmt.Sprintf("%.2f× (%.2f–%.2f)", st.median, st.min, st.max)
+	return fmt.Sprintf("%s (%s–%s)", formatRatio(st.median), strings.TrimSuffix(formatRatio(st.min), "×"), strings.TrimSuffix(formatRatio(st.max), "×"))
 }
