@@ -2,7 +2,9 @@
 // against what a raw HTTP client gets from the same server, and prints the
 // table of issue #6 (make bench). Every row runs against one server in one
 // process, interleaved run by run, so that the ratios hold on a noisy
-// machine even when the absolute numbers do not.
+// machine even when the absolute numbers do not. With -peers it compares
+// instead with other Watermill Pub/Subs on the same machine (make
+// bench_peers, peers.go).
 package main
 
 import (
