@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -31,11 +33,14 @@ func TestGroupChildMember(t *testing.T) {
 	if base == "" {
 		t.Skip("a member process for TestGroupMemberKilledWhileDraining")
 	}
+	partitions, _ := strconv.Atoi(os.Getenv(groupChildEnv + "_PARTITIONS"))
+	// Its log goes to stdout too: the pause test waits for the line
+	// that says the member lost its stream.
 	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
 		Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g"}, // a position stored per ack
-		MemberID:   "child", Partitions: 4,
+		MemberID:   "z-child", Partitions: partitions,
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
-	}, nil)
+	}, watermill.NewStdLoggerWithOut(os.Stdout, false, false))
 	require.NoError(t, err)
 	msgs, err := sub.Subscribe(context.Background(), "jobs")
 	require.NoError(t, err)
@@ -58,38 +63,10 @@ func TestGroupMemberKilledWhileDraining(t *testing.T) {
 		require.NoError(t, pub.Publish("jobs", msg))
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGroupChildMember$")
-	cmd.Env = append(os.Environ(), groupChildEnv+"="+base)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	var mu sync.Mutex
-	child := map[string]int{}
-	ready := make(chan struct{})
-	progress := make(chan struct{}, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			if line == "ready" {
-				close(ready)
-			}
-			if id, ok := strings.CutPrefix(line, "handled "); ok {
-				mu.Lock()
-				child[id]++
-				mu.Unlock()
-				select {
-				case progress <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	<-ready
+	c := startGroupChild(t, base, 4)
+	cmd, readDone, progress := c.cmd, c.done, c.progress
+	mu, child := &c.mu, c.handled
+	<-c.ready
 	// The child drains alone for a while, then two members join and take
 	// some of its partitions; it is killed while it still drains.
 	h := newHandled()
@@ -156,4 +133,141 @@ func TestGroupMemberKilledWhileDraining(t *testing.T) {
 	// (printed, not yet stored) comes again, at most one per partition.
 	t.Logf("child handled %d before SIGKILL; survivors %v; handled again: %d", byChild, h.by, again)
 	assert.LessOrEqual(t, again, 4, "redelivered more than the messages in the killed member's hands")
+}
+
+// groupChild is a member process and what it printed.
+type groupChild struct {
+	cmd      *exec.Cmd
+	ready    chan struct{}
+	progress chan struct{}
+	done     chan struct{}
+	mu       sync.Mutex
+	handled  map[string]int
+	lost     chan struct{} // closed when it logs the loss of its stream
+	// afterResume counts "handled" lines once resumed is set.
+	resumed     bool
+	afterResume int
+}
+
+func startGroupChild(t *testing.T, base string, partitions int) *groupChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGroupChildMember$")
+	cmd.Env = append(os.Environ(), groupChildEnv+"="+base, groupChildEnv+"_PARTITIONS="+strconv.Itoa(partitions))
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+	})
+	c := &groupChild{cmd: cmd, ready: make(chan struct{}), progress: make(chan struct{}, 1), done: make(chan struct{}),
+		handled: map[string]int{}, lost: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(out)
+		lost := false
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "ready":
+				close(c.ready)
+			case strings.HasPrefix(line, "handled "):
+				c.mu.Lock()
+				c.handled[strings.TrimPrefix(line, "handled ")]++
+				if c.resumed {
+					c.afterResume++
+				}
+				c.mu.Unlock()
+				select {
+				case c.progress <- struct{}{}:
+				default:
+				}
+			case !lost && (strings.Contains(line, "session expired") || strings.Contains(line, "lease fenced")):
+				lost = true
+				close(c.lost)
+			}
+		}
+	}()
+	return c
+}
+
+func (c *groupChild) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.handled)
+}
+
+func TestGroupMemberPausedPastItsSessionIsFenced(t *testing.T) {
+	base := dstest.StreamURL(t)
+	const total = 2000
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
+	require.NoError(t, err)
+	defer pub.Close()
+	for i := range total {
+		require.NoError(t, pub.Publish("jobs", keyed("k", i+1)))
+	}
+	c := startGroupChild(t, base, 0)
+	<-c.ready
+	for c.count() < 100 {
+		<-c.progress
+	}
+	// A standby; "standby" sorts before "z-child", so the stream is the
+	// standby's by assignment too once the child is gone, and the child
+	// has no claim to it after it comes back.
+	h := newHandled()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := groupSubscriber(t, base, "g", "standby", 0).Subscribe(ctx, "jobs")
+	require.NoError(t, err)
+	done := h.consume(t, "standby", msgs)
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
+	paused := time.Now()
+	h.waitDistinct(t, 1, 30*time.Second)
+	t.Logf("standby took over %v after the SIGSTOP", time.Since(paused))
+	// The child's output before the pause has long been read: the
+	// takeover took a session timeout.
+	c.mu.Lock()
+	c.resumed = true
+	c.mu.Unlock()
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGCONT))
+	select {
+	case <-c.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resumed child never logged the loss of its stream")
+	}
+	union := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := len(h.times)
+		for id := range c.handled {
+			if h.times[id] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.After(time.Minute)
+	for union() < total {
+		select {
+		case <-h.grew:
+		case <-deadline:
+			t.Fatalf("%d of %d messages handled: the rest were skipped", union(), total)
+		}
+	}
+	cancel()
+	done.Wait()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// At most the message it held when frozen (received, not yet
+	// printed) is handled after the pause; nothing is read after.
+	assert.LessOrEqual(t, c.afterResume, 1, "the resumed child kept delivering")
+	// Nothing of the child's after the standby's claim.
+	raw := string(readRaw(t, base+"/__groups/g/jobs/streams/jobs"))
+	i := strings.Index(raw, `"owner":"standby"`)
+	require.Positive(t, i, "no standby claim in %s", raw)
+	assert.NotContains(t, raw[i:], `"owner":"z-child"`, "the paused child wrote after the standby's claim")
 }
