@@ -212,19 +212,22 @@ func TestGroupMemberPausedPastItsSessionIsFenced(t *testing.T) {
 	for c.count() < 100 {
 		<-c.progress
 	}
-	// A standby; "standby" sorts before "z-child", so the stream is the
-	// standby's by assignment too once the child is gone, and the child
-	// has no claim to it after it comes back.
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
+	paused := time.Now()
+	// A standby joins while the child is frozen, so the child never saw
+	// it and handed nothing over. "standby" sorts before "z-child": the
+	// stream is the standby's by assignment too, so the child has no
+	// claim to it after it comes back.
 	h := newHandled()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	msgs, err := groupSubscriber(t, base, "g", "standby", 0).Subscribe(ctx, "jobs")
 	require.NoError(t, err)
 	done := h.consume(t, "standby", msgs)
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
-	paused := time.Now()
 	h.waitDistinct(t, 1, 30*time.Second)
-	t.Logf("standby took over %v after the SIGSTOP", time.Since(paused))
+	took := time.Since(paused)
+	t.Logf("standby took over %v after the SIGSTOP", took)
+	assert.GreaterOrEqual(t, took, 2*time.Second, "taken over before the frozen member's session ran out")
 	// The child's output before the pause has long been read: the
 	// takeover took a session timeout.
 	c.mu.Lock()

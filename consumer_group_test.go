@@ -326,8 +326,13 @@ func TestGroupPubSubReconnect(t *testing.T) {
 			defer publishing.Done()
 			for i := range next {
 				msg := keyed("k"+strconv.Itoa(i%50), i)
-				for try := 0; pub.Publish(topic, msg) != nil; try++ {
-					if !assert.Less(t, try, 100, "message %s keeps failing", msg.UUID) {
+				for try := 0; ; try++ {
+					err := pub.Publish(topic, msg)
+					if err == nil {
+						break
+					}
+					if try == 100 {
+						t.Errorf("message %s keeps failing: %v", msg.UUID, err)
 						return
 					}
 					time.Sleep(100 * time.Millisecond) // a backoff, not a synchronisation
