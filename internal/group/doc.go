@@ -79,4 +79,19 @@
 // stored it on the way out. Close and the Subscribe context call Leave.
 // PartitionedPublisher (partitioned_publisher.go) maps keys with Partition
 // and records the count with EnsurePartitions.
+//
+// # Known limits
+//
+//   - An ownership stream takes one record per Store and a claim reads it
+//     whole, so its cost grows with the positions stored since the group
+//     began (a CommitInterval keeps it down). The planned fix keeps claims
+//     and releases on streams/<stream> and positions in per-epoch logs
+//     streams/<stream>/<epoch>.<n> that the owner rotates (a fenced
+//     pointer record on the root per rotation) and that a claimer closes
+//     (Stream-Closed) before reading its last record, so a zombie's next
+//     position write gets 409 Stream-Closed.
+//   - The members stream grows by one record per member and heartbeat; it
+//     is never read from its start, so this costs only storage.
+//   - The assignment is round-robin over sorted member IDs: a join or leave
+//     may move more streams than a sticky assignment would.
 package group
