@@ -3,6 +3,7 @@ package group
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ type Config struct {
 	RetryPolicy protocol.RetryPolicy
 	// Logger; nil is watermill.NopLogger.
 	Logger watermill.LoggerAdapter
+
+	// rotateEvery: positions per log (tests set it low).
+	rotateEvery int
 }
 
 func (c *Config) setDefaults() {
@@ -83,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
+	}
+	if c.rotateEvery <= 0 {
+		c.rotateEvery = defaultRotateEvery
 	}
 	if c.Client == nil {
 		c.Client = &protocol.Client{}
@@ -155,3 +162,12 @@ func (c Config) membersURL() string { return c.groupURL() + "/members" }
 func (c Config) ownerURL(stream string) string {
 	return c.groupURL() + "/streams/" + url.PathEscape(stream)
 }
+
+// logURL is position log n of an ownership epoch.
+func (c Config) logURL(stream string, epoch int64, n int) string {
+	return c.ownerURL(stream) + "/" + strconv.FormatInt(epoch, 10) + "." + strconv.Itoa(n)
+}
+
+// defaultRotateEvery is how many positions a log takes before its owner
+// starts the next: a claim reads at most about this many records of it.
+const defaultRotateEvery = 1000

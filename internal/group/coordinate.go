@@ -1,7 +1,9 @@
 package group
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -80,6 +82,42 @@ func (m *Member) rebalance(ctx context.Context) {
 	}
 }
 
+// takeOver finishes a claim at epoch: now that no record of an earlier
+// epoch can land on the root, it closes the previous owner's position log
+// (its next position write gets 409 Stream-Closed) and reads the last
+// position there, which is where this owner starts; then it creates its
+// own log.
+func (m *Member) takeOver(ctx context.Context, s string, epoch int64, claimed json.RawMessage) (json.RawMessage, error) {
+	c, policy := m.cfg.Client, m.cfg.RetryPolicy
+	start := claimed
+	if epoch > 0 {
+		recs, err := readOwnerRecords(ctx, c, policy, m.cfg.ownerURL(s))
+		if err != nil {
+			return nil, err
+		}
+		if prev, ok := currentBefore(recs, epoch); ok {
+			start = prev.Position
+			if !prev.Released {
+				log := m.cfg.logURL(s, prev.Epoch, prev.Log)
+				if err := closeLog(ctx, c, policy, log); err != nil {
+					return nil, err
+				}
+				last, err := lastPosition(ctx, c, policy, log)
+				if err != nil {
+					return nil, err
+				}
+				if last != nil {
+					start = last
+				}
+			}
+		}
+	}
+	if err := c.CreateStream(ctx, m.cfg.logURL(s, epoch, 0), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+		return nil, err
+	}
+	return start, nil
+}
+
 // tryClaim takes stream s if it is free: never owned, released, or owned
 // by a member this one has not heard of for SessionTimeout (or by an
 // earlier incarnation of itself). The claim is a fenced write at the next
@@ -134,10 +172,31 @@ func (m *Member) tryClaim(ctx context.Context, s string) *Lease {
 		m.log.Info("Claiming a stream failed", watermill.LogFields{"stream": s, "err": err, "reason": reason})
 		return nil
 	}
+	start, err := m.takeOver(ctx, s, epoch, cur.Position)
+	if err != nil {
+		// The claim holds; the next round claims again at a newer epoch
+		// (our own earlier claim) and finishes the take-over.
+		m.log.Info("Taking a claimed stream over failed", watermill.LogFields{"stream": s, "err": err})
+		return nil
+	}
 	l := &Lease{
 		m: m, stream: s, url: url, epoch: epoch, claim: rec.Claim, session: session.id,
-		start: cur.Position, last: cur.Position,
+		start: start, last: start,
 		done: make(chan struct{}), ended: make(chan struct{}), revoked: make(chan struct{}),
+	}
+	if start != nil && !bytes.Equal(start, cur.Position) {
+		// Keep the position the take-over found in our own log, so that a
+		// crash before our first Store does not send the next owner back.
+		l.mu.Lock()
+		err := l.postLocked(ctx, m.cfg.logURL(s, epoch, 0), ownerRecord{Position: start}, 0)
+		if err == nil {
+			l.logWrites = 1
+		}
+		l.mu.Unlock()
+		if err != nil {
+			m.log.Info("Recording a taken-over position failed", watermill.LogFields{"stream": s, "err": err})
+			return nil
+		}
 	}
 	m.mu.Lock()
 	m.held[s] = l

@@ -12,10 +12,16 @@
 //     headers: join, hb (heartbeat, every HeartbeatInterval), release (a
 //     hint that a stream is free) and leave. A member reads it from the
 //     tail it had when it joined and never reads its history.
-//   - streams/<stream>: one JSON ownership stream per topic stream, written
-//     only with Producer-Id "owner" and Producer-Epoch = the ownership
-//     generation. Each record carries owner, claim nonce, epoch, the
-//     stored position and a released mark.
+//   - streams/<stream>: the ownership root of one topic stream: claims,
+//     releases and log rotations, written only with Producer-Id "owner"
+//     and Producer-Epoch = the ownership generation. Each record carries
+//     owner, claim nonce, epoch, a position, the current log and a
+//     released mark. It takes a record per claim, release and rotation
+//     only, so a claim reads little.
+//   - streams/<stream>/<epoch>.<n>: the position logs of one epoch, one
+//     record per Store. After defaultRotateEvery (1000) positions the
+//     owner starts log n+1 with the current position, points the root to
+//     it (fenced) and deletes log n.
 //
 // # Membership and assignment
 //
@@ -29,21 +35,24 @@
 //
 // # Ownership and fencing
 //
-// A member claims a stream assigned to it when the ownership stream's
-// current record (the last one of the highest epoch) is released, absent,
-// its own earlier claim, or that of a member it holds dead. The claim is a
-// fenced write at epoch E+1, seq 0, carrying the stored position, which
-// becomes the new owner's start. From then on the server refuses every
-// write of the older epoch with 403: the old owner's next Store fails with
-// a FencedError and it stops that stream. Two members racing for one epoch
-// both send seq 0: one gets 200, the other a duplicate 204, and both read
-// the stream back to see whose claim nonce holds the epoch. A 409 (the
-// server forgot the producer state) or a 404 (the ownership stream was
-// deleted) also ends a lease: a former owner never recreates the stream,
+// A member claims a stream assigned to it when the root's current record
+// (the last one of the highest epoch) is released, absent, its own earlier
+// claim, or that of a member it holds dead. The claim is a fenced write at
+// epoch E+1, seq 0: from then on the server refuses every root write of
+// epoch E with 403 (the old owner cannot release or rotate). Two members
+// racing for one epoch both send seq 0: one gets 200, the other a
+// duplicate 204, and both read the root back to see whose claim nonce
+// holds the epoch. The winner then takes over: no record of epoch E can
+// land any more, so the root names the old owner's last log for good; the
+// winner closes that log (Stream-Closed), so the old owner's next position
+// write gets 409 Stream-Closed and it stops that stream, reads the log's
+// last position, which is where it starts, and opens its own log. A 409
+// sequence gap (the server forgot the producer state) or a 404 (a stream
+// deleted) also ends a lease: a former owner never recreates a stream,
 // and the member claims again under a new epoch if it is still assigned.
-// Records of a lower epoch written after a higher one (a zombie the server
-// could not fence after forgetting its state, PROTOCOL.md §5.2.1) are
-// ignored when the position is read back.
+// Root records of a lower epoch written after a higher one (a zombie the
+// server could not fence after forgetting its state, PROTOCOL.md §5.2.1)
+// are ignored.
 //
 // # Leases and local deadlines
 //
@@ -82,14 +91,6 @@
 //
 // # Known limits
 //
-//   - An ownership stream takes one record per Store and a claim reads it
-//     whole, so its cost grows with the positions stored since the group
-//     began (a CommitInterval keeps it down). The planned fix keeps claims
-//     and releases on streams/<stream> and positions in per-epoch logs
-//     streams/<stream>/<epoch>.<n> that the owner rotates (a fenced
-//     pointer record on the root per rotation) and that a claimer closes
-//     (Stream-Closed) before reading its last record, so a zombie's next
-//     position write gets 409 Stream-Closed.
 //   - The members stream grows by one record per member and heartbeat; it
 //     is never read from its start, so this costs only storage.
 //   - The assignment is round-robin over sorted member IDs: a join or leave

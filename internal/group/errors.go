@@ -34,5 +34,5 @@ const (
 	reasonLeft       = "the member left the group"
 	reasonMissing    = "the ownership stream is gone (404); it is not recreated by a former owner"
 	reasonSeqGap     = "the server does not know this owner's sequence (409): its producer state was lost"
-	reasonClosed     = "the ownership stream is closed"
+	reasonClosed     = "a newer owner closed this owner's position log (409 Stream-Closed)"
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -211,10 +212,12 @@ func TestDeadMemberIsReplacedAndFencedByTheServer(t *testing.T) {
 	if !lease.Valid() {
 		t.Fatal("the test needs a's lease to be locally valid still")
 	}
+	// The new owner closed the dead owner's position log: the server
+	// refuses the zombie's write (409 Stream-Closed).
 	err := lease.Store(ctx, json.RawMessage(`{"offset":"2"}`))
 	var fe *FencedError
-	if !errors.As(err, &fe) || fe.Reason[:len(reasonStaleEpoch)] != reasonStaleEpoch {
-		t.Fatalf("zombie Store = %v, want a 403 FencedError", err)
+	if !errors.As(err, &fe) || fe.Reason != reasonClosed {
+		t.Fatalf("zombie Store = %v, want the server's refusal as a FencedError", err)
 	}
 	select {
 	case <-lease.Done():
@@ -228,14 +231,20 @@ func TestDeadMemberIsReplacedAndFencedByTheServer(t *testing.T) {
 	if err := next.Store(ctx, json.RawMessage(`{"offset":"3"}`)); err != nil {
 		t.Fatalf("new owner Store: %v", err)
 	}
-	recs, err := readOwnerRecords(ctx, s.cfg.Client, s.cfg.RetryPolicy, s.cfg.ownerURL("t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if string(r.Position) == `{"offset":"2"}` {
-			t.Fatalf("the fenced write landed: %+v", recs)
+	for _, url := range []string{s.cfg.ownerURL("t"), s.cfg.logURL("t", 0, 0), s.cfg.logURL("t", 1, 0)} {
+		recs, err := readOwnerRecords(ctx, s.cfg.Client, s.cfg.RetryPolicy, url)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, r := range recs {
+			if string(r.Position) == `{"offset":"2"}` {
+				t.Fatalf("the fenced write landed in %s: %+v", url, recs)
+			}
+		}
+	}
+	// Nor can a zombie release: the root refuses its epoch (403).
+	if err := lease.Release(ctx, nil); !errors.Is(err, ErrFenced) {
+		t.Fatalf("zombie Release = %v, want ErrFenced", err)
 	}
 	if err := next.Release(ctx, nil); err != nil {
 		t.Fatalf("release: %v", err)
@@ -303,5 +312,56 @@ func TestLeaseIsInvalidOnceTheLocalDeadlinePasses(t *testing.T) {
 	var fe *FencedError
 	if !errors.As(err, &fe) || fe.Reason != reasonExpired {
 		t.Fatalf("Store after the deadline = %v, want the expiry FencedError", err)
+	}
+}
+
+func TestPositionLogsRotateAndAClaimReadsOnlyTheLast(t *testing.T) {
+	base := testBase(t)
+	cfg := fast(t, base, "t", "a", "t")
+	cfg.rotateEvery = 5
+	a := join(t, cfg)
+	var lease *Lease
+	select {
+	case lease = <-a.Assignments():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a got no lease")
+	}
+	ctx := context.Background()
+	for i := 1; i <= 23; i++ {
+		if err := lease.Store(ctx, json.RawMessage(fmt.Sprint(i))); err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	root, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.ownerURL("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The claim and one pointer per rotation (after 5, 10, 15, 20).
+	if len(root) != 5 || root[len(root)-1].Log != 4 {
+		t.Fatalf("root holds %d records %+v, want the claim and 4 rotations", len(root), root)
+	}
+	last, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.logURL("t", 0, 4))
+	if err != nil || len(last) != 3 || string(last[2].Position) != "23" {
+		t.Fatalf("current log = %+v %v, want 21, 22, 23", last, err)
+	}
+	if recs, _ := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.logURL("t", 0, 0)); len(recs) != 0 {
+		t.Fatalf("a rotated-away log was kept: %+v", recs)
+	}
+	// A member that takes over after a crash starts at the last position.
+	a.stopCoord()
+	a.coordWG.Wait()
+	a.stopBeat()
+	a.beatWG.Wait()
+	b := join(t, fast(t, base, "t", "b", "t"))
+	select {
+	case next := <-b.Assignments():
+		if string(next.Start()) != "23" {
+			t.Fatalf("take-over starts at %s, want 23", next.Start())
+		}
+		if err := next.Release(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no take-over")
 	}
 }

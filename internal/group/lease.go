@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
 // Lease is a member's ownership of one stream, from a claim until it is
@@ -35,11 +37,16 @@ type Lease struct {
 	revoked    chan struct{}
 	revokeOnce sync.Once
 
-	mu       sync.Mutex // serialises writes
-	seq      int64
-	last     json.RawMessage
-	err      error
-	released bool
+	mu sync.Mutex // serialises writes
+	// seq is the last seq written to the root (the claim is 0).
+	seq int64
+	// log is the position log written now; logWrites how many positions
+	// it took (the next seq there).
+	log       int
+	logWrites int64
+	last      json.RawMessage
+	err       error
+	released  bool
 }
 
 // Stream is the name of the leased stream.
@@ -90,7 +97,7 @@ func (l *Lease) Store(ctx context.Context, pos json.RawMessage) error {
 	l.mu.Lock()
 	err := l.writableLocked()
 	if err == nil {
-		err = l.writeLocked(ctx, ownerRecord{Position: pos})
+		err = l.storeLocked(ctx, pos)
 	}
 	if err == nil {
 		l.last = pos
@@ -118,7 +125,7 @@ func (l *Lease) Release(ctx context.Context, pos json.RawMessage) error {
 	}
 	err := l.writableLocked()
 	if err == nil {
-		err = l.writeLocked(ctx, ownerRecord{Position: pos, Released: true})
+		err = l.rootLocked(ctx, ownerRecord{Position: pos, Released: true, Log: l.log})
 	}
 	if err == nil {
 		l.last = pos
@@ -151,15 +158,51 @@ func (l *Lease) writableLocked() error {
 	return nil
 }
 
-// writeLocked sends one fenced record at the next seq.
-func (l *Lease) writeLocked(ctx context.Context, rec ownerRecord) error {
+// storeLocked appends pos to the current position log, or, when that log
+// is full, starts the next one with it: the new log first, then a root
+// record pointing to it (fenced), then the old log is dropped. A crash in
+// between leaves the root naming a log that holds the latest position.
+func (l *Lease) storeLocked(ctx context.Context, pos json.RawMessage) error {
+	cfg := l.m.cfg
+	if l.logWrites < int64(cfg.rotateEvery) {
+		if err := l.postLocked(ctx, cfg.logURL(l.stream, l.epoch, l.log), ownerRecord{Position: pos}, l.logWrites); err != nil {
+			return err
+		}
+		l.logWrites++
+		return nil
+	}
+	next := cfg.logURL(l.stream, l.epoch, l.log+1)
+	if err := cfg.Client.CreateStream(ctx, next, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+		return fmt.Errorf("start position log of stream %q: %w", l.stream, err)
+	}
+	if err := l.postLocked(ctx, next, ownerRecord{Position: pos}, 0); err != nil {
+		return err
+	}
+	if err := l.rootLocked(ctx, ownerRecord{Position: pos, Log: l.log + 1}); err != nil {
+		return err
+	}
+	deleteLog(ctx, cfg.Client, cfg.logURL(l.stream, l.epoch, l.log))
+	l.log, l.logWrites = l.log+1, 1
+	return nil
+}
+
+// rootLocked appends a fenced record to the ownership root.
+func (l *Lease) rootLocked(ctx context.Context, rec ownerRecord) error {
+	if err := l.postLocked(ctx, l.url, rec, l.seq+1); err != nil {
+		return err
+	}
+	l.seq++
+	return nil
+}
+
+// postLocked sends one record at (our epoch, seq) to url. At our epoch
+// only we write (a rival claimer writes seq 0 of the root only), so a
+// duplicate answer is our own earlier try.
+func (l *Lease) postLocked(ctx context.Context, url string, rec ownerRecord, seq int64) error {
 	rec.Owner, rec.Claim, rec.Epoch = l.m.cfg.MemberID, l.claim, l.epoch
-	o, reason, err := fencedPost(ctx, l.m.cfg.Client, l.m.cfg.RetryPolicy, l.url, rec, l.seq+1)
+	o, reason, err := fencedPost(ctx, l.m.cfg.Client, l.m.cfg.RetryPolicy, url, rec, seq)
 	switch o {
 	case written, duplicate:
-		// At our epoch only we write after the claim (seq 0), so a
-		// duplicate of seq > 0 is our own earlier try.
-		l.seq++
 		return nil
 	case fenced:
 		l.err = &FencedError{Stream: l.stream, Epoch: l.epoch, Reason: reason}

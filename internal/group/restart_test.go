@@ -115,7 +115,7 @@ func TestForgottenProducerStateEndsTheLeaseAndTheMemberClaimsAgain(t *testing.T)
 	// §5.2.1 cleanup): a 409 sequence gap. The fault keeps the request
 	// from the store, so nothing is written.
 	ctx := context.Background()
-	if err := srv.InjectFault(ctx, dstest.Fault{Path: m.cfg.ownerURL("t"), Method: "POST", Status: 409}); err != nil {
+	if err := srv.InjectFault(ctx, dstest.Fault{Path: m.cfg.logURL("t", 0, 0), Method: "POST", Status: 409}); err != nil {
 		t.Fatal(err)
 	}
 	st.mu.Lock()

@@ -30,6 +30,9 @@ type ownerRecord struct {
 	Epoch    int64           `json:"epoch"`
 	Position json.RawMessage `json:"pos,omitempty"`
 	Released bool            `json:"released,omitempty"`
+	// Log names the position log of this epoch the owner writes to now
+	// (root records only: claims at 0, one record per rotation).
+	Log int `json:"log,omitempty"`
 }
 
 // memberRecord is one record of the members stream.
@@ -173,6 +176,94 @@ func current(recs []ownerRecord) (ownerRecord, bool) {
 		}
 	}
 	return cur, found
+}
+
+// currentBefore is the ownership state before epoch: the last record of
+// the highest epoch below it. Once a claim at epoch has landed, no record
+// of an earlier epoch can, so this is final.
+func currentBefore(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
+	var lower []ownerRecord
+	for _, r := range recs {
+		if r.Epoch < epoch {
+			lower = append(lower, r)
+		}
+	}
+	return current(lower)
+}
+
+// lastPosition is the last position in a position log (nil if none).
+func lastPosition(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (json.RawMessage, error) {
+	recs, err := readOwnerRecords(ctx, c, policy, url)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Position != nil {
+			return recs[i].Position, nil
+		}
+	}
+	return nil, nil
+}
+
+// closeLog closes a position log, so that every later write of its
+// owner gets 409 Stream-Closed: that is how a new owner fences the old
+// one's position writes. A missing log has nothing to fence.
+func closeLog(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		status, err := closeOnce(ctx, c, url)
+		if err == nil {
+			switch {
+			case status == http.StatusNoContent || status == http.StatusOK || status == http.StatusNotFound:
+				return nil
+			case status == http.StatusConflict:
+				return nil // closed already (a rival claimer)
+			case !protocol.RetryableStatus(status):
+				return &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+			}
+			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+		} else if !protocol.Retryable(err) {
+			return err
+		}
+		wait := policy.Backoff(attempt)
+		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
+			return fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
+		}
+		if serr := protocol.Sleep(ctx, wait); serr != nil {
+			return serr
+		}
+	}
+}
+
+func closeOnce(ctx context.Context, c *protocol.Client, url string) (int, error) {
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
+	req.Header.Set(protocol.HeaderClosed, "true")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("close %s: %w", protocol.RedactURL(url), err)
+	}
+	protocol.DrainClose(resp.Body)
+	return resp.StatusCode, nil
+}
+
+// deleteLog drops a position log no root record names any more; failing
+// only costs space.
+func deleteLog(ctx context.Context, c *protocol.Client, url string) {
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodDelete, url, nil)
+	if err != nil {
+		return
+	}
+	if resp, err := c.Do(req); err == nil {
+		protocol.DrainClose(resp.Body)
+	}
 }
 
 // claimOf finds the first record at epoch: the claim that won it.
