@@ -57,6 +57,8 @@ type Server struct {
 	external bool
 	opts     Options
 
+	restarting sync.Mutex // held for a whole Restart
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -238,11 +240,14 @@ func (s *Server) stop(sig syscall.Signal) error {
 }
 
 // Restart stops the server (with SIGKILL when crash is true) and starts it
-// again on the same port and data directory.
+// again on the same port and data directory. Restarts that overlap run one
+// after the other (two at once would both listen on the port).
 func (s *Server) Restart(crash bool) error {
 	if s.external {
 		return errors.New("dstest: cannot restart an external server")
 	}
+	s.restarting.Lock()
+	defer s.restarting.Unlock()
 	var err error
 	if crash {
 		err = s.Kill()
