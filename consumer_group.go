@@ -240,6 +240,14 @@ func (s *GroupSubscriber) lease(ctx context.Context, l *group.Lease, out chan<- 
 			}
 		}
 	}
+	if readCtx.Err() == nil {
+		// The read ended on its own: the stream was closed (EOF), or an
+		// error the subscription logged. Handing the stream back would
+		// only have it claimed again at once, in a loop; this member keeps
+		// it until it loses it or leaves.
+		s.logger.Info("The subscription of an owned stream ended; keeping the stream until this member leaves", fields)
+		<-readCtx.Done()
+	}
 	// The subscription stored its last position on the way out.
 	s.release(ctx, l, fields)
 }

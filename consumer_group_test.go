@@ -2,6 +2,7 @@ package durablestreams_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -440,4 +441,34 @@ func readRaw(t *testing.T, url string) []byte {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	return body
+}
+
+// TestGroupClosedStreamIsKeptNotReclaimedInALoop: a stream that ends (it
+// was closed) stays with its owner; handing it back would have it claimed
+// again at once, over and over.
+func TestGroupClosedStreamIsKeptNotReclaimedInALoop(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.Publish("t", keyed("k", 1), keyed("k", 2)))
+	_, err = pub.CloseStream(context.Background(), "t", nil)
+	require.NoError(t, err)
+	sub := groupSubscriber(t, base, "g", "a", 0)
+	msgs, err := sub.Subscribe(context.Background(), "t")
+	require.NoError(t, err)
+	for range 2 {
+		select {
+		case msg := <-msgs:
+			msg.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatal("messages of the closed stream never came")
+		}
+	}
+	// An observation window of ten heartbeats: a loop would claim the
+	// stream about forty times in it.
+	time.Sleep(2 * time.Second)
+	var root []json.RawMessage
+	require.NoError(t, json.Unmarshal(readRaw(t, base+"/__groups/g/t/streams/t"), &root))
+	assert.LessOrEqual(t, len(root), 2, "the ended stream was claimed again and again: %d root records", len(root))
 }
