@@ -155,45 +155,55 @@ func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Posi
 	return s.load(ctx, root, l)
 }
 
+// load reads the pointer, then the log it names. A rotation by another
+// store may delete that log between the two reads: then the pointer has
+// moved on, and is read again.
 func (s *StreamOffsetStore) load(ctx context.Context, root string, l *positionLog) (Position, bool, error) {
-	var ptr logPointer
-	if _, _, err := s.readLast(ctx, root, &ptr); err != nil {
-		return Position{}, false, err
+	for attempt := 0; ; attempt++ {
+		var ptr logPointer
+		if _, _, _, err := s.readLast(ctx, root, &ptr); err != nil {
+			return Position{}, false, err
+		}
+		var pos Position
+		exists, ok, n, err := s.readLast(ctx, logURL(root, ptr.Gen), &pos)
+		if err != nil {
+			return Position{}, false, err
+		}
+		if !exists && ptr.Gen > 0 && attempt < maxLoadAttempts {
+			continue // rotated away under us
+		}
+		l.loaded, l.gen, l.records = true, ptr.Gen, n
+		return pos, ok, nil
 	}
-	var pos Position
-	ok, n, err := s.readLast(ctx, logURL(root, ptr.Gen), &pos)
-	if err != nil {
-		return Position{}, false, err
-	}
-	l.loaded, l.gen, l.records = true, ptr.Gen, n
-	return pos, ok, nil
 }
+
+// maxLoadAttempts bounds how often a load follows rotations that race it.
+const maxLoadAttempts = 10
 
 func logURL(root string, gen int) string { return root + "/" + strconv.Itoa(gen) }
 
 // readLast decodes the last record of a JSON stream into v; a missing
-// stream has none. It returns how many records there are.
-func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (bool, int, error) {
+// stream (exists false) has none. It returns how many records there are.
+func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
 	r, err := reader.New(reader.Config{URL: streamURL, Client: s.client, RetryPolicy: s.retry, StopAtTail: true})
 	if err != nil {
-		return false, 0, err
+		return false, false, 0, err
 	}
 	var last json.RawMessage
-	n := 0
 	for {
 		chunk, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if errors.Is(err, ErrStreamNotFound) {
-			return false, 0, nil
+			return false, false, 0, nil
 		}
 		if err != nil {
-			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
+			return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
 		}
 		elems, err := reader.SplitJSONArray(chunk.Data)
 		if err != nil {
-			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
+			return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
 		}
 		if len(elems) > 0 {
 			last = elems[len(elems)-1]
@@ -204,12 +214,12 @@ func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v an
 		}
 	}
 	if last == nil {
-		return false, 0, nil
+		return true, false, 0, nil
 	}
 	if err := json.Unmarshal(last, v); err != nil {
-		return false, 0, fmt.Errorf("durablestreams: position record in %s: %w", protocol.RedactURL(streamURL), err)
+		return true, false, 0, fmt.Errorf("durablestreams: position record in %s: %w", protocol.RedactURL(streamURL), err)
 	}
-	return true, n, nil
+	return true, true, n, nil
 }
 
 // Store implements OffsetStore.
@@ -228,26 +238,41 @@ func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos 
 	}
 	if l.records >= s.rotate {
 		next := l.gen + 1
-		if err := s.appendJSON(ctx, logURL(root, next), pos); err != nil {
+		if err := s.appendJSON(ctx, logURL(root, next), pos, true); err != nil {
 			return err
 		}
-		if err := s.appendJSON(ctx, root, logPointer{Gen: next}); err != nil {
+		if err := s.appendJSON(ctx, root, logPointer{Gen: next}, true); err != nil {
 			return err
 		}
 		s.deleteLog(ctx, logURL(root, l.gen))
 		l.gen, l.records = next, 1
 		return nil
 	}
-	if err := s.appendJSON(ctx, logURL(root, l.gen), pos); err != nil {
+	err = s.appendJSON(ctx, logURL(root, l.gen), pos, false)
+	if errors.Is(err, errNoLog) {
+		// Missing: never written, or rotated away by another store. A
+		// log is created only once the pointer names it, so that no
+		// position goes where Load does not look.
+		if _, _, err := s.load(ctx, root, l); err != nil {
+			return err
+		}
+		err = s.appendJSON(ctx, logURL(root, l.gen), pos, true)
+	}
+	if err != nil {
 		return err
 	}
 	l.records++
 	return nil
 }
 
-// appendJSON appends one record, creating the stream if it is missing.
-// Retries may append a record twice; a repeated position is harmless.
-func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v any) error {
+// errNoLog: the stream to append to does not exist, and appendJSON was
+// not to create it.
+var errNoLog = errors.New("position log does not exist")
+
+// appendJSON appends one record, creating the stream if it is missing and
+// create allows. Retries may append a record twice; a repeated position
+// is harmless.
+func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v any, create bool) error {
 	body, err := json.Marshal([]any{v})
 	if err != nil {
 		return err
@@ -257,6 +282,9 @@ func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v 
 		status, err := s.post(ctx, streamURL, body)
 		if err != nil {
 			return true, err
+		}
+		if status == http.StatusNotFound && !create {
+			return false, errNoLog
 		}
 		if status == http.StatusNotFound && !created {
 			created = true

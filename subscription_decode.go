@@ -54,6 +54,10 @@ func (d *decoder) run(ctx context.Context) {
 			}
 			return
 		}
+		if err := modeMismatch(d.sub.topic, chunk.JSON, "", d.sub.s.config.ContentType); err != nil && len(chunk.Data) > 0 {
+			d.send(ctx, batch{err: err})
+			return
+		}
 		carried := len(buf) > 0
 		var frames [][]byte
 		if chunk.JSON {

@@ -9,3 +9,14 @@ var (
 	// ErrBodyTooLarge: a read body or SSE event exceeds Config.MaxBodyBytes.
 	ErrBodyTooLarge = errors.New("durablestreams: read response too large")
 )
+
+// PastTailError: a read from Offset answered with an end (Tail) before
+// it, so the stream no longer reaches the offset: it was deleted and
+// created again.
+type PastTailError struct {
+	Offset, Tail string
+}
+
+func (e *PastTailError) Error() string {
+	return "offset " + e.Offset + " lies past the stream's tail " + e.Tail
+}

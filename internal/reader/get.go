@@ -52,8 +52,7 @@ func (r *Reader) stepGET(ctx context.Context) (Chunk, bool, error) {
 			return Chunk{}, false, fmt.Errorf("durablestreams: read %s: %w", protocol.RedactURL(r.cfg.URL), err)
 		}
 	}
-	chunk, ok := r.advance(h, data)
-	return chunk, ok, nil
+	return r.advance(h, data)
 }
 
 // readBounded reads a whole body of at most max bytes. A body cut short

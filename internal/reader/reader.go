@@ -214,8 +214,13 @@ func (r *Reader) readURL(live string) string {
 	return r.cfg.URL + "?" + q.Encode()
 }
 
-// advance records a position the server returned.
-func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool) {
+// advance records a position the server returned. An end before the
+// offset asked for means the stream no longer reaches that offset (it was
+// deleted and created again): offsets only grow, and sort as strings.
+func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool, error) {
+	if r.offset != OffsetBeginning && r.offset != OffsetNow && h.NextOffset < r.offset {
+		return Chunk{}, false, &PastTailError{Offset: r.offset, Tail: h.NextOffset}
+	}
 	chunk := Chunk{
 		Data:       data,
 		JSON:       protocol.IsJSON(r.contentType),
@@ -234,7 +239,7 @@ func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool) {
 	}
 	r.upToDate = r.upToDate || h.UpToDate
 	r.closed = chunk.Closed
-	return chunk, len(chunk.Data) > 0 || chunk.Closed
+	return chunk, len(chunk.Data) > 0 || chunk.Closed, nil
 }
 
 func isEmptyJSONArray(data []byte) bool {

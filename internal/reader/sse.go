@@ -136,7 +136,11 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 			}
 			parts, size = nil, 0
 			h := readHeaders{NextOffset: c.StreamNextOffset, Cursor: c.StreamCursor, UpToDate: c.UpToDate || c.StreamClosed, Closed: c.StreamClosed}
-			chunk, ok := r.advance(h, data)
+			chunk, ok, err := r.advance(h, data)
+			if err != nil {
+				r.Close()
+				return Chunk{}, false, err
+			}
 			if chunk.Closed {
 				r.Close()
 			}
