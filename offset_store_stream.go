@@ -159,6 +159,7 @@ func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Posi
 // store may delete that log between the two reads: then the pointer has
 // moved on, and is read again.
 func (s *StreamOffsetStore) load(ctx context.Context, root string, l *positionLog) (Position, bool, error) {
+	prev := -1
 	for attempt := 0; ; attempt++ {
 		var ptr logPointer
 		if _, _, _, err := s.readLast(ctx, root, &ptr); err != nil {
@@ -169,8 +170,9 @@ func (s *StreamOffsetStore) load(ctx context.Context, root string, l *positionLo
 		if err != nil {
 			return Position{}, false, err
 		}
-		if !exists && ptr.Gen > 0 && attempt < maxLoadAttempts {
-			continue // rotated away under us
+		if !exists && ptr.Gen != prev && attempt < maxLoadAttempts {
+			prev = ptr.Gen
+			continue // maybe rotated away under us: is the pointer still there?
 		}
 		l.loaded, l.gen, l.records = true, ptr.Gen, n
 		return pos, ok, nil
