@@ -85,7 +85,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
-		return nil, err
+		return nil, publicError(err)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -207,7 +207,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("durablestreams: initialize %q: %w", topic, err)
+		return fmt.Errorf("durablestreams: initialize %q: %w", topic, publicError(err))
 	}
 	return nil
 }

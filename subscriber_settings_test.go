@@ -30,7 +30,9 @@ func TestCloseEndsASubscribeLoadingItsPosition(t *testing.T) {
 		}
 		return resp, err
 	})}
-	store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: base, HTTPClient: client})
+	storeCfg := ds.StreamOffsetStoreConfig{BaseURL: base}
+	storeCfg.HTTPClient = client
+	store, err := ds.NewStreamOffsetStore(storeCfg)
 	require.NoError(t, err)
 	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: base + "/__offsets/g/t", Method: "GET", Status: 503, Count: 100000}))
 	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}, nil)
@@ -131,7 +133,9 @@ func TestStreamOffsetStoreLoadRacingRotation(t *testing.T) {
 		}
 		return resp, err
 	})}
-	b, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: base, RotateEvery: 2, HTTPClient: hooked})
+	bCfg := ds.StreamOffsetStoreConfig{BaseURL: base, RotateEvery: 2}
+	bCfg.HTTPClient = hooked
+	b, err := ds.NewStreamOffsetStore(bCfg)
 	require.NoError(t, err)
 	pos, ok, err := b.Load(t.Context(), "g", "t")
 	require.NoError(t, err)
