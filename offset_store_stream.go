@@ -279,46 +279,47 @@ func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v 
 		return err
 	}
 	created := false
-	return s.withRetry(ctx, func(ctx context.Context) (bool, error) {
-		status, err := s.post(ctx, streamURL, body)
-		if err != nil {
-			return true, err
+	return protocol.Retry(ctx, s.retry, func(int) protocol.Try {
+		try := s.post(ctx, streamURL, body)
+		var httpErr *protocol.HTTPError
+		if !errors.As(try.Err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {
+			return try
 		}
-		if status == http.StatusNotFound && !create {
-			return false, errNoLog
+		if !create {
+			return protocol.Try{Err: errNoLog}
 		}
-		if status == http.StatusNotFound && !created {
-			created = true
-			if err := s.client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-				return true, err
-			}
-			status, err = s.post(ctx, streamURL, body)
-			if err != nil {
-				return true, err
-			}
+		if created {
+			return try
 		}
-		if status >= 200 && status < 300 {
-			return false, nil
+		created = true
+		if err := s.client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+			return protocol.Try{Err: err, Retryable: protocol.Retryable(err)}
 		}
-		err = &HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(streamURL), StatusCode: status}
-		return protocol.RetryableStatus(status), err
+		return s.post(ctx, streamURL, body)
 	})
 }
 
-func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []byte) (int, error) {
+// post appends body once; the Try says how it ended.
+func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []byte) protocol.Try {
 	ctx, cancel := s.client.WithTimeout(ctx)
 	defer cancel()
 	req, err := s.client.NewRequest(ctx, http.MethodPost, streamURL, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return protocol.Try{Err: err}
 	}
 	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
-	resp, err := s.client.Do(req)
+	resp, written, err := s.client.Send(req)
 	if err != nil {
-		return 0, fmt.Errorf("durablestreams: store position in %s: %w", protocol.RedactURL(streamURL), err)
+		return protocol.TransportTry(fmt.Errorf("store position in %s: %w", protocol.RedactURL(streamURL), err), written)
 	}
-	protocol.DrainClose(resp.Body)
-	return resp.StatusCode, nil
+	defer protocol.DrainClose(resp.Body)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return protocol.Try{}
+	}
+	return protocol.StatusTry(&protocol.HTTPError{
+		Method: http.MethodPost, URL: protocol.RedactURL(streamURL), StatusCode: resp.StatusCode,
+		RetryAfter: protocol.RetryAfter(resp.Header, time.Minute),
+	})
 }
 
 // deleteLog drops a log that no pointer names any more; failing is
@@ -332,27 +333,5 @@ func (s *StreamOffsetStore) deleteLog(ctx context.Context, streamURL string) {
 	}
 	if resp, err := s.client.Do(req); err == nil {
 		protocol.DrainClose(resp.Body)
-	}
-}
-
-// withRetry runs try until it succeeds, fails for good, or the policy
-// runs out.
-func (s *StreamOffsetStore) withRetry(ctx context.Context, try func(context.Context) (retry bool, err error)) error {
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		retry, err := try(ctx)
-		if err == nil || !retry {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := s.retry.Backoff(attempt)
-		if !s.retry.Allows(attempt, start, wait) {
-			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
-		}
-		if err := protocol.Sleep(ctx, wait); err != nil {
-			return err
-		}
 	}
 }

@@ -10,7 +10,7 @@ var (
 	ErrBodyTooLarge = errors.New("durablestreams: read response too large")
 )
 
-// PastTailError: a read from Offset answered with an end (Tail) before
+// PastTailError is a read from Offset answered with an end (Tail) before
 // it, so the stream no longer reaches the offset: it was deleted and
 // created again.
 type PastTailError struct {

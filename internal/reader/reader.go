@@ -115,13 +115,6 @@ func New(cfg Config) (*Reader, error) {
 	return &Reader{cfg: cfg, offset: cfg.Offset}, nil
 }
 
-// Offset is where the next read starts: always the start offset or an
-// offset the server returned.
-func (r *Reader) Offset() string { return r.offset }
-
-// ContentType is the stream's content type, once a read has told it.
-func (r *Reader) ContentType() string { return r.contentType }
-
 // Close drops an open SSE connection.
 func (r *Reader) Close() {
 	if r.sse != nil {
@@ -137,47 +130,52 @@ func (r *Reader) Close() {
 // Retryable failures are retried under the RetryPolicy; 404 and 410 are
 // final (errors.Is ErrStreamNotFound / ErrStreamGone).
 func (r *Reader) Next(ctx context.Context) (Chunk, error) {
-	attempt := 0
-	start := time.Now()
 	for {
 		if r.closed || (r.cfg.StopAtTail && r.upToDate) {
 			return Chunk{}, io.EOF
 		}
-		if err := ctx.Err(); err != nil {
+		var (
+			chunk Chunk
+			ok    bool
+			took  time.Duration
+		)
+		err := protocol.Retry(ctx, r.cfg.RetryPolicy, func(int) protocol.Try {
+			if err := ctx.Err(); err != nil {
+				return protocol.Try{Err: err}
+			}
+			began := time.Now()
+			c, got, err := r.step(ctx)
+			took = time.Since(began)
+			if err != nil {
+				return readTry(err)
+			}
+			chunk, ok = c, got
+			return protocol.Try{}
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return Chunk{}, ctx.Err()
+			}
 			return Chunk{}, err
 		}
-		began := time.Now()
-		chunk, ok, err := r.step(ctx)
-		if err == nil {
-			attempt, start = 0, time.Now()
-			if ok {
-				r.emptyStreak = 0
-				return chunk, nil
-			}
-			if err := r.pauseAfterEmpty(ctx, time.Since(began)); err != nil {
-				return Chunk{}, err
-			}
-			continue
+		if ok {
+			r.emptyStreak = 0
+			return chunk, nil
 		}
-		if ctx.Err() != nil {
-			return Chunk{}, ctx.Err()
-		}
-		if !retryable(err) {
-			return Chunk{}, err
-		}
-		attempt++
-		wait := r.cfg.RetryPolicy.Backoff(attempt)
-		var httpErr *retryAfterError
-		if errors.As(err, &httpErr) && httpErr.after > wait {
-			wait = httpErr.after
-		}
-		if !r.cfg.RetryPolicy.Allows(attempt, start, wait) {
-			return Chunk{}, fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
-		}
-		if err := protocol.Sleep(ctx, wait); err != nil {
+		if err := r.pauseAfterEmpty(ctx, took); err != nil {
 			return Chunk{}, err
 		}
 	}
+}
+
+// readTry classifies a failed read for protocol.Retry: a read changes
+// nothing, so it is never "maybe written".
+func readTry(err error) protocol.Try {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return protocol.Try{Err: err, Retryable: true, RetryAfter: ra.after}
+	}
+	return protocol.Try{Err: err, Retryable: retryable(err)}
 }
 
 // minEmptyInterval: an empty answer faster than this is no long-poll

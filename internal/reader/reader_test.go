@@ -136,7 +136,7 @@ func TestStartAtTail(t *testing.T) {
 		_, err := r.Next(ctx)
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.NotEqual(t, OffsetNow, r.Offset(), "the tail offset is known")
+		require.NotEqual(t, OffsetNow, r.offset, "the tail offset is known")
 		send(t, http.MethodPost, url, "application/json", `["new"]`)
 		require.JSONEq(t, `["new"]`, string(next(t, r).Data))
 	})
