@@ -186,43 +186,70 @@ func logURL(root string, gen int) string { return root + "/" + strconv.Itoa(gen)
 
 // readLast decodes the last record of a JSON stream into v; a missing
 // stream (exists false) has none. It returns how many records there are.
+// A body cut short is read again from the start.
 func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
-	r, err := reader.New(reader.Config{URL: streamURL, Client: s.client, RetryPolicy: s.retry, StopAtTail: true})
+	var last []byte
+	err = protocol.Retry(ctx, s.retry, func(int) protocol.Try {
+		var err error
+		exists, last, n, err = s.readRecords(ctx, streamURL)
+		var cut *reader.BodyError
+		return protocol.Try{Err: err, Retryable: errors.As(err, &cut)}
+	})
 	if err != nil {
-		return false, false, 0, err
-	}
-	var last json.RawMessage
-	for {
-		chunk, err := r.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, ErrStreamNotFound) {
-			return false, false, 0, nil
-		}
-		if err != nil {
-			return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
-		}
-		elems, err := jsonscan.SplitArray(chunk.Data)
-		if err != nil {
-			return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w: JSON-mode body: %w", protocol.RedactURL(streamURL), reader.ErrProtocol, err)
-		}
-		if len(elems) > 0 {
-			last = elems[len(elems)-1]
-			n += len(elems)
-		}
-		if chunk.Closed {
-			break
-		}
+		return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
 	}
 	if last == nil {
-		return true, false, 0, nil
+		return exists, false, 0, nil
 	}
 	if err := json.Unmarshal(last, v); err != nil {
 		return true, false, 0, fmt.Errorf("durablestreams: position record in %s: %w", protocol.RedactURL(streamURL), err)
 	}
 	return true, true, n, nil
 }
+
+// readRecords reads a JSON stream to its tail, keeping its last record.
+func (s *StreamOffsetStore) readRecords(ctx context.Context, streamURL string) (exists bool, last []byte, n int, err error) {
+	r, err := reader.New(reader.Config{URL: streamURL, Client: s.client, RetryPolicy: s.retry, StopAtTail: true})
+	if err != nil {
+		return false, nil, 0, err
+	}
+	defer r.Close()
+	for {
+		chunk, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return true, last, n, nil
+		}
+		if errors.Is(err, ErrStreamNotFound) {
+			return false, nil, 0, nil
+		}
+		if err != nil {
+			return false, nil, 0, err
+		}
+		elems := jsonscan.NewArrayReader(chunk.Body, maxRecordBytes)
+		for {
+			e, err := elems.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				var cut *reader.BodyError
+				if errors.As(err, &cut) {
+					return false, nil, 0, cut
+				}
+				return false, nil, 0, fmt.Errorf("%w: JSON-mode body: %w", reader.ErrProtocol, err)
+			}
+			last = append(last[:0], e...)
+			n++
+		}
+		if chunk.Closed {
+			return true, last, n, nil
+		}
+	}
+}
+
+// maxRecordBytes bounds one position record (a hostile server cannot make
+// a load buffer more).
+const maxRecordBytes = 64 << 10
 
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {

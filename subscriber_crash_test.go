@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +100,15 @@ func runCrashChild(t *testing.T, base string, killAfter int) (acks []int, sinceS
 	var once sync.Once
 	kill := func() { once.Do(func() { _ = cmd.Process.Kill() }) }
 	defer kill()
+	// A consumer that stops making progress is a failure to see, not a
+	// hang: SIGQUIT makes it print its goroutines, then it is killed.
+	var stuck atomic.Bool
+	watchdog := time.AfterFunc(2*time.Minute, func() {
+		stuck.Store(true)
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		time.AfterFunc(5*time.Second, kill)
+	})
+	defer watchdog.Stop()
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
@@ -115,6 +126,7 @@ func runCrashChild(t *testing.T, base string, killAfter int) (acks []int, sinceS
 		}
 	}
 	err = cmd.Wait()
+	require.False(t, stuck.Load(), "the consumer process made no progress for 2 minutes after %d acks:\n%s", len(acks), stderr.String())
 	if killAfter < 0 || len(acks) < killAfter {
 		require.NoError(t, err, "consumer process: %s", stderr.String())
 		require.Equal(t, crashBacklog-1, acks[len(acks)-1], "the last run drains to the end")

@@ -51,12 +51,23 @@ func (sub *subscription) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		var lost *positionLostError
-		var past *reader.PastTailError
-		if errors.As(err, &past) {
+		var (
+			lost *positionLostError
+			past *reader.PastTailError
+			cut  *reader.BodyError
+		)
+		if errors.As(err, &past) && sub.pastTailConfirmed(ctx, past) {
 			lost = &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
 		}
 		switch {
+		case past != nil && lost == nil, errors.As(err, &cut):
+			// A body cut short, or an answer behind the stream's own
+			// tail: read again from the position reached.
+			failures++
+			sub.s.logger.Debug("Read failed; reading again from the position", sub.fields.Add(watermill.LogFields{"reason": err.Error()}))
+			if protocol.Sleep(ctx, sub.s.client.Retry.Backoff(failures)) != nil {
+				return
+			}
 		case lost != nil || errors.As(err, &lost) || errors.Is(err, ErrStreamGone) && sub.pos.Offset != reader.OffsetBeginning:
 			if lost == nil {
 				lost = &positionLostError{stored: sub.pos, reason: err.Error()}
@@ -80,6 +91,23 @@ func (sub *subscription) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pastTailConfirmed checks a read that answered with an end before the
+// offset it asked for against the stream's tail (HEAD). The reference
+// server has been seen to answer one read so around a restart of its
+// own while the tail was past the offset; only a tail before the offset
+// means the stream no longer reaches it.
+func (sub *subscription) pastTailConfirmed(ctx context.Context, past *reader.PastTailError) bool {
+	tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
+	if err != nil || !exists {
+		return false // the next read tells
+	}
+	if tail >= past.Offset {
+		return false
+	}
+	past.Tail = tail
+	return true
 }
 
 // consume reads from pos until EOF (nil) or an error. A decoder reads
@@ -164,34 +192,6 @@ func (sub *subscription) consume(ctx context.Context) error {
 			sub.moved(ctx)
 		}
 	}
-}
-
-// split cuts whole frames off buf and returns them and the rest.
-func (sub *subscription) split(buf []byte, atEOF bool) ([][]byte, []byte, error) {
-	splitter, ok := sub.s.config.Unmarshaler.(FrameSplitter)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: the stream is in byte mode, but the Unmarshaler %T is no FrameSplitter", ErrInvalidConfig, sub.s.config.Unmarshaler)
-	}
-	var frames [][]byte
-	for len(buf) > 0 {
-		advance, frame, err := splitter.Split(buf, atEOF)
-		if err != nil {
-			return nil, nil, fmt.Errorf("durablestreams: split frames of %q: %w", sub.topic, err)
-		}
-		if advance <= 0 || advance > len(buf) {
-			if atEOF {
-				return nil, nil, fmt.Errorf("durablestreams: %q ends in %d bytes that are no whole frame", sub.topic, len(buf))
-			}
-			break
-		}
-		if frame != nil {
-			frames = append(frames, frame)
-		}
-		buf = buf[advance:]
-	}
-	// Keep the partial frame in a buffer of its own: buf may share memory
-	// with frames handed out.
-	return frames, append([]byte(nil), buf...), nil
 }
 
 // handle delivers one decoded frame, or applies the poison policy. It

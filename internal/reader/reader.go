@@ -4,6 +4,7 @@
 package reader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -62,8 +63,13 @@ type Config struct {
 
 // Chunk is one read: the data after Offset, up to NextOffset.
 type Chunk struct {
-	// Data is a JSON array in JSON mode, raw bytes otherwise.
-	Data []byte
+	// Body is the data: a JSON array in JSON mode, raw bytes otherwise. It
+	// is read as it arrives, and valid until the next Next or Close. A
+	// failure while reading it is a *BodyError.
+	Body io.Reader
+	// HasData: the read carries data (a chunk that only ends a closed
+	// stream has none).
+	HasData bool
 	// JSON tells whether the stream is in JSON mode.
 	JSON bool
 	// Offset is where the chunk starts (the offset that was asked for).
@@ -84,6 +90,7 @@ type Reader struct {
 	closed      bool
 	contentType string
 	sse         *sseConn
+	body        *getBody // of the last chunk, closed by the next Next
 	emptyStreak int
 	// progressed: the last empty answer still moved the reader on (it
 	// reached the tail), so the next request may follow at once.
@@ -115,8 +122,9 @@ func New(cfg Config) (*Reader, error) {
 	return &Reader{cfg: cfg, offset: cfg.Offset}, nil
 }
 
-// Close drops an open SSE connection.
+// Close drops an open SSE connection and the body of the last chunk.
 func (r *Reader) Close() {
+	r.closeBody()
 	if r.sse != nil {
 		r.sse.close()
 		r.sse = nil
@@ -130,6 +138,7 @@ func (r *Reader) Close() {
 // Retryable failures are retried under the RetryPolicy; 404 and 410 are
 // final (errors.Is ErrStreamNotFound / ErrStreamGone).
 func (r *Reader) Next(ctx context.Context) (Chunk, error) {
+	r.closeBody()
 	for {
 		if r.closed || (r.cfg.StopAtTail && r.upToDate) {
 			return Chunk{}, io.EOF
@@ -178,6 +187,13 @@ func readTry(err error) protocol.Try {
 	return protocol.Try{Err: err, Retryable: retryable(err)}
 }
 
+func (r *Reader) closeBody() {
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+}
+
 // minEmptyInterval: an empty answer faster than this is no long-poll
 // timeout but a server that answers at once; back off so as not to spin.
 const minEmptyInterval = 100 * time.Millisecond
@@ -215,20 +231,21 @@ func (r *Reader) readURL(live string) string {
 // advance records a position the server returned. An end before the
 // offset asked for means the stream no longer reaches that offset (it was
 // deleted and created again): offsets only grow, and sort as strings.
-func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool, error) {
+func (r *Reader) advance(h readHeaders, body io.Reader, hasData bool) (Chunk, bool, error) {
 	if r.offset != OffsetBeginning && r.offset != OffsetNow && h.NextOffset < r.offset {
 		return Chunk{}, false, &PastTailError{Offset: r.offset, Tail: h.NextOffset}
 	}
+	if body == nil {
+		body = bytes.NewReader(nil)
+	}
 	chunk := Chunk{
-		Data:       data,
+		Body:       body,
+		HasData:    hasData,
 		JSON:       protocol.IsJSON(r.contentType),
 		Offset:     r.offset,
 		NextOffset: h.NextOffset,
 		UpToDate:   h.UpToDate,
 		Closed:     h.Closed && h.UpToDate,
-	}
-	if chunk.JSON && isEmptyJSONArray(data) {
-		chunk.Data = nil
 	}
 	r.progressed = h.UpToDate && !r.upToDate
 	r.offset = h.NextOffset
@@ -237,7 +254,7 @@ func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool, error) {
 	}
 	r.upToDate = r.upToDate || h.UpToDate
 	r.closed = chunk.Closed
-	return chunk, len(chunk.Data) > 0 || chunk.Closed, nil
+	return chunk, hasData || chunk.Closed, nil
 }
 
 func isEmptyJSONArray(data []byte) bool {
