@@ -77,3 +77,54 @@ func BenchmarkGroupDrain(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRestartAfterDrain is what a group's restart costs after it
+// consumed a backlog of 20,000 messages: until its first new message,
+// from the position this library stores (the end of the consumed read,
+// skip 0) and from the form it stored before ({-1, 20000}: the whole
+// stream read again and passed over).
+func BenchmarkRestartAfterDrain(b *testing.B) {
+	const backlog = 20_000
+	base := dstest.StreamURL(b)
+	httpDo(b, "PUT", base+"/t", "application/json", "")
+	publishBacklog(b, base+"/t", backlog, 1000)
+	tail := tailOf(b, base+"/t")
+	for _, stored := range []ds.Position{{Offset: tail}, {Offset: "-1", Skip: backlog}} {
+		name := "read-end"
+		if stored.Skip > 0 {
+			name = "start-plus-skip"
+		}
+		b.Run(name, func(b *testing.B) {
+			for i := range b.N {
+				b.StopTimer()
+				store := ds.NewMemoryOffsetStore()
+				if err := store.Store(b.Context(), "g", "t", stored); err != nil {
+					b.Fatal(err)
+				}
+				sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				ch, err := sub.Subscribe(b.Context(), "t")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				fresh := newMessages(1)
+				fresh[0].UUID = fmt.Sprintf("fresh-%d", i)
+				httpDo(b, "POST", base+"/t", "application/json", envelopes(b, fresh...))
+				b.StartTimer()
+				got := receive(b, ch)
+				if got.UUID != fresh[0].UUID {
+					b.Fatalf("got %s first", got.UUID)
+				}
+				got.Ack()
+				b.StopTimer()
+				_ = sub.Close()
+				stored = ds.Position{Offset: stored.Offset, Skip: stored.Skip + 1}
+				b.StartTimer()
+			}
+		})
+	}
+}

@@ -139,12 +139,17 @@ type SubscriberConfig struct {
 	// LiveTimeout bounds a long-poll request; it must exceed the server's
 	// long-poll timeout. Default: 65s.
 	LiveTimeout time.Duration
-	// MaxReadBytes bounds the body of one read (a hostile server cannot
-	// make the subscriber buffer more). Default: 64 MiB.
+	// MaxReadBytes bounds one message (a JSON-mode element or a byte-mode
+	// frame) and one SSE batch: a hostile server cannot make the
+	// subscriber buffer more. A catch-up answer of any size is decoded as
+	// it arrives. A message over the bound ends the subscription before
+	// it, with an error logged. Default: 64 MiB.
 	MaxReadBytes int64
 
-	// ClientConfig holds the HTTP client, headers, request timeout (of
-	// catch-up reads and every other request) and retry policy. When the
+	// ClientConfig holds the HTTP client, headers, request timeout (for a
+	// read: the longest wait on the network for its answer or the next
+	// part of its body, so a slow handler never cuts its own read short)
+	// and retry policy. When the
 	// retries of a read run out, the subscription logs the error, waits
 	// RetryPolicy.MaxBackoff and goes on: only Close, the Subscribe
 	// context, or a closed, deleted or gone stream end it. Our own HTTP

@@ -130,6 +130,9 @@ func (sub *subscription) consume(ctx context.Context) error {
 
 	pass := sub.pos.Skip // messages after pos.Offset consumed before
 	sub.pos.Skip = 0
+	// Whatever ends this read, the messages not yet passed over stay
+	// consumed: the next read from pos passes over them again.
+	defer func() { sub.pos.Skip += pass }()
 	batches := make(chan batch, 1)
 	decodeCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
