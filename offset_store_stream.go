@@ -159,24 +159,38 @@ func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Posi
 // store may delete that log between the two reads: then the pointer has
 // moved on, and is read again.
 func (s *StreamOffsetStore) load(ctx context.Context, root string, l *positionLog) (Position, bool, error) {
-	prev := -1
+	gen, err := s.pointer(ctx, root)
+	if err != nil {
+		return Position{}, false, err
+	}
 	for attempt := 0; ; attempt++ {
-		var ptr logPointer
-		if _, _, _, err := s.readLast(ctx, root, &ptr); err != nil {
-			return Position{}, false, err
-		}
 		var pos Position
-		exists, ok, n, err := s.readLast(ctx, logURL(root, ptr.Gen), &pos)
+		exists, ok, n, err := s.readLast(ctx, logURL(root, gen), &pos)
 		if err != nil {
 			return Position{}, false, err
 		}
-		if !exists && ptr.Gen != prev && attempt < maxLoadAttempts {
-			prev = ptr.Gen
-			continue // maybe rotated away under us: is the pointer still there?
+		if !exists && attempt < maxLoadAttempts {
+			// Never written, or rotated away under us: then the pointer
+			// has moved on.
+			now, err := s.pointer(ctx, root)
+			if err != nil {
+				return Position{}, false, err
+			}
+			if now != gen {
+				gen = now
+				continue
+			}
 		}
-		l.loaded, l.gen, l.records = true, ptr.Gen, n
+		l.loaded, l.gen, l.records = true, gen, n
 		return pos, ok, nil
 	}
+}
+
+// pointer reads which log is current; a group without one writes log 0.
+func (s *StreamOffsetStore) pointer(ctx context.Context, root string) (int, error) {
+	var ptr logPointer
+	_, _, _, err := s.readLast(ctx, root, &ptr)
+	return ptr.Gen, err
 }
 
 // maxLoadAttempts bounds how often a load follows rotations that race it.
