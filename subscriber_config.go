@@ -31,8 +31,9 @@ const (
 
 // PositionLost is what a subscription does when its group's stored
 // position is one the stream cannot honour: the stream was deleted and
-// recreated, or truncated (410 Gone), so the stored offset lies past its
-// tail, or fewer messages follow it than the position says were consumed.
+// recreated, or truncated, so the stored offset lies past its tail (or
+// the server answers 410 Gone or 400 for it), or fewer messages follow it
+// than the position says were consumed.
 // Each case is logged at Error with the group, the topic, the stored
 // position and where the stream stands.
 type PositionLost int

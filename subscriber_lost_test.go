@@ -1,6 +1,7 @@
 package durablestreams_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,20 +85,25 @@ func TestOffsetPastTheTailIsReadFromTheStart(t *testing.T) {
 }
 
 // TestGoneOffsetIsReadFromTheStart: 410 for the stored offset (older than
-// the server keeps) reads what the stream holds from its start.
+// the server keeps), or 400 (an offset the server rejects), reads what the
+// stream holds from its start.
 func TestGoneOffsetIsReadFromTheStart(t *testing.T) {
-	srv := dstest.Faults(t)
-	base := srv.StreamURL(dstest.StreamPath(t))
-	store := ds.NewMemoryOffsetStore()
-	httpDo(t, "PUT", base+"/t", "application/json", "")
-	publishBacklog(t, base+"/t", 4, 2)
-	stored := ds.Position{Offset: tailOf(t, base+"/t")}
-	require.NoError(t, store.Store(t.Context(), "g", "t", stored))
-	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: base + "/t", Method: "GET", Status: 410, Count: 1}))
+	for _, status := range []int{410, 400} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			srv := dstest.Faults(t)
+			base := srv.StreamURL(dstest.StreamPath(t))
+			store := ds.NewMemoryOffsetStore()
+			httpDo(t, "PUT", base+"/t", "application/json", "")
+			publishBacklog(t, base+"/t", 4, 2)
+			stored := ds.Position{Offset: tailOf(t, base+"/t")}
+			require.NoError(t, store.Store(t.Context(), "g", "t", stored))
+			require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: base + "/t", Method: "GET", Status: status, Count: 1}))
 
-	sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store})
-	drain(t, sub, "t", 4)
-	requireLostLogged(t, logs, stored)
+			sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store})
+			drain(t, sub, "t", 4)
+			requireLostLogged(t, logs, stored)
+		})
+	}
 }
 
 // TestPositionLostStop ends the subscription and keeps the stored

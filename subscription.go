@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -68,7 +69,7 @@ func (sub *subscription) run(ctx context.Context) {
 			if protocol.Sleep(ctx, sub.s.client.Retry.Backoff(failures)) != nil {
 				return
 			}
-		case lost != nil || errors.As(err, &lost) || errors.Is(err, ErrStreamGone) && sub.pos.Offset != reader.OffsetBeginning:
+		case lost != nil || errors.As(err, &lost) || sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
 			if lost == nil {
 				lost = &positionLostError{stored: sub.pos, reason: err.Error()}
 			}
@@ -91,6 +92,13 @@ func (sub *subscription) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// rejectedOffset: a read answered 400, which PROTOCOL.md gives for a
+// malformed offset; a server may also answer so for one past its tail.
+func rejectedOffset(err error) bool {
+	var httpErr *protocol.HTTPError
+	return errors.As(err, &httpErr) && httpErr.StatusCode == http.StatusBadRequest
 }
 
 // pastTailConfirmed checks a read that answered with an end before the
