@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -41,7 +40,6 @@ type subscription struct {
 
 func (sub *subscription) run(ctx context.Context) {
 	defer sub.commit(ctx)
-	cfg := sub.s.config
 	failures := 0
 	for {
 		err := sub.consume(ctx)
@@ -52,70 +50,46 @@ func (sub *subscription) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		var (
-			lost *positionLostError
-			past *reader.PastTailError
-			cut  *reader.BodyError
-		)
-		if errors.As(err, &past) && sub.pastTailConfirmed(ctx, past) {
-			lost = &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
-		}
-		switch {
-		case past != nil && lost == nil, errors.As(err, &cut):
-			// A body cut short, or an answer behind the stream's own
-			// tail: read again from the position reached.
-			failures++
-			sub.s.logger.Debug("Read failed; reading again from the position", sub.fields.Add(watermill.LogFields{"reason": err.Error()}))
-			if protocol.Sleep(ctx, sub.s.client.Retry.Backoff(failures)) != nil {
-				return
-			}
-		case lost != nil || errors.As(err, &lost) || sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
-			if lost == nil {
-				lost = &positionLostError{stored: sub.pos, reason: err.Error()}
-			}
+		if lost := sub.lostPosition(ctx, err); lost != nil {
 			if !sub.recover(ctx, lost) {
 				return
 			}
-		case errors.Is(err, ErrStreamNotFound) && !sub.started:
-			failures++
-			sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
-			if protocol.Sleep(ctx, min(sub.s.client.Retry.Backoff(failures), time.Second)) != nil {
-				return
-			}
-		case errors.Is(err, ErrRetriesExhausted):
-			sub.s.logger.Error("Reading the stream keeps failing; trying again", err, sub.fields)
-			if protocol.Sleep(ctx, max(cfg.RetryPolicy.MaxBackoff, time.Second)) != nil {
-				return
-			}
-		default:
+			continue
+		}
+		failures++
+		wait, again := sub.retryWait(err, failures)
+		if !again {
 			sub.s.logger.Error("Subscription ends on an error", err, sub.fields)
+			return
+		}
+		if protocol.Sleep(ctx, wait) != nil {
 			return
 		}
 	}
 }
 
-// rejectedOffset: a read answered 400, which PROTOCOL.md gives for a
-// malformed offset; a server may also answer so for one past its tail.
-func rejectedOffset(err error) bool {
-	var httpErr *protocol.HTTPError
-	return errors.As(err, &httpErr) && httpErr.StatusCode == http.StatusBadRequest
-}
-
-// pastTailConfirmed checks a read that answered with an end before the
-// offset it asked for against the stream's tail (HEAD). The reference
-// server has been seen to answer one read so around a restart of its
-// own while the tail was past the offset; only a tail before the offset
-// means the stream no longer reaches it.
-func (sub *subscription) pastTailConfirmed(ctx context.Context, past *reader.PastTailError) bool {
-	tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
-	if err != nil || !exists {
-		return false // the next read tells
+// retryWait says whether a failed read is tried again from the position
+// reached, and after how long.
+func (sub *subscription) retryWait(err error, failures int) (time.Duration, bool) {
+	backoff := sub.s.client.Retry.Backoff(failures)
+	var (
+		cut  *reader.BodyError
+		past *reader.PastTailError
+	)
+	switch {
+	case errors.As(err, &cut) || errors.As(err, &past):
+		// A body cut short, or an answer behind the stream's own tail
+		// (see pastTailConfirmed).
+		sub.s.logger.Debug("Read failed; reading again from the position", sub.fields.Add(watermill.LogFields{"reason": err.Error()}))
+		return backoff, true
+	case errors.Is(err, ErrStreamNotFound) && !sub.started:
+		sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
+		return min(backoff, time.Second), true
+	case errors.Is(err, ErrRetriesExhausted):
+		sub.s.logger.Error("Reading the stream keeps failing; trying again", err, sub.fields)
+		return max(sub.s.config.RetryPolicy.MaxBackoff, time.Second), true
 	}
-	if tail >= past.Offset {
-		return false
-	}
-	past.Tail = tail
-	return true
+	return 0, false
 }
 
 // consume reads from pos until EOF (nil) or an error. A decoder reads

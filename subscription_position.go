@@ -2,10 +2,13 @@ package durablestreams
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
@@ -35,6 +38,26 @@ func (e *undecodableError) Error() string {
 }
 
 func (e *undecodableError) Unwrap() error { return e.err }
+
+// lostPosition tells whether a failed read means the stream cannot
+// honour the position it started from.
+func (sub *subscription) lostPosition(ctx context.Context, err error) *positionLostError {
+	var (
+		lost *positionLostError
+		past *reader.PastTailError
+	)
+	switch {
+	case errors.As(err, &lost):
+		return lost
+	case errors.As(err, &past):
+		if sub.pastTailConfirmed(ctx, past) {
+			return &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
+		}
+	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
+		return &positionLostError{stored: sub.pos, reason: err.Error()}
+	}
+	return nil
+}
 
 // recover applies OnPositionLost to a position the stream cannot honour.
 // It reports whether the subscription goes on.
@@ -67,5 +90,29 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 		sub.pos = Position{Offset: reader.OffsetBeginning}
 	}
 	sub.moved(ctx)
+	return true
+}
+
+// rejectedOffset: a read answered 400, which PROTOCOL.md gives for a
+// malformed offset; a server may also answer so for one past its tail.
+func rejectedOffset(err error) bool {
+	var httpErr *protocol.HTTPError
+	return errors.As(err, &httpErr) && httpErr.StatusCode == http.StatusBadRequest
+}
+
+// pastTailConfirmed checks a read that answered with an end before the
+// offset it asked for against the stream's tail (HEAD). The reference
+// server has been seen to answer one read so around a restart of its
+// own while the tail was past the offset; only a tail before the offset
+// means the stream no longer reaches it.
+func (sub *subscription) pastTailConfirmed(ctx context.Context, past *reader.PastTailError) bool {
+	tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
+	if err != nil || !exists {
+		return false // the next read tells
+	}
+	if tail >= past.Offset {
+		return false
+	}
+	past.Tail = tail
 	return true
 }
