@@ -19,9 +19,12 @@ import (
 // A subscription ends, and its channel is closed, when the Subscribe
 // context is cancelled, on Close, and when the stream is closed (EOF)
 // after its last message was acked. It also ends, with an error logged,
-// when the stream is deleted or gone, or its data cannot be read (see
-// SubscriberConfig.OnUnmarshalError for messages that do not decode).
-// A stream that does not exist yet is waited for.
+// when the stream is deleted or gone, when its data cannot be read, and
+// before a message that does not unmarshal (unless
+// SubscriberConfig.OnUnmarshalError skips it) or exceeds MaxReadBytes: a
+// consumer group's position never moves past a message nobody handled.
+// A stream that does not exist yet is waited for. A stored position the
+// stream cannot honour goes by SubscriberConfig.OnPositionLost.
 type Subscriber struct {
 	config SubscriberConfig
 	client *protocol.Client
@@ -67,7 +70,10 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 
 // Subscribe starts reading topic at the group's stored position, or at
 // StartFrom. Messages carry MetadataOffset and MetadataIndex, which
-// locate them in the stream (see PositionOf).
+// locate them in the stream (see PositionOf). A stream in JSON mode read
+// by a byte-mode Unmarshaler, or the other way round, is
+// ErrContentTypeMismatch. Close ends a Subscribe still loading its
+// position (ErrSubscriberClosed).
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
