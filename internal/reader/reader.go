@@ -54,7 +54,8 @@ type Config struct {
 	LiveTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, 429 and 5xx.
 	RetryPolicy protocol.RetryPolicy
-	// MaxBodyBytes bounds one read body or one SSE batch.
+	// MaxBodyBytes bounds one SSE event or batch. A GET answer is handed
+	// over as it arrives (Chunk.Body): its consumer bounds each message.
 	MaxBodyBytes int64
 	// StopAtTail ends the read (io.EOF) once it is up to date, instead
 	// of tailing: a catch-up read of what the stream holds now.
