@@ -299,6 +299,13 @@ func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos 
 		if _, _, err := s.load(ctx, root, l); err != nil {
 			return err
 		}
+		if l.records == 0 {
+			// Most likely never written: create it first rather than
+			// meet one more 404 (PUT confirms a log that exists).
+			if err := s.client.CreateStream(ctx, logURL(root, l.gen), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+				return err
+			}
+		}
 		err = s.appendJSON(ctx, logURL(root, l.gen), pos, true)
 	}
 	if err != nil {
