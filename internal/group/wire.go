@@ -150,9 +150,13 @@ func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.R
 		if err != nil {
 			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
 		}
-		if len(chunk.Data) > 0 {
+		data, err := chunkData(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
+		}
+		if len(data) > 0 {
 			var recs []ownerRecord
-			if err := json.Unmarshal(chunk.Data, &recs); err != nil {
+			if err := json.Unmarshal(data, &recs); err != nil {
 				return nil, fmt.Errorf("ownership record in %s: %w", protocol.RedactURL(url), err)
 			}
 			out = append(out, recs...)
@@ -274,4 +278,23 @@ func claimOf(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
 		}
 	}
 	return ownerRecord{}, false
+}
+
+// maxChunkBytes bounds one read of a coordination stream, whose records
+// are small (a hostile server cannot make a member buffer more).
+const maxChunkBytes = 4 << 20
+
+// chunkData reads the body of one read of a coordination stream.
+func chunkData(c reader.Chunk) ([]byte, error) {
+	if !c.HasData || c.Body == nil {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(c.Body, maxChunkBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxChunkBytes {
+		return nil, fmt.Errorf("a read of a coordination stream exceeds %d bytes", maxChunkBytes)
+	}
+	return data, nil
 }
