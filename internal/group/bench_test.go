@@ -40,8 +40,12 @@ func BenchmarkCoordinationLatency(b *testing.B) {
 			if err != nil {
 				return
 			}
+			data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
+			if err != nil {
+				return
+			}
 			var recs []memberRecord
-			_ = json.Unmarshal(chunk.Data, &recs)
+			_ = json.Unmarshal(data, &recs)
 			for range recs {
 				seen <- time.Now()
 			}

@@ -63,9 +63,15 @@ func (m *Member) watch(from string, ready chan<- error) {
 			}
 			continue
 		}
-		if len(chunk.Data) > 0 {
+		data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
+		if err != nil {
+			// A cut body costs one round of heartbeats, which come again.
+			m.log.Info("Reading the consumer group members failed, retrying", watermill.LogFields{"err": err})
+			continue
+		}
+		if len(data) > 0 {
 			var recs []memberRecord
-			if err := json.Unmarshal(chunk.Data, &recs); err != nil {
+			if err := json.Unmarshal(data, &recs); err != nil {
 				m.log.Error("Unreadable consumer group members record", err, nil)
 				continue
 			}

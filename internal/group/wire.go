@@ -150,9 +150,13 @@ func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.R
 		if err != nil {
 			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
 		}
-		if len(chunk.Data) > 0 {
+		data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
+		if err != nil {
+			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
+		}
+		if len(data) > 0 {
 			var recs []ownerRecord
-			if err := json.Unmarshal(chunk.Data, &recs); err != nil {
+			if err := json.Unmarshal(data, &recs); err != nil {
 				return nil, fmt.Errorf("ownership record in %s: %w", protocol.RedactURL(url), err)
 			}
 			out = append(out, recs...)

@@ -125,8 +125,13 @@ func work(t *testing.T, m *Member, l *Lease, url string, g *ledger, b *board) {
 		if !l.Valid() {
 			break // in hand, not handled: the next owner reads it
 		}
+		data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
+		if err != nil {
+			t.Errorf("chunk: %v", err)
+			return
+		}
 		var jobs []job
-		if err := json.Unmarshal(chunk.Data, &jobs); err != nil {
+		if err := json.Unmarshal(data, &jobs); err != nil {
 			t.Errorf("chunk: %v", err)
 			return
 		}
