@@ -38,7 +38,7 @@ func TestGroupChildMember(t *testing.T) {
 	// Its log goes to stdout too: the pause test waits for the line
 	// that says the member lost its stream.
 	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
-		Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g"}, // a position stored per ack
+		Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", CommitInterval: ds.CommitEveryAck}, // a position stored per ack
 		MemberID:   "z-child", Partitions: partitions,
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 	}, watermill.NewStdLoggerWithOut(os.Stdout, false, false))
