@@ -242,7 +242,12 @@ func (s *sequencer) launch(b *batch) {
 	b.inFlight = true
 	s.inFlight++
 	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil,
-		after: s.lastWrite, wrote: newWriteSignal()}
+		final: len(b.dones) > 0, acked: s.acked, after: s.lastWrite, wrote: newWriteSignal()}
+	if b.conflicts > 1 {
+		// The first repeat goes at once (most conflicts are a request that
+		// overtook another); later ones back off.
+		a.delay = s.p.cfg.Retry.Backoff(b.conflicts - 1)
+	}
 	s.lastWrite = a.wrote
 	if s.p.trace {
 		s.p.log.Trace("Sending batch", watermill.LogFields{
@@ -253,12 +258,12 @@ func (s *sequencer) launch(b *batch) {
 	go func() {
 		defer s.requests.Done()
 		r := s.p.send(a)
-		if r.written() && a.b.closeResult == nil {
+		if r.written() {
 			// Written is final, whatever the owner does next: tell the
 			// messages now rather than after one more goroutine hand-off.
 			// Until this result reaches the owner, nothing else completes
 			// an in-flight batch, and dones never change after the cut.
-			s.p.notify(a.b.dones, r.header.Get(protocol.HeaderNextOffset), nil)
+			s.p.notify(a.b.dones, r.ans.header.Get(protocol.HeaderNextOffset), nil)
 			r.notified = true
 		}
 		s.results <- r

@@ -152,7 +152,7 @@ func StatusTry(err *HTTPError) Try {
 	return Try{
 		Err:          err,
 		Retryable:    RetryableStatus(err.StatusCode),
-		MayBeWritten: err.StatusCode >= 500,
+		MayBeWritten: RetryableStatus(err.StatusCode) && err.StatusCode >= 500,
 		RetryAfter:   err.RetryAfter,
 	}
 }

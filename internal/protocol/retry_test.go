@@ -111,6 +111,7 @@ func TestStatusTry(t *testing.T) {
 	for code, want := range map[int]Try{
 		429: {Retryable: true, MayBeWritten: false},
 		500: {Retryable: true, MayBeWritten: true},
+		501: {},
 		502: {Retryable: true, MayBeWritten: true},
 		503: {Retryable: true, MayBeWritten: true},
 		400: {},
