@@ -12,6 +12,13 @@ import (
 var (
 	// ErrPublisherClosed: Publish or CloseStream after Close.
 	ErrPublisherClosed = errors.New("durablestreams: publisher is closed")
+	// ErrNilMessage: Publish got a nil *message.Message; nothing of the
+	// call was written.
+	ErrNilMessage = errors.New("durablestreams: message is nil")
+	// ErrNotPublished: a message of a synchronous Publish was not appended
+	// because an earlier message of the same call failed to append; it was
+	// not written.
+	ErrNotPublished = errors.New("durablestreams: message not published")
 	// ErrSubscriberClosed: Subscribe after Close.
 	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")
 

@@ -94,7 +94,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	payloads := make([][]byte, len(msgs))
 	for i, msg := range msgs {
 		if msg == nil {
-			return fmt.Errorf("durablestreams: publish to %q: message %d is nil", topic, i)
+			return fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, topic, i, len(msgs))
+		}
+		if msg.Metadata == nil {
+			// A message built as a literal has no map; Publish sets the
+			// offset in it.
+			msg.Metadata = make(message.Metadata)
 		}
 		payload, err := p.config.Marshaler.Marshal(topic, msg)
 		if err != nil {
@@ -153,15 +158,27 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 	w := newWaiter(len(msgs))
 	for i, payload := range payloads {
 		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
-			// The earlier messages of this call are buffered and will be
-			// written; wait for them so the caller learns their fate too.
-			w.abandon(len(payloads) - i)
-			werr := w.wait(msgs[:i])
-			return errors.Join(p.appendErr(tp, msgs[i], err), werr)
+			// This message and the rest of the call were not appended; the
+			// earlier ones are buffered and will be written: wait for them
+			// so the caller learns their fate too.
+			w.set(i, "", p.mapErr(err))
+			for j := i + 1; j < len(msgs); j++ {
+				w.set(j, "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
+			}
+			break
 		}
 	}
-	if err := w.wait(msgs); err != nil {
-		return p.appendErr(tp, nil, err)
+	if err := w.wait(tp.topic, msgs); err != nil {
+		var pubErr *PublishError
+		if errors.As(err, &pubErr) {
+			for i, e := range pubErr.Errs {
+				if e != nil {
+					pubErr.Errs[i] = p.mapErr(e)
+					tp.noteFenced(e)
+				}
+			}
+		}
+		return err
 	}
 	for i, msg := range msgs {
 		msg.Metadata.Set(MetadataOffset, w.offset(i))
