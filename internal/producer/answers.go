@@ -256,7 +256,7 @@ func (s *sequencer) failWaiting() {
 	clear(s.queue[len(kept):])
 	s.queue = kept
 	for _, b := range failed {
-		s.complete(b, "", s.fatal)
+		s.complete(b, "", s.unknownIf(b, false, s.fatal))
 	}
 }
 
