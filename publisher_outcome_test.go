@@ -128,4 +128,3 @@ func TestPublishOddMessages(t *testing.T) {
 	require.ErrorIs(t, err, ds.ErrNilMessage)
 	require.Len(t, readJSONStream(t, base+"/t"), 1, "nothing of a call with a nil message is written")
 }
-
