@@ -76,9 +76,12 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 //
 // By default Publish returns once the server has acknowledged every
 // message, and sets MetadataOffset on each; concurrent calls share
-// batches. Each message's Context bounds its wait: when it ends, Publish
-// returns its error, and the message may still be written. With Async,
-// Publish returns once the messages are buffered.
+// batches. When not every message was acknowledged it returns a
+// *PublishError with each message's outcome. Each message's Context bounds
+// its wait: when it ends, the messages without a result fail with an error
+// matching ErrOutcomeUnknown, since they may still be written. Every
+// other error means "not written". With Async, Publish returns once the
+// messages are buffered, and OnAsyncError gets the failures.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
@@ -259,8 +262,12 @@ func (p *Publisher) mapErr(err error) error {
 
 // CloseStream closes the topic's stream for good (EOF), after every message
 // published to it so far, with final as its last message when not nil. It
-// returns the stream's final offset. Later publishes to the topic fail with
-// ErrStreamClosed; readers see the end of the stream.
+// returns the stream's final offset once an answer shows the stream
+// closed. Later publishes to the topic fail with ErrStreamClosed; readers
+// see the end of the stream. It is idempotent: called again it returns the
+// final offset (with a final message, only while the topic's producer that
+// closed it is alive). A failed close leaves the topic usable; an error
+// matching ErrOutcomeUnknown means the stream may have been closed.
 func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
 	if p.closed.Load() {
 		return "", ErrPublisherClosed

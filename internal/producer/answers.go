@@ -115,9 +115,10 @@ func (s *sequencer) handle(r result) {
 		s.fail(b, s.unknownIf(b, r.earlier, o.err))
 
 	case unanswered, retryable:
-		if o.mayBeWritten {
-			// It may have landed: later batches are numbered after it, and
-			// a 409 tells if the server is behind that.
+		if o.mayBeWritten || b.maybeLanded {
+			// It may have landed (now or by an earlier request at this
+			// seq): later batches are numbered after it, and a 409 tells
+			// if the server is behind that.
 			b.maybeLanded = true
 			s.hi = max(s.hi, b.seq)
 		}
