@@ -283,6 +283,13 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 		}
 	}
 	tp, err := p.topics.acquire(ctx, topic, streamURL)
+	if errors.Is(err, ErrStreamClosed) && payload == nil {
+		// Closed already, which is all a close-only call asks for.
+		offset, _, terr := p.client.Tail(ctx, streamURL)
+		if terr == nil {
+			return offset, nil
+		}
+	}
 	if err != nil {
 		return "", p.mapErr(err)
 	}

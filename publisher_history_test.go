@@ -158,3 +158,27 @@ func TestPublishAfterStreamExpired(t *testing.T) {
 	require.NoError(t, publishWithin(pub, "orders", "3", 3*time.Second))
 	require.Equal(t, "3", payloadsOf(t, url)[len(payloadsOf(t, url))-1])
 }
+
+// Issue 12 item 3 through the Publisher: a repeated CloseStream succeeds
+// with the same final offset, also from another producer.
+func TestPublisherCloseStreamIsIdempotent(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub, _ := countingPublisher(t, base, nil)
+	publishN(t, pub, "orders", 0, 2)
+	offset, err := pub.CloseStream(t.Context(), "orders", message.NewMessage(watermill.NewUUID(), []byte(`"end"`)))
+	require.NoError(t, err)
+	again, err := pub.CloseStream(t.Context(), "orders", nil)
+	require.NoError(t, err)
+	require.Equal(t, offset, again)
+	require.ErrorIs(t, publishWithin(pub, "orders", "3", 3*time.Second), ds.ErrStreamClosed)
+
+	// Another Publisher (a new producer) closing the closed stream, with
+	// no final message, succeeds too.
+	other, _ := countingPublisher(t, base, nil)
+	again, err = other.CloseStream(t.Context(), "orders", nil)
+	require.NoError(t, err)
+	require.Equal(t, offset, again)
+	require.ErrorIs(t, publishWithin(other, "orders", "4", 3*time.Second), ds.ErrStreamClosed,
+		"a stream that exists closed is ErrStreamClosed, not a configuration conflict")
+	require.Equal(t, []string{"0", "1", `"end"`}, payloadsOf(t, base+"/orders"))
+}
