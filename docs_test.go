@@ -47,7 +47,11 @@ func configFields(t *testing.T, files []*ast.File, typeName string) map[string]b
 				}
 				fields := map[string]bool{}
 				for _, field := range ts.Type.(*ast.StructType).Fields.List {
-					for _, name := range field.Names {
+					names := field.Names
+					if embedded, ok := field.Type.(*ast.Ident); ok && len(names) == 0 {
+						names = []*ast.Ident{embedded}
+					}
+					for _, name := range names {
 						if name.IsExported() {
 							fields[name.Name] = field.Doc != nil
 						}
@@ -87,7 +91,7 @@ func TestREADMEConfigTables(t *testing.T) {
 	files := rootPackage(t)
 	raw, err := os.ReadFile("README.md")
 	require.NoError(t, err)
-	for _, typeName := range []string{"PublisherConfig", "SubscriberConfig"} {
+	for _, typeName := range []string{"PublisherConfig", "SubscriberConfig", "StreamOffsetStoreConfig", "ClientConfig"} {
 		fields := configFields(t, files, typeName)
 		table := readmeTable(t, string(raw), "### "+typeName)
 		for name, documented := range fields {

@@ -72,7 +72,10 @@ func run(ctx context.Context, out io.Writer, server string) error {
 	// connections we close.
 	storeHTTP := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer storeHTTP.CloseIdleConnections()
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL, HTTPClient: storeHTTP})
+	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
+		BaseURL:      baseURL,
+		ClientConfig: ds.ClientConfig{HTTPClient: storeHTTP},
+	})
 	if err != nil {
 		return err
 	}

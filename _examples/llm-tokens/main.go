@@ -187,7 +187,10 @@ func (s *session) close() {
 
 func newSession(baseURL, group string, logger watermill.LoggerAdapter) (*session, error) {
 	storeHTTP := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL, HTTPClient: storeHTTP})
+	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
+		BaseURL:      baseURL,
+		ClientConfig: ds.ClientConfig{HTTPClient: storeHTTP},
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,10 @@ func run(ctx context.Context, out io.Writer, server string) error {
 // its position on the Durable Streams server itself (StreamOffsetStore), so
 // a restarted service resumes after the last acked order.
 func newRouter(baseURL string, storeHTTP *http.Client, publisher message.Publisher, printer offsetPrinter, logger watermill.LoggerAdapter) (*message.Router, error) {
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL, HTTPClient: storeHTTP})
+	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
+		BaseURL:      baseURL,
+		ClientConfig: ds.ClientConfig{HTTPClient: storeHTTP},
+	})
 	if err != nil {
 		return nil, err
 	}

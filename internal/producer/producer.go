@@ -80,7 +80,7 @@ type Producer struct {
 
 // New starts a producer. The stream must exist.
 func New(cfg Config) (*Producer, error) {
-	cfg.SetDefaults()
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

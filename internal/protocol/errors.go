@@ -28,6 +28,8 @@ var (
 	ErrContentTypeMismatch = errors.New("durablestreams: stream content type mismatch")
 	// ErrStreamConflict: the stream exists with another configuration.
 	ErrStreamConflict = errors.New("durablestreams: stream exists with another configuration")
+	// ErrInvalidConfig is wrapped by every configuration error.
+	ErrInvalidConfig = errors.New("durablestreams: invalid config")
 	// ErrRetriesExhausted: a retryable failure outlasted the retry policy.
 	ErrRetriesExhausted = errors.New("durablestreams: retries exhausted")
 )
@@ -106,9 +108,10 @@ func Retryable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// RetryableStatus: 429 and 5xx are worth retrying, except 501 Not
-// Implemented and 505, which say the server will never do it (PROTOCOL.md
-// §5.2: a stream that takes no appends); everything else is final.
+// RetryableStatus reports whether a status is worth retrying: 429 and
+// 5xx, except 501 Not Implemented and 505, which say the server will never
+// do it (PROTOCOL.md §5.2: a stream that takes no appends); everything
+// else is final.
 func RetryableStatus(code int) bool {
 	if code == http.StatusNotImplemented || code == http.StatusHTTPVersionNotSupported {
 		return false

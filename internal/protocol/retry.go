@@ -109,7 +109,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// ErrOutcomeUnknown: a request that changes the stream ended without an
+// ErrOutcomeUnknown means a request that changes the stream ended without an
 // answer after it may have reached the server (a lost connection or a
 // timeout after it was written, a 5xx), and retrying did not settle it. It
 // may or may not have been applied. It is distinct from
