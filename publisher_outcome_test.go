@@ -2,8 +2,10 @@ package durablestreams_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +129,65 @@ func TestPublishOddMessages(t *testing.T) {
 	err := pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`2`)), nil)
 	require.ErrorIs(t, err, ds.ErrNilMessage)
 	require.Len(t, readJSONStream(t, base+"/t"), 1, "nothing of a call with a nil message is written")
+}
+
+// gateTransport lets the first POST through and holds the later ones until
+// the gate opens or their request ends; held tells when one is held.
+type gateTransport struct {
+	base  http.RoundTripper
+	posts atomic.Int64
+	gate  chan struct{}
+	held  chan struct{}
+}
+
+func (g *gateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && g.posts.Add(1) > 1 {
+		select {
+		case g.held <- struct{}{}:
+		default:
+		}
+		select {
+		case <-g.gate:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+	}
+	return g.base.RoundTrip(req)
+}
+
+// Issue 12 item 4: a Publish of 8 messages of which some were acknowledged
+// when its context ended says which.
+func TestPublishErrorSaysWhichMessagesWereAcknowledged(t *testing.T) {
+	gt := &gateTransport{base: http.DefaultTransport, gate: make(chan struct{}), held: make(chan struct{}, 1)}
+	cfg := ds.PublisherConfig{MaxInFlight: 1, MaxBatchBytes: 200}
+	cfg.HTTPClient = &http.Client{Transport: gt}
+	pub, base := newTestPublisher(t, cfg)
+	t.Cleanup(func() { close(gt.gate) }) // before the Publisher's Close
+
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs := make([]*message.Message, 8)
+	for i := range msgs {
+		msgs[i] = message.NewMessage(watermill.NewUUID(), []byte(`1`))
+		msgs[i].SetContext(ctx)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- pub.Publish("t", msgs...) }()
+	<-gt.held // the first batch was acknowledged (one request at a time); the next is held
+	written := len(readJSONStream(t, base+"/t"))
+	require.Positive(t, written)
+	require.Less(t, written, len(msgs))
+	cancel()
+	err := <-errc
+
+	var pubErr *ds.PublishError
+	require.ErrorAs(t, err, &pubErr)
+	acked := make([]int, written)
+	for i := range acked {
+		acked[i] = i
+	}
+	require.Equal(t, acked, pubErr.Acknowledged(), "exactly the messages in the stream")
+	for i := written; i < len(msgs); i++ {
+		require.ErrorIs(t, pubErr.Errs[i], ds.ErrOutcomeUnknown, "message %d was handed to the producer", i)
+	}
+	require.Contains(t, err.Error(), fmt.Sprintf("%d of 8 message(s) not acknowledged", len(msgs)-written))
 }
