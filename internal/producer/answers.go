@@ -34,6 +34,12 @@ func (s *sequencer) handle(r result) {
 	b := r.a.b
 	b.inFlight = false
 	s.inFlight--
+	if r.earlier {
+		// Whatever this answer says, a try of it may land late; a later
+		// request at this seq is then ours (see send), and renumbering it
+		// could write it twice.
+		b.maybeLanded = true
+	}
 	o := classify(r.sent(s.acked), r.ans, protocol.RedactURL(s.p.cfg.URL))
 	switch o.kind {
 	case acknowledged, duplicateOfOurs:

@@ -34,6 +34,9 @@ type attempt struct {
 	acked int64
 	// delay holds the request back after a repeated conflict.
 	delay time.Duration
+	// maybeLanded: an earlier launch with this (epoch, seq) may have been
+	// written (batch.maybeLanded when launched).
+	maybeLanded bool
 	// after is the previous launch's write signal: this request is not
 	// sent before that one has been written, so that pipelined requests
 	// leave in seq order and seldom overtake each other on the way in
@@ -102,7 +105,7 @@ func (p *Producer) send(a attempt) result {
 		_ = protocol.Sleep(ctx, a.delay) // a closing producer still tries once
 	}
 	var last answer
-	mayBeWritten := false
+	mayBeWritten := a.maybeLanded // an earlier launch at this (epoch, seq) may have been written
 	url := protocol.RedactURL(p.cfg.URL)
 	err := protocol.Retry(ctx, p.cfg.Retry, func(n int) protocol.Try {
 		if n > 1 {
