@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,13 +36,18 @@ func plainHTTP(t *testing.T, method, url string, header ...string) int {
 // countingPublisher is a publisher whose requests are counted.
 func countingPublisher(t *testing.T, base string, setup func(*ds.PublisherConfig)) (*ds.Publisher, *countingTransport) {
 	t.Helper()
+	return countingPublisherLogging(t, base, setup, nil)
+}
+
+func countingPublisherLogging(t *testing.T, base string, setup func(*ds.PublisherConfig), logger watermill.LoggerAdapter) (*ds.Publisher, *countingTransport) {
+	t.Helper()
 	client, ct := newCountingClient()
 	cfg := ds.PublisherConfig{BaseURL: base}
 	cfg.HTTPClient = client
 	if setup != nil {
 		setup(&cfg)
 	}
-	pub, err := ds.NewPublisher(cfg, nil)
+	pub, err := ds.NewPublisher(cfg, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	return pub, ct
@@ -77,7 +83,8 @@ func payloadsOf(t *testing.T, streamURL string) []string {
 // Before: ~5,800 POSTs in 3 s, and the message was never written.
 func TestPublishAfterStreamRecreatedStartsNewEpoch(t *testing.T) {
 	base := dstest.StreamURL(t)
-	pub, ct := countingPublisher(t, base, nil)
+	logs := watermill.NewCaptureLogger()
+	pub, ct := countingPublisherLogging(t, base, nil, logs)
 	publishN(t, pub, "orders", 0, 10)
 
 	url := base + "/orders"
@@ -91,6 +98,14 @@ func TestPublishAfterStreamRecreatedStartsNewEpoch(t *testing.T) {
 	require.NoError(t, err)
 	require.LessOrEqual(t, posts, int64(3), "one 409, then seq 0 of a new epoch")
 	require.Equal(t, []string{"10"}, payloadsOf(t, url))
+	lost := 0
+	for _, m := range logs.Captured()[watermill.InfoLogLevel] {
+		if strings.Contains(m.Msg, "no longer knows this producer") {
+			lost++
+			require.Equal(t, "orders", m.Fields["topic"])
+		}
+	}
+	require.Equal(t, 1, lost, "the state loss is logged once, with the topic")
 
 	// And the producer goes on normally in its new epoch.
 	publishN(t, pub, "orders", 11, 5)
