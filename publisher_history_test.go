@@ -88,8 +88,8 @@ func TestPublishAfterStreamRecreatedStartsNewEpoch(t *testing.T) {
 	publishN(t, pub, "orders", 0, 10)
 
 	url := base + "/orders"
-	require.Equal(t, http.StatusNoContent, plainHTTP(t, http.MethodDelete, url))
-	require.Equal(t, http.StatusCreated, plainHTTP(t, http.MethodPut, url, "Content-Type", "application/json"))
+	require.Contains(t, []int{http.StatusOK, http.StatusNoContent}, plainHTTP(t, http.MethodDelete, url))
+	require.Contains(t, []int{http.StatusOK, http.StatusCreated}, plainHTTP(t, http.MethodPut, url, "Content-Type", "application/json"))
 
 	before := ct.posts.Load()
 	err := publishWithin(pub, "orders", "10", 3*time.Second)
@@ -121,7 +121,7 @@ func TestPublishAfterStreamDeletedCreatesItAgain(t *testing.T) {
 	pub, ct := countingPublisher(t, base, nil)
 	publishN(t, pub, "orders", 0, 3)
 	url := base + "/orders"
-	require.Equal(t, http.StatusNoContent, plainHTTP(t, http.MethodDelete, url))
+	require.Contains(t, []int{http.StatusOK, http.StatusNoContent}, plainHTTP(t, http.MethodDelete, url))
 
 	err := publishWithin(pub, "orders", "3", 3*time.Second)
 	require.ErrorIs(t, err, ds.ErrStreamNotFound)
