@@ -1,6 +1,7 @@
 package durablestreams
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -103,24 +104,31 @@ func (w *waiter) set(i int, offset string, err error) {
 	}
 }
 
-// wait returns when every result is in, or as soon as the context of a
-// message not yet done ends; a message without a result by then was
-// handed to the producer and may still be written. It returns nil when
-// every message was acknowledged, else a *PublishError.
+// wait returns when every result is in, or as soon as the context of any
+// message ends; a message without a result by then was handed to the
+// producer and may still be written. It returns nil when every message was
+// acknowledged, else a *PublishError.
 func (w *waiter) wait(topic string, msgs []*message.Message) error {
-	for i, msg := range msgs {
-		select {
-		case <-w.all:
-		case <-msg.Context().Done():
-			w.set(i, "", fmt.Errorf("%w: stopped waiting for message %s, which may still be written: %v",
-				protocol.ErrOutcomeUnknown, msg.UUID, msg.Context().Err()))
-			for j := range msgs {
-				w.set(j, "", fmt.Errorf("%w: stopped waiting for message %s when the context of message %s ended; it may still be written",
-					protocol.ErrOutcomeUnknown, msgs[j].UUID, msg.UUID))
-			}
+	var stops []func() bool
+	seen := make(map[<-chan struct{}]bool, 1)
+	for _, msg := range msgs {
+		ctx := msg.Context()
+		if seen[ctx.Done()] || ctx.Done() == nil {
+			continue
 		}
+		seen[ctx.Done()] = true
+		uuid := msg.UUID
+		stops = append(stops, context.AfterFunc(ctx, func() {
+			for j := range msgs {
+				w.set(j, "", fmt.Errorf("%w: stopped waiting for message %s when the context of message %s ended (%v); it may still be written",
+					protocol.ErrOutcomeUnknown, msgs[j].UUID, uuid, ctx.Err()))
+			}
+		}))
 	}
 	<-w.all
+	for _, stop := range stops {
+		stop()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	failed := false

@@ -191,3 +191,27 @@ func TestPublishErrorSaysWhichMessagesWereAcknowledged(t *testing.T) {
 	}
 	require.Contains(t, err.Error(), fmt.Sprintf("%d of 8 message(s) not acknowledged", len(msgs)-written))
 }
+
+// Each message's context bounds the wait, not only the first one's.
+func TestPublishWaitEndsWithAnyMessagesContext(t *testing.T) {
+	gt := &gateTransport{base: http.DefaultTransport, gate: make(chan struct{}), held: make(chan struct{}, 1)}
+	cfg := ds.PublisherConfig{}
+	cfg.HTTPClient = &http.Client{Transport: gt}
+	pub, _ := newTestPublisher(t, cfg)
+	t.Cleanup(func() { close(gt.gate) }) // before the Publisher's Close
+	require.NoError(t, pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`0`))))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := message.NewMessage(watermill.NewUUID(), []byte(`1`)) // no deadline
+	second := message.NewMessage(watermill.NewUUID(), []byte(`2`))
+	second.SetContext(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- pub.Publish("t", first, second) }()
+	<-gt.held
+	cancel()
+	err := <-errc
+	var pubErr *ds.PublishError
+	require.ErrorAs(t, err, &pubErr)
+	require.ErrorIs(t, pubErr.Errs[0], ds.ErrOutcomeUnknown)
+	require.ErrorIs(t, pubErr.Errs[1], ds.ErrOutcomeUnknown)
+}
