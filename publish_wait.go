@@ -43,7 +43,10 @@ func (e *PublishError) Error() string {
 	var failed []string
 	for i, err := range e.Errs {
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("message %d (%s): %v", i, e.UUIDs[i], err))
+			// One "durablestreams:" prefix for the whole message: the inner
+			// errors' own prefixes would repeat it.
+			failed = append(failed, fmt.Sprintf("message %d (%s): %s", i, e.UUIDs[i],
+				strings.ReplaceAll(err.Error(), "durablestreams: ", "")))
 		}
 	}
 	return fmt.Sprintf("durablestreams: publish to %q: %d of %d message(s) not acknowledged: %s",

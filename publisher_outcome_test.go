@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,6 +191,7 @@ func TestPublishErrorSaysWhichMessagesWereAcknowledged(t *testing.T) {
 		require.ErrorIs(t, pubErr.Errs[i], ds.ErrOutcomeUnknown, "message %d was handed to the producer", i)
 	}
 	require.Contains(t, err.Error(), fmt.Sprintf("%d of 8 message(s) not acknowledged", len(msgs)-written))
+	require.Equal(t, 1, strings.Count(err.Error(), "durablestreams:"), "one prefix: %s", err)
 }
 
 // Each message's context bounds the wait, not only the first one's.
