@@ -147,11 +147,7 @@ func (p *Producer) headClosed(ctx context.Context) *bool {
 		return nil
 	}
 	protocol.DrainClose(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	closed := isTrue(resp.Header.Get(protocol.HeaderClosed))
-	return &closed
+	return closedOnHead(resp.StatusCode, resp.Header)
 }
 
 // post makes one try, bounded by the request timeout.

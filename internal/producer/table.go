@@ -240,6 +240,16 @@ func classifyDuplicate(s sent, a answer, o outcome) outcome {
 	return o
 }
 
+// closedOnHead reads the HEAD that checks a 204 to a close: whether the
+// stream is closed, or nil when the answer does not say.
+func closedOnHead(status int, h http.Header) *bool {
+	if status != http.StatusOK {
+		return nil
+	}
+	closed := isTrue(h.Get(protocol.HeaderClosed))
+	return &closed
+}
+
 func isTrue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
 
 func headerInt(h http.Header, name string) (int64, bool) {

@@ -129,3 +129,11 @@ func TestAnswerTable(t *testing.T) {
 		})
 	}
 }
+
+func TestClosedOnHead(t *testing.T) {
+	closed := http.Header{"Stream-Closed": {"true"}}
+	require.True(t, *closedOnHead(200, closed))
+	require.False(t, *closedOnHead(200, http.Header{}))
+	require.Nil(t, closedOnHead(404, closed))
+	require.Nil(t, closedOnHead(503, closed))
+}
