@@ -83,9 +83,11 @@ func (r result) sent(ackedNow int64) sent {
 }
 
 // written reports whether the server acknowledged a plain batch as
-// appended now, which nothing the owner learns later can change.
-func (r result) written() bool {
-	return !r.a.close && classify(r.sent(r.a.acked), r.ans, "").kind == acknowledged
+// appended now, which nothing the owner learns later can change, and the
+// offset after it.
+func (r result) written() (offset string, ok bool) {
+	o := classify(r.sent(r.a.acked), r.ans, "")
+	return o.offset, !r.a.close && o.kind == acknowledged
 }
 
 // send posts one batch under protocol.Retry: what the answer table calls
@@ -126,7 +128,7 @@ func (p *Producer) send(a attempt) result {
 	if err != nil {
 		return result{a: a, ans: answer{err: err, gaveUp: true, mayBeWritten: mayBeWritten}}
 	}
-	if a.close && last.status == http.StatusNoContent {
+	if needsHeadCheck(a.sent(a.acked), last) {
 		last.headClosed = p.headClosed(ctx)
 	}
 	return result{a: a, ans: last, earlier: mayBeWritten}

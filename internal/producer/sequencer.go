@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-
-	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
 // sequencer is the owner goroutine's state. Only run and what it calls
@@ -258,12 +256,12 @@ func (s *sequencer) launch(b *batch) {
 	go func() {
 		defer s.requests.Done()
 		r := s.p.send(a)
-		if r.written() {
+		if offset, ok := r.written(); ok {
 			// Written is final, whatever the owner does next: tell the
 			// messages now rather than after one more goroutine hand-off.
 			// Until this result reaches the owner, nothing else completes
 			// an in-flight batch, and dones never change after the cut.
-			s.p.notify(a.b.dones, r.ans.header.Get(protocol.HeaderNextOffset), nil)
+			s.p.notify(a.b.dones, offset, nil)
 			r.notified = true
 		}
 		s.results <- r

@@ -240,6 +240,12 @@ func classifyDuplicate(s sent, a answer, o outcome) outcome {
 	return o
 }
 
+// needsHeadCheck: a 204 to a close proves nothing by its headers (see
+// answer.headClosed); a HEAD must say whether the stream is closed.
+func needsHeadCheck(s sent, a answer) bool {
+	return s.close && a.err == nil && a.status == http.StatusNoContent
+}
+
 // closedOnHead reads the HEAD that checks a 204 to a close: whether the
 // stream is closed, or nil when the answer does not say.
 func closedOnHead(status int, h http.Header) *bool {
