@@ -105,7 +105,7 @@ func TestCloseTimeoutBoundsStreamCreation(t *testing.T) {
 	t.Logf("Close took %s with CloseTimeout 1s while creation retried", took)
 	require.Less(t, took, 10*time.Second, "bounded by CloseTimeout, not by the retry policy's minute")
 	err = <-errc
-	require.Error(t, err)
+	require.ErrorIs(t, err, ds.ErrPublisherClosed)
 	require.NotErrorIs(t, err, ds.ErrOutcomeUnknown, "nothing was appended")
 }
 

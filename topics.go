@@ -115,6 +115,9 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 		go func() {
 			defer r.workers.Done()
 			tp.producer, tp.initErr = r.start(r.ctx, topic, streamURL)
+			if tp.initErr != nil && r.ctx.Err() != nil {
+				tp.initErr = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, topic, tp.initErr)
+			}
 			close(tp.ready)
 		}()
 	}
