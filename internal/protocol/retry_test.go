@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +180,22 @@ func TestSendTellsWrittenFromNotWritten(t *testing.T) {
 	try = TransportTry(err, written)
 	require.True(t, try.Retryable, "after the request was written any failure is retried (the request is idempotent)")
 	require.True(t, try.MayBeWritten)
+}
+
+// TestCreateStreamNeverReportsOutcomeUnknown uses a FAKE server (httptest)
+// that answers 503 to everything,
+// for the client's own retries (the reference server's faults are tested
+// through the publisher).
+func TestCreateStreamNeverReportsOutcomeUnknown(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	c := &Client{HTTP: srv.Client(), RequestTimeout: time.Second, Retry: fast}
+	err := c.CreateStream(t.Context(), srv.URL+"/s", StreamOptions{ContentType: ContentTypeJSON})
+	require.ErrorIs(t, err, ErrRetriesExhausted, "creating a stream writes no message")
+	require.NotErrorIs(t, err, ErrOutcomeUnknown)
+	var httpErr *HTTPError
+	require.ErrorAs(t, err, &httpErr)
+	require.Equal(t, http.StatusServiceUnavailable, httpErr.StatusCode)
 }
