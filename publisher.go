@@ -35,7 +35,8 @@ type Publisher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	topics *topicRegistry
+	topics  *topicRegistry
+	streams *streamSettings
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -60,6 +61,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		ownHTTP:   ownHTTP,
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
+		streams:   &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
 	}
 	p.topics = newTopicRegistry(p)
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{

@@ -190,7 +190,7 @@ func nextEpoch() int64 {
 func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*producer.Producer, error) {
 	p := r.pub
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
-	if err := p.client.CreateStream(ctx, streamURL, p.config.streamOptions()); err != nil {
+	if err := p.streams.ensure(ctx, topic, streamURL, p.config.streamOptions()); err != nil {
 		return nil, fmt.Errorf("durablestreams: create stream for %q: %w", topic, err)
 	}
 	prod, err := producer.New(producer.Config{
