@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// ErrElementTooLarge: an array element is larger than the ArrayReader's
+// ErrElementTooLarge means an array element is larger than the ArrayReader's
 // limit. The reader stops there rather than buffering without bound.
 var ErrElementTooLarge = errors.New("JSON array element too large")
 
