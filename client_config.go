@@ -119,7 +119,7 @@ func (p RetryPolicy) internal() protocol.RetryPolicy { return protocol.RetryPoli
 var ErrInvalidConfig = protocol.ErrInvalidConfig
 
 func invalidConfig(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	return fmt.Errorf("durablestreams: %w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
 type namedDuration struct {

@@ -2,6 +2,8 @@ package durablestreams
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
@@ -135,3 +137,17 @@ type exportedError struct {
 
 func (e *exportedError) Error() string   { return e.err.Error() }
 func (e *exportedError) Unwrap() []error { return []error{e.public, e.err} }
+
+// errorf wraps err where an error leaves the package, with the package's
+// prefix said once: an error that already starts with it (a sentinel of
+// this package, or one from a public method called inside another) loses
+// its own. errors.Is and errors.As see err as it is.
+func errorf(err error, format string, args ...any) error {
+	return fmt.Errorf("durablestreams: "+format+": %w", append(args, unprefixed{err})...)
+}
+
+// unprefixed is err without the package prefix in its message.
+type unprefixed struct{ err error }
+
+func (u unprefixed) Error() string { return strings.TrimPrefix(u.err.Error(), "durablestreams: ") }
+func (u unprefixed) Unwrap() error { return u.err }

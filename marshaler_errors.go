@@ -11,27 +11,27 @@ import (
 var (
 	// ErrInvalidEnvelope: a JSON-mode message is not an envelope written
 	// by JSONMarshaler, for example raw JSON from another producer.
-	ErrInvalidEnvelope = errors.New("durablestreams: not a JSONMarshaler envelope")
+	ErrInvalidEnvelope = errors.New("not a JSONMarshaler envelope")
 	// ErrInvalidUTF8: a UUID or metadata key or value is not valid UTF-8,
 	// which a JSON envelope cannot carry unchanged.
-	ErrInvalidUTF8 = errors.New("durablestreams: not valid UTF-8")
+	ErrInvalidUTF8 = errors.New("not valid UTF-8")
 	// ErrPayloadNotJSON: RawJSONMarshaler got a payload that is not one
 	// JSON value the server accepts (or read back data that is not JSON).
-	ErrPayloadNotJSON = errors.New("durablestreams: payload is not JSON")
+	ErrPayloadNotJSON = errors.New("payload is not JSON")
 	// ErrInvalidFrame: byte-mode data that is not a frame of the
 	// marshaler reading it: another writer, corruption or a truncated
 	// stream.
-	ErrInvalidFrame = errors.New("durablestreams: invalid frame")
+	ErrInvalidFrame = errors.New("invalid frame")
 	// ErrFrameTooLarge: a frame is larger than the marshaler's
 	// MaxFrameBytes. Split returns it rather than buffering without bound.
-	ErrFrameTooLarge = errors.New("durablestreams: frame too large")
+	ErrFrameTooLarge = errors.New("frame too large")
 	// ErrInvalidCloudEvent: CloudEventsMarshaler cannot write a message as
 	// a CloudEvent (no UUID, event type or source; an invalid time), or
 	// read data that is not a CloudEvent 1.0 in structured JSON mode.
-	ErrInvalidCloudEvent = errors.New("durablestreams: not a valid CloudEvent")
+	ErrInvalidCloudEvent = errors.New("not a valid CloudEvent")
 	// ErrPayloadHasNewline: LinesMarshaler got a payload containing "\n"
 	// or "\r", which would split it into several messages.
-	ErrPayloadHasNewline = errors.New("durablestreams: payload contains a line break")
+	ErrPayloadHasNewline = errors.New("payload contains a line break")
 )
 
 // MarshalError is a message a marshaler cannot encode. Err is one of the

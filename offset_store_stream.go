@@ -145,6 +145,14 @@ type logPointer struct {
 
 // Load implements OffsetStore.
 func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Position, bool, error) {
+	pos, ok, err := s.loadPosition(ctx, group, topic)
+	if err != nil {
+		return Position{}, false, errorf(publicError(err), "load position of group %q in %q", group, topic)
+	}
+	return pos, ok, nil
+}
+
+func (s *StreamOffsetStore) loadPosition(ctx context.Context, group, topic string) (Position, bool, error) {
 	root, err := s.rootURL(group, topic)
 	if err != nil {
 		return Position{}, false, err
@@ -210,13 +218,13 @@ func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v an
 		return protocol.Try{Err: err, Retryable: errors.As(err, &cut)}
 	})
 	if err != nil {
-		return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
+		return false, false, 0, fmt.Errorf("read %s: %w", protocol.RedactURL(streamURL), err)
 	}
 	if last == nil {
 		return exists, false, 0, nil
 	}
 	if err := json.Unmarshal(last, v); err != nil {
-		return true, false, 0, fmt.Errorf("durablestreams: position record in %s: %w", protocol.RedactURL(streamURL), err)
+		return true, false, 0, fmt.Errorf("position record in %s: %w", protocol.RedactURL(streamURL), err)
 	}
 	return true, true, n, nil
 }
@@ -267,6 +275,13 @@ const maxRecordBytes = 64 << 10
 
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
+	if err := s.storePosition(ctx, group, topic, pos); err != nil {
+		return errorf(publicError(err), "store position of group %q in %q", group, topic)
+	}
+	return nil
+}
+
+func (s *StreamOffsetStore) storePosition(ctx context.Context, group, topic string, pos Position) error {
 	root, err := s.rootURL(group, topic)
 	if err != nil {
 		return err

@@ -43,10 +43,8 @@ func (e *PublishError) Error() string {
 	var failed []string
 	for i, err := range e.Errs {
 		if err != nil {
-			// One "durablestreams:" prefix for the whole message: the inner
-			// errors' own prefixes would repeat it.
-			failed = append(failed, fmt.Sprintf("message %d (%s): %s", i, e.UUIDs[i],
-				strings.ReplaceAll(err.Error(), "durablestreams: ", "")))
+			// One "durablestreams:" prefix for the whole message.
+			failed = append(failed, fmt.Sprintf("message %d (%s): %s", i, e.UUIDs[i], unprefixed{err}.Error()))
 		}
 	}
 	return fmt.Sprintf("durablestreams: publish to %q: %d of %d message(s) not acknowledged: %s",

@@ -15,7 +15,7 @@ import (
 )
 
 // errStopped ends a subscription on the OnUnmarshalError hook's word.
-var errStopped = errors.New("durablestreams: subscription stopped by OnUnmarshalError")
+var errStopped = errors.New("subscription stopped by OnUnmarshalError")
 
 // subscription is one Subscribe: a reader, and delivery of one message at
 // a time.

@@ -64,7 +64,7 @@ func (b *byteFrames) next() ([]byte, error) {
 		if len(rest) > 0 {
 			advance, frame, err := b.splitter.Split(rest, b.drained && b.atEOF)
 			if err != nil {
-				return nil, fmt.Errorf("durablestreams: split frames of %q: %w", b.topic, err)
+				return nil, fmt.Errorf("split frames of %q: %w", b.topic, err)
 			}
 			if advance > b.max {
 				return nil, fmt.Errorf("%w: a frame of %q exceeds MaxReadBytes (%d bytes)", errMessageTooLarge, b.topic, b.max)
@@ -82,7 +82,7 @@ func (b *byteFrames) next() ([]byte, error) {
 		}
 		if b.drained {
 			if b.atEOF && len(rest) > 0 {
-				return nil, fmt.Errorf("durablestreams: %q ends in %d bytes that are no whole frame", b.topic, len(rest))
+				return nil, fmt.Errorf("%q ends in %d bytes that are no whole frame", b.topic, len(rest))
 			}
 			return nil, io.EOF
 		}

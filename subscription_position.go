@@ -33,7 +33,7 @@ type undecodableError struct {
 }
 
 func (e *undecodableError) Error() string {
-	return fmt.Sprintf("durablestreams: message %d after offset %s of %q does not unmarshal; the subscription stops before it (an OnUnmarshalError hook can skip it): %v",
+	return fmt.Sprintf("message %d after offset %s of %q does not unmarshal; the subscription stops before it (an OnUnmarshalError hook can skip it): %v",
 		e.pos.Skip, e.pos.Offset, e.topic, e.err)
 }
 

@@ -25,7 +25,7 @@ var errUncertain = fmt.Errorf("%w: a request for this batch ended without an ans
 const maxConflicts = 6
 
 // errConflicts fails a batch that kept meeting such answers.
-var errConflicts = errors.New("durablestreams: the server kept refusing this batch's sequence number " +
+var errConflicts = errors.New("the server kept refusing this batch's sequence number " +
 	"(another producer with the same id and epoch is writing?)")
 
 // handle applies the final answer of one request: the one place where an
@@ -47,7 +47,7 @@ func (s *sequencer) handle(r result) {
 		if b.closeResult != nil && o.kind == acknowledged {
 			// A 200 to a close without Stream-Closed: the final message is
 			// written, but the stream is open.
-			s.ackWith(b, o.offset, fmt.Errorf("durablestreams: close %s: the server wrote the final message "+
+			s.ackWith(b, o.offset, fmt.Errorf("close %s: the server wrote the final message "+
 				"but did not answer Stream-Closed: true; the stream is open", protocol.RedactURL(s.p.cfg.URL)))
 			return
 		}

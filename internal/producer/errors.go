@@ -9,14 +9,14 @@ import (
 var (
 	// ErrProducerClosed: Append after Close, or a message still pending
 	// when Close gave up waiting.
-	ErrProducerClosed = errors.New("durablestreams: producer is closed")
+	ErrProducerClosed = errors.New("producer is closed")
 	// ErrMessageTooLarge: the message cannot fit in a request of
 	// MaxBatchBytes even alone.
-	ErrMessageTooLarge = errors.New("durablestreams: message larger than MaxBatchBytes")
+	ErrMessageTooLarge = errors.New("message larger than MaxBatchBytes")
 	// ErrInvalidJSON: in JSON mode a message must be one valid JSON value.
-	ErrInvalidJSON = errors.New("durablestreams: message is not valid JSON")
+	ErrInvalidJSON = errors.New("message is not valid JSON")
 	// ErrEmptyMessage: the protocol has no empty append.
-	ErrEmptyMessage = errors.New("durablestreams: message is empty")
+	ErrEmptyMessage = errors.New("message is empty")
 )
 
 // maxDistinctErrors bounds how many different errors one Flush keeps.
@@ -50,5 +50,5 @@ func (s *errorSet) err() error {
 	if s.failed == 0 {
 		return nil
 	}
-	return errors.Join(append(s.errs, fmt.Errorf("durablestreams: %d message(s) failed", s.failed))...)
+	return errors.Join(append(s.errs, fmt.Errorf("%d message(s) failed", s.failed))...)
 }

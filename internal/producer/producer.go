@@ -191,7 +191,7 @@ func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done Don
 			p.mu.Lock()
 			p.waiters--
 			p.mu.Unlock()
-			return fmt.Errorf("durablestreams: waiting for producer buffer space: %w", context.Cause(ctx))
+			return fmt.Errorf("waiting for producer buffer space: %w", context.Cause(ctx))
 		}
 		p.mu.Lock()
 		p.waiters--
@@ -266,7 +266,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	case <-m.done:
 		return m.err
 	case <-ctx.Done():
-		return fmt.Errorf("durablestreams: flush: %w", context.Cause(ctx))
+		return fmt.Errorf("flush: %w", context.Cause(ctx))
 	}
 }
 

@@ -174,7 +174,7 @@ func (p *Producer) post(parent context.Context, a attempt) answer {
 	}
 	resp, written, err := client.Send(req)
 	if err != nil {
-		t := protocol.TransportTry(fmt.Errorf("durablestreams: append to %s: %w", protocol.RedactURL(p.cfg.URL), err), written)
+		t := protocol.TransportTry(fmt.Errorf("append to %s: %w", protocol.RedactURL(p.cfg.URL), err), written)
 		return answer{err: t.Err, retryable: t.Retryable, mayBeWritten: t.MayBeWritten}
 	}
 	ans := answer{status: resp.StatusCode, header: resp.Header}

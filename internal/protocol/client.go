@@ -34,14 +34,14 @@ type Client struct {
 func (c *Client) NewRequest(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
-		return nil, fmt.Errorf("durablestreams: build %s request for %s: %w", method, RedactURL(url), err)
+		return nil, fmt.Errorf("build %s request for %s: %w", method, RedactURL(url), err)
 	}
 	for k, vs := range c.Header {
 		req.Header[k] = append([]string(nil), vs...)
 	}
 	if c.HeaderFunc != nil {
 		if err := c.HeaderFunc(ctx, req.Header); err != nil {
-			return nil, fmt.Errorf("durablestreams: request headers: %w", err)
+			return nil, fmt.Errorf("request headers: %w", err)
 		}
 	}
 	return req, nil
@@ -133,7 +133,7 @@ func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bo
 		return "", false, nil
 	}
 	if err == nil && offset == "" {
-		err = fmt.Errorf("durablestreams: head stream %s: no %s in the answer", RedactURL(url), HeaderNextOffset)
+		err = fmt.Errorf("head stream %s: no %s in the answer", RedactURL(url), HeaderNextOffset)
 	}
 	return offset, err == nil, err
 }
@@ -166,7 +166,7 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 	}
 	resp, written, err := c.Send(req)
 	if err != nil {
-		return TransportTry(fmt.Errorf("durablestreams: create stream %s: %w", RedactURL(url), err), written)
+		return TransportTry(fmt.Errorf("create stream %s: %w", RedactURL(url), err), written)
 	}
 	defer DrainClose(resp.Body)
 	switch resp.StatusCode {
@@ -212,7 +212,7 @@ func (c *Client) head(ctx context.Context, url string) (http.Header, Try) {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, TransportTry(fmt.Errorf("durablestreams: head stream %s: %w", RedactURL(url), err), false)
+		return nil, TransportTry(fmt.Errorf("head stream %s: %w", RedactURL(url), err), false)
 	}
 	DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {

@@ -17,21 +17,21 @@ import (
 // package re-exports them.
 var (
 	// ErrStreamClosed: the stream was closed (EOF); no more appends.
-	ErrStreamClosed = errors.New("durablestreams: stream is closed")
+	ErrStreamClosed = errors.New("stream is closed")
 	// ErrStreamNotFound: the stream does not exist (404).
-	ErrStreamNotFound = errors.New("durablestreams: stream not found")
+	ErrStreamNotFound = errors.New("stream not found")
 	// ErrStreamGone: the stream or the requested offset is no longer kept (410).
-	ErrStreamGone = errors.New("durablestreams: stream or offset gone")
+	ErrStreamGone = errors.New("stream or offset gone")
 	// ErrStaleEpoch: another producer with the same id claimed a newer epoch.
-	ErrStaleEpoch = errors.New("durablestreams: producer epoch is stale (fenced)")
+	ErrStaleEpoch = errors.New("producer epoch is stale (fenced)")
 	// ErrContentTypeMismatch: the stream exists with another content type.
-	ErrContentTypeMismatch = errors.New("durablestreams: stream content type mismatch")
+	ErrContentTypeMismatch = errors.New("stream content type mismatch")
 	// ErrStreamConflict: the stream exists with another configuration.
-	ErrStreamConflict = errors.New("durablestreams: stream exists with another configuration")
+	ErrStreamConflict = errors.New("stream exists with another configuration")
 	// ErrInvalidConfig is wrapped by every configuration error.
-	ErrInvalidConfig = errors.New("durablestreams: invalid config")
+	ErrInvalidConfig = errors.New("invalid config")
 	// ErrRetriesExhausted: a retryable failure outlasted the retry policy.
-	ErrRetriesExhausted = errors.New("durablestreams: retries exhausted")
+	ErrRetriesExhausted = errors.New("retries exhausted")
 )
 
 // StaleEpochError is the 403 a fenced producer gets. It matches
@@ -44,7 +44,7 @@ type StaleEpochError struct {
 }
 
 func (e *StaleEpochError) Error() string {
-	return fmt.Sprintf("durablestreams: producer epoch %d is stale, server has epoch %d (fenced by a newer producer with the same id)", e.Epoch, e.ServerEpoch)
+	return fmt.Sprintf("producer epoch %d is stale, server has epoch %d (fenced by a newer producer with the same id)", e.Epoch, e.ServerEpoch)
 }
 
 // Is makes errors.Is(err, ErrStaleEpoch) true.
@@ -62,7 +62,7 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	msg := fmt.Sprintf("durablestreams: %s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Body != "" {
 		msg += ": " + e.Body
 	}

@@ -114,7 +114,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // timeout after it was written, a 5xx), and retrying did not settle it. It
 // may or may not have been applied. It is distinct from
 // ErrRetriesExhausted, which means that no try was written.
-var ErrOutcomeUnknown = errors.New("durablestreams: outcome unknown (the request may have been written)")
+var ErrOutcomeUnknown = errors.New("outcome unknown (the request may have been written)")
 
 // Try is how one try of a request ended, as Retry needs to know it.
 type Try struct {

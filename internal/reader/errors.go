@@ -5,9 +5,9 @@ import "errors"
 var (
 	// ErrProtocol: the server's answer breaks the protocol (a missing
 	// Stream-Next-Offset, a JSON-mode body that is no array, bad SSE).
-	ErrProtocol = errors.New("durablestreams: protocol violation in read response")
+	ErrProtocol = errors.New("protocol violation in read response")
 	// ErrBodyTooLarge: an SSE event or batch exceeds Config.MaxBodyBytes.
-	ErrBodyTooLarge = errors.New("durablestreams: read response too large")
+	ErrBodyTooLarge = errors.New("read response too large")
 )
 
 // PastTailError is a read from Offset answered with an end (Tail) before

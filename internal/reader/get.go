@@ -37,7 +37,7 @@ func (r *Reader) stepGET(ctx context.Context) (Chunk, bool, error) {
 	if err != nil {
 		stall.stop()
 		cancel()
-		return Chunk{}, false, &networkError{fmt.Errorf("durablestreams: read %s: %w", protocol.RedactURL(r.cfg.URL), err)}
+		return Chunk{}, false, &networkError{fmt.Errorf("read %s: %w", protocol.RedactURL(r.cfg.URL), err)}
 	}
 	body := &getBody{rc: resp.Body, stall: stall, cancel: cancel}
 	h, err := r.readAnswer(resp, target)
@@ -77,7 +77,7 @@ func (r *Reader) readAnswer(resp *http.Response, target string) (readHeaders, er
 	}
 	h, err := parseReadHeaders(resp.Header)
 	if err != nil {
-		return readHeaders{}, fmt.Errorf("durablestreams: read %s: %w", protocol.RedactURL(r.cfg.URL), err)
+		return readHeaders{}, fmt.Errorf("read %s: %w", protocol.RedactURL(r.cfg.URL), err)
 	}
 	return h, nil
 }

@@ -101,14 +101,14 @@ type Reader struct {
 // New returns a Reader; it sends nothing until Next.
 func New(cfg Config) (*Reader, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("durablestreams: reader needs a stream URL")
+		return nil, errors.New("reader needs a stream URL")
 	}
 	if cfg.Offset == "" {
 		cfg.Offset = OffsetBeginning
 	}
 	if cfg.Offset != OffsetBeginning && cfg.Offset != OffsetNow {
 		if err := validateOffset(cfg.Offset); err != nil {
-			return nil, fmt.Errorf("durablestreams: start offset: %w", err)
+			return nil, fmt.Errorf("start offset: %w", err)
 		}
 	}
 	if cfg.Client == nil {

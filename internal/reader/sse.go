@@ -52,7 +52,7 @@ func (r *Reader) openSSE(ctx context.Context) error {
 	if err != nil {
 		idle.Stop()
 		cancel()
-		return &networkError{fmt.Errorf("durablestreams: open SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
+		return &networkError{fmt.Errorf("open SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		err := statusError(resp, target)
@@ -65,7 +65,7 @@ func (r *Reader) openSSE(ctx context.Context) error {
 		protocol.DrainClose(resp.Body)
 		idle.Stop()
 		cancel()
-		return fmt.Errorf("durablestreams: open SSE on %s: %w: content type %q", protocol.RedactURL(r.cfg.URL), ErrProtocol, mt)
+		return fmt.Errorf("open SSE on %s: %w: content type %q", protocol.RedactURL(r.cfg.URL), ErrProtocol, mt)
 	}
 	r.sse = &sseConn{
 		body:   resp.Body,
@@ -107,7 +107,7 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 				r.progressed = true
 				return Chunk{}, false, nil
 			}
-			return Chunk{}, false, &networkError{fmt.Errorf("durablestreams: SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
+			return Chunk{}, false, &networkError{fmt.Errorf("SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
 		}
 		conn.idle.Reset(r.cfg.LiveTimeout)
 		switch ev.Type {
