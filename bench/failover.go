@@ -155,8 +155,12 @@ func failoverTry(ctx context.Context, r *runCtx, kill bool, session, heartbeat t
 	defer func() { _ = b.Close(); <-fb.done }()
 	// b listens 1.5 heartbeat intervals before it claims anything; past
 	// that it is a settled standby.
+	settle := heartbeat
+	if settle == 0 {
+		settle = defaultHeartbeatInterval
+	}
 	select {
-	case <-time.After(3 * heartbeat):
+	case <-time.After(3 * settle):
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
