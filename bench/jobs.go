@@ -8,7 +8,9 @@ import (
 )
 
 // groupNames are the row groups -rows selects from.
-func groupNames() []string { return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9"} }
+func groupNames() []string {
+	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+}
 
 // allJobs lists the rows of issue #6 in table order.
 func allJobs(b *bench) []job {
@@ -20,6 +22,13 @@ func allJobs(b *bench) []job {
 		}
 	}
 	latencyN := b.scaled(2_000, 20)
+	shareN := b.scaled(20_000, 100)
+	tries, session, heartbeat, timings := 10, time.Duration(0), time.Duration(0),
+		fmt.Sprintf("library defaults: SessionTimeout %v, HeartbeatInterval %v", defaultSessionTimeout, defaultHeartbeatInterval)
+	if b.opts.quick {
+		tries, session, heartbeat = 2, 2*time.Second, 500*time.Millisecond
+		timings = "-quick: SessionTimeout 2s, HeartbeatInterval 0.5s, not the defaults"
+	}
 	groupN := b.scaled(10_000, 100)
 	return []job{
 		{group: "1a", runs: 5, lines: []line{{id: "1a-1", what: "raw POST, 1 msg/request, 1 connection", unit: "msgs/s"}},
@@ -130,6 +139,22 @@ func allJobs(b *bench) []job {
 			{id: "9-file-writes", what: "row 9-file-group's position writes per 1,000 msgs", unit: "writes"},
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 			return groupDrainRunBoth(ctx, r, groupN)
+		}},
+		{group: "10", runs: 3, lines: []line{
+			{id: "10-one", what: fmt.Sprintf("group drain of %d msgs, 1 member, topic of 1 stream (GroupSubscriber, in-process Router handler acks; first to last message handled)", shareN), unit: "msgs/s"},
+			{id: "10-p4m1", what: "the same, topic of 4 partitions, 1 member", unit: "msgs/s", ratios: []ratio{{to: "10-one"}}},
+			{id: "10-p4m2", what: "the same, 4 partitions, 2 members (one process)", unit: "msgs/s", ratios: []ratio{{to: "10-one"}, {to: "10-p4m1"}}},
+			{id: "10-p4m4", what: "the same, 4 partitions, 4 members (one process)", unit: "msgs/s", ratios: []ratio{{to: "10-one"}, {to: "10-p4m1"}}},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return groupShareAll(ctx, r, shareN)
+		}},
+		{group: "11", runs: 1, lines: []line{
+			{id: "11-fail-p50", what: fmt.Sprintf("failover, single-stream topic, 2 members: active member killed (in-process: its TCP connections closed, no new ones) to first delivery by the standby, p50 of %d tries (%s)", tries, timings), unit: "ms"},
+			{id: "11-fail-max", what: "the same, max", unit: "ms"},
+			{id: "11-hand-p50", what: fmt.Sprintf("clean handover: active member's Close to first delivery by the standby, p50 of %d tries", tries), unit: "ms"},
+			{id: "11-hand-max", what: "the same, max", unit: "ms"},
+		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
+			return failoverAll(ctx, r, tries, session, heartbeat)
 		}},
 	}
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	durablestreams "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
+)
+
+// This file is the bench's only use of the consumer-group API (issue 14),
+// so that a rename of those types touches it alone.
+
+// defaultSessionTimeout and defaultHeartbeatInterval are the library's
+// defaults: what users get.
+const (
+	defaultSessionTimeout    = durablestreams.DefaultSessionTimeout
+	defaultHeartbeatInterval = durablestreams.DefaultHeartbeatInterval
+)
+
+// groupMember is one member of a consumer group that shares the work.
+type groupMember interface {
+	message.Subscriber
+}
+
+// newGroupMember returns a member of group on the server at baseURL. A nil
+// hc means the library's default HTTP client; zero timings the defaults.
+func newGroupMember(baseURL, group, memberID string, hc *http.Client, session, heartbeat time.Duration) (groupMember, error) {
+	return durablestreams.NewGroupSubscriber(durablestreams.GroupSubscriberConfig{
+		Subscriber: durablestreams.SubscriberConfig{
+			BaseURL:       baseURL,
+			ConsumerGroup: group,
+			ClientConfig:  durablestreams.ClientConfig{HTTPClient: hc},
+		},
+		MemberID:          memberID,
+		SessionTimeout:    session,
+		HeartbeatInterval: heartbeat,
+	}, nil)
+}
+
+// newKeyedPublisher returns an async publisher that spreads each topic over
+// partitions streams by message UUID (1: the topic's own stream).
+func newKeyedPublisher(baseURL string, partitions int) (message.Publisher, error) {
+	return durablestreams.NewPartitionedPublisher(durablestreams.PartitionedPublisherConfig{
+		Publisher:  durablestreams.PublisherConfig{BaseURL: baseURL, Async: true},
+		Partitions: partitions,
+		Key:        func(_ string, msg *message.Message) string { return msg.UUID },
+	}, nil)
+}
+
+// partitionStreams are the streams of a topic of n partitions, plus the
+// one that records n: what a run deletes afterwards.
+func partitionStreams(topic string, n int) []string {
+	return append(group.StreamNames(topic, n), group.PartitionsStreamName(topic))
+}
