@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,4 +43,111 @@ func TestExamples(t *testing.T) {
 	for _, pkg := range pkgs {
 		require.Contains(t, string(out), "ok  \tgithub.com/durablestreams/watermill-durablestreams/"+strings.TrimPrefix(pkg, "./"), "%s did not pass:\n%s", pkg, out)
 	}
+}
+
+// TestExamplesBuildWhenCopied copies every example's files (its tests
+// aside) into an empty module that requires this one, as a user copying an
+// example would, and builds them: an example that imports an internal
+// package, or needs a file the copy lacks, fails here. It needs no network:
+// with GOPROXY=off, go mod tidy resolves every requirement from the module
+// cache, which building this module has filled.
+func TestExamplesBuildWhenCopied(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every example in a module of its own")
+	}
+	root, err := os.Getwd()
+	require.NoError(t, err)
+	module := t.TempDir()
+	examples := copyExamples(t, module)
+	goMod := "module example.com/copied\n\ngo 1.24\n\n" +
+		"require github.com/durablestreams/watermill-durablestreams v0.0.0\n\n" +
+		"replace github.com/durablestreams/watermill-durablestreams => " + root + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(module, "go.mod"), []byte(goMod), 0o644))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "bin") + string(filepath.Separator)
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", bin, "./..."}} {
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = module
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go %s in a module holding copies of %v:\n%s", strings.Join(args, " "), examples, out)
+	}
+	for _, name := range examples {
+		require.FileExists(t, filepath.Join(bin, name), "go build made no program for %s", name)
+	}
+}
+
+// copyExamples copies each example's files but its tests into a directory
+// of the same name under dst, and returns the names.
+func copyExamples(t *testing.T, dst string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("_examples")
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join("_examples", e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.Mkdir(filepath.Join(dst, e.Name()), 0o755))
+		for _, f := range files {
+			if !f.Type().IsRegular() || strings.HasSuffix(f.Name(), "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(filepath.Join("_examples", e.Name(), f.Name()))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name(), f.Name()), src, 0o644))
+		}
+		names = append(names, e.Name())
+	}
+	require.NotEmpty(t, names)
+	return names
+}
+
+// TestREADMEQuickStart: the Quick start is two commands; the second is the
+// one CI runs (.ci/run), and the first runs the basic example against a
+// server it starts itself, as this test does.
+func TestREADMEQuickStart(t *testing.T) {
+	commands := quickStartCommands(t)
+	require.Len(t, commands, 2, "the Quick start should be two commands: %q", commands)
+	ci, err := os.ReadFile(".ci/run")
+	require.NoError(t, err)
+	ciLines := strings.Split(strings.TrimSpace(string(ci)), "\n")
+	require.Equal(t, ciLines[len(ciLines)-1], commands[1], ".ci/run must run the README's test command")
+
+	if testing.Short() {
+		t.Skip("builds and runs the basic example")
+	}
+	dstest.SkipIfExternal(t, "starts a reference server of its own")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", commands[0])
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s:\n%s", commands[0], out)
+	require.Len(t, regexp.MustCompile(`(?m)^published `).FindAllString(string(out), -1), 3, "%s:\n%s", commands[0], out)
+	require.Contains(t, string(out), "streams live under http://127.0.0.1:", "%s:\n%s", commands[0], out)
+	require.Contains(t, string(out), `"payload":{"n":2,"text":"streams"}}]`, "%s:\n%s", commands[0], out)
+}
+
+// quickStartCommands returns the command lines of the first code block
+// under the README's "## Quick start".
+func quickStartCommands(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	_, section, found := strings.Cut(string(raw), "\n## Quick start\n")
+	require.True(t, found, "README has no Quick start")
+	_, block, found := strings.Cut(section, "```sh\n")
+	require.True(t, found, "the Quick start has no sh block")
+	block, _, _ = strings.Cut(block, "```")
+	var commands []string
+	for _, line := range strings.Split(block, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			commands = append(commands, line)
+		}
+	}
+	return commands
 }
