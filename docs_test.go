@@ -31,7 +31,8 @@ func rootPackage(t *testing.T) []*ast.File {
 }
 
 // configFields returns the exported fields of a struct type, with whether
-// each has a doc comment.
+// each has a doc comment, including those promoted from a struct of this
+// package it embeds (ClientConfig).
 func configFields(t *testing.T, files []*ast.File, typeName string) map[string]bool {
 	t.Helper()
 	for _, f := range files {
@@ -47,6 +48,11 @@ func configFields(t *testing.T, files []*ast.File, typeName string) map[string]b
 				}
 				fields := map[string]bool{}
 				for _, field := range ts.Type.(*ast.StructType).Fields.List {
+					if embedded, ok := field.Type.(*ast.Ident); ok && len(field.Names) == 0 {
+						for name, documented := range configFields(t, files, embedded.Name) {
+							fields[name] = documented
+						}
+					}
 					for _, name := range field.Names {
 						if name.IsExported() {
 							fields[name.Name] = field.Doc != nil
