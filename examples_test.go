@@ -48,7 +48,8 @@ func TestExamples(t *testing.T) {
 // TestExamplesBuildWhenCopied copies every example's files (its tests
 // aside) into an empty module that requires this one, as a user copying an
 // example would, and builds them: an example that imports an internal
-// package, or needs a file the copy lacks, fails here. It needs no network:
+// package, or needs a file the copy lacks, fails here; the copied basic
+// example then runs against the shared server. It needs no network:
 // with GOPROXY=off, go mod tidy resolves every requirement from the module
 // cache, which building this module has filled.
 func TestExamplesBuildWhenCopied(t *testing.T) {
@@ -77,6 +78,20 @@ func TestExamplesBuildWhenCopied(t *testing.T) {
 	for _, name := range examples {
 		require.FileExists(t, filepath.Join(bin, name), "go build made no program for %s", name)
 	}
+
+	// The copy runs as it is: against the server named by -server, and
+	// with a clear message when none is named.
+	server := dstest.Shared(t).URL
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "basic"), "-server", server)
+	cmd.Env = append(os.Environ(), dstest.EnvURL+"=")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "basic -server %s:\n%s", server, out)
+	require.Len(t, regexp.MustCompile(`(?m)^published `).FindAllString(string(out), -1), 3, "basic -server %s:\n%s", server, out)
+	cmd = exec.CommandContext(ctx, filepath.Join(bin, "basic"))
+	cmd.Env = append(os.Environ(), dstest.EnvURL+"=")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err, "basic without a server:\n%s", out)
+	require.Contains(t, string(out), "no server: pass -server http://host:port or set DURABLE_STREAMS_URL")
 }
 
 // copyExamples copies each example's files but its tests into a directory
