@@ -54,6 +54,7 @@ fuzz:
 bench: server
 	go run ./internal/benchcmd
 
+# Every staticcheck check (staticcheck.conf: "all").
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1)
 	go vet ./...

@@ -2,29 +2,23 @@ package durablestreams
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// HeaderFunc adds headers to every request, for example a bearer token that
-// rotates. It is called once per request and must be safe for concurrent
-// use. Header values are never logged.
-type HeaderFunc = protocol.HeaderFunc
-
 // Defaults of PublisherConfig.
 const (
 	DefaultLinger              = 5 * time.Millisecond
 	DefaultMaxBatchBytes       = 1 << 20
 	DefaultMaxBufferedBytes    = 64 << 20
-	DefaultRequestTimeout      = 30 * time.Second
 	DefaultCloseTimeout        = 30 * time.Second
 	DefaultIdleProducerTimeout = time.Minute
 )
+
+// minBatchBytes fits the smallest request: a JSON array of one 1-byte message.
+const minBatchBytes = 3
 
 // PublisherConfig configures a Publisher. The zero value of every field but
 // BaseURL (or TopicURL) is a working default.
@@ -81,22 +75,6 @@ type PublisherConfig struct {
 	// for room beyond it. Default: 64 MiB.
 	MaxBufferedBytes int
 
-	// RequestTimeout bounds each HTTP request. Default: 30s.
-	RequestTimeout time.Duration
-	// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
-	// The zero value means DefaultRetryPolicy().
-	RetryPolicy RetryPolicy
-
-	// HTTPClient sends every request; set it for TLS, proxies or tracing.
-	// Default: a client tuned for many requests to one host.
-	HTTPClient *http.Client
-	// Header is sent with every request, for example a static
-	// Authorization header.
-	Header http.Header
-	// HeaderFunc adds headers to every request, for example a rotating
-	// bearer token.
-	HeaderFunc HeaderFunc
-
 	// CloseTimeout bounds how long Close waits for buffered messages to be
 	// acknowledged. Default: 30s.
 	CloseTimeout time.Duration
@@ -104,11 +82,11 @@ type PublisherConfig struct {
 	// before it is flushed and released, so that a Publisher writing to
 	// many topics keeps memory and goroutines bounded. Default: 1 minute.
 	IdleProducerTimeout time.Duration
-}
 
-// DefaultRetryPolicy rides through a server restart or a short outage:
-// backoff from 50ms to 5s, for at most 2 minutes per request.
-func DefaultRetryPolicy() RetryPolicy { return protocol.DefaultRetryPolicy() }
+	// ClientConfig holds the HTTP client, headers, request timeout and
+	// retry policy of every request the Publisher sends.
+	ClientConfig
+}
 
 func (c *PublisherConfig) setDefaults() {
 	if c.Marshaler == nil {
@@ -123,25 +101,13 @@ func (c *PublisherConfig) setDefaults() {
 	if c.MaxBufferedBytes == 0 {
 		c.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.RetryPolicy == (RetryPolicy{}) {
-		c.RetryPolicy = DefaultRetryPolicy()
-	}
+	c.ClientConfig.setDefaults()
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
 	if c.IdleProducerTimeout == 0 {
 		c.IdleProducerTimeout = DefaultIdleProducerTimeout
 	}
-}
-
-// ErrInvalidConfig is wrapped by every configuration error.
-var ErrInvalidConfig = errors.New("durablestreams: invalid config")
-
-func invalidConfig(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
 // Validate reports the first problem with the config.
@@ -164,25 +130,33 @@ func (c PublisherConfig) Validate() error {
 	if c.StreamTTL > 0 && !c.StreamExpiresAt.IsZero() {
 		return invalidConfig("StreamTTL and StreamExpiresAt are exclusive")
 	}
+	if err := c.ClientConfig.validate(); err != nil {
+		return err
+	}
 	if err := checkDurations(
 		namedDuration{"Linger", c.Linger},
-		namedDuration{"RequestTimeout", c.RequestTimeout},
 		namedDuration{"CloseTimeout", c.CloseTimeout},
 		namedDuration{"IdleProducerTimeout", c.IdleProducerTimeout},
 	); err != nil {
 		return err
 	}
-	if err := checkRetryPolicy(c.RetryPolicy); err != nil {
-		return err
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"MaxBatchBytes", c.MaxBatchBytes}, {"MaxInFlight", c.MaxInFlight}, {"MaxBufferedBytes", c.MaxBufferedBytes}} {
+		if n.v < 0 {
+			return invalidConfig("%s is negative (%d)", n.name, n.v)
+		}
 	}
-	if c.MaxBatchBytes < 0 || c.MaxInFlight < 0 || c.MaxBufferedBytes < 0 {
-		return invalidConfig("MaxBatchBytes, MaxInFlight and MaxBufferedBytes must not be negative")
+	if c.MaxBatchBytes > 0 && c.MaxBatchBytes < minBatchBytes {
+		return invalidConfig("MaxBatchBytes %d is below %d: a request must fit a JSON array of one small message", c.MaxBatchBytes, minBatchBytes)
 	}
 	if c.MaxBufferedBytes > 0 && c.MaxBatchBytes > c.MaxBufferedBytes {
 		return invalidConfig("MaxBatchBytes (%d) exceeds MaxBufferedBytes (%d)", c.MaxBatchBytes, c.MaxBufferedBytes)
 	}
+
 	if len(c.ProducerID) > 256 {
-		return invalidConfig("ProducerID is longer than 256 bytes")
+		return invalidConfig("ProducerID is longer than 256 bytes (the protocol's Producer-Id header)")
 	}
 	return nil
 }
@@ -207,15 +181,7 @@ func validateBaseURL(base string, hook func(string) (string, error)) error {
 	return nil
 }
 
-func (c *PublisherConfig) client() (*protocol.Client, bool) {
-	return newClient(clientOptions{
-		httpClient:     c.HTTPClient,
-		header:         c.Header,
-		headerFunc:     c.HeaderFunc,
-		requestTimeout: c.RequestTimeout,
-		retry:          c.RetryPolicy,
-	})
-}
+func (c *PublisherConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(true) }
 
 func (c *PublisherConfig) streamOptions() protocol.StreamOptions {
 	return protocol.StreamOptions{

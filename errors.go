@@ -2,6 +2,7 @@ package durablestreams
 
 import (
 	"errors"
+	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
@@ -10,46 +11,120 @@ import (
 // Errors returned by the Publisher and Subscriber. Test for them with
 // errors.Is; StaleEpochError and HTTPError also with errors.As.
 var (
-	// ErrPublisherClosed: Publish or CloseStream after Close.
+	// ErrPublisherClosed is returned by Publish, CloseStream and Flush after Close.
 	ErrPublisherClosed = errors.New("durablestreams: publisher is closed")
-	// ErrSubscriberClosed: Subscribe after Close.
+	// ErrSubscriberClosed is returned by Subscribe after Close.
 	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")
 
-	// ErrStreamClosed: the stream was closed for good (EOF); appends fail.
+	// ErrStreamClosed means the stream was closed for good (EOF); appends fail.
 	ErrStreamClosed = protocol.ErrStreamClosed
-	// ErrStreamNotFound: the stream does not exist (404).
+	// ErrStreamNotFound means the stream does not exist (404).
 	ErrStreamNotFound = protocol.ErrStreamNotFound
-	// ErrStreamGone: the stream, or the offset asked for, is no longer kept (410).
+	// ErrStreamGone means the stream, or the offset asked for, is no longer kept (410).
 	ErrStreamGone = protocol.ErrStreamGone
-	// ErrStaleEpoch: a producer with the same id and a newer epoch fenced
-	// this one. The error is a *StaleEpochError.
+	// ErrStaleEpoch means a producer with the same id and a newer epoch
+	// fenced this one. The error is a *StaleEpochError.
 	ErrStaleEpoch = protocol.ErrStaleEpoch
-	// ErrContentTypeMismatch: the stream exists with another content type.
+	// ErrContentTypeMismatch means the stream exists with another content type.
 	ErrContentTypeMismatch = protocol.ErrContentTypeMismatch
-	// ErrStreamConflict: the stream exists with another TTL, expiry or
-	// closed state.
+	// ErrStreamConflict means the stream exists with another TTL, expiry
+	// or closed state.
 	ErrStreamConflict = protocol.ErrStreamConflict
-	// ErrRetriesExhausted: a retryable failure outlasted the RetryPolicy.
-	// The message may or may not have been written.
+	// ErrRetriesExhausted means a retryable failure outlasted the
+	// RetryPolicy and no try reached the server: nothing was written.
 	ErrRetriesExhausted = protocol.ErrRetriesExhausted
+	// ErrOutcomeUnknown means a request ended without an answer after it
+	// may have reached the server, and retrying within the RetryPolicy did not
+	// settle it. The message may or may not have been written; publishing
+	// it again may write it twice.
+	ErrOutcomeUnknown = protocol.ErrOutcomeUnknown
 
-	// ErrMessageTooLarge: a message does not fit in MaxBatchBytes even
+	// ErrMessageTooLarge means a message does not fit in MaxBatchBytes even
 	// alone; it is rejected before anything is buffered.
 	ErrMessageTooLarge = producer.ErrMessageTooLarge
-	// ErrInvalidJSON: a message for a JSON-mode stream is not one valid
+	// ErrInvalidJSON means a message for a JSON-mode stream is not one valid
 	// JSON value (a custom Marshaler's output).
 	ErrInvalidJSON = producer.ErrInvalidJSON
-	// ErrEmptyMessage: the protocol has no empty append; a byte-mode
-	// marshaler must not produce an empty frame.
+	// ErrEmptyMessage means a marshaler produced an empty message, which
+	// the protocol cannot append.
 	ErrEmptyMessage = producer.ErrEmptyMessage
 )
 
-// StaleEpochError is returned when another producer with the same id
-// claimed a newer epoch (zombie fencing).
-type StaleEpochError = protocol.StaleEpochError
+// StaleEpochError is the answer a fenced producer gets (HTTP 403): another
+// producer with the same id claimed a newer epoch. errors.Is(err,
+// ErrStaleEpoch) is true for it.
+type StaleEpochError struct {
+	// ServerEpoch is the epoch the server knows for the producer id.
+	ServerEpoch int64
+	// Epoch is the epoch this producer sent.
+	Epoch int64
+}
 
-// HTTPError is a server answer with no more specific meaning.
-type HTTPError = protocol.HTTPError
+func (e *StaleEpochError) Error() string {
+	return (&protocol.StaleEpochError{ServerEpoch: e.ServerEpoch, Epoch: e.Epoch}).Error()
+}
 
-// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
-type RetryPolicy = protocol.RetryPolicy
+// Is makes errors.Is(err, ErrStaleEpoch) true.
+func (e *StaleEpochError) Is(target error) bool { return target == ErrStaleEpoch }
+
+// HTTPError is a server answer with no more specific meaning. It carries
+// the start of the body for diagnosis, never request headers. A 404
+// matches ErrStreamNotFound and a 410 ErrStreamGone with errors.Is.
+type HTTPError struct {
+	// Method and URL of the request; the URL has no user info or query.
+	Method string
+	URL    string
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// Body is the start of the answer's body, on one line.
+	Body string
+	// RetryAfter is the server's Retry-After, if it sent one.
+	RetryAfter time.Duration
+}
+
+func (e *HTTPError) Error() string { return e.internal().Error() }
+
+// Is makes errors.Is match ErrStreamNotFound (404) and ErrStreamGone (410).
+func (e *HTTPError) Is(target error) bool { return e.internal().Is(target) }
+
+// Temporary reports whether the request may be sent again as it is (429
+// and 5xx).
+func (e *HTTPError) Temporary() bool { return e.internal().Temporary() }
+
+func (e *HTTPError) internal() *protocol.HTTPError {
+	return &protocol.HTTPError{Method: e.Method, URL: e.URL, StatusCode: e.StatusCode, Body: e.Body, RetryAfter: e.RetryAfter}
+}
+
+// publicError gives an error from the internal packages its public form:
+// errors.As finds *HTTPError and *StaleEpochError of this package in it,
+// and its message stays the same. It is applied once, where an error
+// leaves the package.
+func publicError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pubHTTP *HTTPError
+	var pubStale *StaleEpochError
+	if errors.As(err, &pubHTTP) || errors.As(err, &pubStale) {
+		return err
+	}
+	var stale *protocol.StaleEpochError
+	if errors.As(err, &stale) {
+		return &exportedError{err: err, public: &StaleEpochError{ServerEpoch: stale.ServerEpoch, Epoch: stale.Epoch}}
+	}
+	var h *protocol.HTTPError
+	if errors.As(err, &h) {
+		return &exportedError{err: err, public: &HTTPError{Method: h.Method, URL: h.URL, StatusCode: h.StatusCode, Body: h.Body, RetryAfter: h.RetryAfter}}
+	}
+	return err
+}
+
+// exportedError is an error chain with the public form of an internal
+// error next to it.
+type exportedError struct {
+	err    error
+	public error
+}
+
+func (e *exportedError) Error() string   { return e.err.Error() }
+func (e *exportedError) Unwrap() []error { return []error{e.public, e.err} }

@@ -32,11 +32,27 @@ type StreamOffsetStoreConfig struct {
 	// plus one pointer per rotation. Default: DefaultRotateEvery.
 	RotateEvery int
 
-	RequestTimeout time.Duration
-	RetryPolicy    RetryPolicy
-	HTTPClient     *http.Client
-	Header         http.Header
-	HeaderFunc     HeaderFunc
+	// ClientConfig holds the HTTP client, headers, request timeout and
+	// retry policy of the store's requests.
+	ClientConfig
+}
+
+func (c *StreamOffsetStoreConfig) setDefaults() {
+	if c.RotateEvery == 0 {
+		c.RotateEvery = DefaultRotateEvery
+	}
+	c.ClientConfig.setDefaults()
+}
+
+// Validate reports the first problem with the config.
+func (c StreamOffsetStoreConfig) Validate() error {
+	if err := validateBaseURL(c.BaseURL, nil); err != nil {
+		return err
+	}
+	if c.RotateEvery < 0 {
+		return invalidConfig("RotateEvery is negative (%d)", c.RotateEvery)
+	}
+	return c.ClientConfig.validate()
 }
 
 // StreamOffsetStore keeps positions on the Durable Streams server itself,
@@ -60,7 +76,7 @@ type StreamOffsetStore struct {
 	base   string
 	rotate int
 	client *protocol.Client
-	retry  RetryPolicy
+	retry  protocol.RetryPolicy
 	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
 	ownHTTP bool
 
@@ -78,33 +94,16 @@ type positionLog struct {
 
 // NewStreamOffsetStore returns a store on the server at config.BaseURL.
 func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, error) {
-	if err := validateBaseURL(config.BaseURL, nil); err != nil {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
 		return nil, err
 	}
-	if config.RotateEvery < 0 || config.RequestTimeout < 0 {
-		return nil, invalidConfig("RotateEvery and RequestTimeout must not be negative")
-	}
-	if config.RotateEvery == 0 {
-		config.RotateEvery = DefaultRotateEvery
-	}
-	if config.RequestTimeout == 0 {
-		config.RequestTimeout = DefaultRequestTimeout
-	}
-	if config.RetryPolicy == (RetryPolicy{}) {
-		config.RetryPolicy = DefaultRetryPolicy()
-	}
-	client, ownHTTP := newClient(clientOptions{
-		httpClient:     config.HTTPClient,
-		header:         config.Header,
-		headerFunc:     config.HeaderFunc,
-		requestTimeout: config.RequestTimeout,
-		retry:          config.RetryPolicy,
-	})
+	client, ownHTTP := config.ClientConfig.newClient(true)
 	return &StreamOffsetStore{
 		base:    strings.TrimRight(config.BaseURL, "/") + "/__offsets",
 		rotate:  config.RotateEvery,
 		client:  client,
-		retry:   config.RetryPolicy,
+		retry:   client.Retry,
 		ownHTTP: ownHTTP,
 		logs:    make(map[[2]string]*positionLog),
 	}, nil

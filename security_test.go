@@ -64,12 +64,18 @@ func TestTLSWithCustomCA(t *testing.T) {
 	front := newTLSFront(t)
 	base := front.URL + "/v1/stream/" + dstest.StreamPath(t)
 
-	pub, _ := newTestPublisher(t, ds.PublisherConfig{BaseURL: base, HTTPClient: clientTrusting(front)})
+	pub, _ := newTestPublisher(t, ds.PublisherConfig{
+		BaseURL:      base,
+		ClientConfig: ds.ClientConfig{HTTPClient: clientTrusting(front)},
+	})
 	require.NoError(t, pub.Publish("secure", message.NewMessage(watermill.NewUUID(), []byte(`{"tls":true}`))))
 	require.Len(t, readJSONStream(t, dstest.Shared(t).StreamURL(strings.TrimPrefix(base, front.URL+"/v1/stream/")+"/secure")), 1)
 
 	// Without the CA the certificate is refused at once, not retried.
-	untrusting, _ := newTestPublisher(t, ds.PublisherConfig{BaseURL: base, RequestTimeout: 2 * time.Second})
+	untrusting, _ := newTestPublisher(t, ds.PublisherConfig{
+		BaseURL:      base,
+		ClientConfig: ds.ClientConfig{RequestTimeout: 2 * time.Second},
+	})
 	start := time.Now()
 	err := untrusting.Publish("secure", message.NewMessage(watermill.NewUUID(), []byte(`1`)))
 	require.Error(t, err)
@@ -84,13 +90,11 @@ func TestRotatingAuthorizationOnEveryRequestNeverLogged(t *testing.T) {
 	var n atomic.Int64
 	logs := newCapturingLogger()
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
-		BaseURL:    base,
-		HTTPClient: clientTrusting(front),
-		Header:     http.Header{"X-Static-Secret": {"static-secret-value"}},
-		HeaderFunc: func(_ context.Context, h http.Header) error {
+		BaseURL: base,
+		ClientConfig: ds.ClientConfig{HTTPClient: clientTrusting(front), Header: http.Header{"X-Static-Secret": {"static-secret-value"}}, HeaderFunc: func(_ context.Context, h http.Header) error {
 			h.Set("Authorization", fmt.Sprintf("Bearer rotating-token-%d", n.Add(1)))
 			return nil
-		},
+		}},
 	}, logs)
 	require.NoError(t, err)
 	for i := range 20 {

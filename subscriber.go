@@ -82,7 +82,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.startPosition(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
-		return nil, err
+		return nil, publicError(err)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -142,7 +142,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 		return err
 	}
 	if err := s.client.CreateStream(s.ctx, streamURL, protocol.StreamOptions{ContentType: s.config.ContentType}); err != nil {
-		return fmt.Errorf("durablestreams: initialize %q: %w", topic, err)
+		return fmt.Errorf("durablestreams: initialize %q: %w", topic, publicError(err))
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package durablestreams
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
@@ -95,29 +94,21 @@ type SubscriberConfig struct {
 	// skip.
 	OnUnmarshalError func(topic string, data []byte, err error) error
 
-	// RequestTimeout bounds each catch-up GET and every other request.
-	// Default: 30s.
-	RequestTimeout time.Duration
 	// LiveTimeout bounds a long-poll request; it must exceed the server's
 	// long-poll timeout. Default: 65s.
 	LiveTimeout time.Duration
 	// MaxReadBytes bounds the body of one read (a hostile server cannot
 	// make the subscriber buffer more). Default: 64 MiB.
 	MaxReadBytes int64
-	// RetryPolicy bounds retries of one read. When it runs out the
-	// subscription logs the error, waits MaxBackoff and goes on: only
-	// Close, the Subscribe context, a closed, deleted or gone stream end
-	// it. The zero value means DefaultRetryPolicy().
-	RetryPolicy RetryPolicy
 
-	// HTTPClient sends every request. Default: a client tuned for many
-	// requests to one host that does not ask for compressed reads (a
-	// client given here keeps its own choice).
-	HTTPClient *http.Client
-	// Header is sent with every request.
-	Header http.Header
-	// HeaderFunc adds headers to every request.
-	HeaderFunc HeaderFunc
+	// ClientConfig holds the HTTP client, headers, request timeout (of
+	// catch-up reads and every other request) and retry policy. When the
+	// retries of a read run out, the subscription logs the error, waits
+	// RetryPolicy.MaxBackoff and goes on: only Close, the Subscribe
+	// context, or a closed, deleted or gone stream end it. Our own HTTP
+	// client asks for no compressed reads; a client given here keeps its
+	// own choice.
+	ClientConfig
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -133,17 +124,12 @@ func (c *SubscriberConfig) setDefaults() {
 	if c.NackResendDelay == 0 {
 		c.NackResendDelay = DefaultNackResendDelay
 	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
+	c.ClientConfig.setDefaults()
 	if c.LiveTimeout == 0 {
 		c.LiveTimeout = DefaultLiveTimeout
 	}
 	if c.MaxReadBytes == 0 {
 		c.MaxReadBytes = DefaultMaxReadBytes
-	}
-	if c.RetryPolicy == (RetryPolicy{}) {
-		c.RetryPolicy = DefaultRetryPolicy()
 	}
 }
 
@@ -172,33 +158,23 @@ func (c SubscriberConfig) Validate() error {
 	if c.ConsumerGroup != "" && c.OffsetStore == nil {
 		return invalidConfig("ConsumerGroup %q needs an OffsetStore", c.ConsumerGroup)
 	}
+	if err := c.ClientConfig.validate(); err != nil {
+		return err
+	}
 	if err := checkDurations(
 		namedDuration{"NackResendDelay", c.NackResendDelay},
 		namedDuration{"CommitInterval", c.CommitInterval},
-		namedDuration{"RequestTimeout", c.RequestTimeout},
 		namedDuration{"LiveTimeout", c.LiveTimeout},
 	); err != nil {
 		return err
 	}
-	if err := checkRetryPolicy(c.RetryPolicy); err != nil {
-		return err
-	}
 	if c.MaxReadBytes < 0 {
-		return invalidConfig("MaxReadBytes is negative")
+		return invalidConfig("MaxReadBytes is negative (%d)", c.MaxReadBytes)
 	}
 	return nil
 }
 
-func (c *SubscriberConfig) client() (*protocol.Client, bool) {
-	return newClient(clientOptions{
-		httpClient:     c.HTTPClient,
-		header:         c.Header,
-		headerFunc:     c.HeaderFunc,
-		requestTimeout: c.RequestTimeout,
-		retry:          c.RetryPolicy,
-		noCompression:  true,
-	})
-}
+func (c *SubscriberConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(false) }
 
 func (c *SubscriberConfig) readMode() reader.Mode {
 	if c.Mode == ReadSSE {

@@ -146,7 +146,10 @@ func TestStreamOffsetStoreCloseDropsItsConnections(t *testing.T) {
 
 	// A client of the user's is the user's to close.
 	rec := &closeRecorder{RoundTripper: http.DefaultTransport}
-	store, err = ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: base, HTTPClient: &http.Client{Transport: rec}})
+	store, err = ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
+		BaseURL:      base,
+		ClientConfig: ds.ClientConfig{HTTPClient: &http.Client{Transport: rec}},
+	})
 	require.NoError(t, err)
 	require.NoError(t, store.Close())
 	require.False(t, rec.closed.Load())

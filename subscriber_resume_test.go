@@ -96,7 +96,14 @@ func TestPartialFramesAcrossReads(t *testing.T) {
 
 		client, signal := newGetSignal()
 		store := ds.NewMemoryOffsetStore()
-		cfg := ds.SubscriberConfig{BaseURL: base, Mode: mode, Unmarshaler: framed, HTTPClient: client, ConsumerGroup: "g", OffsetStore: store}
+		cfg := ds.SubscriberConfig{
+			BaseURL:       base,
+			Mode:          mode,
+			Unmarshaler:   framed,
+			ConsumerGroup: "g",
+			OffsetStore:   store,
+			ClientConfig:  ds.ClientConfig{HTTPClient: client},
+		}
 		sub := newTestSubscriber(t, cfg)
 		require.NoError(t, sub.SubscribeInitialize("t"))
 		ch, err := sub.Subscribe(t.Context(), "t")

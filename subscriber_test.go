@@ -158,7 +158,10 @@ func TestCloseWhileMessageUnacked(t *testing.T) {
 func TestSubscribeContextCancelClosesChannel(t *testing.T) {
 	base := dstest.StreamURL(t)
 	client, signal := newLiveSignal()
-	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, HTTPClient: client})
+	sub := newTestSubscriber(t, ds.SubscriberConfig{
+		BaseURL:      base,
+		ClientConfig: ds.ClientConfig{HTTPClient: client},
+	})
 	require.NoError(t, sub.SubscribeInitialize("t"))
 	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, newMessages(3)...))
 

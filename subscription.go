@@ -54,7 +54,7 @@ func (sub *subscription) run(ctx context.Context) {
 		case errors.Is(err, ErrStreamNotFound) && !sub.started:
 			failures++
 			sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
-			if protocol.Sleep(ctx, min(cfg.RetryPolicy.Backoff(failures), time.Second)) != nil {
+			if protocol.Sleep(ctx, min(sub.s.client.Retry.Backoff(failures), time.Second)) != nil {
 				return
 			}
 		case errors.Is(err, ErrRetriesExhausted):
@@ -79,7 +79,7 @@ func (sub *subscription) consume(ctx context.Context) error {
 		Mode:         cfg.readMode(),
 		Client:       sub.s.client,
 		LiveTimeout:  cfg.LiveTimeout,
-		RetryPolicy:  cfg.RetryPolicy,
+		RetryPolicy:  sub.s.client.Retry,
 		MaxBodyBytes: cfg.MaxReadBytes,
 	})
 	if err != nil {

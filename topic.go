@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// ErrInvalidTopic: a topic that cannot name a stream under the base URL.
+// ErrInvalidTopic is returned for a topic that cannot name a stream under
+// the base URL.
 // The error is an *InvalidTopicError.
 var ErrInvalidTopic = errors.New("durablestreams: invalid topic")
 

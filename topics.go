@@ -161,7 +161,7 @@ func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*pr
 		MaxBatchBytes:    p.config.MaxBatchBytes,
 		MaxInFlight:      p.config.MaxInFlight,
 		MaxBufferedBytes: p.config.MaxBufferedBytes,
-		Retry:            p.config.RetryPolicy,
+		Retry:            p.client.Retry,
 		Client:           p.client,
 		Logger:           p.logger,
 	})

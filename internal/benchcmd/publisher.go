@@ -28,12 +28,12 @@ const syncGoroutines = 64
 // A nil hc means the Publisher's default HTTP client.
 func newPublisher(b *bench, m mode, async bool, failures *atomic.Int64, hc *http.Client) (*durablestreams.Publisher, error) {
 	return durablestreams.NewPublisher(durablestreams.PublisherConfig{
-		BaseURL:     b.baseURL(),
-		HTTPClient:  hc,
-		Marshaler:   m.marshaler(),
-		Async:       async,
-		Linger:      b.opts.linger,
-		MaxInFlight: b.opts.inFlight,
+		BaseURL:      b.baseURL(),
+		ClientConfig: durablestreams.ClientConfig{HTTPClient: hc},
+		Marshaler:    m.marshaler(),
+		Async:        async,
+		Linger:       b.opts.linger,
+		MaxInFlight:  b.opts.inFlight,
 		OnAsyncError: func(string, string, error) {
 			failures.Add(1)
 		},

@@ -76,7 +76,7 @@ type drain struct {
 func routerDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *http.Client, lineIDs ...string) (drain, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), HTTPClient: hc}, nil)
+	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), ClientConfig: durablestreams.ClientConfig{HTTPClient: hc}}, nil)
 	if err != nil {
 		return drain{}, err
 	}
@@ -135,7 +135,7 @@ func routerDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *htt
 func subscriberDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *http.Client, lineIDs ...string) (drain, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), HTTPClient: hc}, nil)
+	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), ClientConfig: durablestreams.ClientConfig{HTTPClient: hc}}, nil)
 	if err != nil {
 		return drain{}, err
 	}

@@ -19,7 +19,7 @@ import (
 // (epoch, seq) while an earlier request for it may still be applied: sending
 // it again could write it twice.
 var errUncertain = fmt.Errorf("%w: a request for this batch ended without an answer and may have been written; "+
-	"it is not resent under a new sequence number, which could write it twice", protocol.ErrRetriesExhausted)
+	"it is not resent under a new sequence number, which could write it twice", protocol.ErrOutcomeUnknown)
 
 // handle applies the final answer of one request.
 func (s *sequencer) handle(r result) {
@@ -35,7 +35,7 @@ func (s *sequencer) handle(r result) {
 	}
 	switch {
 	case r.err != nil:
-		if errors.Is(r.err, protocol.ErrRetriesExhausted) {
+		if errors.Is(r.err, protocol.ErrOutcomeUnknown) {
 			// It may have landed: later batches are numbered after it, and a
 			// 409 tells if the server is behind that.
 			s.hi = max(s.hi, b.seq)

@@ -1,7 +1,6 @@
 package producer
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,9 +75,9 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 }
 
-// SetDefaults fills zero fields with defaults. A Client with no
+// setDefaults fills zero fields with defaults. A Client with no
 // RequestTimeout is copied, not changed, to get the default timeout.
-func (c *Config) SetDefaults() {
+func (c *Config) setDefaults() {
 	if c.Linger == 0 {
 		c.Linger = DefaultLinger
 	}
@@ -107,43 +106,36 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// Validate reports everything wrong with the configuration.
+// Validate reports the first problem with the configuration, naming the
+// field as it is written in Go (the publisher checks its own config, named
+// as users write it, before it makes a producer).
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("durablestreams: producer config: "+format, args...))
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: producer: %s", protocol.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
-	if c.URL == "" {
-		bad("URL is empty")
+	switch {
+	case c.URL == "":
+		return bad("URL is empty")
+	case c.ContentType == "":
+		return bad("ContentType is empty")
+	case c.ProducerID == "":
+		return bad("ProducerID (the Producer-Id header) is empty")
+	case c.Epoch < 0 || c.Epoch > protocol.MaxInteger:
+		return bad("Epoch %d (the Producer-Epoch header) is outside [0, 2^53-1]", c.Epoch)
+	case c.Linger < 0:
+		return bad("Linger %s is negative", c.Linger)
+	case c.MaxBatchBytes < 3:
+		return bad("MaxBatchBytes %d is too small (at least 3: a JSON array of one 1-byte message)", c.MaxBatchBytes)
+	case c.MaxInFlight < 1:
+		return bad("MaxInFlight %d must be at least 1", c.MaxInFlight)
+	case c.MaxBufferedBytes < c.MaxBatchBytes:
+		return bad("MaxBufferedBytes %d is below MaxBatchBytes %d", c.MaxBufferedBytes, c.MaxBatchBytes)
+	case c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0:
+		return bad("Retry has a negative field: %+v", c.Retry)
+	case c.Client == nil:
+		return bad("Client is nil")
+	case c.Client.RequestTimeout < 0:
+		return bad("Client.RequestTimeout %s is negative", c.Client.RequestTimeout)
 	}
-	if c.ContentType == "" {
-		bad("ContentType is empty")
-	}
-	if c.ProducerID == "" {
-		bad("ProducerID is empty")
-	}
-	if c.Epoch < 0 || c.Epoch > protocol.MaxInteger {
-		bad("Epoch %d is outside [0, 2^53-1]", c.Epoch)
-	}
-	if c.Linger < 0 {
-		bad("Linger %s is negative", c.Linger)
-	}
-	if c.MaxBatchBytes < 3 {
-		bad("MaxBatchBytes %d is too small (at least 3: a JSON array of one 1-byte message)", c.MaxBatchBytes)
-	}
-	if c.MaxInFlight < 1 {
-		bad("MaxInFlight %d must be at least 1", c.MaxInFlight)
-	}
-	if c.MaxBufferedBytes < c.MaxBatchBytes {
-		bad("MaxBufferedBytes %d is below MaxBatchBytes %d", c.MaxBufferedBytes, c.MaxBatchBytes)
-	}
-	if c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0 {
-		bad("Retry has a negative field: %+v", c.Retry)
-	}
-	if c.Client == nil {
-		bad("Client is nil (call SetDefaults)")
-	} else if c.Client.RequestTimeout < 0 {
-		bad("Client.RequestTimeout %s is negative", c.Client.RequestTimeout)
-	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -29,8 +29,8 @@ import (
 // (a written batch reports from its request goroutine); errors are all
 // reported from the owner goroutine, one at a time.
 //
-// An error wrapping protocol.ErrRetriesExhausted means the outcome is
-// unknown: the message may or may not have been written.
+// An error matching protocol.ErrOutcomeUnknown means the message may or
+// may not have been written; every other error means it was not.
 type DoneFunc func(offset string, err error)
 
 // Producer appends messages to one stream exactly once. It is safe for
@@ -68,7 +68,7 @@ type Producer struct {
 
 // New starts a producer. The stream must exist.
 func New(cfg Config) (*Producer, error) {
-	cfg.SetDefaults()
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

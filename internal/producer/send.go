@@ -28,6 +28,11 @@ type attempt struct {
 	seq   int64
 	body  []byte
 	close bool
+	// acked is the highest seq of this epoch acknowledged before the
+	// launch: the server held it before this request arrived.
+	acked int64
+	// delay holds the request back after a repeated conflict.
+	delay time.Duration
 	// after is the previous launch's write signal: this request is not
 	// sent before that one has been written, so that pipelined requests
 	// leave in seq order and seldom overtake each other on the way in
@@ -53,11 +58,13 @@ type result struct {
 	status int
 	header http.Header
 	body   string
-	// err: the request never got a final answer (retries exhausted, or the
-	// producer is closing).
+	// err: the request never got a final answer (retries ended, or the
+	// producer is closing); see protocol.Retry for what it matches.
 	err error
-	// uncertain: some try ended without a definite answer, so the server
-	// may have written the batch.
+	// wroteRequest: the failed try had written the request (post only).
+	wroteRequest bool
+	// uncertain: with an answer, an earlier try of this request may have
+	// been applied; with err, some try may have been.
 	uncertain bool
 	// notified: the request goroutine already gave the messages their
 	// result (written).
@@ -69,9 +76,9 @@ func (r result) written() bool {
 	return r.err == nil && (r.status == http.StatusOK || r.status == http.StatusCreated)
 }
 
-// send posts one batch, retrying network errors, timeouts, 429 and 5xx
-// with the same epoch, seq and body, so that the server recognises a
-// repeat of a request it already applied.
+// send posts one batch under protocol.Retry: network errors, timeouts,
+// 429 and 5xx are tried again with the same epoch, seq and body, so that
+// the server recognises a repeat of a request it already applied.
 func (p *Producer) send(a attempt) result {
 	ctx := p.ctx
 	defer a.wrote.done()
@@ -81,56 +88,35 @@ func (p *Producer) send(a attempt) result {
 		case <-ctx.Done():
 		}
 	}
-	policy := p.cfg.Retry
-	start := time.Now()
-	uncertain := false
-	for try := 1; ; try++ {
-		r := p.post(ctx, a)
-		if r.err == nil && !protocol.RetryableStatus(r.status) {
-			r.uncertain = uncertain
-			return r
-		}
-		if ctx.Err() != nil {
-			return result{a: a, err: context.Cause(ctx), uncertain: true}
-		}
-		if r.err != nil && !protocol.Retryable(r.err) {
-			// A refused certificate, a failing HeaderFunc: trying again
-			// cannot help, and such a request never reached the stream.
-			return result{a: a, err: r.err, uncertain: uncertain}
-		}
-		cause := r.err
-		if cause == nil {
-			cause = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(p.cfg.URL), StatusCode: r.status, Body: r.body}
-		}
-		// A 429 is refused before anything is applied; anything else (a
-		// lost connection, a timeout, a 5xx from a proxy) may come after.
-		if r.status != http.StatusTooManyRequests {
-			uncertain = true
-		}
-		wait := policy.Backoff(try)
-		if r.header != nil {
-			limit := policy.MaxElapsed
-			if limit <= 0 {
-				limit = maxRetryAfter
-			}
-			wait = max(wait, protocol.RetryAfter(r.header, limit))
-		}
-		if !policy.Allows(try, start, wait) {
-			return result{a: a, uncertain: uncertain, err: fmt.Errorf(
-				"%w after %d tries in %s (the batch may or may not have been written): %w",
-				protocol.ErrRetriesExhausted, try, time.Since(start).Round(time.Millisecond), cause)}
-		}
-		p.log.Debug("Retrying append", watermill.LogFields{
-			"epoch": a.epoch, "seq": a.seq, "try": try, "wait": wait, "cause": cause.Error(),
-		})
-		if err := protocol.Sleep(ctx, wait); err != nil {
-			return result{a: a, err: context.Cause(ctx), uncertain: true}
-		}
+	if a.delay > 0 {
+		_ = protocol.Sleep(ctx, a.delay) // a closing producer still tries once
 	}
+	var last result
+	mayBeWritten := false
+	err := protocol.Retry(ctx, p.cfg.Retry, func(n int) protocol.Try {
+		if n > 1 {
+			p.log.Debug("Retrying append", watermill.LogFields{
+				"epoch": a.epoch, "seq": a.seq, "try": n, "cause": last.err.Error(),
+			})
+		}
+		// Whether an earlier try may have been applied is what the answer
+		// to this one means: a duplicate of ours, or of someone else's.
+		earlier := mayBeWritten
+		var t protocol.Try
+		last, t = p.post(ctx, a)
+		last.uncertain = earlier
+		mayBeWritten = mayBeWritten || t.MayBeWritten
+		return t
+	})
+	if err != nil {
+		return result{a: a, err: err, uncertain: mayBeWritten}
+	}
+	return last
 }
 
-// post makes one try, bounded by the request timeout.
-func (p *Producer) post(parent context.Context, a attempt) result {
+// post makes one try, bounded by the request timeout. A nil Try.Err means
+// an answer for the table (see classify); 429 and 5xx are retried.
+func (p *Producer) post(parent context.Context, a attempt) (result, protocol.Try) {
 	client := p.cfg.Client
 	ctx, cancel := client.WithTimeout(parent)
 	defer cancel()
@@ -139,7 +125,7 @@ func (p *Producer) post(parent context.Context, a attempt) result {
 	})
 	req, err := client.NewRequest(ctx, http.MethodPost, p.cfg.URL, bytes.NewReader(a.body))
 	if err != nil {
-		return result{a: a, err: err}
+		return result{a: a, err: err}, protocol.Try{Err: err}
 	}
 	h := req.Header
 	h["Content-Type"] = []string{p.cfg.ContentType}
@@ -149,9 +135,10 @@ func (p *Producer) post(parent context.Context, a attempt) result {
 	if a.close {
 		h[protocol.HeaderClosed] = []string{"true"}
 	}
-	resp, err := client.Do(req)
+	resp, written, err := client.Send(req)
 	if err != nil {
-		return result{a: a, err: fmt.Errorf("durablestreams: append to %s: %w", protocol.RedactURL(p.cfg.URL), err)}
+		err = fmt.Errorf("durablestreams: append to %s: %w", protocol.RedactURL(p.cfg.URL), err)
+		return result{a: a, err: err, wroteRequest: written}, protocol.TransportTry(err, written)
 	}
 	r := result{a: a, status: resp.StatusCode, header: resp.Header}
 	if resp.StatusCode >= 300 {
@@ -159,5 +146,15 @@ func (p *Producer) post(parent context.Context, a attempt) result {
 		r.body = protocol.ErrorBody(b)
 	}
 	protocol.DrainClose(resp.Body)
-	return r
+	if !protocol.RetryableStatus(r.status) {
+		return r, protocol.Try{}
+	}
+	limit := p.cfg.Retry.MaxElapsed
+	if limit <= 0 {
+		limit = maxRetryAfter
+	}
+	httpErr := &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(p.cfg.URL), StatusCode: r.status, Body: r.body,
+		RetryAfter: protocol.RetryAfter(resp.Header, limit)}
+	r.err = httpErr
+	return r, protocol.StatusTry(httpErr)
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +64,23 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	return hc.Do(req)
 }
 
+// Send is Do that also reports whether the request was written out in
+// full (httptrace's WroteRequest without an error) before any error came:
+// a request that was not cannot have been applied. Hooks of a ClientTrace
+// already in req's context still run.
+func (c *Client) Send(req *http.Request) (resp *http.Response, written bool, err error) {
+	var wrote atomic.Bool
+	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
+	resp, err = c.Do(req.WithContext(ctx))
+	return resp, wrote.Load(), err
+}
+
 // DrainClose reads what is left of a body (bounded) so the connection can
 // be reused, then closes it.
 func DrainClose(body io.ReadCloser) {
@@ -83,20 +102,19 @@ type StreamOptions struct {
 // retried under c.Retry). A stream that exists with another content type
 // is ErrContentTypeMismatch, naming both types.
 func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOptions) error {
-	return c.retry(ctx, "create stream "+RedactURL(url), func() error { return c.createStream(ctx, url, opts) })
+	return c.retry(ctx, func() Try { return c.createStream(ctx, url, opts) })
 }
 
 // Tail returns the stream's current tail offset (HEAD), and false with no
 // error when the stream does not exist yet. Transient failures are
 // retried under c.Retry.
 func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bool, err error) {
-	err = c.retry(ctx, "head stream "+RedactURL(url), func() error {
-		h, herr := c.head(ctx, url)
-		if herr != nil {
-			return herr
+	err = c.retry(ctx, func() Try {
+		h, t := c.head(ctx, url)
+		if t.Err == nil {
+			offset = h.Get(HeaderNextOffset)
 		}
-		offset = h.Get(HeaderNextOffset)
-		return nil
+		return t
 	})
 	if errors.Is(err, ErrStreamNotFound) {
 		return "", false, nil
@@ -107,35 +125,17 @@ func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bo
 	return offset, err == nil, err
 }
 
-// retry runs an idempotent request until it succeeds, fails for good, or
-// c.Retry runs out.
-func (c *Client) retry(ctx context.Context, what string, try func() error) error {
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		err := try()
-		if err == nil || !Retryable(err) || ctx.Err() != nil {
-			return err
-		}
-		wait := c.Retry.Backoff(attempt)
-		var httpErr *HTTPError
-		if errors.As(err, &httpErr) && httpErr.RetryAfter > wait {
-			wait = httpErr.RetryAfter
-		}
-		if c.Retry == (RetryPolicy{}) || !c.Retry.Allows(attempt, start, wait) {
-			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
-		}
-		if serr := Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("durablestreams: %s: %w (after: %v)", what, serr, err)
-		}
-	}
+// retry runs an idempotent request under c.Retry (see Retry).
+func (c *Client) retry(ctx context.Context, try func() Try) error {
+	return Retry(ctx, c.Retry, func(int) Try { return try() })
 }
 
-func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) error {
+func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) Try {
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPut, url, nil)
 	if err != nil {
-		return err
+		return Try{Err: err}
 	}
 	req.Header.Set("Content-Type", opts.ContentType)
 	if opts.TTL > 0 {
@@ -144,54 +144,58 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 	if !opts.ExpiresAt.IsZero() {
 		req.Header.Set(HeaderExpiresAt, opts.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	resp, err := c.Do(req)
+	resp, written, err := c.Send(req)
 	if err != nil {
-		return fmt.Errorf("durablestreams: create stream %s: %w", RedactURL(url), err)
+		return TransportTry(fmt.Errorf("durablestreams: create stream %s: %w", RedactURL(url), err), written)
 	}
 	defer DrainClose(resp.Body)
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-		return nil
+		return Try{}
 	case http.StatusConflict:
 		existing, err := c.ContentType(ctx, url)
 		if err == nil && !SameContentType(existing, opts.ContentType) {
-			return fmt.Errorf("%w: %s exists as %q, configured %q", ErrContentTypeMismatch, RedactURL(url), existing, opts.ContentType)
+			return Try{Err: fmt.Errorf("%w: %s exists as %q, configured %q", ErrContentTypeMismatch, RedactURL(url), existing, opts.ContentType)}
 		}
-		return fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))
+		return Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return &HTTPError{
+	return StatusTry(&HTTPError{
 		Method: http.MethodPut, URL: RedactURL(url), StatusCode: resp.StatusCode, Body: ErrorBody(body),
 		RetryAfter: RetryAfter(resp.Header, time.Minute),
-	}
+	})
 }
 
 // ContentType returns the content type of an existing stream (HEAD).
 func (c *Client) ContentType(ctx context.Context, url string) (string, error) {
-	h, err := c.head(ctx, url)
-	if err != nil {
-		return "", err
+	h, t := c.head(ctx, url)
+	if t.Err != nil {
+		return "", t.Err
 	}
 	return strings.TrimSpace(h.Get("Content-Type")), nil
 }
 
-func (c *Client) head(ctx context.Context, url string) (http.Header, error) {
+// head makes one HEAD request. A HEAD changes nothing, so no try of it is
+// ever "may have been written".
+func (c *Client) head(ctx context.Context, url string) (http.Header, Try) {
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodHead, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, Try{Err: err}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("durablestreams: head stream %s: %w", RedactURL(url), err)
+		return nil, TransportTry(fmt.Errorf("durablestreams: head stream %s: %w", RedactURL(url), err), false)
 	}
 	DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return nil, &HTTPError{
+		t := StatusTry(&HTTPError{
 			Method: http.MethodHead, URL: RedactURL(url), StatusCode: resp.StatusCode,
 			RetryAfter: RetryAfter(resp.Header, time.Minute),
-		}
+		})
+		t.MayBeWritten = false
+		return nil, t
 	}
-	return resp.Header, nil
+	return resp.Header, Try{}
 }

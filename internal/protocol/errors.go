@@ -28,6 +28,8 @@ var (
 	ErrContentTypeMismatch = errors.New("durablestreams: stream content type mismatch")
 	// ErrStreamConflict: the stream exists with another configuration.
 	ErrStreamConflict = errors.New("durablestreams: stream exists with another configuration")
+	// ErrInvalidConfig is wrapped by every configuration error.
+	ErrInvalidConfig = errors.New("durablestreams: invalid config")
 	// ErrRetriesExhausted: a retryable failure outlasted the retry policy.
 	ErrRetriesExhausted = errors.New("durablestreams: retries exhausted")
 )
@@ -106,7 +108,8 @@ func Retryable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// RetryableStatus: 429 and 5xx are worth retrying; everything else is final.
+// RetryableStatus reports whether a status is worth retrying: 429 and 5xx;
+// everything else is final.
 func RetryableStatus(code int) bool {
 	return code == http.StatusTooManyRequests || code >= 500
 }

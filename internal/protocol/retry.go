@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -36,8 +38,10 @@ func DefaultRetryPolicy() RetryPolicy {
 }
 
 // Backoff returns the wait before retry number attempt (1 = first retry):
-// exponential with full jitter in [d/2, d], so that many clients that
-// failed together do not come back together.
+// d = InitialBackoff doubled per retry up to MaxBackoff, then "equal
+// jitter": a uniform wait in [d/2, d]. The jitter keeps clients that failed
+// together from coming back together; the floor of d/2 keeps a retry from
+// following its failure at once (full jitter, in [0, d], would).
 func (p RetryPolicy) Backoff(attempt int) time.Duration {
 	d := p.InitialBackoff
 	if d <= 0 {
@@ -103,4 +107,105 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ErrOutcomeUnknown means a request that changes the stream ended without an
+// answer after it may have reached the server (a lost connection or a
+// timeout after it was written, a 5xx), and retrying did not settle it. It
+// may or may not have been applied. It is distinct from
+// ErrRetriesExhausted, which means that no try was written.
+var ErrOutcomeUnknown = errors.New("durablestreams: outcome unknown (the request may have been written)")
+
+// Try is how one try of a request ended, as Retry needs to know it.
+type Try struct {
+	// Err is nil when the try got an answer the caller handles itself,
+	// and otherwise why it failed.
+	Err error
+	// Retryable: the same request may be sent again as it is.
+	Retryable bool
+	// MayBeWritten: the request may have reached the server and been
+	// applied (it was written before the connection failed or timed out,
+	// or a 5xx came back). A try that failed before the request was
+	// written, or drew a 429, was not applied.
+	MayBeWritten bool
+	// RetryAfter is the server's Retry-After, zero when it sent none.
+	RetryAfter time.Duration
+}
+
+// TransportTry classifies an error of http.Client.Do for a request that
+// was (written) or was not written out in full before it (see
+// Client.Send). After the request was written, any error, a malformed
+// answer included, may hide an applied request and is retried; before,
+// only network failures and timeouts are retried (a refused certificate
+// or a failing HeaderFunc would fail again).
+func TransportTry(err error, written bool) Try {
+	if written {
+		return Try{Err: err, Retryable: true, MayBeWritten: true}
+	}
+	return Try{Err: err, Retryable: Retryable(err)}
+}
+
+// StatusTry classifies an error answer: 429 is retried and was not
+// applied; a 5xx is retried and may have been applied (a proxy can answer
+// 502 or 504 after the server wrote); anything else is final.
+func StatusTry(err *HTTPError) Try {
+	return Try{
+		Err:          err,
+		Retryable:    RetryableStatus(err.StatusCode),
+		MayBeWritten: err.StatusCode >= 500,
+		RetryAfter:   err.RetryAfter,
+	}
+}
+
+// Retry runs try (n = 1 for the first try) until it returns a nil Err or
+// a failure that is not Retryable, or until p or ctx ends the retries,
+// waiting Backoff, or the server's Retry-After when longer, between tries.
+// The zero RetryPolicy tries once.
+//
+// It returns nil, the error of a try that failed for good as it is (the
+// caller knows what its earlier tries may have done), or, when the retries
+// end:
+//   - an error matching ErrOutcomeUnknown if any try may have been written
+//     (it names ctx's cause but does not wrap it);
+//   - otherwise, when p ran out, one matching ErrRetriesExhausted, and when
+//     ctx ended, one matching ctx's cause. Neither was applied.
+//
+// Every such error also wraps the last try's error.
+func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
+	start := time.Now()
+	mayBeWritten := false
+	for n := 1; ; n++ {
+		t := try(n)
+		if t.Err == nil {
+			return nil
+		}
+		mayBeWritten = mayBeWritten || t.MayBeWritten
+		if ctx.Err() != nil {
+			return ended(mayBeWritten, n, start, context.Cause(ctx), t.Err)
+		}
+		if !t.Retryable {
+			return t.Err
+		}
+		wait := max(p.Backoff(n), t.RetryAfter)
+		if p == (RetryPolicy{}) || !p.Allows(n, start, wait) {
+			sentinel := ErrRetriesExhausted
+			if mayBeWritten {
+				sentinel = ErrOutcomeUnknown
+			}
+			return fmt.Errorf("%w after %d tries in %s: %w", sentinel, n, time.Since(start).Round(time.Millisecond), t.Err)
+		}
+		if err := Sleep(ctx, wait); err != nil {
+			return ended(mayBeWritten, n, start, context.Cause(ctx), t.Err)
+		}
+	}
+}
+
+func ended(mayBeWritten bool, n int, start time.Time, cause, last error) error {
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if mayBeWritten {
+		// The cause is named, not wrapped: an outcome-unknown error must not
+		// match a sentinel that means "not written" (a producer's "closed").
+		return fmt.Errorf("%w: gave up after %d tries in %s: %v (last try: %w)", ErrOutcomeUnknown, n, elapsed, cause, last)
+	}
+	return fmt.Errorf("gave up after %d tries in %s: %w (last try: %w)", n, elapsed, cause, last)
 }

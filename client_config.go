@@ -1,0 +1,138 @@
+package durablestreams
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// DefaultRequestTimeout bounds each HTTP request when
+// ClientConfig.RequestTimeout is zero.
+const DefaultRequestTimeout = 30 * time.Second
+
+// ClientConfig holds the HTTP settings that PublisherConfig,
+// SubscriberConfig and StreamOffsetStoreConfig share; each embeds it. The
+// zero value is a working default.
+type ClientConfig struct {
+	// HTTPClient sends every request; set it for TLS (a custom CA, mTLS),
+	// proxies or tracing. Default: a client tuned for many requests to one
+	// host, closed (its idle connections dropped) with the component that
+	// made it.
+	HTTPClient *http.Client
+	// Header is sent with every request, for example a static
+	// Authorization header. Header values are never logged.
+	Header http.Header
+	// HeaderFunc adds headers to every request, for example a bearer token
+	// that rotates.
+	HeaderFunc HeaderFunc
+	// RequestTimeout bounds each HTTP request (a long-poll read has its own
+	// bound, SubscriberConfig.LiveTimeout). Default: DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
+	// The zero value means DefaultRetryPolicy().
+	RetryPolicy RetryPolicy
+}
+
+// HeaderFunc adds headers to a request, for example a bearer token that
+// rotates. It is called once per request and must be safe for concurrent
+// use. An error fails the request without sending it, and it is not
+// retried. Header values are never logged.
+type HeaderFunc func(ctx context.Context, h http.Header) error
+
+// RetryPolicy bounds how a failed request is tried again. Only failures
+// that cannot have changed anything, or whose repeat the server recognises
+// (every append carries idempotent producer headers), are retried: network
+// errors, timeouts, 429 (honouring Retry-After) and 5xx.
+type RetryPolicy struct {
+	// MaxAttempts is the most tries of one request, the first included.
+	// Zero means no limit other than MaxElapsed.
+	MaxAttempts int
+	// InitialBackoff is the wait before the first retry; each later wait
+	// doubles, up to MaxBackoff, each drawn at random from its upper half.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the wait between retries.
+	MaxBackoff time.Duration
+	// MaxElapsed is the longest a request is retried, from its first try.
+	// Zero means no limit other than MaxAttempts and the caller's context.
+	MaxElapsed time.Duration
+}
+
+// DefaultRetryPolicy rides through a server restart or a short outage:
+// backoff from 50ms to 5s, for at most 2 minutes per request.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 2 * time.Minute}
+}
+
+func (c *ClientConfig) setDefaults() {
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.RetryPolicy == (RetryPolicy{}) {
+		c.RetryPolicy = DefaultRetryPolicy()
+	}
+}
+
+func (c ClientConfig) validate() error {
+	p := c.RetryPolicy
+	if p.MaxAttempts < 0 {
+		return invalidConfig("RetryPolicy.MaxAttempts is negative (%d)", p.MaxAttempts)
+	}
+	if p.MaxBackoff > 0 && p.InitialBackoff > p.MaxBackoff {
+		return invalidConfig("RetryPolicy.InitialBackoff (%s) exceeds RetryPolicy.MaxBackoff (%s)", p.InitialBackoff, p.MaxBackoff)
+	}
+	return checkDurations(
+		namedDuration{"RequestTimeout", c.RequestTimeout},
+		namedDuration{"RetryPolicy.InitialBackoff", p.InitialBackoff},
+		namedDuration{"RetryPolicy.MaxBackoff", p.MaxBackoff},
+		namedDuration{"RetryPolicy.MaxElapsed", p.MaxElapsed},
+	)
+}
+
+// newClient is the one place that builds the HTTP plumbing: it returns the
+// protocol client and whether the HTTP client was made here (and so is ours
+// to close). compressedReads false makes our own client ask for no gzip,
+// which the reference server would otherwise do on its only thread.
+func (c ClientConfig) newClient(compressedReads bool) (client *protocol.Client, ours bool) {
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = protocol.NewHTTPClient(64)
+		if t, ok := hc.Transport.(*http.Transport); ok && !compressedReads {
+			t.DisableCompression = true
+		}
+	}
+	return &protocol.Client{
+		HTTP:           hc,
+		Header:         c.Header,
+		HeaderFunc:     protocol.HeaderFunc(c.HeaderFunc),
+		RequestTimeout: c.RequestTimeout,
+		Retry:          c.RetryPolicy.internal(),
+	}, c.HTTPClient == nil
+}
+
+func (p RetryPolicy) internal() protocol.RetryPolicy { return protocol.RetryPolicy(p) }
+
+// ErrInvalidConfig is wrapped by every configuration error; the message
+// names the field as it is written in Go.
+var ErrInvalidConfig = protocol.ErrInvalidConfig
+
+func invalidConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}
+
+type namedDuration struct {
+	name string
+	d    time.Duration
+}
+
+// checkDurations rejects negative durations, naming the field.
+func checkDurations(durations ...namedDuration) error {
+	for _, d := range durations {
+		if d.d < 0 {
+			return invalidConfig("%s is negative (%s)", d.name, d.d)
+		}
+	}
+	return nil
+}
