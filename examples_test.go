@@ -137,9 +137,13 @@ func TestREADMEQuickStart(t *testing.T) {
 		t.Skip("builds and runs the basic example")
 	}
 	dstest.SkipIfExternal(t, "starts a reference server of its own")
+	_, err = os.Stat(filepath.Join("testserver", "node_modules", "@durable-streams", "server", "package.json"))
+	require.NoError(t, err, "the reference server is not installed: run npm ci --prefix testserver")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", commands[0])
+	// The launcher installs the server when it is missing; a test must not.
+	cmd.Env = append(os.Environ(), "DURABLE_STREAMS_NO_INSTALL=1")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s:\n%s", commands[0], out)
 	require.Len(t, regexp.MustCompile(`(?m)^published `).FindAllString(string(out), -1), 3, "%s:\n%s", commands[0], out)

@@ -3,7 +3,8 @@
 //   node testserver/with-server.mjs go run ./_examples/basic
 //
 // It installs the pinned server from package-lock.json if it is not
-// installed yet (npm ci), starts it in memory on a free port of 127.0.0.1,
+// installed yet (npm ci; not when DURABLE_STREAMS_NO_INSTALL is set, as
+// the test suite does), starts it in memory on a free port of 127.0.0.1,
 // runs the command with DURABLE_STREAMS_URL set to the server's base URL
 // (streams live under <base>/v1/stream/), stops the server when the
 // command ends and exits with the command's status. Ctrl-C reaches the
@@ -20,6 +21,11 @@ if (command.length === 0) {
 }
 
 if (!existsSync(new URL("./node_modules/@durable-streams/server/package.json", import.meta.url))) {
+  if (process.env.DURABLE_STREAMS_NO_INSTALL) {
+    // Set by the test suite: a test never installs anything.
+    process.stderr.write(`with-server: the reference server is not installed: run npm ci --prefix ${here}\n`)
+    process.exit(1)
+  }
   process.stderr.write(`with-server: installing the pinned reference server (npm ci --prefix ${here})\n`)
   // npm's output goes to stderr, so that stdout is the command's alone.
   const npm = spawnSync("npm", ["ci", "--prefix", here], {
