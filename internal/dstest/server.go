@@ -5,6 +5,10 @@
 // lock file in testserver/ (npm ci --prefix testserver). Each server is a
 // node child process that exits when this process exits, however it exits:
 // it watches its stdin, whose only writer is us.
+//
+// The package is internal, and the examples do not use it: it needs an npm
+// install that go get cannot provide, and its faults and restarts are test
+// machinery. The README's Development section says how users test instead.
 package dstest
 
 import (
