@@ -5,7 +5,7 @@
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 GO_TEST := go test -timeout 20m
 
-.PHONY: fuzz server test test_short test_race test_reliability test_stress test_examples test_browser bench lint fmt up example
+.PHONY: fuzz server test test_short test_race test_reliability test_stress test_examples test_browser bench bench_peers test_bench lint fmt up example
 
 # Installs the server from the lock file only when the lock file changed,
 # so that a make target never reinstalls it under tests already running.
@@ -51,14 +51,29 @@ FUZZTIME ?= 30s
 fuzz:
 	DS_FUZZTIME=$(FUZZTIME) go test -count=1 -run TestFuzzTargetsBriefly -v -timeout 60m .
 
+# The benchmark is a module of its own (bench/go.mod, with a replace to
+# this one), so that ./... and the library's dependencies stay the library's.
+# The bench module's own tests (a quick run of every row and of the peers).
+test_bench: server
+	cd bench && $(GO_TEST) -race -count=1 ./...
+
 bench: server
-	go run ./internal/benchcmd
+	cd bench && go run . $(BENCH_FLAGS)
+
+# The same-machine comparison with Watermill's Redis Streams, NATS JetStream
+# and SQL (PostgreSQL) Pub/Subs. bench/peers.sh starts their servers on
+# loopback (installing the Debian packages first when run as root) and stops
+# them afterwards; a peer whose server is missing is skipped with a hint.
+bench_peers: server
+	./bench/peers.sh start
+	cd bench && go run . -peers all $(BENCH_FLAGS); rc=$$?; cd .. && ./bench/peers.sh stop; exit $$rc
 
 # Every staticcheck check (staticcheck.conf: "all").
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1)
 	go vet ./...
 	go run $(STATICCHECK) ./...
+	cd bench && go vet ./... && go run $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

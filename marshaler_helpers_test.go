@@ -12,7 +12,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
+
+// jsCanonical: JavaScript prints payload exactly so; the reference server
+// keeps such JSON byte for byte.
+func jsCanonical(payload []byte) bool {
+	return jsonscan.Classify(payload, maxWriteDepth) == jsonscan.SameBytes
+}
 
 // trickyPayloads are payloads every byte-exact marshaler must keep.
 func trickyPayloads() map[string][]byte {

@@ -2,11 +2,23 @@ package durablestreams
 
 import (
 	"encoding/base64"
+	"errors"
 	"slices"
 	"sync"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
+)
+
+// Limits on JSON nesting. The reference server parses and re-prints every
+// JSON-mode message recursively, and Node 20 fails a whole batch past about
+// 4,000 levels, so what we write stays far below that. Reads accept what
+// Go's encoding/json accepts.
+const (
+	maxWriteDepth = 512
+	maxReadDepth  = jsonscan.MaxDepth
 )
 
 // JSONMarshaler is the default marshaler. It writes each message to a
@@ -63,7 +75,7 @@ func (JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
 	payload := msg.Payload
 	kind := payloadBase64
 	switch {
-	case jsCanonical(payload):
+	case jsonscan.Classify(payload, maxWriteDepth) == jsonscan.SameBytes:
 		kind = payloadJSON
 		size += len(payload)
 	case utf8.Valid(payload):
@@ -75,15 +87,15 @@ func (JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
 
 	b := make([]byte, 0, size)
 	b = append(b, `{"uuid":`...)
-	b = appendJSString(b, msg.UUID)
+	b = jsonscan.AppendString(b, msg.UUID)
 	b = append(b, `,"metadata":{`...)
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSString(b, k)
+		b = jsonscan.AppendString(b, k)
 		b = append(b, ':')
-		b = appendJSString(b, msg.Metadata[k])
+		b = jsonscan.AppendString(b, msg.Metadata[k])
 	}
 	b = append(b, "},"...)
 	switch kind {
@@ -92,7 +104,7 @@ func (JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
 		b = append(b, payload...)
 	case payloadText:
 		b = append(b, `"payload_text":`...)
-		b = appendJSString(b, []byte(payload))
+		b = jsonscan.AppendString(b, []byte(payload))
 	default:
 		b = append(b, `"payload_base64":"`...)
 		b = base64.StdEncoding.AppendEncode(b, payload)
@@ -121,13 +133,15 @@ func quoteKey(k string) string {
 func (JSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
 	d := envelopeDecoders.Get().(*envelopeDecoder)
 	*d = envelopeDecoder{
-		s:       jsonScanner{data: data, maxDepth: maxReadDepth},
+		c:       d.c,
 		strs:    d.strs[:0],
 		meta:    d.meta[:0],
 		scratch: d.scratch[:0],
 	}
-	msg, err := d.decode()
-	d.s.data, d.payload = nil, nil
+	d.c.Reset(data, maxReadDepth)
+	msg, err := d.decode(data)
+	d.c.Reset(nil, 0)
+	d.payload = nil
 	if cap(d.strs)+cap(d.scratch) <= 64<<10 && cap(d.meta) <= 1024 {
 		envelopeDecoders.Put(d)
 	}
@@ -139,7 +153,7 @@ func (JSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) 
 var envelopeDecoders = sync.Pool{New: func() any { return new(envelopeDecoder) }}
 
 type envelopeDecoder struct {
-	s           jsonScanner
+	c           jsonscan.Cursor
 	uuid        span
 	hasUUID     bool
 	hasMetadata bool
@@ -152,63 +166,63 @@ type envelopeDecoder struct {
 	scratch []byte
 }
 
-func (d *envelopeDecoder) fail(reason string) (*message.Message, error) {
-	d.s.fail(reason)
-	return nil, &UnmarshalError{Marshaler: jsonMarshalerName, Offset: d.s.pos, Reason: d.s.reason, Err: ErrInvalidEnvelope}
+// fail reports err, a *jsonscan.SyntaxError, or reason at the cursor.
+func (d *envelopeDecoder) fail(reason string, err error) (*message.Message, error) {
+	serr := d.c.Fail(reason)
+	if err != nil {
+		errors.As(err, &serr)
+	}
+	return nil, &UnmarshalError{Marshaler: jsonMarshalerName, Offset: serr.Offset, Reason: serr.Reason, Err: ErrInvalidEnvelope}
 }
 
-func (d *envelopeDecoder) decode() (*message.Message, error) {
-	s := &d.s
-	if !utf8.Valid(s.data) {
-		return d.fail("not valid UTF-8")
+func (d *envelopeDecoder) decode(data []byte) (*message.Message, error) {
+	c := &d.c
+	if !utf8.Valid(data) {
+		return d.fail("not valid UTF-8", nil)
 	}
-	s.ws()
-	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
-		return d.fail("not a JSON object")
+	c.SkipSpace()
+	if !c.Consume('{') {
+		return d.fail("not a JSON object", nil)
 	}
-	s.pos++
-	s.ws()
+	c.SkipSpace()
 	for {
-		raw, escaped, ok := d.rawString()
-		if !ok {
-			return d.fail("expected object key")
+		raw, escaped, err := c.String()
+		if err != nil {
+			return d.fail("expected object key", nil)
 		}
 		key := raw[1 : len(raw)-1]
 		if escaped {
-			d.scratch = appendUnquoted(d.scratch[:0], raw)
+			d.scratch = jsonscan.AppendUnquoted(d.scratch[:0], raw)
 			key = d.scratch
 		}
-		s.ws()
-		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return d.fail("expected ':'")
+		c.SkipSpace()
+		if !c.Consume(':') {
+			return d.fail("expected ':'", nil)
 		}
-		s.pos++
-		s.ws()
-		if reason := d.field(key); reason != "" || s.reason != "" {
-			return d.fail(reason)
+		c.SkipSpace()
+		if reason, err := d.field(key); reason != "" || err != nil {
+			return d.fail(reason, err)
 		}
-		s.ws()
-		if s.pos >= len(s.data) {
-			return d.fail("unexpected end of JSON")
-		}
-		if s.data[s.pos] == '}' {
-			s.pos++
+		c.SkipSpace()
+		if c.Consume('}') {
 			break
 		}
-		if s.data[s.pos] != ',' {
-			return d.fail("expected ',' or '}'")
+		if c.AtEnd() {
+			return d.fail("unexpected end of JSON", nil)
 		}
-		s.pos++
-		s.ws()
+		if !c.Consume(',') {
+			return d.fail("expected ',' or '}'", nil)
+		}
+		c.SkipSpace()
 	}
-	s.ws()
+	c.SkipSpace()
 	switch {
-	case s.pos != len(s.data):
-		return d.fail("data after the envelope")
+	case !c.AtEnd():
+		return d.fail("data after the envelope", nil)
 	case !d.hasUUID:
-		return d.fail(`no "uuid"`)
+		return d.fail(`no "uuid"`, nil)
 	case d.payloads == 0:
-		return d.fail(`no "payload", "payload_text" or "payload_base64"`)
+		return d.fail(`no "payload", "payload_text" or "payload_base64"`, nil)
 	}
 	strs := string(d.strs)
 	str := func(f span) string { return strs[f.start:f.end] }
@@ -220,88 +234,79 @@ func (d *envelopeDecoder) decode() (*message.Message, error) {
 }
 
 // field decodes the value of one envelope field and returns why it is
-// invalid, if it is (or sets d.s.reason).
-func (d *envelopeDecoder) field(key []byte) string {
-	s := &d.s
+// invalid, if it is.
+func (d *envelopeDecoder) field(key []byte) (string, error) {
+	c := &d.c
 	switch string(key) {
 	case "uuid":
 		if d.hasUUID {
-			return `duplicate "uuid"`
+			return `duplicate "uuid"`, nil
 		}
 		v, ok := d.string()
 		if !ok {
-			return `"uuid" is not a string`
+			return `"uuid" is not a string`, nil
 		}
 		d.uuid, d.hasUUID = v, true
 	case "metadata":
 		if d.hasMetadata {
-			return `duplicate "metadata"`
+			return `duplicate "metadata"`, nil
 		}
 		d.hasMetadata = true
-		return d.metadataObject()
+		return d.metadataObject(), nil
 	case "payload":
 		if d.payloads++; d.payloads > 1 {
-			return "more than one payload field"
+			return "more than one payload field", nil
 		}
-		start := s.pos
-		if s.value() {
-			d.payload = append([]byte(nil), s.data[start:s.pos]...)
+		v, err := c.Value()
+		if err != nil {
+			return "", err
 		}
+		d.payload = append([]byte(nil), v...)
 	case "payload_text", "payload_base64":
 		if d.payloads++; d.payloads > 1 {
-			return "more than one payload field"
+			return "more than one payload field", nil
 		}
-		raw, escaped, ok := d.rawString()
-		if !ok {
-			return `"` + string(key) + `" is not a string`
+		raw, escaped, err := c.String()
+		if err != nil {
+			return `"` + string(key) + `" is not a string`, nil
 		}
 		if string(key) == "payload_text" {
 			if escaped {
-				d.payload = appendUnquoted(nil, raw)
+				d.payload = jsonscan.AppendUnquoted(nil, raw)
 			} else {
 				d.payload = append([]byte(nil), raw[1:len(raw)-1]...)
 			}
-			return ""
+			return "", nil
 		}
 		if escaped {
 			// Base64 needs no escapes, but JSON allows them.
-			d.scratch = appendUnquoted(d.scratch[:0], raw)
+			d.scratch = jsonscan.AppendUnquoted(d.scratch[:0], raw)
 			raw = d.scratch
 		} else {
 			raw = raw[1 : len(raw)-1]
 		}
 		p, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(raw))), raw)
 		if err != nil {
-			return `"payload_base64" is not base64`
+			return `"payload_base64" is not base64`, nil
 		}
 		d.payload = p
 	default:
-		s.value()
+		if _, err := c.Value(); err != nil {
+			return "", err
+		}
 	}
-	return ""
+	return "", nil
 }
 
-// rawString scans a JSON string at the current position and returns it
-// with its quotes.
-func (d *envelopeDecoder) rawString() (raw []byte, escaped, ok bool) {
-	s := &d.s
-	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
-		return nil, false, false
-	}
-	start := s.pos
-	escaped, ok = s.str()
-	return s.data[start:s.pos], escaped, ok
-}
-
-// string decodes a JSON string at the current position into d.strs.
+// string decodes a JSON string at the cursor into d.strs.
 func (d *envelopeDecoder) string() (span, bool) {
-	raw, escaped, ok := d.rawString()
-	if !ok {
+	raw, escaped, err := d.c.String()
+	if err != nil {
 		return span{}, false
 	}
 	start := len(d.strs)
 	if escaped {
-		d.strs = appendUnquoted(d.strs, raw)
+		d.strs = jsonscan.AppendUnquoted(d.strs, raw)
 	} else {
 		d.strs = append(d.strs, raw[1:len(raw)-1]...)
 	}
@@ -309,14 +314,12 @@ func (d *envelopeDecoder) string() (span, bool) {
 }
 
 func (d *envelopeDecoder) metadataObject() string {
-	s := &d.s
-	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+	c := &d.c
+	if !c.Consume('{') {
 		return `"metadata" is not an object`
 	}
-	s.pos++
-	s.ws()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
-		s.pos++
+	c.SkipSpace()
+	if c.Consume('}') {
 		return ""
 	}
 	for {
@@ -324,29 +327,26 @@ func (d *envelopeDecoder) metadataObject() string {
 		if !ok {
 			return "expected metadata key"
 		}
-		s.ws()
-		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+		c.SkipSpace()
+		if !c.Consume(':') {
 			return "expected ':'"
 		}
-		s.pos++
-		s.ws()
+		c.SkipSpace()
 		v, ok := d.string()
 		if !ok {
 			return "metadata value is not a string"
 		}
 		d.meta = append(d.meta, k, v)
-		s.ws()
-		if s.pos >= len(s.data) {
-			return "unexpected end of JSON"
-		}
-		if s.data[s.pos] == '}' {
-			s.pos++
+		c.SkipSpace()
+		if c.Consume('}') {
 			return ""
 		}
-		if s.data[s.pos] != ',' {
+		if c.AtEnd() {
+			return "unexpected end of JSON"
+		}
+		if !c.Consume(',') {
 			return "expected ',' or '}'"
 		}
-		s.pos++
-		s.ws()
+		c.SkipSpace()
 	}
 }

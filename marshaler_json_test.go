@@ -57,44 +57,6 @@ func TestJSONMarshalerEnvelope(t *testing.T) {
 	}
 }
 
-func TestJSCanonical(t *testing.T) {
-	canonical := []string{
-		`0`, `-1`, `42`, `999999999999999`, `9007199254740992`, `1.5`, `-0.25`, `0.000001`, `1e-7`, `1e+21`,
-		`1.7976931348623157e+308`, `5e-324`, `123456789012345680000`,
-		`true`, `false`, `null`, `""`, `"a\"b\\c"`, `"\b\f\n\r\t"`, `"\u0000\u001f\u000b"`, "\"\x7f\"",
-		"\"<&>\u2028\u2029é😀\"", `[]`, `{}`, `[1,[2,[3]],{"a":{}}]`, `{"a":1,"b":2,"A":3,"01":4,"-1":5,"1.0":6,"__proto__":7}`,
-		`{"":""}`,
-	}
-	notCanonical := []string{
-		``, ` 1`, `1 `, `[1, 2]`, "{\"a\":1}\n", `{ }`, `-0`, `1.0`, `1.50`, `01`, `1E5`, `1e5`, `1e21`, `100000000000000000000000`,
-		`0.0000001`, `12345678901234567890`, `9007199254740993`, `1e400`,
-		`"\u0041"`, `"\u001F"`, `"\u000a"`, `"\/"`, `"\ud800"`, `"\ud83d\ude00"`, `"\u00e9"`,
-		`{"0":1}`, `{"a":1,"1":2}`, `{"4294967295":1}`, `{"a":1,"a":2}`,
-		`{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k1":1}`,
-		`tru`, `[1,]`, `{"a"}`, `"abc`, "\"\x01\"", "\"\xff\"", `NaN`, `Infinity`, `+1`, `.5`, `1.`, `[1]]`,
-		strings.Repeat("[", maxWriteDepth+1) + strings.Repeat("]", maxWriteDepth+1),
-	}
-	for _, s := range canonical {
-		assert.True(t, jsCanonical([]byte(s)), "want canonical: %s", s)
-	}
-	for _, s := range notCanonical {
-		assert.False(t, jsCanonical([]byte(s)), "want not canonical: %q", s)
-	}
-}
-
-func TestAppendJSNumber(t *testing.T) {
-	// Expected values printed by Node.js: String(x).
-	tests := map[float64]string{
-		0: "0", 1: "1", -1: "-1", 0.1: "0.1", 1.5: "1.5", 100: "100", 1e20: "100000000000000000000",
-		1e21: "1e+21", 1.5e21: "1.5e+21", 1e-6: "0.000001", 1e-7: "1e-7", 1.23e-7: "1.23e-7", 123e-20: "1.23e-18",
-		9007199254740993: "9007199254740992", 5e-324: "5e-324", 1.7976931348623157e308: "1.7976931348623157e+308",
-		0.000123: "0.000123", 123.456: "123.456",
-	}
-	for f, want := range tests {
-		assert.Equal(t, want, string(appendJSNumber(nil, f)), "%v", f)
-	}
-}
-
 func TestJSONMarshalerRejectsInvalidUTF8(t *testing.T) {
 	bad := []*message.Message{message.NewMessage("\xff", nil), message.NewMessage("u", nil), message.NewMessage("u", nil)}
 	bad[1].Metadata.Set("k\xff", "v")

@@ -1,10 +1,13 @@
 package durablestreams
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
 
 // RawJSONMarshaler writes only the payload, which must be one JSON value,
@@ -32,7 +35,7 @@ func (RawJSONMarshaler) ContentType() string { return "application/json" }
 // Marshal returns msg.Payload itself (capacity clipped, so appending to the
 // result never writes into it) after checking that it is JSON.
 func (RawJSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
-	if reason, offset := scanJSON(msg.Payload, maxWriteDepth); reason != "" {
+	if reason, offset := validateJSON(msg.Payload, maxWriteDepth); reason != "" {
 		return nil, &MarshalError{
 			Marshaler: rawJSONMarshalerName,
 			UUID:      msg.UUID,
@@ -45,8 +48,17 @@ func (RawJSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) 
 
 // Unmarshal returns a message with a copy of data as its payload.
 func (RawJSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
-	if reason, offset := scanJSON(data, maxReadDepth); reason != "" {
+	if reason, offset := validateJSON(data, maxReadDepth); reason != "" {
 		return nil, &UnmarshalError{Marshaler: rawJSONMarshalerName, Offset: offset, Reason: reason, Err: ErrPayloadNotJSON}
 	}
 	return message.NewMessage(watermill.NewUUID(), append([]byte(nil), data...)), nil
+}
+
+// validateJSON returns why data is not one JSON value, and where.
+func validateJSON(data []byte, maxDepth int) (reason string, offset int) {
+	var serr *jsonscan.SyntaxError
+	if errors.As(jsonscan.Validate(data, maxDepth), &serr) {
+		return serr.Reason, serr.Offset
+	}
+	return "", 0
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -190,9 +191,9 @@ func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v an
 		if err != nil {
 			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
 		}
-		elems, err := reader.SplitJSONArray(chunk.Data)
+		elems, err := jsonscan.SplitArray(chunk.Data)
 		if err != nil {
-			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
+			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w: JSON-mode body: %w", protocol.RedactURL(streamURL), reader.ErrProtocol, err)
 		}
 		if len(elems) > 0 {
 			last = elems[len(elems)-1]

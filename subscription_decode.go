@@ -3,10 +3,12 @@ package durablestreams
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
@@ -57,14 +59,10 @@ func (d *decoder) run(ctx context.Context) {
 		carried := len(buf) > 0
 		var frames [][]byte
 		if chunk.JSON {
-			elems, err := reader.SplitJSONArray(chunk.Data)
+			frames, err = jsonscan.SplitArray(chunk.Data)
 			if err != nil {
-				d.send(ctx, batch{err: err})
+				d.send(ctx, batch{err: fmt.Errorf("%w: JSON-mode body: %w", reader.ErrProtocol, err)})
 				return
-			}
-			frames = make([][]byte, len(elems))
-			for i, e := range elems {
-				frames[i] = e
 			}
 		} else {
 			buf = append(buf, chunk.Data...)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -88,7 +89,7 @@ func TestCatchUpThenLive(t *testing.T) {
 		live, ok := <-done
 		require.True(t, ok, "live read failed")
 		require.Equal(t, c.NextOffset, live.Offset, "a chunk starts where the last ended")
-		elems, err := SplitJSONArray(live.Data)
+		elems, err := jsonscan.SplitArray(live.Data)
 		require.NoError(t, err)
 		require.NotEmpty(t, elems)
 		require.Equal(t, "3", string(elems[0]))
@@ -98,7 +99,7 @@ func TestCatchUpThenLive(t *testing.T) {
 		}
 		for !live.Closed {
 			live = next(t, r)
-			elems, err := SplitJSONArray(live.Data)
+			elems, err := jsonscan.SplitArray(live.Data)
 			require.NoError(t, err)
 			for _, e := range elems {
 				all = append(all, string(e))

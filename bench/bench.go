@@ -52,6 +52,10 @@ type bench struct {
 	opts   options
 	jobs   []job
 	corpus map[mode]*corpus
+	// fileSrv is the file-backed server of the group-drain rows, started
+	// on first use (fileServer) in fileDir.
+	fileSrv *dstest.Server
+	fileDir string
 }
 
 func newBench(srv *dstest.Server, o options) *bench {

@@ -1,4 +1,4 @@
-// Command benchcmd measures the library against the reference server and
+// Command bench measures the library against the reference server and
 // against what a raw HTTP client gets from the same server, and prints the
 // table of issue #6 (make bench). Every row runs against one server in one
 // process, interleaved run by run, so that the ratios hold on a noisy
@@ -27,7 +27,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "benchcmd:", err)
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
@@ -45,10 +45,14 @@ type options struct {
 	// Publisher settings to try out (zero: the library's defaults).
 	linger   time.Duration
 	inFlight int
+	// The peer comparison (instead of the rows) when peers is set.
+	peers        map[string]bool
+	peerMessages int
+	peerAddrs    peerAddrs
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("benchcmd", flag.ContinueOnError)
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
 	var rows string
@@ -62,8 +66,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.verify, "verify", false, "read every written stream back and check its message count (on with -quick)")
 	fs.DurationVar(&o.linger, "linger", 0, "experiment: PublisherConfig.Linger of the Publisher rows (default: the library's)")
 	fs.IntVar(&o.inFlight, "inflight", 0, "experiment: PublisherConfig.MaxInFlight of the Publisher rows (default: the library's)")
+	var peers string
+	fs.StringVar(&peers, "peers", "", "instead of the rows, compare with other Watermill Pub/Subs: comma-separated of ours-file, gochannel, redis, nats, postgres, or all (make bench_peers)")
+	fs.IntVar(&o.peerMessages, "peer-messages", 0, "messages per peer run (default 20000, 2000 with -quick)")
+	fs.StringVar(&o.peerAddrs.redis, "redis", "127.0.0.1:16379", "Redis address for -peers")
+	fs.StringVar(&o.peerAddrs.nats, "nats", "nats://127.0.0.1:14222", "NATS URL (JetStream enabled) for -peers")
+	fs.StringVar(&o.peerAddrs.postgres, "postgres", "postgres://postgres@127.0.0.1:15432/postgres?sslmode=disable", "PostgreSQL URL for -peers")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if peers != "" {
+		o.peers = make(map[string]bool)
+		for _, p := range strings.Split(peers, ",") {
+			o.peers[strings.TrimSpace(p)] = true
+		}
+	}
+	if o.peerMessages == 0 {
+		o.peerMessages = 20_000
+		if o.quick {
+			o.peerMessages = 2_000
+		}
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -135,23 +157,53 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer srv.Stop()
 
 	b := newBench(srv, o)
+	defer b.stopFileServer()
+	if o.peers != nil {
+		return runPeerTable(ctx, b, stdout)
+	}
 	fmt.Fprintf(stdout, "Benchmarking against %s (pid %d); %s\n", srv.URL, srv.PID(), b.describeMessages())
 
 	results, err := b.runAll(ctx, stdout)
 	if err != nil {
 		return err
 	}
-	table := renderTable(b.header(), b.jobs, results)
+	return writeTable(o.out, renderTable(b.header(), b.jobs, results), stdout)
+}
+
+// runPeerTable runs the peer comparison and writes its table next to
+// the rows' (peers.md).
+func runPeerTable(ctx context.Context, b *bench, stdout io.Writer) error {
+	peers, err := b.peerList(b.opts.peers, b.opts.peerAddrs)
+	if err != nil {
+		return err
+	}
+	runs := b.opts.runs
+	if runs == 0 {
+		runs = 3
+	}
+	table, err := b.runPeers(ctx, peers, b.opts.peerMessages, runs, stdout)
+	if err != nil {
+		return err
+	}
+	out := b.opts.out
+	if out != "" {
+		out = filepath.Join(filepath.Dir(out), "peers.md")
+	}
+	return writeTable(out, table, stdout)
+}
+
+// writeTable prints the table and writes it to out (empty: nowhere).
+func writeTable(out, table string, stdout io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, table)
-	if o.out != "" {
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+	if out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return fmt.Errorf("write table: %w", err)
 		}
-		if err := os.WriteFile(o.out, []byte(table), 0o644); err != nil {
+		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
 			return fmt.Errorf("write table: %w", err)
 		}
-		fmt.Fprintf(stdout, "\nWritten to %s\n", o.out)
+		fmt.Fprintf(stdout, "\nWritten to %s\n", out)
 	}
 	return nil
 }

@@ -53,13 +53,19 @@ type runCtx struct {
 	b     *bench
 	usage map[string]cpuUsage
 	last  cpuUsage
+	// serverPID is the server whose CPU the run's lines show: zero means
+	// the bench's server, negative none (a peer's server, not measured).
+	serverPID int
 }
 
 // timed runs fn and returns how long it took; the CPU used meanwhile is
 // recorded for the given lines.
 func (r *runCtx) timed(fn func() error, lineIDs ...string) (time.Duration, error) {
-	pid := r.b.srv.PID()
-	server0, err := processCPU(pid)
+	pid := r.serverPID
+	if pid == 0 {
+		pid = r.b.srv.PID()
+	}
+	server0, err := serverCPU(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -69,7 +75,7 @@ func (r *runCtx) timed(fn func() error, lineIDs ...string) (time.Duration, error
 		return 0, err
 	}
 	wall := time.Since(start)
-	server1, err := processCPU(pid)
+	server1, err := serverCPU(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -107,4 +113,12 @@ func (r *runCtx) usageOf(lineID string) cpuUsage {
 // instead of hanging the command.
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 3*time.Minute)
+}
+
+// serverCPU is processCPU, and zero for a server not measured (pid < 0).
+func serverCPU(pid int) (time.Duration, error) {
+	if pid < 0 {
+		return 0, nil
+	}
+	return processCPU(pid)
 }

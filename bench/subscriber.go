@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	durablestreams "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
@@ -17,22 +18,29 @@ import (
 // backlog writes n messages to a fresh JSON stream (raw, batched; not
 // timed) and returns its topic and URL.
 func backlog(ctx context.Context, r *runCtx, n int) (topic, url string, c *corpus, err error) {
-	c, err = r.b.corpusOf(jsonMode, n)
+	topic, url = r.b.newStream("backlog")
+	c, err = writeBacklog(ctx, r, url, n)
+	return topic, url, c, err
+}
+
+// writeBacklog creates the JSON stream at url and writes the corpus's
+// first n messages to it (raw, batched; not timed).
+func writeBacklog(ctx context.Context, r *runCtx, url string, n int) (*corpus, error) {
+	c, err := r.b.corpusOf(jsonMode, n)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
 	hc := rawClient(4)
 	defer hc.CloseIdleConnections()
-	topic, url = r.b.newStream("backlog")
 	if err := createStream(ctx, hc, url, jsonMode); err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
 	bodies := c.batches(100, maxRawBody)
 	err = parallel(ctx, 4, len(bodies), func(ctx context.Context, i int) error {
 		_, err := send(ctx, hc, "POST", url, jsonMode.contentType(), bodies[i])
 		return err
 	})
-	return topic, url, c, err
+	return c, err
 }
 
 // rawCatchUp is one raw catch-up read: its rate, and when the first and
@@ -70,17 +78,36 @@ type drain struct {
 }
 
 // routerDrainRun drains the backlog through a Subscriber and a Watermill
-// Router handler that only counts; the time runs from Router.Run until
-// the handler has seen the n-th message.
+// Router handler that only counts (routerDrain).
 // A nil hc means the Subscriber's default HTTP client.
 func routerDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *http.Client, lineIDs ...string) (drain, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: r.b.baseURL(), ClientConfig: durablestreams.ClientConfig{HTTPClient: hc}}, nil)
+	return groupDrainRun(ctx, r, r.b.baseURL(), topic, n, hc, "", nil, lineIDs...)
+}
+
+// groupDrainRun is routerDrainRun on the server at baseURL, with a
+// consumer group whose positions go to store (an empty group: none).
+func groupDrainRun(ctx context.Context, r *runCtx, baseURL, topic string, n int, hc *http.Client,
+	group string, store durablestreams.OffsetStore, lineIDs ...string) (drain, error) {
+	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{
+		BaseURL:       baseURL,
+		ConsumerGroup: group,
+		OffsetStore:   store,
+		ClientConfig:  durablestreams.ClientConfig{HTTPClient: hc},
+	}, nil)
 	if err != nil {
 		return drain{}, err
 	}
 	defer sub.Close()
+	return routerDrain(ctx, r, sub, topic, n, lineIDs...)
+}
+
+// routerDrain drains n messages of topic from sub through a Watermill
+// Router handler that only counts; the time runs from Router.Run until
+// the handler has seen the n-th message. Any Watermill Subscriber goes,
+// so that the peers and GoChannel are measured through the same Router.
+func routerDrain(ctx context.Context, r *runCtx, sub message.Subscriber, topic string, n int, lineIDs ...string) (drain, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
 	if err != nil {
 		return drain{}, err
@@ -127,6 +154,20 @@ func routerDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *htt
 		return drain{}, fmt.Errorf("handler saw %d messages, want %d", got, n)
 	}
 	return drain{rate: rate(n, elapsed), start: start, done: done}, nil
+}
+
+// goChannelDrainRun drains n messages through the same Router from
+// Watermill's in-process GoChannel (persistent, so that a late subscriber
+// gets the backlog): the Router's own ceiling, with no I/O at all. The
+// messages are published before the timer starts.
+func goChannelDrainRun(ctx context.Context, r *runCtx, c *corpus, lineIDs ...string) (drain, error) {
+	pubSub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	defer pubSub.Close()
+	const topic = "bench-gochannel"
+	if err := pubSub.Publish(topic, c.messages()...); err != nil {
+		return drain{}, err
+	}
+	return routerDrain(ctx, r, pubSub, topic, len(c.uuids), lineIDs...)
 }
 
 // subscriberDrainRun drains the backlog from a Subscriber's channel with
@@ -183,11 +224,15 @@ func noGzipClient() *http.Client {
 // that tells when the backlog's last byte arrived, so that their time
 // splits into fetching and delivering.
 func catchUpRun(ctx context.Context, r *runCtx, n int) (map[string]float64, error) {
-	topic, url, _, err := backlog(ctx, r, n)
+	topic, url, c, err := backlog(ctx, r, n)
 	if err != nil {
 		return nil, err
 	}
 	defer r.b.deleteStream(url)
+	ceiling, err := goChannelDrainRun(ctx, r, c, "6-gochannel")
+	if err != nil {
+		return nil, err
+	}
 	raw, err := rawCatchUpRun(ctx, r, url, n, "6-raw", "6-ttfb", "6-body")
 	if err != nil {
 		return nil, err
@@ -221,6 +266,7 @@ func catchUpRun(ctx context.Context, r *runCtx, n int) (map[string]float64, erro
 		"6-raw":         raw.rate,
 		"6-ttfb":        millis(raw.firstByte),
 		"6-body":        millis(raw.body),
+		"6-gochannel":   ceiling.rate,
 		"6":             routed.rate,
 		"6-gets":        float64(gets),
 		"6-fetch":       millis(fetched.Sub(routed.start)),

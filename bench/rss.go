@@ -46,7 +46,7 @@ type rssResult struct {
 // closes it, and prints its peak RSS (VmHWM).
 func runChild(stdout io.Writer) int {
 	if err := publishManyTopics(stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "benchcmd child:", err)
+		fmt.Fprintln(os.Stderr, "bench child:", err)
 		return 1
 	}
 	return 0
