@@ -12,8 +12,9 @@
 //
 // Messages are encoded by a Marshaler: JSONMarshaler (the default, an
 // envelope keeping UUID, metadata and payload in a JSON-mode stream),
-// RawJSONMarshaler (the payload alone), FramedMarshaler (binary frames in
-// a byte-mode stream) and LinesMarshaler (one line per message).
+// RawJSONMarshaler (the payload alone), CloudEventsMarshaler (CloudEvents
+// in structured JSON mode), FramedMarshaler (binary frames in a byte-mode
+// stream) and LinesMarshaler (one line per message).
 //
 // Errors are typed: test them with errors.Is against the Err* sentinels,
 // and with errors.As for *StaleEpochError, *HTTPError, *InvalidTopicError,

@@ -5,8 +5,9 @@ import (
 )
 
 // Marshaler turns a Watermill message into one stream message.
-// JSONMarshaler (the default), RawJSONMarshaler, FramedMarshaler and
-// LinesMarshaler implement it, each with its Unmarshaler.
+// JSONMarshaler (the default), RawJSONMarshaler, CloudEventsMarshaler,
+// FramedMarshaler and LinesMarshaler implement it, each with its
+// Unmarshaler.
 //
 // In JSON mode (a content type of application/json) the bytes must be one
 // JSON value; the publisher sends each as one element of a JSON array, so

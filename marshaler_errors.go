@@ -25,6 +25,10 @@ var (
 	// ErrFrameTooLarge: a frame is larger than the marshaler's
 	// MaxFrameBytes. Split returns it rather than buffering without bound.
 	ErrFrameTooLarge = errors.New("durablestreams: frame too large")
+	// ErrInvalidCloudEvent: CloudEventsMarshaler cannot write a message as
+	// a CloudEvent (no UUID, event type or source; an invalid time), or
+	// read data that is not a CloudEvent 1.0 in structured JSON mode.
+	ErrInvalidCloudEvent = errors.New("durablestreams: not a valid CloudEvent")
 	// ErrPayloadHasNewline: LinesMarshaler got a payload containing "\n"
 	// or "\r", which would split it into several messages.
 	ErrPayloadHasNewline = errors.New("durablestreams: payload contains a line break")

@@ -27,25 +27,46 @@ const (
 //
 //	{"uuid":"…","metadata":{"name":"OrderPlaced"},"payload":{"id":7}}
 //
-// A browser or another client reading the stream sees the payload as a
-// JSON value under "payload" when it is JSON that the server keeps byte
-// for byte, which is JSON printed as JavaScript's JSON.stringify prints it
-// (compact, numbers and string escapes as JavaScript writes them, no
-// duplicate or array-index keys such as "0"). The reference server parses
-// and re-prints every message, so any other payload is stored so that it
-// survives that unchanged:
+// A payload that is JSON is written under "payload" as JSON, so that
+// every reader (a browser, another language) finds it in one place,
+// whenever the reference server's re-printing keeps its value: the Node
+// reference server parses and re-prints every message as JavaScript's
+// JSON.stringify does, which may change whitespace, string escapes (Go's
+// encoding/json writes "<" as "\u003c") and number spelling (1.50, 1E5),
+// but not the value. Any other payload is stored so that it survives
+// unchanged:
 //
-//	{"uuid":"…","metadata":{},"payload_text":"{ \"id\": 7 }"}  valid UTF-8 (also empty)
-//	{"uuid":"…","metadata":{},"payload_base64":"/wA="}         anything else
+//	{"uuid":"…","metadata":{},"payload_text":"{\"n\":12345678901234567890}"}  valid UTF-8 (also empty)
+//	{"uuid":"…","metadata":{},"payload_base64":"/wA="}                        anything else
+//
+// payload_text holds JSON whose value JavaScript would change: numbers a
+// double cannot hold (or minus zero), duplicate keys, integer-like keys
+// ("0", "42") after other keys, which JavaScript moves to the front, and
+// nesting deeper than 512 levels.
+//
+// What Unmarshal returns: on a server that keeps JSON messages byte for
+// byte (the Caddy-based production server), the payload exactly as
+// published. On the reference server, a payload under "payload" comes back
+// as JavaScript re-printed it: the same JSON value, perhaps other bytes.
+// Set ExactPayload for byte-exact payloads on every server.
 //
 // Exactly one of the three payload fields is present and "metadata" is
-// always an object of strings. Unmarshal ignores fields it does not know,
-// so later versions can add some.
+// always an object of strings (schema/envelope.schema.json). Unmarshal
+// accepts all three fields, ignores fields it does not know, so later
+// versions can add some, and reads envelopes of any version.
 //
 // Marshal fails with ErrInvalidUTF8 when the UUID or metadata is not valid
 // UTF-8; Unmarshal fails with ErrInvalidEnvelope on anything that is not
 // such an envelope. Both errors are typed (*MarshalError, *UnmarshalError).
-type JSONMarshaler struct{}
+type JSONMarshaler struct {
+	// ExactPayload writes under "payload" only JSON that JavaScript prints
+	// exactly so (compact, its escapes and number spelling, no reordered
+	// or duplicate keys), and every other payload under "payload_text" or
+	// "payload_base64": payloads then round-trip byte for byte on every
+	// server, but readers other than this library must look at all three
+	// fields. Default: false.
+	ExactPayload bool
+}
 
 var _ MarshalerUnmarshaler = JSONMarshaler{}
 
@@ -56,7 +77,7 @@ func (JSONMarshaler) ContentType() string { return "application/json" }
 
 // Marshal encodes msg as an envelope. The result never shares memory
 // with msg.
-func (JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+func (m JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
 	size := len(`{"uuid":"","metadata":{},"payload_base64":""}`) + len(msg.UUID)
 	if !utf8.ValidString(msg.UUID) {
 		return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "UUID", Err: ErrInvalidUTF8}
@@ -74,8 +95,8 @@ func (JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
 
 	payload := msg.Payload
 	kind := payloadBase64
-	switch {
-	case jsonscan.Classify(payload, maxWriteDepth) == jsonscan.SameBytes:
+	switch r := jsonscan.Classify(payload, maxWriteDepth); {
+	case r == jsonscan.SameBytes, r == jsonscan.SameValue && !m.ExactPayload:
 		kind = payloadJSON
 		size += len(payload)
 	case utf8.Valid(payload):

@@ -13,20 +13,58 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
 
+// jsonMarshalers are the envelope marshaler's modes.
+var jsonMarshalers = map[string]JSONMarshaler{"default": {}, "exact": {ExactPayload: true}}
+
 func TestJSONMarshalerRoundTrip(t *testing.T) {
-	m := JSONMarshaler{}
-	for _, tc := range trickyMessages() {
-		t.Run(tc.name, func(t *testing.T) {
-			data, err := m.Marshal("topic", tc.msg)
-			require.NoError(t, err)
-			require.True(t, json.Valid(data), "envelope is not JSON: %s", data)
-			got, err := m.Unmarshal("topic", data)
-			require.NoError(t, err)
-			requireEqualMessages(t, tc.msg, got)
-		})
+	for mode, m := range jsonMarshalers {
+		for _, tc := range trickyMessages() {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				data, err := m.Marshal("topic", tc.msg)
+				require.NoError(t, err)
+				require.True(t, json.Valid(data), "envelope is not JSON: %s", data)
+				got, err := m.Unmarshal("topic", data)
+				require.NoError(t, err)
+				requireEqualMessages(t, roundTripped(m, tc.msg), got)
+			})
+		}
 	}
+}
+
+// roundTripped is msg as m.Unmarshal returns it from m.Marshal's output
+// kept byte for byte: JSON payloads under "payload" lose the whitespace
+// around their value, as in any JSON reader.
+func roundTripped(m JSONMarshaler, msg *message.Message) *message.Message {
+	if m.ExactPayload || jsonscan.Classify(msg.Payload, maxWriteDepth) != jsonscan.SameValue {
+		return msg
+	}
+	want := msg.Copy()
+	want.Payload = bytes.Trim(msg.Payload, " \t\r\n")
+	return want
+}
+
+// TestJSONMarshalerPayloadShape: JSON that Go's encoding/json prints (a
+// CQRS event with <, > or &) is found under "payload" as JSON, like any
+// JSON payload whose value survives the server's re-printing.
+func TestJSONMarshalerPayloadShape(t *testing.T) {
+	event, err := json.Marshal(map[string]any{"text": "Fish & chips <3", "html": "<b>", "price": 12.5})
+	require.NoError(t, err)
+	require.Contains(t, string(event), `\u0026`, "encoding/json escapes &")
+	data, err := JSONMarshaler{}.Marshal("t", message.NewMessage("u", event))
+	require.NoError(t, err)
+	var env struct {
+		Payload struct{ Text string }
+	}
+	require.NoError(t, json.Unmarshal(data, &env))
+	assert.Equal(t, "Fish & chips <3", env.Payload.Text)
+
+	data, err = JSONMarshaler{ExactPayload: true}.Marshal("t", message.NewMessage("u", event))
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"payload_text":`)
 }
 
 func TestJSONMarshalerEnvelope(t *testing.T) {
@@ -41,19 +79,32 @@ func TestJSONMarshalerEnvelope(t *testing.T) {
 	tests := []struct {
 		payload string
 		want    string
+		exact   string // with ExactPayload, if other
 	}{
-		{``, `"payload_text":""`},
-		{`{ "a": 1 }`, `"payload_text":"{ \"a\": 1 }"`},
-		{"\u2028<\x01>", "\"payload_text\":\"\u2028<\\u0001>\""},
-		{"\xff\x00", `"payload_base64":"/wA="`},
-		{`12345678901234567890`, `"payload_text":"12345678901234567890"`},
-		{`9007199254740991`, `"payload":9007199254740991`},
-		{`[0.1,1e+21,1e-7]`, `"payload":[0.1,1e+21,1e-7]`},
+		{``, `"payload_text":""`, ""},
+		{`{ "a": 1 }`, `"payload":{ "a": 1 }`, `"payload_text":"{ \"a\": 1 }"`},
+		{`{"a":"\u003c\u0026\u003e"}`, `"payload":{"a":"\u003c\u0026\u003e"}`, `"payload_text":"{\"a\":\"\\u003c\\u0026\\u003e\"}"`},
+		{`[1.50,1E5]`, `"payload":[1.50,1E5]`, `"payload_text":"[1.50,1E5]"`},
+		{"\u2028<\x01>", "\"payload_text\":\"\u2028<\\u0001>\"", ""},
+		{"\xff\x00", `"payload_base64":"/wA="`, ""},
+		{`12345678901234567890`, `"payload_text":"12345678901234567890"`, ""},
+		{`{"a":1,"a":2}`, `"payload_text":"{\"a\":1,\"a\":2}"`, ""},
+		{`{"b":1,"0":2}`, `"payload_text":"{\"b\":1,\"0\":2}"`, ""},
+		{`-0`, `"payload_text":"-0"`, ""},
+		{`9007199254740991`, `"payload":9007199254740991`, ""},
+		{`[0.1,1e+21,1e-7]`, `"payload":[0.1,1e+21,1e-7]`, ""},
+		{`{"0":1,"b":2}`, `"payload":{"0":1,"b":2}`, ""},
 	}
 	for _, tc := range tests {
-		data, err := JSONMarshaler{}.Marshal("t", message.NewMessage("u", []byte(tc.payload)))
-		require.NoError(t, err)
-		assert.Equal(t, `{"uuid":"u","metadata":{},`+tc.want+`}`, string(data), "payload %q", tc.payload)
+		for mode, m := range jsonMarshalers {
+			want := tc.want
+			if mode == "exact" && tc.exact != "" {
+				want = tc.exact
+			}
+			data, err := m.Marshal("t", message.NewMessage("u", []byte(tc.payload)))
+			require.NoError(t, err)
+			assert.Equal(t, `{"uuid":"u","metadata":{},`+want+`}`, string(data), "%s: payload %q", mode, tc.payload)
+		}
 	}
 }
 
@@ -209,7 +260,7 @@ func FuzzJSONUnmarshal(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-unmarshal %s: %v", again, err)
 		}
-		requireEqualMessages(t, msg, back)
+		requireEqualMessages(t, roundTripped(m, msg), back)
 	})
 }
 
@@ -222,28 +273,37 @@ func FuzzJSONRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, uuid, key, value string, payload []byte) {
 		msg := message.NewMessage(uuid, payload)
 		msg.Metadata.Set(key, value)
-		m := JSONMarshaler{}
-		data, err := m.Marshal("t", msg)
-		if err != nil {
-			if !errors.Is(err, ErrInvalidUTF8) || utf8.ValidString(uuid) && utf8.ValidString(key) && utf8.ValidString(value) {
-				t.Fatalf("unexpected error %v", err)
+		for _, m := range []JSONMarshaler{{}, {ExactPayload: true}} {
+			data, err := m.Marshal("t", msg)
+			if err != nil {
+				if !errors.Is(err, ErrInvalidUTF8) || utf8.ValidString(uuid) && utf8.ValidString(key) && utf8.ValidString(value) {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
 			}
-			return
-		}
-		if !json.Valid(data) {
-			t.Fatalf("envelope is not JSON: %q", data)
-		}
-		if jsCanonical(payload) {
-			// Canonical text is at least valid compact JSON.
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, payload); err != nil || !bytes.Equal(compact.Bytes(), payload) {
-				t.Fatalf("canonical payload %q is not compact JSON", payload)
+			var env map[string]json.RawMessage
+			if err := json.Unmarshal(data, &env); err != nil {
+				t.Fatalf("envelope is not JSON: %q", data)
 			}
+			_, asJSON := env["payload"]
+			switch jsonscan.Classify(payload, maxWriteDepth) {
+			case jsonscan.SameBytes:
+				// Canonical text is at least valid compact JSON.
+				var compact bytes.Buffer
+				if err := json.Compact(&compact, payload); err != nil || !bytes.Equal(compact.Bytes(), payload) {
+					t.Fatalf("canonical payload %q is not compact JSON", payload)
+				}
+				require.True(t, asJSON, "%s", data)
+			case jsonscan.SameValue:
+				require.Equal(t, !m.ExactPayload, asJSON, "%s", data)
+			default:
+				require.False(t, asJSON, "%s", data)
+			}
+			got, err := m.Unmarshal("t", data)
+			if err != nil {
+				t.Fatalf("unmarshal %q: %v", data, err)
+			}
+			requireEqualMessages(t, roundTripped(m, msg), got)
 		}
-		got, err := m.Unmarshal("t", data)
-		if err != nil {
-			t.Fatalf("unmarshal %q: %v", data, err)
-		}
-		requireEqualMessages(t, msg, got)
 	})
 }

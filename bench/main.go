@@ -2,7 +2,9 @@
 // against what a raw HTTP client gets from the same server, and prints the
 // table of issue #6 (make bench). Every row runs against one server in one
 // process, interleaved run by run, so that the ratios hold on a noisy
-// machine even when the absolute numbers do not.
+// machine even when the absolute numbers do not. With -peers it compares
+// instead with other Watermill Pub/Subs on the same machine (make
+// bench_peers, peers.go).
 package main
 
 import (
@@ -67,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.linger, "linger", 0, "experiment: PublisherConfig.Linger of the Publisher rows (default: the library's)")
 	fs.IntVar(&o.inFlight, "inflight", 0, "experiment: PublisherConfig.MaxInFlight of the Publisher rows (default: the library's)")
 	var peers string
-	fs.StringVar(&peers, "peers", "", "instead of the rows, compare with other Watermill Pub/Subs: comma-separated of ours-file, gochannel, redis, nats, postgres, or all (make bench_peers)")
+	fs.StringVar(&peers, "peers", "", "instead of the rows, compare with other Watermill Pub/Subs: comma-separated of ours-group, ours-file, ours-file-group, gochannel, redis, nats, postgres, or all (make bench_peers)")
 	fs.IntVar(&o.peerMessages, "peer-messages", 0, "messages per peer run (default 20000, 2000 with -quick)")
 	fs.StringVar(&o.peerAddrs.redis, "redis", "127.0.0.1:16379", "Redis address for -peers")
 	fs.StringVar(&o.peerAddrs.nats, "nats", "nats://127.0.0.1:14222", "NATS URL (JetStream enabled) for -peers")

@@ -53,38 +53,80 @@ type peerAddrs struct {
 }
 
 func (b *bench) peerList(names map[string]bool, addrs peerAddrs) ([]peer, error) {
-	oursCfg := func(baseURL string) (message.Publisher, message.Subscriber, func() error, error) {
+	// oursCfg is our Publisher and Subscriber with their defaults; with
+	// group, the Subscriber keeps its position in a fresh consumer group
+	// on the same server (StreamOffsetStore), as the peers' consumer
+	// groups do on theirs.
+	oursCfg := func(baseURL string, group bool) (message.Publisher, message.Subscriber, func() error, error) {
 		pub, err := durablestreams.NewPublisher(durablestreams.PublisherConfig{BaseURL: baseURL}, nil)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{BaseURL: baseURL}, nil)
+		cfg := durablestreams.SubscriberConfig{BaseURL: baseURL}
+		var store *durablestreams.StreamOffsetStore
+		if group {
+			store, err = durablestreams.NewStreamOffsetStore(durablestreams.StreamOffsetStoreConfig{BaseURL: baseURL})
+			if err != nil {
+				_ = pub.Close()
+				return nil, nil, nil, err
+			}
+			cfg.ConsumerGroup, cfg.OffsetStore = "bench-"+uuid.NewString()[:8], store
+		}
+		sub, err := durablestreams.NewSubscriber(cfg, nil)
 		if err != nil {
 			_ = pub.Close()
 			return nil, nil, nil, err
 		}
-		return pub, sub, func() error { return closeBoth(pub, sub) }, nil
+		return pub, sub, func() error {
+			err := closeBoth(pub, sub)
+			if store != nil {
+				_ = store.Close()
+			}
+			return err
+		}, nil
+	}
+	fileURL := func() (string, error) {
+		srv, err := b.fileServer()
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(srv.URL, "/") + "/v1/stream", nil
+	}
+	filePID := func() int {
+		if b.fileSrv == nil {
+			return -1
+		}
+		return b.fileSrv.PID()
 	}
 	all := []peer{
 		{name: "ours", durability: "none: the reference server in memory",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
-				return oursCfg(b.baseURL())
+				return oursCfg(b.baseURL(), false)
+			},
+			serverPID: func() int { return b.srv.PID() }},
+		{name: "ours-group", durability: "as ours; the Subscriber in a ConsumerGroup (StreamOffsetStore, defaults)",
+			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
+				return oursCfg(b.baseURL(), true)
 			},
 			serverPID: func() int { return b.srv.PID() }},
 		{name: "ours-file", durability: "fdatasync per append before the answer (reference server, --data-dir)",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
-				srv, err := b.fileServer()
+				u, err := fileURL()
 				if err != nil {
 					return nil, nil, nil, err
 				}
-				return oursCfg(strings.TrimRight(srv.URL, "/") + "/v1/stream")
+				return oursCfg(u, false)
 			},
-			serverPID: func() int {
-				if b.fileSrv == nil {
-					return -1
+			serverPID: filePID},
+		{name: "ours-file-group", durability: "as ours-file; the Subscriber in a ConsumerGroup (StreamOffsetStore, defaults)",
+			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
+				u, err := fileURL()
+				if err != nil {
+					return nil, nil, nil, err
 				}
-				return b.fileSrv.PID()
-			}},
+				return oursCfg(u, true)
+			},
+			serverPID: filePID},
 		{name: "gochannel", durability: "none: in process, no I/O (the Router's ceiling)",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
 				ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
@@ -104,7 +146,7 @@ func (b *bench) peerList(names map[string]bool, addrs peerAddrs) ([]peer, error)
 	}
 	for n := range names {
 		if n != "all" && !known[n] {
-			return nil, fmt.Errorf("-peers: unknown peer %q (known: ours-file, gochannel, redis, nats, postgres, all)", n)
+			return nil, fmt.Errorf("-peers: unknown peer %q (known: ours-group, ours-file, ours-file-group, gochannel, redis, nats, postgres, all)", n)
 		}
 	}
 	return list, nil
@@ -217,7 +259,7 @@ func (b *bench) runPeers(ctx context.Context, peers []peer, n, runs int, progres
 					return "", fmt.Errorf("peer %s, %d B, run %d: %w", p.name, size, run+1, err)
 				}
 				results[key(p, size)] = append(results[key(p, size)], res)
-				fmt.Fprintf(progress, "  run %d/%d  %-9s %3d B  publish %s msgs/s  drain %s msgs/s\n",
+				fmt.Fprintf(progress, "  run %d/%d  %-15s %3d B  publish %s msgs/s  drain %s msgs/s\n",
 					run+1, runs, p.name, size, thousands(int64(res.publish)), thousands(int64(res.drain)))
 			}
 		}
@@ -227,7 +269,7 @@ func (b *bench) runPeers(ctx context.Context, peers []peer, n, runs int, progres
 
 func renderPeers(peers []peer, skipped []string, results map[string][]peerResult, key func(peer, int) string, n, runs int) string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "## Peer comparison (make bench_peers)\n\n- Date: %s\n- Method: watermill-benchmark's: %d messages published from %d goroutines (one message per Publish call), then drained through a Router handler; median of %d interleaved runs\n\n",
+	fmt.Fprintf(&s, "## Peer comparison (make bench_peers)\n\n- Date: %s\n- Method: watermill-benchmark's: %d messages published from %d goroutines (one message per Publish call), then drained through a Router handler; median of %d interleaved runs\n- Ratios: the median over the runs of the row's rate divided by ours in the same run, and their range\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), n, peerGoroutines, runs)
 	s.WriteString("| payload | Pub/Sub | publish msgs/s | publish vs ours | drain msgs/s | drain vs ours | server CPU publish / drain | durability |\n")
 	s.WriteString("|--:|---|--:|--:|--:|--:|--:|---|\n")
@@ -241,8 +283,6 @@ func renderPeers(peers []peer, skipped []string, results map[string][]peerResult
 	}
 	for _, size := range peerPayloads {
 		ours := results[key(peer{name: "ours"}, size)]
-		oursPub := med(ours, func(r peerResult) float64 { return r.publish })
-		oursDrain := med(ours, func(r peerResult) float64 { return r.drain })
 		for _, p := range peers {
 			rs := results[key(p, size)]
 			if len(rs) == 0 {
@@ -256,8 +296,9 @@ func renderPeers(peers []peer, skipped []string, results map[string][]peerResult
 					100*med(rs, func(r peerResult) float64 { return r.subCPU.server }))
 			}
 			fmt.Fprintf(&s, "| %d B | %s | %s | %s | %s | %s | %s | %s |\n", size, p.name,
-				thousands(int64(pubRate+0.5)), ratioText(pubRate, oursPub),
-				thousands(int64(drainRate+0.5)), ratioText(drainRate, oursDrain), cpu, p.durability)
+				thousands(int64(pubRate+0.5)), pairedRatio(rs, ours, func(r peerResult) float64 { return r.publish }),
+				thousands(int64(drainRate+0.5)), pairedRatio(rs, ours, func(r peerResult) float64 { return r.drain }),
+				cpu, p.durability)
 		}
 	}
 	for _, msg := range skipped {
@@ -266,9 +307,25 @@ func renderPeers(peers []peer, skipped []string, results map[string][]peerResult
 	return s.String()
 }
 
-func ratioText(v, ref float64) string {
-	if ref == 0 {
+// pairedRatio is the median over the runs of a peer's value divided by
+// ours in the same run (the runs are interleaved, so run i of both ran
+// close in time), with the range over the runs.
+func pairedRatio(rs, ours []peerResult, f func(peerResult) float64) string {
+	if len(rs) != len(ours) || len(rs) == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f×", v/ref)
+	q := make([]sample, 0, len(rs))
+	for i := range rs {
+		if ref := f(ours[i]); ref > 0 {
+			q = append(q, sample{value: f(rs[i]) / ref})
+		}
+	}
+	st, ok := summarize(q)
+	if !ok {
+		return "—"
+	}
+	if st.runs == 1 {
+		return formatRatio(st.median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", formatRatio(st.median), strings.TrimSuffix(formatRatio(st.min), "×"), strings.TrimSuffix(formatRatio(st.max), "×"))
 }

@@ -3,7 +3,8 @@
 # loopback, each in its own directory under BENCH_PEERS_DIR, with the
 # durability settings the peer table states. As root it first installs
 # what is missing from the Debian packages; otherwise a missing server is
-# skipped with a hint. Stops only the processes it started (pid files).
+# skipped with a hint. Stops only the processes it started (pid files),
+# then removes what they stored.
 set -u
 DIR=${BENCH_PEERS_DIR:-/tmp/bench-peers}
 REDIS_PORT=16379
@@ -98,7 +99,10 @@ stop() {
 		[ "$(id -u)" = 0 ] && as="runuser -u postgres --"
 		$as "$bin/pg_ctl" -D "$DIR/pg" -m fast -w -t 30 stop >/dev/null
 	fi
-	rm -f "$DIR/redis.pid" "$DIR/nats.pid"
+	# Each run writes fresh topics: drop what the servers stored.
+	rm -rf "$DIR/redis" "$DIR/nats"
+	[ -f "$DIR/pg/postmaster.pid" ] || rm -rf "$DIR/pg"
+	rm -f "$DIR/redis.pid" "$DIR/nats.pid" "$DIR/redis.log" "$DIR/nats.log" "$DIR/initdb.log"
 }
 
 case "${1:-}" in

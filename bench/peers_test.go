@@ -29,12 +29,12 @@ func TestRenderPeersRatiosToOursOfTheSameSize(t *testing.T) {
 	results := map[string][]peerResult{}
 	for _, size := range peerPayloads {
 		results[key(ours, size)] = []peerResult{{publish: 100, drain: 200}, {publish: 300, drain: 400}, {publish: 200, drain: 300}}
-		results[key(other, size)] = []peerResult{{publish: 50, drain: 600}}
+		results[key(other, size)] = []peerResult{{publish: 50, drain: 600}, {publish: 50, drain: 600}, {publish: 50, drain: 600}}
 	}
 	table := renderPeers([]peer{ours, other}, []string{"redis: nothing listens"}, results, key, 1000, 3)
 	for _, want := range []string{
-		"| 16 B | ours | 200 | 1.00× | 300 | 1.00× |",
-		"| 256 B | other | 50 | 0.25× | 600 | 2.00× | — | fsync per write |",
+		"| 16 B | ours | 200 | 1.00× (1.00–1.00) | 300 | 1.00× (1.00–1.00) |",
+		"| 256 B | other | 50 | 0.25× (0.17–0.50) | 600 | 2.00× (1.50–3.00) | — | fsync per write |",
 		"Skipped redis: nothing listens",
 	} {
 		if !strings.Contains(table, want) {
@@ -65,7 +65,7 @@ func TestPeersQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| 16 B | ours |", "| 64 B | ours-file |", "| 256 B | gochannel |",
+	for _, want := range []string{"| 16 B | ours |", "| 64 B | ours-file |", "| 16 B | ours-group |", "| 256 B | ours-file-group |", "| 256 B | gochannel |",
 		"Skipped redis: nothing listens on " + closed, "Skipped nats:", "Skipped postgres:", "make bench_peers"} {
 		if !strings.Contains(string(table), want) {
 			t.Errorf("peer table lacks %q:\n%s", want, table)

@@ -100,7 +100,7 @@ func renderTable(header string, jobs []job, results map[string][]sample) string 
 					continue
 				}
 				q := s.median / ref.median
-				ratios = append(ratios, fmt.Sprintf("%.2f× %s", q, r.to))
+				ratios = append(ratios, formatRatio(q)+" "+r.to)
 				switch {
 				case r.atLeast > 0:
 					targets = append(targets, fmt.Sprintf("≥ %.1f× %s", r.atLeast, r.to))
@@ -121,6 +121,15 @@ func renderTable(header string, jobs []job, results map[string][]sample) string 
 	b.WriteString("CPU columns: CPU seconds per wall second during the timed part (100% = one core); the server is node, single-threaded. ")
 	b.WriteString("Client CPU is this Go process, or the node client for row 4.\n")
 	return b.String()
+}
+
+// formatRatio prints two decimals, three below 0.1 so that a ratio such as
+// a group drain's to a plain one does not print as 0.00×.
+func formatRatio(q float64) string {
+	if q < 0.095 {
+		return fmt.Sprintf("%.3f×", q)
+	}
+	return fmt.Sprintf("%.2f×", q)
 }
 
 func verdict(ok bool) string {

@@ -154,7 +154,9 @@ func (a *ArrayReader) elem() ([]byte, error) {
 			a.at = atComma
 			return e, nil
 		}
-		if len(a.buf)-a.start >= a.maxElem {
+		// The element reaches at least to the end of the data (a number
+		// there may be complete: "]" may follow).
+		if len(a.buf)-a.start > a.maxElem {
 			return nil, a.tooLarge()
 		}
 		if err := a.fill(); err != nil {

@@ -143,6 +143,11 @@ func TestArrayReaderLimits(t *testing.T) {
 	for seed := range uint64(20) {
 		_, err = readAll(body, seed, 9)
 		require.ErrorIs(t, err, ErrElementTooLarge, "seed %d", seed)
+		elems, err := readAll([]byte(`[12345,true,"abc"]`), seed, 5)
+		require.NoError(t, err, "seed %d: elements of exactly maxElem bytes, cut anywhere", seed)
+		assert.Equal(t, []string{"12345", "true", `"abc"`}, elems)
+		_, err = readAll([]byte(`[123456]`), seed, 5)
+		require.ErrorIs(t, err, ErrElementTooLarge, "seed %d", seed)
 	}
 	a = NewArrayReader(bytes.NewReader([]byte(`[`+strings.Repeat(" ", 1<<20)+`1]`)), 4)
 	e, err = a.Next()

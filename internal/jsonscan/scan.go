@@ -120,9 +120,11 @@ func (s *scanner) run() result {
 			}
 			continue
 		}
-		s.skipSpace()
-		if s.pos >= len(d) {
-			return s.end()
+		if s.pos >= len(d) || d[s.pos] <= ' ' {
+			s.skipSpace()
+			if s.pos >= len(d) {
+				return s.end()
+			}
 		}
 		c := d[s.pos]
 		switch s.state {
@@ -148,9 +150,9 @@ func (s *scanner) run() result {
 			if c != '"' {
 				return s.fail("expected object key")
 			}
-			s.tok, s.escaped = s.pos, false
-			s.pos++
-			s.state = stKeyString
+			if r := s.member(); r != resDone {
+				return r
+			}
 		case stColon:
 			if c != ':' {
 				return s.fail("expected ':'")
@@ -161,10 +163,24 @@ func (s *scanner) run() result {
 			top := s.stack[len(s.stack)-1]
 			switch {
 			case c == ',':
+				// What usually follows comes next at once: a key, a value.
 				s.pos++
 				s.state = stValue
 				if top == '{' {
 					s.state = stKey
+				}
+				if s.pos >= len(d) {
+					continue
+				}
+				switch c := d[s.pos]; {
+				case c == '"' && top == '{':
+					if r := s.member(); r != resDone {
+						return r
+					}
+				case c > ' ' && top == '[':
+					if r := s.value(c); r != resDone {
+						return r
+					}
 				}
 			case c == top+2: // ']' is '['+2, '}' is '{'+2
 				s.pos++
@@ -176,6 +192,30 @@ func (s *scanner) run() result {
 			}
 		}
 	}
+}
+
+// member scans a key at s.pos, its ':' and the value if it follows at
+// once (a start, for a container).
+func (s *scanner) member() result {
+	s.tok, s.escaped = s.pos, false
+	s.pos++
+	s.state = stKeyString
+	if r := s.str(); r != resDone {
+		return r
+	}
+	if s.an != nil {
+		s.an.key(s)
+	}
+	s.state = stColon
+	d := s.data
+	if s.pos+1 < len(d) && d[s.pos] == ':' { // the usual case
+		s.pos++
+		s.state = stValue
+		if c := d[s.pos]; c > ' ' {
+			return s.value(c)
+		}
+	}
+	return resDone
 }
 
 // value starts the value whose first byte c is at s.pos.
@@ -199,6 +239,10 @@ func (s *scanner) value(c byte) result {
 		s.tok, s.escaped = s.pos, false
 		s.pos++
 		s.state = stString
+		if r := s.str(); r != resDone {
+			return r
+		}
+		s.valueEnd()
 		return resDone
 	case c == '-' || '0' <= c && c <= '9':
 		return s.number()
