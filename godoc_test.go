@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
@@ -170,4 +171,6 @@ func TestExportedFieldsAreDocumented(t *testing.T) {
 func TestDefaultsShowTheirValues(t *testing.T) {
 	assert.Equal(t, reader.DefaultLiveTimeout, time.Duration(ds.DefaultLiveTimeout))
 	assert.Equal(t, int64(reader.DefaultMaxBodyBytes), int64(ds.DefaultMaxReadBytes))
+	assert.Equal(t, group.DefaultSessionTimeout, time.Duration(ds.DefaultSessionTimeout))
+	assert.Equal(t, group.DefaultHeartbeatInterval, time.Duration(ds.DefaultHeartbeatInterval))
 }

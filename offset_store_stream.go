@@ -155,62 +155,115 @@ func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Posi
 	return s.load(ctx, root, l)
 }
 
+// load reads the pointer, then the log it names. A rotation by another
+// store may delete that log between the two reads: then the pointer has
+// moved on, and is read again.
 func (s *StreamOffsetStore) load(ctx context.Context, root string, l *positionLog) (Position, bool, error) {
-	var ptr logPointer
-	if _, _, err := s.readLast(ctx, root, &ptr); err != nil {
-		return Position{}, false, err
-	}
-	var pos Position
-	ok, n, err := s.readLast(ctx, logURL(root, ptr.Gen), &pos)
+	gen, err := s.pointer(ctx, root)
 	if err != nil {
 		return Position{}, false, err
 	}
-	l.loaded, l.gen, l.records = true, ptr.Gen, n
-	return pos, ok, nil
+	for attempt := 0; ; attempt++ {
+		var pos Position
+		exists, ok, n, err := s.readLast(ctx, logURL(root, gen), &pos)
+		if err != nil {
+			return Position{}, false, err
+		}
+		if !exists && attempt < maxLoadAttempts {
+			// Never written, or rotated away under us: then the pointer
+			// has moved on.
+			now, err := s.pointer(ctx, root)
+			if err != nil {
+				return Position{}, false, err
+			}
+			if now != gen {
+				gen = now
+				continue
+			}
+		}
+		l.loaded, l.gen, l.records = true, gen, n
+		return pos, ok, nil
+	}
 }
+
+// pointer reads which log is current; a group without one writes log 0.
+func (s *StreamOffsetStore) pointer(ctx context.Context, root string) (int, error) {
+	var ptr logPointer
+	_, _, _, err := s.readLast(ctx, root, &ptr)
+	return ptr.Gen, err
+}
+
+// maxLoadAttempts bounds how often a load follows rotations that race it.
+const maxLoadAttempts = 10
 
 func logURL(root string, gen int) string { return root + "/" + strconv.Itoa(gen) }
 
 // readLast decodes the last record of a JSON stream into v; a missing
-// stream has none. It returns how many records there are.
-func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (bool, int, error) {
+// stream (exists false) has none. It returns how many records there are.
+// A body cut short is read again from the start.
+func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
+	var last []byte
+	err = protocol.Retry(ctx, s.retry, func(int) protocol.Try {
+		var err error
+		exists, last, n, err = s.readRecords(ctx, streamURL)
+		var cut *reader.BodyError
+		return protocol.Try{Err: err, Retryable: errors.As(err, &cut)}
+	})
+	if err != nil {
+		return false, false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
+	}
+	if last == nil {
+		return exists, false, 0, nil
+	}
+	if err := json.Unmarshal(last, v); err != nil {
+		return true, false, 0, fmt.Errorf("durablestreams: position record in %s: %w", protocol.RedactURL(streamURL), err)
+	}
+	return true, true, n, nil
+}
+
+// readRecords reads a JSON stream to its tail, keeping its last record.
+func (s *StreamOffsetStore) readRecords(ctx context.Context, streamURL string) (exists bool, last []byte, n int, err error) {
 	r, err := reader.New(reader.Config{URL: streamURL, Client: s.client, RetryPolicy: s.retry, StopAtTail: true})
 	if err != nil {
-		return false, 0, err
+		return false, nil, 0, err
 	}
-	var last json.RawMessage
-	n := 0
+	defer r.Close()
 	for {
 		chunk, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			break
+			return true, last, n, nil
 		}
 		if errors.Is(err, ErrStreamNotFound) {
-			return false, 0, nil
+			return false, nil, 0, nil
 		}
 		if err != nil {
-			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w", protocol.RedactURL(streamURL), err)
+			return false, nil, 0, err
 		}
-		elems, err := jsonscan.SplitArray(chunk.Data)
-		if err != nil {
-			return false, 0, fmt.Errorf("durablestreams: load position from %s: %w: JSON-mode body: %w", protocol.RedactURL(streamURL), reader.ErrProtocol, err)
-		}
-		if len(elems) > 0 {
-			last = elems[len(elems)-1]
-			n += len(elems)
+		elems := jsonscan.NewArrayReader(chunk.Body, maxRecordBytes)
+		for {
+			e, err := elems.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				var cut *reader.BodyError
+				if errors.As(err, &cut) {
+					return false, nil, 0, cut
+				}
+				return false, nil, 0, fmt.Errorf("%w: JSON-mode body: %w", reader.ErrProtocol, err)
+			}
+			last = append(last[:0], e...)
+			n++
 		}
 		if chunk.Closed {
-			break
+			return true, last, n, nil
 		}
 	}
-	if last == nil {
-		return false, 0, nil
-	}
-	if err := json.Unmarshal(last, v); err != nil {
-		return false, 0, fmt.Errorf("durablestreams: position record in %s: %w", protocol.RedactURL(streamURL), err)
-	}
-	return true, n, nil
 }
+
+// maxRecordBytes bounds one position record (a hostile server cannot make
+// a load buffer more).
+const maxRecordBytes = 64 << 10
 
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
@@ -228,68 +281,94 @@ func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos 
 	}
 	if l.records >= s.rotate {
 		next := l.gen + 1
-		if err := s.appendJSON(ctx, logURL(root, next), pos); err != nil {
+		if err := s.appendJSON(ctx, logURL(root, next), pos, true); err != nil {
 			return err
 		}
-		if err := s.appendJSON(ctx, root, logPointer{Gen: next}); err != nil {
+		if err := s.appendJSON(ctx, root, logPointer{Gen: next}, true); err != nil {
 			return err
 		}
 		s.deleteLog(ctx, logURL(root, l.gen))
 		l.gen, l.records = next, 1
 		return nil
 	}
-	if err := s.appendJSON(ctx, logURL(root, l.gen), pos); err != nil {
+	err = s.appendJSON(ctx, logURL(root, l.gen), pos, false)
+	if errors.Is(err, errNoLog) {
+		// Missing: never written, or rotated away by another store. A
+		// log is created only once the pointer names it, so that no
+		// position goes where Load does not look.
+		if _, _, err := s.load(ctx, root, l); err != nil {
+			return err
+		}
+		if l.records == 0 {
+			// Most likely never written: create it first rather than
+			// meet one more 404 (PUT confirms a log that exists).
+			if err := s.client.CreateStream(ctx, logURL(root, l.gen), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+				return err
+			}
+		}
+		err = s.appendJSON(ctx, logURL(root, l.gen), pos, true)
+	}
+	if err != nil {
 		return err
 	}
 	l.records++
 	return nil
 }
 
-// appendJSON appends one record, creating the stream if it is missing.
-// Retries may append a record twice; a repeated position is harmless.
-func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v any) error {
+// errNoLog: the stream to append to does not exist, and appendJSON was
+// not to create it.
+var errNoLog = errors.New("position log does not exist")
+
+// appendJSON appends one record, creating the stream if it is missing and
+// create allows. Retries may append a record twice; a repeated position
+// is harmless.
+func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v any, create bool) error {
 	body, err := json.Marshal([]any{v})
 	if err != nil {
 		return err
 	}
 	created := false
-	return s.withRetry(ctx, func(ctx context.Context) (bool, error) {
-		status, err := s.post(ctx, streamURL, body)
-		if err != nil {
-			return true, err
+	return protocol.Retry(ctx, s.retry, func(int) protocol.Try {
+		try := s.post(ctx, streamURL, body)
+		var httpErr *protocol.HTTPError
+		if !errors.As(try.Err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {
+			return try
 		}
-		if status == http.StatusNotFound && !created {
-			created = true
-			if err := s.client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-				return true, err
-			}
-			status, err = s.post(ctx, streamURL, body)
-			if err != nil {
-				return true, err
-			}
+		if !create {
+			return protocol.Try{Err: errNoLog}
 		}
-		if status >= 200 && status < 300 {
-			return false, nil
+		if created {
+			return try
 		}
-		err = &HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(streamURL), StatusCode: status}
-		return protocol.RetryableStatus(status), err
+		created = true
+		if err := s.client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+			return protocol.Try{Err: err, Retryable: protocol.Retryable(err)}
+		}
+		return s.post(ctx, streamURL, body)
 	})
 }
 
-func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []byte) (int, error) {
+// post appends body once; the Try says how it ended.
+func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []byte) protocol.Try {
 	ctx, cancel := s.client.WithTimeout(ctx)
 	defer cancel()
 	req, err := s.client.NewRequest(ctx, http.MethodPost, streamURL, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return protocol.Try{Err: err}
 	}
 	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
-	resp, err := s.client.Do(req)
+	resp, written, err := s.client.Send(req)
 	if err != nil {
-		return 0, fmt.Errorf("durablestreams: store position in %s: %w", protocol.RedactURL(streamURL), err)
+		return protocol.TransportTry(fmt.Errorf("store position in %s: %w", protocol.RedactURL(streamURL), err), written)
 	}
-	protocol.DrainClose(resp.Body)
-	return resp.StatusCode, nil
+	defer protocol.DrainClose(resp.Body)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return protocol.Try{}
+	}
+	return protocol.StatusTry(&protocol.HTTPError{
+		Method: http.MethodPost, URL: protocol.RedactURL(streamURL), StatusCode: resp.StatusCode,
+		RetryAfter: protocol.RetryAfter(resp.Header, time.Minute),
+	})
 }
 
 // deleteLog drops a log that no pointer names any more; failing is
@@ -303,27 +382,5 @@ func (s *StreamOffsetStore) deleteLog(ctx context.Context, streamURL string) {
 	}
 	if resp, err := s.client.Do(req); err == nil {
 		protocol.DrainClose(resp.Body)
-	}
-}
-
-// withRetry runs try until it succeeds, fails for good, or the policy
-// runs out.
-func (s *StreamOffsetStore) withRetry(ctx context.Context, try func(context.Context) (retry bool, err error)) error {
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		retry, err := try(ctx)
-		if err == nil || !retry {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := s.retry.Backoff(attempt)
-		if !s.retry.Allows(attempt, start, wait) {
-			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
-		}
-		if err := protocol.Sleep(ctx, wait); err != nil {
-			return err
-		}
 	}
 }

@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -18,9 +19,12 @@ import (
 // A subscription ends, and its channel is closed, when the Subscribe
 // context is cancelled, on Close, and when the stream is closed (EOF)
 // after its last message was acked. It also ends, with an error logged,
-// when the stream is deleted or gone, or its data cannot be read (see
-// SubscriberConfig.OnUnmarshalError for messages that do not decode).
-// A stream that does not exist yet is waited for.
+// when the stream is deleted or gone, when its data cannot be read, and
+// before a message that does not unmarshal (unless
+// SubscriberConfig.OnUnmarshalError skips it) or exceeds MaxReadBytes: a
+// consumer group's position never moves past a message nobody handled.
+// A stream that does not exist yet is waited for. A stored position the
+// stream cannot honour goes by SubscriberConfig.OnPositionLost.
 type Subscriber struct {
 	config SubscriberConfig
 	client *protocol.Client
@@ -34,6 +38,8 @@ type Subscriber struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+	// warned: topics whose stream settings differ, logged once each.
+	warned sync.Map
 }
 
 var (
@@ -64,7 +70,10 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 
 // Subscribe starts reading topic at the group's stored position, or at
 // StartFrom. Messages carry MetadataOffset and MetadataIndex, which
-// locate them in the stream (see PositionOf).
+// locate them in the stream (see PositionOf). A stream in JSON mode read
+// by a byte-mode Unmarshaler, or the other way round, is
+// ErrContentTypeMismatch. Close ends a Subscribe still loading its
+// position (ErrSubscriberClosed).
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
@@ -79,7 +88,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.mu.Unlock()
 
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
-	start, err := s.startPosition(ctx, topic, streamURL)
+	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
 		return nil, publicError(err)
@@ -108,6 +117,55 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
+// prepare finds where a subscription starts and checks that the stream
+// is in the mode the Unmarshaler reads. Close ends it, as the caller's
+// context does.
+func (s *Subscriber) prepare(ctx context.Context, topic, streamURL string) (Position, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	pos, err := s.startPosition(ctx, topic, streamURL)
+	if err == nil {
+		err = s.checkMode(ctx, topic, streamURL)
+	}
+	if err != nil && s.ctx.Err() != nil {
+		return Position{}, fmt.Errorf("%w (while preparing %q: %w)", ErrSubscriberClosed, topic, err)
+	}
+	return pos, err
+}
+
+// checkMode fails when the stream exists in JSON mode and the Unmarshaler
+// reads bytes, or the other way round: the messages would come out as
+// something else (envelopes as lines) or not at all. A stream that does
+// not exist yet is checked at its first read.
+func (s *Subscriber) checkMode(ctx context.Context, topic, streamURL string) error {
+	ct, err := s.client.ContentType(ctx, streamURL)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Missing, or not answering now: the first read checks again.
+		return nil
+	}
+	return modeMismatch(topic, protocol.IsJSON(ct), ct, s.config.ContentType)
+}
+
+// modeMismatch: a stream in JSON mode read by a byte-mode Unmarshaler, or
+// the other way round.
+func modeMismatch(topic string, streamJSON bool, streamType, configured string) error {
+	if streamJSON == protocol.IsJSON(configured) {
+		return nil
+	}
+	if streamType == "" {
+		streamType = "byte mode"
+		if streamJSON {
+			streamType = "JSON mode"
+		}
+	}
+	return fmt.Errorf("%w: stream %q is %s, but the subscriber reads %s (set Unmarshaler or ContentType to match the stream)",
+		ErrContentTypeMismatch, topic, strconv.Quote(streamType), strconv.Quote(configured))
+}
+
 func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string) (Position, error) {
 	if s.config.ConsumerGroup != "" {
 		pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
@@ -134,14 +192,27 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	return Position{Offset: tail}, nil
 }
 
-// SubscribeInitialize creates the topic's stream with ContentType if it is
-// missing, so that what is published before the first Subscribe is kept.
+// SubscribeInitialize creates the topic's stream with ContentType,
+// StreamTTL and StreamExpiresAt if it is missing, so that what is
+// published before the first Subscribe is kept. A stream that exists with
+// another TTL or expiry is used as it is (a warning logged once per topic
+// at Info: Watermill's LoggerAdapter has no Warn level),
+// unless StrictStreamSettings asks for ErrStreamConflict.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return err
 	}
-	if err := s.client.CreateStream(s.ctx, streamURL, protocol.StreamOptions{ContentType: s.config.ContentType}); err != nil {
+	differs, err := s.client.EnsureStream(s.ctx, streamURL, s.config.streamOptions())
+	if err == nil && differs {
+		if s.config.StrictStreamSettings {
+			err = fmt.Errorf("%w: %s has another TTL, expiry or closed state (StrictStreamSettings)", ErrStreamConflict, protocol.RedactURL(streamURL))
+		} else if _, warned := s.warned.LoadOrStore(topic, true); !warned {
+			s.logger.Info("Stream exists with another TTL, expiry or closed state; using it as it is (StrictStreamSettings makes this an error)",
+				watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)})
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("durablestreams: initialize %q: %w", topic, publicError(err))
 	}
 	return nil

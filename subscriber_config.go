@@ -29,6 +29,26 @@ const (
 	StartFromTail
 )
 
+// PositionLost is what a subscription does when its group's stored
+// position is one the stream cannot honour: the stream was deleted and
+// recreated, or truncated, so the stored offset lies past its tail (or
+// the server answers 410 Gone or 400 for it), or fewer messages follow it
+// than the position says were consumed.
+// Each case is logged at Error with the group, the topic, the stored
+// position and where the stream stands.
+type PositionLost int
+
+const (
+	// PositionLostFromStart (the default) reads what the stream holds now
+	// from its start: nothing that is in the stream is skipped.
+	PositionLostFromStart PositionLost = iota
+	// PositionLostFromTail goes on with the messages appended from now on.
+	PositionLostFromTail
+	// PositionLostStop ends the subscription (its channel is closed) and
+	// leaves the stored position as it is, for an operator to decide.
+	PositionLostStop
+)
+
 // Subscriber defaults.
 const (
 	DefaultNackResendDelay = 100 * time.Millisecond
@@ -38,6 +58,12 @@ const (
 	DefaultLiveTimeout = 65 * time.Second
 	// DefaultMaxReadBytes bounds the body of one read: 64 MiB.
 	DefaultMaxReadBytes = 64 << 20
+	// DefaultCommitInterval spaces the writes of a group's position: one
+	// write per second costs well under 1% of a drain (see the README).
+	DefaultCommitInterval = time.Second
+	// CommitEveryAck as CommitInterval stores the position after every
+	// ack, before the next message is delivered: one write per message.
+	CommitEveryAck time.Duration = -1
 )
 
 // SubscriberConfig configures a Subscriber.
@@ -72,37 +98,60 @@ type SubscriberConfig struct {
 	// ConsumerGroup: NewMemoryOffsetStore() or NewStreamOffsetStore(...).
 	OffsetStore OffsetStore
 
-	// CommitInterval spaces the writes of a group's position. Zero (the
-	// default) stores the position after every ack, before the next
-	// message is delivered: after a crash at most the message in flight
-	// comes again. A positive interval stores it on the first ack after
-	// the interval has passed, whenever the subscription has caught up
-	// with the stream, and when it ends: one write per interval instead of
-	// one per message, at the price of redelivering up to an interval's
-	// worth of acked messages after a crash. Nothing is ever skipped.
+	// CommitInterval spaces the writes of a group's position: it is
+	// stored at most this long after an ack moved it, and on every clean
+	// end of a subscription (Close, the Subscribe context, the end of the
+	// stream, an error). After a crash, the messages acked within the last
+	// CommitInterval (and those whose position write was on the wire) may
+	// be delivered again; nothing is ever skipped. Default:
+	// DefaultCommitInterval; CommitEveryAck stores after every ack.
 	CommitInterval time.Duration
+	// OnPositionLost decides what happens when the stored position is one
+	// the stream cannot honour (it was deleted and recreated, or
+	// truncated). Default: PositionLostFromStart. Never a silent skip:
+	// each case is logged at Error.
+	OnPositionLost PositionLost
 
 	// NackResendDelay is how long a nacked message waits before it is
 	// delivered again.
 	NackResendDelay time.Duration
 
 	// OnUnmarshalError decides about a message the Unmarshaler rejects (a
-	// poison message). Returning nil skips it: it counts as consumed and
-	// its position is stored. Returning an error ends the subscription
-	// (the channel is closed) without consuming it, so that the next
-	// Subscribe of the group meets it again. Default: log the error and
-	// skip.
+	// poison message, e.g. another writer's data). Returning nil skips it:
+	// it counts as consumed and its position is stored. Returning an error
+	// ends the subscription (the channel is closed) without consuming it.
+	// Default (nil): log the error at Error, naming the offset, and end
+	// the subscription, so that a group's position never moves past a
+	// message nobody handled; the next Subscribe meets it again. To skip
+	// such messages, give a hook that returns nil.
 	OnUnmarshalError func(topic string, data []byte, err error) error
+
+	// StreamTTL is the TTL SubscribeInitialize creates streams with (whole
+	// seconds), as PublisherConfig.StreamTTL. Not with StreamExpiresAt.
+	StreamTTL time.Duration
+	// StreamExpiresAt is the expiry SubscribeInitialize creates streams
+	// with, as PublisherConfig.StreamExpiresAt.
+	StreamExpiresAt time.Time
+	// StrictStreamSettings makes SubscribeInitialize fail with
+	// ErrStreamConflict on a stream that exists with another TTL or
+	// expiry. Default: such a stream is used as it is, with one warning
+	// per topic (logged at Info: Watermill has no Warn level).
+	StrictStreamSettings bool
 
 	// LiveTimeout bounds a long-poll request; it must exceed the server's
 	// long-poll timeout. Default: 65s.
 	LiveTimeout time.Duration
-	// MaxReadBytes bounds the body of one read (a hostile server cannot
-	// make the subscriber buffer more). Default: 64 MiB.
+	// MaxReadBytes bounds one message (a JSON-mode element or a byte-mode
+	// frame) and one SSE batch: a hostile server cannot make the
+	// subscriber buffer more. A catch-up answer of any size is decoded as
+	// it arrives. A message over the bound ends the subscription before
+	// it, with an error logged. Default: 64 MiB.
 	MaxReadBytes int64
 
-	// ClientConfig holds the HTTP client, headers, request timeout (of
-	// catch-up reads and every other request) and retry policy. When the
+	// ClientConfig holds the HTTP client, headers, request timeout (for a
+	// read: the longest wait on the network for its answer or the next
+	// part of its body, so a slow handler never cuts its own read short)
+	// and retry policy. When the
 	// retries of a read run out, the subscription logs the error, waits
 	// RetryPolicy.MaxBackoff and goes on: only Close, the Subscribe
 	// context, or a closed, deleted or gone stream end it. Our own HTTP
@@ -120,6 +169,9 @@ func (c *SubscriberConfig) setDefaults() {
 		if m, ok := c.Unmarshaler.(Marshaler); ok && m.ContentType() != "" {
 			c.ContentType = m.ContentType()
 		}
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
 	}
 	if c.NackResendDelay == 0 {
 		c.NackResendDelay = DefaultNackResendDelay
@@ -158,12 +210,20 @@ func (c SubscriberConfig) Validate() error {
 	if c.ConsumerGroup != "" && c.OffsetStore == nil {
 		return invalidConfig("ConsumerGroup %q needs an OffsetStore", c.ConsumerGroup)
 	}
+	if c.OnPositionLost < PositionLostFromStart || c.OnPositionLost > PositionLostStop {
+		return invalidConfig("unknown OnPositionLost %d", c.OnPositionLost)
+	}
+	if c.CommitInterval < 0 && c.CommitInterval != CommitEveryAck {
+		return invalidConfig("CommitInterval is negative (%s); CommitEveryAck stores after every ack", c.CommitInterval)
+	}
+	if err := checkStreamSettings(c.StreamTTL, c.StreamExpiresAt); err != nil {
+		return err
+	}
 	if err := c.ClientConfig.validate(); err != nil {
 		return err
 	}
 	if err := checkDurations(
 		namedDuration{"NackResendDelay", c.NackResendDelay},
-		namedDuration{"CommitInterval", c.CommitInterval},
 		namedDuration{"LiveTimeout", c.LiveTimeout},
 	); err != nil {
 		return err
@@ -181,4 +241,21 @@ func (c *SubscriberConfig) readMode() reader.Mode {
 		return reader.SSE
 	}
 	return reader.LongPoll
+}
+
+// checkStreamSettings checks a TTL and expiry as the protocol takes them.
+func checkStreamSettings(ttl time.Duration, expiresAt time.Time) error {
+	switch {
+	case ttl < 0:
+		return invalidConfig("StreamTTL is negative")
+	case ttl > 0 && ttl < time.Second:
+		return invalidConfig("StreamTTL %s is below the protocol's 1s resolution", ttl)
+	case ttl > 0 && !expiresAt.IsZero():
+		return invalidConfig("StreamTTL and StreamExpiresAt are exclusive")
+	}
+	return nil
+}
+
+func (c *SubscriberConfig) streamOptions() protocol.StreamOptions {
+	return protocol.StreamOptions{ContentType: c.ContentType, TTL: c.StreamTTL, ExpiresAt: c.StreamExpiresAt}
 }

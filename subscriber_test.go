@@ -185,9 +185,51 @@ func TestSubscribeContextCancelClosesChannel(t *testing.T) {
 	}
 }
 
-func TestPoisonMessageSkippedByDefault(t *testing.T) {
+// TestPoisonMessageStopsByDefault: the default never moves a group's
+// position past a message nobody handled: the subscription ends before
+// it, logged at Error with its offset, and so does the next Subscribe.
+func TestPoisonMessageStopsByDefault(t *testing.T) {
 	base := dstest.StreamURL(t)
-	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base})
+	store := ds.NewMemoryOffsetStore()
+	logs := newCapturingLogger()
+	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}
+	cfg.RetryPolicy = fastSubRetry
+	sub, err := ds.NewSubscriber(cfg, logs)
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.SubscribeInitialize("t"))
+	msgs := newMessages(2)
+	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, msgs[0]))
+	httpDo(t, "POST", base+"/t", "application/json", `[{"raw":"not an envelope"}]`)
+	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, msgs[1]))
+	ch, err := sub.Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	got := receive(t, ch)
+	requireSameMessage(t, msgs[0], got)
+	got.Ack()
+	requireClosed(t, ch)
+	pos, ok, err := store.Load(t.Context(), "g", "t")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, ds.Position{Offset: "-1", Skip: 1}, pos, "acked the envelope, not the poison")
+
+	ch, err = sub.Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	requireClosed(t, ch) // the poison again: nothing after it is delivered
+	text := logs.text()
+	require.Contains(t, text, "ERROR")
+	require.Contains(t, text, "does not unmarshal")
+	require.Contains(t, text, "OnUnmarshalError")
+}
+
+// TestPoisonMessageSkippedOnRequest: a hook that returns nil skips.
+func TestPoisonMessageSkippedOnRequest(t *testing.T) {
+	base := dstest.StreamURL(t)
+	var skipped int
+	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, OnUnmarshalError: func(string, []byte, error) error {
+		skipped++
+		return nil
+	}})
 	require.NoError(t, sub.SubscribeInitialize("t"))
 	msgs := newMessages(2)
 	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, msgs[0]))
@@ -200,6 +242,7 @@ func TestPoisonMessageSkippedByDefault(t *testing.T) {
 		requireSameMessage(t, want, got)
 		got.Ack()
 	}
+	require.Equal(t, 1, skipped)
 }
 
 func TestPoisonMessageHookStopsAndKeepsPosition(t *testing.T) {

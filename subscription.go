@@ -32,14 +32,14 @@ type subscription struct {
 	pos Position
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
-	// dirty: pos moved since it was last stored; lastCommit is when.
-	dirty      bool
-	lastCommit time.Time
+	// dirty: pos moved since it was last stored; due fires when it must
+	// be stored at the latest (nil while clean).
+	dirty bool
+	due   *time.Timer
 }
 
 func (sub *subscription) run(ctx context.Context) {
 	defer sub.commit(ctx)
-	cfg := sub.s.config
 	failures := 0
 	for {
 		err := sub.consume(ctx)
@@ -50,23 +50,46 @@ func (sub *subscription) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		switch {
-		case errors.Is(err, ErrStreamNotFound) && !sub.started:
-			failures++
-			sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
-			if protocol.Sleep(ctx, min(sub.s.client.Retry.Backoff(failures), time.Second)) != nil {
+		if lost := sub.lostPosition(ctx, err); lost != nil {
+			if !sub.recover(ctx, lost) {
 				return
 			}
-		case errors.Is(err, ErrRetriesExhausted):
-			sub.s.logger.Error("Reading the stream keeps failing; trying again", err, sub.fields)
-			if protocol.Sleep(ctx, max(cfg.RetryPolicy.MaxBackoff, time.Second)) != nil {
-				return
-			}
-		default:
+			continue
+		}
+		failures++
+		wait, again := sub.retryWait(err, failures)
+		if !again {
 			sub.s.logger.Error("Subscription ends on an error", err, sub.fields)
 			return
 		}
+		if protocol.Sleep(ctx, wait) != nil {
+			return
+		}
 	}
+}
+
+// retryWait says whether a failed read is tried again from the position
+// reached, and after how long.
+func (sub *subscription) retryWait(err error, failures int) (time.Duration, bool) {
+	backoff := sub.s.client.Retry.Backoff(failures)
+	var (
+		cut  *reader.BodyError
+		past *reader.PastTailError
+	)
+	switch {
+	case errors.As(err, &cut) || errors.As(err, &past):
+		// A body cut short, or an answer behind the stream's own tail
+		// (see pastTailConfirmed).
+		sub.s.logger.Debug("Read failed; reading again from the position", sub.fields.Add(watermill.LogFields{"reason": err.Error()}))
+		return backoff, true
+	case errors.Is(err, ErrStreamNotFound) && !sub.started:
+		sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
+		return min(backoff, time.Second), true
+	case errors.Is(err, ErrRetriesExhausted):
+		sub.s.logger.Error("Reading the stream keeps failing; trying again", err, sub.fields)
+		return max(sub.s.config.RetryPolicy.MaxBackoff, time.Second), true
+	}
+	return 0, false
 }
 
 // consume reads from pos until EOF (nil) or an error. A decoder reads
@@ -89,6 +112,9 @@ func (sub *subscription) consume(ctx context.Context) error {
 
 	pass := sub.pos.Skip // messages after pos.Offset consumed before
 	sub.pos.Skip = 0
+	// Whatever ends this read, the messages not yet passed over stay
+	// consumed: the next read from pos passes over them again.
+	defer func() { sub.pos.Skip += pass }()
 	batches := make(chan batch, 1)
 	decodeCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -101,11 +127,15 @@ func (sub *subscription) consume(ctx context.Context) error {
 		<-done
 	}()
 
+	start := sub.pos.Offset
 	for {
 		var b batch
 		var ok bool
 		select {
 		case b, ok = <-batches:
+		case <-sub.commitDue():
+			sub.commit(ctx)
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -134,53 +164,31 @@ func (sub *subscription) consume(ctx context.Context) error {
 		if !b.last {
 			continue
 		}
-		if !b.partial {
-			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
-		}
-		if b.chunk.UpToDate {
-			sub.commit(ctx)
-		}
-	}
-}
-
-// split cuts whole frames off buf and returns them and the rest.
-func (sub *subscription) split(buf []byte, atEOF bool) ([][]byte, []byte, error) {
-	splitter, ok := sub.s.config.Unmarshaler.(FrameSplitter)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: the stream is in byte mode, but the Unmarshaler %T is no FrameSplitter", ErrInvalidConfig, sub.s.config.Unmarshaler)
-	}
-	var frames [][]byte
-	for len(buf) > 0 {
-		advance, frame, err := splitter.Split(buf, atEOF)
-		if err != nil {
-			return nil, nil, fmt.Errorf("durablestreams: split frames of %q: %w", sub.topic, err)
-		}
-		if advance <= 0 || advance > len(buf) {
-			if atEOF {
-				return nil, nil, fmt.Errorf("durablestreams: %q ends in %d bytes that are no whole frame", sub.topic, len(buf))
+		if pass > 0 && b.chunk.UpToDate {
+			return &positionLostError{
+				stored: Position{Offset: start, Skip: sub.pos.Skip + pass}, stream: b.chunk.NextOffset,
+				reason: fmt.Sprintf("only %d messages follow the offset", sub.pos.Skip),
 			}
-			break
 		}
-		if frame != nil {
-			frames = append(frames, frame)
+		if !b.partial && pass == 0 {
+			// The whole read is consumed: its end names the place, and a
+			// restart reads only what came after it.
+			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
+			sub.moved(ctx)
 		}
-		buf = buf[advance:]
 	}
-	// Keep the partial frame in a buffer of its own: buf may share memory
-	// with frames handed out.
-	return frames, append([]byte(nil), buf...), nil
 }
 
 // handle delivers one decoded frame, or applies the poison policy. It
-// returns once the message is acked (and its position stored).
+// returns once the message is acked.
 func (sub *subscription) handle(ctx context.Context, f decoded) error {
 	if f.err != nil {
-		if hook := sub.s.config.OnUnmarshalError; hook != nil {
-			if hookErr := hook(sub.topic, f.frame, f.err); hookErr != nil {
-				return fmt.Errorf("%w: %w", errStopped, hookErr)
-			}
-		} else {
-			sub.s.logger.Error("Skipping a message that does not unmarshal", f.err, sub.fields.Add(watermill.LogFields{"offset": sub.pos.Offset, "skip": sub.pos.Skip}))
+		hook := sub.s.config.OnUnmarshalError
+		if hook == nil {
+			return &undecodableError{topic: sub.topic, pos: sub.pos, err: f.err}
+		}
+		if hookErr := hook(sub.topic, f.frame, f.err); hookErr != nil {
+			return fmt.Errorf("%w: %w", errStopped, hookErr)
 		}
 		sub.consumed(ctx)
 		return nil
@@ -196,17 +204,24 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 }
 
 // deliver sends msg and waits for its ack; a nack sends it again after
-// NackResendDelay.
+// NackResendDelay. A position write that falls due meanwhile is done.
 func (sub *subscription) deliver(ctx context.Context, msg *message.Message) error {
 	for {
 		msgCtx, cancel := context.WithCancel(ctx)
 		msg.SetContext(msgCtx)
-		select {
-		case sub.out <- msg:
-		case <-ctx.Done():
-			cancel()
-			return ctx.Err()
+	send:
+		for {
+			select {
+			case sub.out <- msg:
+				break send
+			case <-sub.commitDue():
+				sub.commit(ctx)
+			case <-ctx.Done():
+				cancel()
+				return ctx.Err()
+			}
 		}
+	wait:
 		select {
 		case <-msg.Acked():
 			// No per-message log: building its fields costs more than
@@ -220,6 +235,9 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 				return err
 			}
 			msg = msg.Copy()
+		case <-sub.commitDue():
+			sub.commit(ctx)
+			goto wait
 		case <-ctx.Done():
 			cancel()
 			select {
@@ -234,32 +252,60 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 	}
 }
 
-// consumed counts one more message as done and stores the position when
-// CommitInterval says so.
+// consumed counts one more message as done.
 func (sub *subscription) consumed(ctx context.Context) {
 	sub.pos.Skip++
+	sub.moved(ctx)
+}
+
+// moved notes that pos moved: it is stored now (CommitEveryAck) or within
+// CommitInterval.
+func (sub *subscription) moved(ctx context.Context) {
 	if sub.s.config.ConsumerGroup == "" {
 		return
 	}
 	sub.dirty = true
-	if time.Since(sub.lastCommit) >= sub.s.config.CommitInterval {
+	interval := sub.s.config.CommitInterval
+	if interval == CommitEveryAck {
 		sub.commit(ctx)
+		return
 	}
+	if sub.due == nil {
+		sub.due = time.NewTimer(interval)
+	}
+}
+
+// commitDue fires when a moved position must be stored.
+func (sub *subscription) commitDue() <-chan time.Time {
+	if sub.due == nil {
+		return nil
+	}
+	return sub.due.C
 }
 
 // commit stores the position of a consumer group if it moved. It runs
 // even when the subscription is ending, so that an ack that happened is
-// not forgotten; a failure only means messages may come again.
+// not forgotten; a failure only means messages may come again, and the
+// position is tried again at the next commit.
 func (sub *subscription) commit(ctx context.Context) {
-	cfg := sub.s.config
-	if cfg.ConsumerGroup == "" || !sub.dirty {
+	if sub.due != nil {
+		sub.due.Stop()
+		sub.due = nil
+	}
+	if sub.s.config.ConsumerGroup == "" || !sub.dirty {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sub.s.config.RequestTimeout)
+	defer cancel()
+	if err := sub.storePosition(ctx, sub.pos); err != nil {
+		sub.s.logger.Error("Could not store the position; messages after it may come again", err, sub.fields)
 		return
 	}
 	sub.dirty = false
-	sub.lastCommit = time.Now()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.RequestTimeout)
-	defer cancel()
-	if err := cfg.OffsetStore.Store(ctx, cfg.ConsumerGroup, sub.topic, sub.pos); err != nil {
-		sub.s.logger.Error("Could not store the position; messages after it may come again", err, sub.fields)
-	}
+}
+
+// storePosition is the one place a group's position is written.
+func (sub *subscription) storePosition(ctx context.Context, pos Position) error {
+	cfg := sub.s.config
+	return cfg.OffsetStore.Store(ctx, cfg.ConsumerGroup, sub.topic, pos)
 }

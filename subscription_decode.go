@@ -12,8 +12,13 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
-// decodeBatch bounds how many messages are decoded ahead of delivery.
-const decodeBatch = 256
+// A batch closes at decodeBatch messages or decodeBatchBytes, whichever
+// comes first: the decoder is about two batches ahead of delivery, so
+// this bounds the memory a read takes besides its largest message.
+const (
+	decodeBatch      = 256
+	decodeBatchBytes = 1 << 20
+)
 
 // decoded is one frame of a read, unmarshalled ahead of its delivery.
 type decoded struct {
@@ -24,7 +29,7 @@ type decoded struct {
 
 // batch is a run of frames of one read, in stream order.
 type batch struct {
-	chunk reader.Chunk // without Data
+	chunk reader.Chunk // without Body
 	// first and last: the batch opens or ends its read.
 	first, last bool
 	// carried: a frame begun in an earlier read comes first (byte mode);
@@ -47,7 +52,9 @@ type decoder struct {
 
 func (d *decoder) run(ctx context.Context) {
 	defer close(d.out)
-	var buf []byte // byte mode: the start of a frame that has not ended yet
+	cfg := d.sub.s.config
+	splitter, _ := cfg.Unmarshaler.(FrameSplitter)
+	bytesMode := &byteFrames{topic: d.sub.topic, splitter: splitter, max: int(cfg.MaxReadBytes)}
 	for {
 		chunk, err := d.r.Next(ctx)
 		if err != nil {
@@ -56,36 +63,58 @@ func (d *decoder) run(ctx context.Context) {
 			}
 			return
 		}
-		carried := len(buf) > 0
-		var frames [][]byte
-		if chunk.JSON {
-			frames, err = jsonscan.SplitArray(chunk.Data)
-			if err != nil {
-				d.send(ctx, batch{err: fmt.Errorf("%w: JSON-mode body: %w", reader.ErrProtocol, err)})
-				return
-			}
-		} else {
-			buf = append(buf, chunk.Data...)
-			frames, buf, err = d.sub.split(buf, chunk.Closed)
-			if err != nil {
-				d.send(ctx, batch{err: err})
-				return
-			}
+		if err := modeMismatch(d.sub.topic, chunk.JSON, "", cfg.ContentType); err != nil && chunk.HasData {
+			d.send(ctx, batch{err: err})
+			return
 		}
-		chunk.Data = nil
-		for i := 0; i == 0 || i < len(frames); i += decodeBatch {
-			b := batch{chunk: chunk, first: i == 0, carried: carried}
-			end := min(i+decodeBatch, len(frames))
-			if end == len(frames) {
-				b.last, b.partial = true, len(buf) > 0
-			}
-			b.frames = make([]decoded, 0, end-i)
-			for _, f := range frames[i:end] {
-				b.frames = append(b.frames, d.decode(f))
-			}
-			if !d.send(ctx, b) {
+		var src frameSource
+		carried := false
+		if chunk.JSON {
+			src = jsonFrames{jsonscan.NewArrayReader(chunk.Body, int(cfg.MaxReadBytes))}
+		} else {
+			if splitter == nil {
+				d.send(ctx, batch{err: fmt.Errorf("%w: the stream is in byte mode, but the Unmarshaler %T is no FrameSplitter", ErrInvalidConfig, cfg.Unmarshaler)})
 				return
 			}
+			carried = bytesMode.pending()
+			bytesMode.reset(chunk.Body, chunk.Closed)
+			src = bytesMode
+		}
+		chunk.Body = nil
+		if !d.decodeRead(ctx, chunk, carried, src, bytesMode) {
+			return
+		}
+	}
+}
+
+// decodeRead decodes one read's frames in batches; false ends the decoder.
+func (d *decoder) decodeRead(ctx context.Context, chunk reader.Chunk, carried bool, src frameSource, bytesMode *byteFrames) bool {
+	b := batch{chunk: chunk, first: true, carried: carried}
+	size := 0
+	for {
+		frame, err := src.next()
+		if errors.Is(err, io.EOF) {
+			b.last = true
+			b.partial = !chunk.JSON && bytesMode.pending()
+			return d.send(ctx, b)
+		}
+		if err != nil {
+			// What was decoded before the failure is delivered first; a
+			// body cut short is read again from the position reached.
+			if len(b.frames) > 0 && !d.send(ctx, b) {
+				return false
+			}
+			d.send(ctx, batch{err: err})
+			return false
+		}
+		b.frames = append(b.frames, d.decode(append([]byte(nil), frame...)))
+		size += len(frame)
+		if len(b.frames) >= decodeBatch || size >= decodeBatchBytes {
+			if !d.send(ctx, b) {
+				return false
+			}
+			b = batch{chunk: chunk}
+			size = 0
 		}
 	}
 }

@@ -151,3 +151,14 @@ func TestPingAndStop(t *testing.T) {
 	require.False(t, srv.Running())
 	require.Error(t, srv.Ping(ctx))
 }
+
+func TestOverlappingRestartsRunOneAfterTheOther(t *testing.T) {
+	srv := Private(t, Options{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- srv.Restart(false) }()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	require.NoError(t, srv.Ping(t.Context()))
+}

@@ -46,7 +46,8 @@ type Options struct {
 	// LongPollTimeout is how long the server holds a long-poll with no data.
 	// Zero means 2s: short, so tests that tail a stream finish quickly.
 	LongPollTimeout time.Duration
-	// Port to listen on; zero picks a free one.
+	// Port to listen on; zero picks a free one outside the kernel's
+	// ephemeral range (see freePort), so that a restart gets it back.
 	Port int
 }
 
@@ -57,6 +58,8 @@ type Server struct {
 
 	external bool
 	opts     Options
+
+	restarting sync.Mutex // held for a whole Restart
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -84,11 +87,28 @@ func Start(opts Options) (*Server, error) {
 	if opts.LongPollTimeout == 0 {
 		opts.LongPollTimeout = 2 * time.Second
 	}
-	s := &Server{opts: opts}
-	if err := s.start(); err != nil {
-		return nil, err
+	if opts.Port != 0 {
+		s := &Server{opts: opts}
+		if err := s.start(); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	return s, nil
+	var err error
+	for range 5 {
+		opts.Port, err = freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{opts: opts}
+		if err = s.start(); err == nil {
+			return s, nil
+		}
+		if !strings.Contains(err.Error(), "EADDRINUSE") {
+			return nil, err
+		}
+	}
+	return nil, err
 }
 
 func (s *Server) start() error {
@@ -222,11 +242,14 @@ func (s *Server) stop(sig syscall.Signal) error {
 }
 
 // Restart stops the server (with SIGKILL when crash is true) and starts it
-// again on the same port and data directory.
+// again on the same port and data directory. Restarts that overlap run one
+// after the other (two at once would both listen on the port).
 func (s *Server) Restart(crash bool) error {
 	if s.external {
 		return errors.New("dstest: cannot restart an external server")
 	}
+	s.restarting.Lock()
+	defer s.restarting.Unlock()
 	var err error
 	if crash {
 		err = s.Kill()

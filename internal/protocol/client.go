@@ -105,6 +105,18 @@ func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOption
 	return c.retry(ctx, func() Try { return c.createStream(ctx, url, opts) })
 }
 
+// EnsureStream is CreateStream for a caller that uses an existing stream
+// as it is: one with the same content type but another TTL, expiry or
+// closed state is no error, and differs tells the caller to say so (a
+// caller that wants a strict check treats differs as ErrStreamConflict).
+func (c *Client) EnsureStream(ctx context.Context, url string, opts StreamOptions) (differs bool, err error) {
+	err = c.CreateStream(ctx, url, opts)
+	if errors.Is(err, ErrStreamConflict) {
+		return true, nil
+	}
+	return false, err
+}
+
 // Tail returns the stream's current tail offset (HEAD), and false with no
 // error when the stream does not exist yet. Transient failures are
 // retried under c.Retry.

@@ -4,6 +4,7 @@
 package reader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,7 +54,8 @@ type Config struct {
 	LiveTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, 429 and 5xx.
 	RetryPolicy protocol.RetryPolicy
-	// MaxBodyBytes bounds one read body or one SSE batch.
+	// MaxBodyBytes bounds one SSE event or batch. A GET answer is handed
+	// over as it arrives (Chunk.Body): its consumer bounds each message.
 	MaxBodyBytes int64
 	// StopAtTail ends the read (io.EOF) once it is up to date, instead
 	// of tailing: a catch-up read of what the stream holds now.
@@ -62,8 +64,13 @@ type Config struct {
 
 // Chunk is one read: the data after Offset, up to NextOffset.
 type Chunk struct {
-	// Data is a JSON array in JSON mode, raw bytes otherwise.
-	Data []byte
+	// Body is the data: a JSON array in JSON mode, raw bytes otherwise. It
+	// is read as it arrives, and valid until the next Next or Close. A
+	// failure while reading it is a *BodyError.
+	Body io.Reader
+	// HasData: the read carries data (a chunk that only ends a closed
+	// stream has none).
+	HasData bool
 	// JSON tells whether the stream is in JSON mode.
 	JSON bool
 	// Offset is where the chunk starts (the offset that was asked for).
@@ -84,6 +91,7 @@ type Reader struct {
 	closed      bool
 	contentType string
 	sse         *sseConn
+	body        *getBody // of the last chunk, closed by the next Next
 	emptyStreak int
 	// progressed: the last empty answer still moved the reader on (it
 	// reached the tail), so the next request may follow at once.
@@ -115,15 +123,9 @@ func New(cfg Config) (*Reader, error) {
 	return &Reader{cfg: cfg, offset: cfg.Offset}, nil
 }
 
-// Offset is where the next read starts: always the start offset or an
-// offset the server returned.
-func (r *Reader) Offset() string { return r.offset }
-
-// ContentType is the stream's content type, once a read has told it.
-func (r *Reader) ContentType() string { return r.contentType }
-
-// Close drops an open SSE connection.
+// Close drops an open SSE connection and the body of the last chunk.
 func (r *Reader) Close() {
+	r.closeBody()
 	if r.sse != nil {
 		r.sse.close()
 		r.sse = nil
@@ -137,46 +139,59 @@ func (r *Reader) Close() {
 // Retryable failures are retried under the RetryPolicy; 404 and 410 are
 // final (errors.Is ErrStreamNotFound / ErrStreamGone).
 func (r *Reader) Next(ctx context.Context) (Chunk, error) {
-	attempt := 0
-	start := time.Now()
+	r.closeBody()
 	for {
 		if r.closed || (r.cfg.StopAtTail && r.upToDate) {
 			return Chunk{}, io.EOF
 		}
-		if err := ctx.Err(); err != nil {
-			return Chunk{}, err
-		}
-		began := time.Now()
-		chunk, ok, err := r.step(ctx)
-		if err == nil {
-			attempt, start = 0, time.Now()
-			if ok {
-				r.emptyStreak = 0
-				return chunk, nil
+		var (
+			chunk Chunk
+			ok    bool
+			took  time.Duration
+		)
+		err := protocol.Retry(ctx, r.cfg.RetryPolicy, func(int) protocol.Try {
+			if err := ctx.Err(); err != nil {
+				return protocol.Try{Err: err}
 			}
-			if err := r.pauseAfterEmpty(ctx, time.Since(began)); err != nil {
-				return Chunk{}, err
+			began := time.Now()
+			c, got, err := r.step(ctx)
+			took = time.Since(began)
+			if err != nil {
+				return readTry(err)
 			}
-			continue
-		}
-		if ctx.Err() != nil {
-			return Chunk{}, ctx.Err()
-		}
-		if !retryable(err) {
+			chunk, ok = c, got
+			return protocol.Try{}
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return Chunk{}, ctx.Err()
+			}
 			return Chunk{}, err
 		}
-		attempt++
-		wait := r.cfg.RetryPolicy.Backoff(attempt)
-		var httpErr *retryAfterError
-		if errors.As(err, &httpErr) && httpErr.after > wait {
-			wait = httpErr.after
+		if ok {
+			r.emptyStreak = 0
+			return chunk, nil
 		}
-		if !r.cfg.RetryPolicy.Allows(attempt, start, wait) {
-			return Chunk{}, fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
-		}
-		if err := protocol.Sleep(ctx, wait); err != nil {
+		if err := r.pauseAfterEmpty(ctx, took); err != nil {
 			return Chunk{}, err
 		}
+	}
+}
+
+// readTry classifies a failed read for protocol.Retry: a read changes
+// nothing, so it is never "maybe written".
+func readTry(err error) protocol.Try {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return protocol.Try{Err: err, Retryable: true, RetryAfter: ra.after}
+	}
+	return protocol.Try{Err: err, Retryable: retryable(err)}
+}
+
+func (r *Reader) closeBody() {
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
 	}
 }
 
@@ -214,18 +229,24 @@ func (r *Reader) readURL(live string) string {
 	return r.cfg.URL + "?" + q.Encode()
 }
 
-// advance records a position the server returned.
-func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool) {
+// advance records a position the server returned. An end before the
+// offset asked for means the stream no longer reaches that offset (it was
+// deleted and created again): offsets only grow, and sort as strings.
+func (r *Reader) advance(h readHeaders, body io.Reader, hasData bool) (Chunk, bool, error) {
+	if r.offset != OffsetBeginning && r.offset != OffsetNow && h.NextOffset < r.offset {
+		return Chunk{}, false, &PastTailError{Offset: r.offset, Tail: h.NextOffset}
+	}
+	if body == nil {
+		body = bytes.NewReader(nil)
+	}
 	chunk := Chunk{
-		Data:       data,
+		Body:       body,
+		HasData:    hasData,
 		JSON:       protocol.IsJSON(r.contentType),
 		Offset:     r.offset,
 		NextOffset: h.NextOffset,
 		UpToDate:   h.UpToDate,
 		Closed:     h.Closed && h.UpToDate,
-	}
-	if chunk.JSON && isEmptyJSONArray(data) {
-		chunk.Data = nil
 	}
 	r.progressed = h.UpToDate && !r.upToDate
 	r.offset = h.NextOffset
@@ -234,7 +255,7 @@ func (r *Reader) advance(h readHeaders, data []byte) (Chunk, bool) {
 	}
 	r.upToDate = r.upToDate || h.UpToDate
 	r.closed = chunk.Closed
-	return chunk, len(chunk.Data) > 0 || chunk.Closed
+	return chunk, hasData || chunk.Closed, nil
 }
 
 func isEmptyJSONArray(data []byte) bool {

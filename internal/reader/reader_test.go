@@ -70,7 +70,7 @@ func TestCatchUpThenLive(t *testing.T) {
 
 		r := newReader(t, url, OffsetBeginning, mode)
 		c := next(t, r)
-		require.JSONEq(t, `[1,2,{"a":"x\ny"}]`, string(c.Data))
+		require.JSONEq(t, `[1,2,{"a":"x\ny"}]`, string(readAll(t, c)))
 		require.True(t, c.JSON)
 		require.Equal(t, OffsetBeginning, c.Offset)
 		require.True(t, c.UpToDate)
@@ -89,7 +89,7 @@ func TestCatchUpThenLive(t *testing.T) {
 		live, ok := <-done
 		require.True(t, ok, "live read failed")
 		require.Equal(t, c.NextOffset, live.Offset, "a chunk starts where the last ended")
-		elems, err := jsonscan.SplitArray(live.Data)
+		elems, err := jsonscan.SplitArray(readAll(t, live))
 		require.NoError(t, err)
 		require.NotEmpty(t, elems)
 		require.Equal(t, "3", string(elems[0]))
@@ -99,7 +99,7 @@ func TestCatchUpThenLive(t *testing.T) {
 		}
 		for !live.Closed {
 			live = next(t, r)
-			elems, err := jsonscan.SplitArray(live.Data)
+			elems, err := jsonscan.SplitArray(readAll(t, live))
 			require.NoError(t, err)
 			for _, e := range elems {
 				all = append(all, string(e))
@@ -119,10 +119,10 @@ func TestByteModeAndBase64SSE(t *testing.T) {
 		send(t, http.MethodPost, url, "application/octet-stream", "\x00\x01ab\n")
 		c := next(t, r)
 		require.False(t, c.JSON)
-		require.Equal(t, "\x00\x01ab\n", string(c.Data))
+		require.Equal(t, "\x00\x01ab\n", string(readAll(t, c)))
 		send(t, http.MethodPost, url, "application/octet-stream", "\xff\r\n")
 		c = next(t, r)
-		require.Equal(t, "\xff\r\n", string(c.Data))
+		require.Equal(t, "\xff\r\n", string(readAll(t, c)))
 	})
 }
 
@@ -137,9 +137,9 @@ func TestStartAtTail(t *testing.T) {
 		_, err := r.Next(ctx)
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.NotEqual(t, OffsetNow, r.Offset(), "the tail offset is known")
+		require.NotEqual(t, OffsetNow, r.offset, "the tail offset is known")
 		send(t, http.MethodPost, url, "application/json", `["new"]`)
-		require.JSONEq(t, `["new"]`, string(next(t, r).Data))
+		require.JSONEq(t, `["new"]`, string(readAll(t, next(t, r))))
 	})
 }
 
@@ -177,11 +177,11 @@ func TestRidesThroughFaults(t *testing.T) {
 
 	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "GET", Status: 503, Count: 3}))
 	r := newReader(t, url, OffsetBeginning, LongPoll)
-	require.JSONEq(t, `[1]`, string(next(t, r).Data))
+	require.JSONEq(t, `[1]`, string(readAll(t, next(t, r))))
 
 	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "GET", DropConnection: true, Count: 2}))
 	send(t, http.MethodPost, url, "application/json", `[2]`)
-	require.JSONEq(t, `[2]`, string(next(t, r).Data))
+	require.JSONEq(t, `[2]`, string(readAll(t, next(t, r))))
 }
 
 func TestFinalStatusesAreTyped(t *testing.T) {
@@ -231,12 +231,22 @@ func TestContextCancelStopsLiveRead(t *testing.T) {
 	})
 }
 
+// TestBodyLimit: a GET answer is handed over as it arrives, whatever its
+// size (its consumer bounds each message); an SSE batch is bounded.
 func TestBodyLimit(t *testing.T) {
 	url := dstest.StreamURL(t)
 	send(t, http.MethodPut, url, "application/json", "")
-	send(t, http.MethodPost, url, "application/json", `["`+strings.Repeat("x", 2000)+`"]`)
+	big := `["` + strings.Repeat("x", 2000) + `"]`
+	send(t, http.MethodPost, url, "application/json", big)
 	r, err := New(Config{URL: url, MaxBodyBytes: 1000})
 	require.NoError(t, err)
+	require.JSONEq(t, big, string(readAll(t, next(t, r))))
+
+	r, err = New(Config{URL: url, Mode: SSE, MaxBodyBytes: 1000, RetryPolicy: fastRetry})
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	next(t, r) // the catch-up GET
+	send(t, http.MethodPost, url, "application/json", big)
 	_, err = r.Next(t.Context())
 	require.ErrorIs(t, err, ErrBodyTooLarge)
 }
@@ -295,7 +305,7 @@ func TestStopAtTail(t *testing.T) {
 	require.NoError(t, err)
 	c, err := r.Next(t.Context())
 	require.NoError(t, err)
-	require.JSONEq(t, `[1]`, string(c.Data))
+	require.JSONEq(t, `[1]`, string(readAll(t, c)))
 	_, err = r.Next(t.Context())
 	require.ErrorIs(t, err, io.EOF)
 }
@@ -303,3 +313,11 @@ func TestStopAtTail(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// readAll reads a chunk's body, which is valid until the next Next.
+func readAll(t testing.TB, c Chunk) []byte {
+	t.Helper()
+	data, err := io.ReadAll(c.Body)
+	require.NoError(t, err)
+	return data
+}

@@ -2,6 +2,7 @@ package reader
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +137,12 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 			}
 			parts, size = nil, 0
 			h := readHeaders{NextOffset: c.StreamNextOffset, Cursor: c.StreamCursor, UpToDate: c.UpToDate || c.StreamClosed, Closed: c.StreamClosed}
-			chunk, ok := r.advance(h, data)
+			hasData := len(data) > 0 && !(protocol.IsJSON(r.contentType) && isEmptyJSONArray(data))
+			chunk, ok, err := r.advance(h, bytes.NewReader(data), hasData)
+			if err != nil {
+				r.Close()
+				return Chunk{}, false, err
+			}
 			if chunk.Closed {
 				r.Close()
 			}

@@ -1,0 +1,375 @@
+package durablestreams
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Defaults of GroupSubscriberConfig, chosen from measurements (see
+// internal/group): a dead member is replaced after about 10 s; a member
+// that leaves hands over in milliseconds.
+const (
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = time.Second
+)
+
+// ErrFenced means a member lost a stream to another (a newer owner
+// claimed it, or its own session expired): it stores nothing more for that
+// stream and stops reading it.
+var ErrFenced = group.ErrFenced
+
+// ErrPartitionMismatch means a topic's partition count recorded on the
+// server differs from the configured one; the count of a topic never
+// changes.
+var ErrPartitionMismatch = group.ErrPartitionMismatch
+
+// GroupSubscriberConfig configures a GroupSubscriber.
+type GroupSubscriberConfig struct {
+	// Subscriber configures how streams are read. Its ConsumerGroup is
+	// required; its OffsetStore is not used: the group keeps positions
+	// itself, in fenced ownership streams under BaseURL/__groups/.
+	Subscriber SubscriberConfig
+	// MemberID names this member; unique among the live members. Default:
+	// a random UUID per Subscribe.
+	MemberID string
+	// SessionTimeout is how long a silent member counts as alive: it
+	// bounds the failover after a crash. Default: DefaultSessionTimeout.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often a member says it is alive; at most a
+	// third of SessionTimeout. Default: DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// Partitions is the topic's partition count, as its publishers use
+	// it. Zero reads it from the server, and records 1 when none is
+	// recorded yet (so that a publisher with another count gets
+	// ErrPartitionMismatch instead of writing where nobody reads).
+	Partitions int
+}
+
+// GroupSubscriber is a Subscriber whose consumer group shares the work:
+// each message of a stream goes to one member of the group at a time, in
+// stream order, at-least-once. A topic of one stream has one active member
+// per group, the others stand by; a partitioned topic (see
+// PartitionedPublisher) has its partitions shared out, rebalanced as
+// members come and go. Ownership is fenced on the server, so a member that
+// lost a stream (paused, partitioned, too slow to heartbeat) can neither
+// deliver nor store a position there once the new owner started.
+type GroupSubscriber struct {
+	config GroupSubscriberConfig
+	// inner reads nothing itself: it holds the defaulted config, the
+	// shared HTTP client, and creates streams. Each lease is read by a
+	// Subscriber of its own whose OffsetStore is that lease.
+	inner  *Subscriber
+	client *protocol.Client
+	logger watermill.LoggerAdapter
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber           = (*GroupSubscriber)(nil)
+	_ message.SubscribeInitializer = (*GroupSubscriber)(nil)
+)
+
+// NewGroupSubscriber returns a GroupSubscriber; a nil logger logs nothing.
+func NewGroupSubscriber(config GroupSubscriberConfig, logger watermill.LoggerAdapter) (*GroupSubscriber, error) {
+	if config.Subscriber.ConsumerGroup == "" {
+		return nil, invalidConfig("GroupSubscriber needs Subscriber.ConsumerGroup")
+	}
+	if config.Partitions < 0 || config.Partitions > group.MaxPartitions {
+		return nil, invalidConfig("Partitions %d is not in 0..%d", config.Partitions, group.MaxPartitions)
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	inner := config.Subscriber
+	inner.OffsetStore = NewMemoryOffsetStore() // never used: see lease
+	sub, err := NewSubscriber(inner, logger)
+	if err != nil {
+		return nil, err
+	}
+	probe := group.Config{
+		BaseURL: sub.config.BaseURL, Group: config.Subscriber.ConsumerGroup, Topic: "t", Streams: []string{"t"},
+		MemberID: config.MemberID, SessionTimeout: config.SessionTimeout, HeartbeatInterval: config.HeartbeatInterval,
+	}
+	if probe.MemberID == "" {
+		probe.MemberID = "m"
+	}
+	if err := probe.Validate(); err != nil {
+		_ = sub.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &GroupSubscriber{
+		config: config, inner: sub, client: sub.client, logger: logger,
+		ctx: ctx, cancel: cancel,
+	}, nil
+}
+
+// Subscribe joins the group on topic and returns the messages of every
+// stream this member comes to own. The channel is closed after Close or
+// when ctx is done, once this member has handed its streams over.
+func (s *GroupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrSubscriberClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	streams, err := s.streams(ctx, topic)
+	if err != nil {
+		s.wg.Done()
+		return nil, publicError(err)
+	}
+	m, err := group.Join(ctx, group.Config{
+		Client: s.client, BaseURL: s.inner.config.BaseURL, Group: s.config.Subscriber.ConsumerGroup,
+		Topic: topic, Streams: streams, MemberID: s.config.MemberID,
+		SessionTimeout: s.config.SessionTimeout, HeartbeatInterval: s.config.HeartbeatInterval,
+		RetryPolicy: s.client.Retry, Logger: s.logger,
+	})
+	if err != nil {
+		s.wg.Done()
+		return nil, publicError(fmt.Errorf("durablestreams: subscribe to %q in group %q: %w", topic, s.config.Subscriber.ConsumerGroup, err))
+	}
+	out := make(chan *message.Message)
+	subCtx, cancel := context.WithCancel(ctx)
+	stopOnClose := context.AfterFunc(s.ctx, cancel)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer stopOnClose()
+		defer cancel()
+		s.member(subCtx, m, out)
+	}()
+	return out, nil
+}
+
+// member runs one membership: a reader per lease, until the Subscribe
+// ends; then it leaves, handing every stream over.
+func (s *GroupSubscriber) member(ctx context.Context, m *group.Member, out chan<- *message.Message) {
+	var leases sync.WaitGroup
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		<-ctx.Done()
+		// A fresh context: the Subscribe's is done, and handing over
+		// is what a clean stop is for.
+		leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaveTimeout())
+		defer cancel()
+		if err := m.Leave(leaveCtx); err != nil {
+			s.logger.Error("Leaving the consumer group failed; others take over after the session timeout", err, nil)
+		}
+	}()
+	for l := range m.Assignments() {
+		leases.Add(1)
+		go func() {
+			defer leases.Done()
+			s.lease(ctx, l, out)
+		}()
+	}
+	<-left
+	leases.Wait()
+}
+
+func (s *GroupSubscriber) leaveTimeout() time.Duration {
+	if s.config.SessionTimeout > 0 {
+		return s.config.SessionTimeout
+	}
+	return DefaultSessionTimeout
+}
+
+// lease reads one owned stream with a Subscriber of its own, whose
+// positions go through the lease (fenced), and forwards its messages while
+// the lease is valid.
+func (s *GroupSubscriber) lease(ctx context.Context, l *group.Lease, out chan<- *message.Message) {
+	fields := watermill.LogFields{"stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.Subscriber.ConsumerGroup}
+	cfg := s.inner.config
+	start, err := s.firstPosition(ctx, l)
+	if err != nil {
+		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
+		s.release(ctx, l, fields)
+		return
+	}
+	cfg.OffsetStore = leaseStore{l: l, start: start}
+	cfg.HTTPClient = s.client.HTTP // shared, so closing this one keeps it
+	reader, err := NewSubscriber(cfg, s.logger)
+	if err != nil {
+		s.logger.Error("Reading an owned stream failed to start; handing it back", err, fields)
+		s.release(ctx, l, fields)
+		return
+	}
+	defer func() { _ = reader.Close() }()
+	readCtx, stop := context.WithCancel(ctx)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		select {
+		case <-l.Done():
+			stop()
+		case <-readCtx.Done():
+		}
+	}()
+	defer func() { <-watching }()
+	defer stop()
+	msgs, err := reader.Subscribe(readCtx, l.Stream())
+	if err != nil {
+		s.logger.Error("Reading an owned stream failed to start; handing it back", err, fields)
+	} else {
+		for msg := range msgs {
+			if !l.Valid() {
+				msg.Nack() // never delivered: the next owner reads it
+				continue
+			}
+			select {
+			case out <- msg:
+			case <-readCtx.Done():
+				msg.Nack()
+			}
+		}
+	}
+	if readCtx.Err() == nil {
+		// The read ended on its own: the stream was closed (EOF), or an
+		// error the subscription logged. Handing the stream back would
+		// only have it claimed again at once, in a loop; this member keeps
+		// it until it loses it or leaves.
+		s.logger.Info("The subscription of an owned stream ended; keeping the stream until this member leaves", fields)
+		<-readCtx.Done()
+	}
+	// The subscription stored its last position on the way out.
+	s.release(ctx, l, fields)
+}
+
+// firstPosition is the stored position of a leased stream. A stream no
+// owner stored a position for yet starts where StartFrom says; with
+// StartFromTail that tail is stored at once, so that a later owner goes on
+// from the same place and never from a later tail (which would skip what
+// came in between).
+func (s *GroupSubscriber) firstPosition(ctx context.Context, l *group.Lease) (json.RawMessage, error) {
+	if l.Start() != nil || s.inner.config.StartFrom != StartFromTail {
+		return l.Start(), nil
+	}
+	url, err := topicURL(s.inner.config.BaseURL, s.inner.config.TopicURL, l.Stream())
+	if err != nil {
+		return nil, err
+	}
+	tail, exists, err := s.client.Tail(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	pos := Position{Offset: "-1"}
+	if exists {
+		pos.Offset = tail
+	}
+	raw, err := json.Marshal(pos)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Store(ctx, raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+func (s *GroupSubscriber) release(ctx context.Context, l *group.Lease, fields watermill.LogFields) {
+	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaveTimeout())
+	defer cancel()
+	if err := l.Release(relCtx, nil); err != nil {
+		s.logger.Info("Stream not released (lost or unreachable): the next owner starts from the last stored position", fields.Add(watermill.LogFields{"err": err}))
+	}
+}
+
+// streams lists the topic's streams: its partitions, as recorded on the
+// server.
+func (s *GroupSubscriber) streams(ctx context.Context, topic string) ([]string, error) {
+	url, err := topicURL(s.inner.config.BaseURL, s.inner.config.TopicURL, group.PartitionsStreamName(topic))
+	if err != nil {
+		return nil, err
+	}
+	n := s.config.Partitions
+	if n == 0 {
+		got, ok, err := group.LoadPartitions(ctx, s.client, s.client.Retry, url)
+		if err != nil {
+			return nil, fmt.Errorf("durablestreams: partitions of %q: %w", topic, err)
+		}
+		n = 1
+		if ok {
+			n = got
+		}
+	}
+	if err := group.EnsurePartitions(ctx, s.client, s.client.Retry, url, topic, n); err != nil {
+		return nil, fmt.Errorf("durablestreams: partitions of %q: %w", topic, err)
+	}
+	return group.StreamNames(topic, n), nil
+}
+
+// SubscribeInitialize creates the streams of every partition of topic
+// (see Subscriber.SubscribeInitialize).
+func (s *GroupSubscriber) SubscribeInitialize(topic string) error {
+	streams, err := s.streams(s.ctx, topic)
+	if err != nil {
+		return publicError(err)
+	}
+	for _, stream := range streams {
+		if err := s.inner.SubscribeInitialize(stream); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close ends every subscription, each handing its streams over, and
+// waits for them.
+func (s *GroupSubscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return s.inner.Close()
+}
+
+// leaseStore is the OffsetStore of one lease's Subscriber: the position
+// is the lease's, read from the claim (or recorded at its start) and
+// written fenced.
+type leaseStore struct {
+	l     *group.Lease
+	start json.RawMessage
+}
+
+// Load implements OffsetStore.
+func (ls leaseStore) Load(_ context.Context, _, stream string) (Position, bool, error) {
+	if ls.start == nil {
+		return Position{}, false, nil
+	}
+	var pos Position
+	if err := json.Unmarshal(ls.start, &pos); err != nil {
+		return Position{}, false, fmt.Errorf("durablestreams: stored position of %q: %w", stream, err)
+	}
+	return pos, true, nil
+}
+
+// Store implements OffsetStore.
+func (ls leaseStore) Store(ctx context.Context, _, _ string, pos Position) error {
+	raw, err := json.Marshal(pos)
+	if err != nil {
+		return err
+	}
+	return ls.l.Store(ctx, raw)
+}

@@ -1,0 +1,246 @@
+package group
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Lease is a member's ownership of one stream, from a claim until it is
+// released, revoked or lost. It is safe for concurrent use.
+//
+// The consumer of a lease reads the stream from Start, checks Valid before
+// each delivery, stores positions with Store, and stops when Done is
+// closed, then calls Release with its last position.
+type Lease struct {
+	m       *Member
+	stream  string
+	url     string
+	epoch   int64
+	claim   string
+	session uint64
+	start   json.RawMessage
+
+	done     chan struct{}
+	doneOnce sync.Once
+	// ended is closed once the lease is over for good (lost or
+	// released); a revoked lease has not ended until then.
+	ended     chan struct{}
+	endedOnce sync.Once
+	// revoked is closed when the member asks for the stream back
+	// (rebalance or leave); the lease stays valid until Release.
+	revoked    chan struct{}
+	revokeOnce sync.Once
+
+	mu sync.Mutex // serialises writes
+	// seq is the last seq written to the root (the claim is 0).
+	seq int64
+	// log is the position log written now; logWrites how many positions
+	// it took (the next seq there).
+	log       int
+	logWrites int64
+	last      json.RawMessage
+	err       error
+	released  bool
+}
+
+// Stream is the name of the leased stream.
+func (l *Lease) Stream() string { return l.stream }
+
+// Epoch is the ownership generation of this lease.
+func (l *Lease) Epoch() int64 { return l.epoch }
+
+// Start is the position the previous owner stored (nil if none): where
+// this owner starts reading.
+func (l *Lease) Start() json.RawMessage { return l.start }
+
+// Done is closed when the lease has ended (lost or released) or was
+// revoked: stop delivering. Valid is false from then on.
+func (l *Lease) Done() <-chan struct{} { return l.done }
+
+// Revoked is closed when the member wants the stream handed over (a
+// rebalance or Leave): stop delivering, then Release with the last
+// position. A revoked lease may still Store and Release; Done is closed
+// too.
+func (l *Lease) Revoked() <-chan struct{} { return l.revoked }
+
+// Err says why the lease ended (a *FencedError), nil while it holds.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Valid reports, without a request, whether this member may still deliver
+// from the stream: the lease has not ended and the member's session has not
+// run past its local deadline (last heartbeat sent + SessionTimeout -
+// Margin, on the monotonic clock). A member resumed after a long pause sees
+// false before it delivers anything.
+func (l *Lease) Valid() bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	return l.m.sessionValid(l.session)
+}
+
+// Store records pos as the stream's position, fenced: it fails with a
+// *FencedError once the lease is lost, locally or because the server
+// refused the write. A revoked lease may still store until Release.
+func (l *Lease) Store(ctx context.Context, pos json.RawMessage) error {
+	l.mu.Lock()
+	err := l.writableLocked()
+	if err == nil {
+		err = l.storeLocked(ctx, pos)
+	}
+	if err == nil {
+		l.last = pos
+	}
+	lost := l.err != nil
+	l.mu.Unlock()
+	if lost {
+		l.end()
+	}
+	return err
+}
+
+// Release hands the stream over: it stores pos (nil keeps the last stored
+// one) with a released mark, ends the lease, and tells the other members
+// the stream is free. Releasing a lost lease writes nothing and returns its
+// error; releasing twice is a no-op.
+func (l *Lease) Release(ctx context.Context, pos json.RawMessage) error {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return nil
+	}
+	if pos == nil {
+		pos = l.last
+	}
+	err := l.writableLocked()
+	if err == nil {
+		err = l.rootLocked(ctx, ownerRecord{Position: pos, Released: true, Log: l.log})
+	}
+	if err == nil {
+		l.last = pos
+		l.released = true
+		l.err = &FencedError{Stream: l.stream, Epoch: l.epoch, Reason: reasonReleased}
+	}
+	lost := l.err != nil
+	l.mu.Unlock()
+	if lost {
+		l.end()
+	}
+	if err != nil {
+		return err
+	}
+	l.m.released(ctx, l)
+	return nil
+}
+
+// writableLocked refuses a write of an ended (but not merely revoked)
+// lease, or one whose session ran out.
+func (l *Lease) writableLocked() error {
+	if l.err != nil {
+		return l.err
+	}
+	if !l.m.sessionValid(l.session) {
+		l.err = &FencedError{Stream: l.stream, Epoch: l.epoch, Reason: reasonExpired}
+		l.m.log.Info("Consumer group lease expired locally, storing nothing more", l.fields())
+		return l.err
+	}
+	return nil
+}
+
+// storeLocked appends pos to the current position log, or, when that log
+// is full, starts the next one with it: the new log first, then a root
+// record pointing to it (fenced), then the old log is dropped. A crash in
+// between leaves the root naming a log that holds the latest position.
+func (l *Lease) storeLocked(ctx context.Context, pos json.RawMessage) error {
+	cfg := l.m.cfg
+	if l.logWrites < int64(cfg.rotateEvery) {
+		if err := l.postLocked(ctx, cfg.logURL(l.stream, l.epoch, l.log), ownerRecord{Position: pos}, l.logWrites); err != nil {
+			return err
+		}
+		l.logWrites++
+		return nil
+	}
+	next := cfg.logURL(l.stream, l.epoch, l.log+1)
+	if err := cfg.Client.CreateStream(ctx, next, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+		return fmt.Errorf("start position log of stream %q: %w", l.stream, err)
+	}
+	if err := l.postLocked(ctx, next, ownerRecord{Position: pos}, 0); err != nil {
+		return err
+	}
+	if err := l.rootLocked(ctx, ownerRecord{Position: pos, Log: l.log + 1}); err != nil {
+		return err
+	}
+	deleteLog(ctx, cfg.Client, cfg.logURL(l.stream, l.epoch, l.log))
+	l.log, l.logWrites = l.log+1, 1
+	return nil
+}
+
+// rootLocked appends a fenced record to the ownership root.
+func (l *Lease) rootLocked(ctx context.Context, rec ownerRecord) error {
+	if err := l.postLocked(ctx, l.url, rec, l.seq+1); err != nil {
+		return err
+	}
+	l.seq++
+	return nil
+}
+
+// postLocked sends one record at (our epoch, seq) to url. At our epoch
+// only we write (a rival claimer writes seq 0 of the root only), so a
+// duplicate answer is our own earlier try.
+func (l *Lease) postLocked(ctx context.Context, url string, rec ownerRecord, seq int64) error {
+	rec.Owner, rec.Claim, rec.Epoch = l.m.cfg.MemberID, l.claim, l.epoch
+	o, reason, err := fencedPost(ctx, l.m.cfg.Client, l.m.cfg.RetryPolicy, url, rec, seq)
+	switch o {
+	case written, duplicate:
+		return nil
+	case fenced:
+		l.err = &FencedError{Stream: l.stream, Epoch: l.epoch, Reason: reason}
+		l.m.log.Info("Consumer group lease fenced, stopping the stream", l.fields().Add(watermill.LogFields{"reason": reason}))
+		return l.err
+	}
+	if err == nil {
+		err = fmt.Errorf("%s", reason)
+	}
+	return fmt.Errorf("store position of stream %q: %w", l.stream, err)
+}
+
+// lose ends the lease for reason (session expiry, leave).
+func (l *Lease) lose(reason string) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = &FencedError{Stream: l.stream, Epoch: l.epoch, Reason: reason}
+	}
+	l.mu.Unlock()
+	l.end()
+}
+
+func (l *Lease) revoke() {
+	l.revokeOnce.Do(func() { close(l.revoked) })
+	l.closeDone()
+}
+
+func (l *Lease) closeDone() { l.doneOnce.Do(func() { close(l.done) }) }
+
+// end closes the lease for good; the member forgets it.
+func (l *Lease) end() {
+	l.closeDone()
+	l.endedOnce.Do(func() {
+		close(l.ended)
+		l.m.forget(l)
+	})
+}
+
+func (l *Lease) fields() watermill.LogFields {
+	return watermill.LogFields{"group": l.m.cfg.Group, "topic": l.m.cfg.Topic, "stream": l.stream, "epoch": l.epoch, "member": l.m.cfg.MemberID}
+}

@@ -1,0 +1,252 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// Member is one process's membership of a consumer group on one topic. It
+// heartbeats, watches the other members, and claims the streams the
+// assignment gives it; each claimed stream arrives on Assignments as a
+// Lease. It is safe for concurrent use.
+type Member struct {
+	cfg Config
+	log watermill.LoggerAdapter
+	// epoch0 is the base of the member's monotonic clock (now).
+	epoch0 time.Time
+
+	// session is the current session and its local deadline, swapped as
+	// one value so that a Valid check never mixes two sessions.
+	session atomic.Pointer[sessionState]
+
+	assignments chan *Lease
+	poke        chan struct{}
+
+	ctx       context.Context // every background request
+	cancel    context.CancelFunc
+	coordCtx  context.Context // the coordinator (claims and revokes)
+	stopCoord context.CancelFunc
+	beatCtx   context.Context // the heartbeat loop
+	stopBeat  context.CancelFunc
+	coordWG   sync.WaitGroup
+	beatWG    sync.WaitGroup
+	watchWG   sync.WaitGroup
+
+	mu       sync.Mutex
+	joinedAt time.Duration
+	seen     map[string]time.Duration
+	left     map[string]time.Duration // when a member left
+	held     map[string]*Lease
+	leaveMu  sync.Mutex
+	leftOnce bool
+}
+
+type sessionState struct {
+	id       uint64
+	deadline time.Duration // on the member's monotonic clock
+}
+
+// Join makes this process a member of cfg.Group on cfg.Topic: it creates
+// the members stream if needed, announces itself, and starts heart-beating
+// and claiming. ctx bounds the join only; the member runs until Leave.
+func Join(ctx context.Context, cfg Config) (*Member, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Member{
+		cfg:         cfg,
+		log:         cfg.Logger.With(watermill.LogFields{"group": cfg.Group, "topic": cfg.Topic, "member": cfg.MemberID}),
+		epoch0:      time.Now(),
+		assignments: make(chan *Lease, 2*len(cfg.Streams)),
+		poke:        make(chan struct{}, 1),
+		seen:        make(map[string]time.Duration),
+		left:        make(map[string]time.Duration),
+		held:        make(map[string]*Lease),
+	}
+	m.session.Store(&sessionState{})
+	if err := cfg.Client.CreateStream(ctx, cfg.membersURL(), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+		return nil, fmt.Errorf("create members stream of group %q: %w", cfg.Group, err)
+	}
+	// Watch from the tail as it is before our join record, not from
+	// "now" at the first read, which could miss a record appended in
+	// between.
+	tail, _, err := cfg.Client.Tail(ctx, cfg.membersURL())
+	if err != nil {
+		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
+	}
+	t0 := m.now()
+	if err := appendBestEffort(ctx, cfg.Client, cfg.RetryPolicy, cfg.membersURL(), memberRecord{Member: cfg.MemberID, Kind: kindJoin}); err != nil {
+		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
+	}
+	m.extend(t0)
+	m.joinedAt = t0
+
+	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.coordCtx, m.stopCoord = context.WithCancel(m.ctx)
+	m.beatCtx, m.stopBeat = context.WithCancel(m.ctx)
+	watchReady := make(chan error, 1)
+	m.watchWG.Add(1)
+	go func() { defer m.watchWG.Done(); m.watch(tail, watchReady) }()
+	if err := <-watchReady; err != nil {
+		m.cancel()
+		m.watchWG.Wait()
+		return nil, fmt.Errorf("watch group %q: %w", cfg.Group, err)
+	}
+	m.beatWG.Add(1)
+	go func() { defer m.beatWG.Done(); m.heartbeat() }()
+	m.coordWG.Add(1)
+	go func() { defer m.coordWG.Done(); m.coordinate() }()
+	m.log.Info("Joined consumer group", nil)
+	return m, nil
+}
+
+// ID is the member's ID.
+func (m *Member) ID() string { return m.cfg.MemberID }
+
+// Assignments delivers a Lease for each stream this member comes to own.
+// It is closed by Leave.
+func (m *Member) Assignments() <-chan *Lease { return m.assignments }
+
+// now is the member's monotonic clock.
+func (m *Member) now() time.Duration { return time.Since(m.epoch0) }
+
+// sessionValid reports whether session id is current and before its
+// local deadline.
+func (m *Member) sessionValid(id uint64) bool {
+	s := m.session.Load()
+	return s.id == id && m.now() < s.deadline
+}
+
+// extend moves the deadline after a heartbeat sent at t0 was accepted.
+// The others saw it no sooner than t0 and wait SessionTimeout after
+// that, so our deadline (t0 + SessionTimeout - Margin) always comes first.
+func (m *Member) extend(t0 time.Duration) {
+	for {
+		old := m.session.Load()
+		next := &sessionState{id: old.id, deadline: t0 + m.cfg.SessionTimeout - m.cfg.Margin}
+		if next.deadline <= old.deadline || m.session.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// expireIfPast starts a new session when the deadline has passed, so that
+// no lease of the old one is ever valid again, and ends those leases.
+func (m *Member) expireIfPast() {
+	old := m.session.Load()
+	if m.now() < old.deadline {
+		return
+	}
+	if !m.session.CompareAndSwap(old, &sessionState{id: old.id + 1, deadline: old.deadline}) {
+		return
+	}
+	m.mu.Lock()
+	var lost []*Lease
+	for _, l := range m.held {
+		if l.session == old.id {
+			lost = append(lost, l)
+		}
+	}
+	m.mu.Unlock()
+	for _, l := range lost {
+		m.log.Info("Consumer group session expired, dropping the stream", l.fields())
+		l.lose(reasonExpired)
+	}
+}
+
+// Leave hands every stream over and leaves the group: it revokes each
+// lease, waits for its consumer to Release it (at most half of what is
+// left of ctx), releases what is left with the last stored position, stops
+// heart-beating and tells the others. ctx must still be live: use a fresh one with a
+// timeout when shutting down after a cancellation. Leave is idempotent.
+func (m *Member) Leave(ctx context.Context) error {
+	m.leaveMu.Lock()
+	defer m.leaveMu.Unlock()
+	if m.leftOnce {
+		return nil
+	}
+	m.leftOnce = true
+	m.stopCoord()
+	m.coordWG.Wait()
+	close(m.assignments)
+
+	m.mu.Lock()
+	leases := make([]*Lease, 0, len(m.held))
+	for _, l := range m.held {
+		leases = append(leases, l)
+	}
+	m.mu.Unlock()
+	for _, l := range leases {
+		l.revoke()
+	}
+	var errs []error
+	grace, cancel := releaseGrace(ctx)
+	defer cancel()
+	for _, l := range leases {
+		select {
+		case <-l.ended:
+		case <-grace.Done():
+		}
+		if err := l.Release(ctx, nil); err != nil && !errors.Is(err, ErrFenced) {
+			errs = append(errs, err)
+		}
+		l.lose(reasonLeft)
+	}
+	m.stopBeat()
+	m.beatWG.Wait()
+	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindLeave}); err != nil {
+		errs = append(errs, fmt.Errorf("announce leave: %w", err))
+	}
+	m.cancel()
+	m.watchWG.Wait()
+	m.log.Info("Left consumer group", nil)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("leave group %q: %w", m.cfg.Group, err)
+	}
+	return nil
+}
+
+// releaseGrace bounds the wait for consumers to release their leases:
+// half of what is left of ctx, so that the forced releases after it and
+// the leave record still have time.
+func releaseGrace(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+	}
+	return context.WithCancel(ctx)
+}
+
+// forget drops an ended lease.
+func (m *Member) forget(l *Lease) {
+	m.mu.Lock()
+	if m.held[l.stream] == l {
+		delete(m.held, l.stream)
+	}
+	m.mu.Unlock()
+	m.wake()
+}
+
+// released tells the others a stream is free, so its next owner claims
+// it without waiting for a heartbeat.
+func (m *Member) released(ctx context.Context, l *Lease) {
+	m.log.Info("Released consumer group stream", l.fields())
+	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindRelease, Stream: l.stream}); err != nil {
+		m.log.Debug("Could not announce a release; the next heartbeat will do", watermill.LogFields{"err": err})
+	}
+}
+
+func (m *Member) wake() {
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
+}

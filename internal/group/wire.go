@@ -1,0 +1,300 @@
+package group
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+)
+
+// ownerProducerID is the Producer-Id of every fenced write on an
+// ownership stream: one producer per stream, whose epoch is the
+// ownership generation, so a claim at a higher epoch fences every
+// earlier owner on the server itself.
+const ownerProducerID = "owner"
+
+// ownerRecord is one record of an ownership stream. The epoch is in the
+// body because reads do not return producer headers.
+type ownerRecord struct {
+	Owner string `json:"owner"`
+	// Claim is random per claim: it tells two claims of one member apart.
+	Claim    string          `json:"claim"`
+	Epoch    int64           `json:"epoch"`
+	Position json.RawMessage `json:"pos,omitempty"`
+	Released bool            `json:"released,omitempty"`
+	// Log names the position log of this epoch the owner writes to now
+	// (root records only: claims at 0, one record per rotation).
+	Log int `json:"log,omitempty"`
+}
+
+// memberRecord is one record of the members stream.
+type memberRecord struct {
+	Member string `json:"m"`
+	// Kind is join, hb (heartbeat), leave or release (a hint that a
+	// stream is free, so that its next owner claims it at once).
+	Kind   string `json:"k"`
+	Stream string `json:"s,omitempty"`
+}
+
+const (
+	kindJoin    = "join"
+	kindBeat    = "hb"
+	kindLeave   = "leave"
+	kindRelease = "release"
+)
+
+// post sends one JSON record, with producer headers when epoch >= 0.
+func post(ctx context.Context, c *protocol.Client, url string, record any, epoch, seq int64) (int, http.Header, error) {
+	body, err := json.Marshal([]any{record})
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
+	if epoch >= 0 {
+		req.Header.Set(protocol.HeaderProducerID, ownerProducerID)
+		req.Header.Set(protocol.HeaderProducerEpoch, strconv.FormatInt(epoch, 10))
+		req.Header.Set(protocol.HeaderProducerSeq, strconv.FormatInt(seq, 10))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("append to %s: %w", protocol.RedactURL(url), err)
+	}
+	protocol.DrainClose(resp.Body)
+	return resp.StatusCode, resp.Header, nil
+}
+
+// fencedPost appends record at (epoch, seq), retrying what may be retried
+// with the same request. It returns the final outcome.
+func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, record ownerRecord, seq int64) (outcome, string, error) {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		status, h, err := post(ctx, c, url, record, record.Epoch, seq)
+		o, reason := retry, ""
+		if err == nil {
+			o, reason = classify(status, h)
+		} else if !protocol.Retryable(err) {
+			return failed, "", err
+		}
+		if o != retry {
+			if o == failed {
+				err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+			}
+			return o, reason, err
+		}
+		if err == nil {
+			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+		}
+		wait := policy.Backoff(attempt)
+		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
+			return failed, "", fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
+		}
+		if serr := protocol.Sleep(ctx, wait); serr != nil {
+			return failed, "", serr
+		}
+	}
+}
+
+// appendBestEffort appends an unfenced record to the members stream,
+// retrying transient failures under policy. Duplicates are harmless there.
+func appendBestEffort(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, record memberRecord) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		status, _, err := post(ctx, c, url, record, -1, 0)
+		if err == nil && status >= 200 && status < 300 {
+			return nil
+		}
+		if err == nil {
+			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+		}
+		if !protocol.Retryable(err) {
+			return err
+		}
+		wait := policy.Backoff(attempt)
+		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
+			return fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
+		}
+		if serr := protocol.Sleep(ctx, wait); serr != nil {
+			return serr
+		}
+	}
+}
+
+// readOwnerRecords reads every record of an ownership stream (a missing
+// stream has none).
+func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) ([]ownerRecord, error) {
+	r, err := reader.New(reader.Config{URL: url, Client: c, RetryPolicy: policy, StopAtTail: true})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var out []ownerRecord
+	for {
+		chunk, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) || errors.Is(err, protocol.ErrStreamNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
+		}
+		data, err := chunkData(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
+		}
+		if len(data) > 0 {
+			var recs []ownerRecord
+			if err := json.Unmarshal(data, &recs); err != nil {
+				return nil, fmt.Errorf("ownership record in %s: %w", protocol.RedactURL(url), err)
+			}
+			out = append(out, recs...)
+		}
+		if chunk.Closed {
+			return out, nil
+		}
+	}
+}
+
+// current is the ownership state a stream's records describe: the last
+// record of the highest epoch. Records of a lower epoch written later can
+// only come from a zombie the server forgot to fence (producer state
+// cleanup, §5.2.1); they are ignored.
+func current(recs []ownerRecord) (ownerRecord, bool) {
+	var cur ownerRecord
+	found := false
+	for _, r := range recs {
+		if !found || r.Epoch >= cur.Epoch {
+			cur, found = r, true
+		}
+	}
+	return cur, found
+}
+
+// currentBefore is the ownership state before epoch: the last record of
+// the highest epoch below it. Once a claim at epoch has landed, no record
+// of an earlier epoch can, so this is final.
+func currentBefore(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
+	var lower []ownerRecord
+	for _, r := range recs {
+		if r.Epoch < epoch {
+			lower = append(lower, r)
+		}
+	}
+	return current(lower)
+}
+
+// lastPosition is the last position in a position log (nil if none).
+func lastPosition(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (json.RawMessage, error) {
+	recs, err := readOwnerRecords(ctx, c, policy, url)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Position != nil {
+			return recs[i].Position, nil
+		}
+	}
+	return nil, nil
+}
+
+// closeLog closes a position log, so that every later write of its
+// owner gets 409 Stream-Closed: that is how a new owner fences the old
+// one's position writes. A missing log has nothing to fence.
+func closeLog(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		status, err := closeOnce(ctx, c, url)
+		if err == nil {
+			switch {
+			case status == http.StatusNoContent || status == http.StatusOK || status == http.StatusNotFound:
+				return nil
+			case status == http.StatusConflict:
+				return nil // closed already (a rival claimer)
+			case !protocol.RetryableStatus(status):
+				return &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+			}
+			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
+		} else if !protocol.Retryable(err) {
+			return err
+		}
+		wait := policy.Backoff(attempt)
+		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
+			return fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
+		}
+		if serr := protocol.Sleep(ctx, wait); serr != nil {
+			return serr
+		}
+	}
+}
+
+func closeOnce(ctx context.Context, c *protocol.Client, url string) (int, error) {
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
+	req.Header.Set(protocol.HeaderClosed, "true")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("close %s: %w", protocol.RedactURL(url), err)
+	}
+	protocol.DrainClose(resp.Body)
+	return resp.StatusCode, nil
+}
+
+// deleteLog drops a position log no root record names any more; failing
+// only costs space.
+func deleteLog(ctx context.Context, c *protocol.Client, url string) {
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodDelete, url, nil)
+	if err != nil {
+		return
+	}
+	if resp, err := c.Do(req); err == nil {
+		protocol.DrainClose(resp.Body)
+	}
+}
+
+// claimOf finds the first record at epoch: the claim that won it.
+func claimOf(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
+	for _, r := range recs {
+		if r.Epoch == epoch {
+			return r, true
+		}
+	}
+	return ownerRecord{}, false
+}
+
+// maxChunkBytes bounds one read of a coordination stream, whose records
+// are small (a hostile server cannot make a member buffer more).
+const maxChunkBytes = 4 << 20
+
+// chunkData reads the body of one read of a coordination stream.
+func chunkData(c reader.Chunk) ([]byte, error) {
+	if !c.HasData || c.Body == nil {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(c.Body, maxChunkBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxChunkBytes {
+		return nil, fmt.Errorf("a read of a coordination stream exceeds %d bytes", maxChunkBytes)
+	}
+	return data, nil
+}

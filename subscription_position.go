@@ -1,0 +1,118 @@
+package durablestreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+)
+
+// positionLostError: the stream cannot honour the position a read
+// started from.
+type positionLostError struct {
+	stored Position
+	stream string // the stream's end as the read saw it, if known
+	reason string
+}
+
+func (e *positionLostError) Error() string {
+	return fmt.Sprintf("position {%s %d} is not in the stream: %s", e.stored.Offset, e.stored.Skip, e.reason)
+}
+
+// undecodableError: a message the Unmarshaler rejects, with no
+// OnUnmarshalError hook to decide about it.
+type undecodableError struct {
+	topic string
+	pos   Position
+	err   error
+}
+
+func (e *undecodableError) Error() string {
+	return fmt.Sprintf("durablestreams: message %d after offset %s of %q does not unmarshal; the subscription stops before it (an OnUnmarshalError hook can skip it): %v",
+		e.pos.Skip, e.pos.Offset, e.topic, e.err)
+}
+
+func (e *undecodableError) Unwrap() error { return e.err }
+
+// lostPosition tells whether a failed read means the stream cannot
+// honour the position it started from.
+func (sub *subscription) lostPosition(ctx context.Context, err error) *positionLostError {
+	var (
+		lost *positionLostError
+		past *reader.PastTailError
+	)
+	switch {
+	case errors.As(err, &lost):
+		return lost
+	case errors.As(err, &past):
+		if sub.pastTailConfirmed(ctx, past) {
+			return &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
+		}
+	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
+		return &positionLostError{stored: sub.pos, reason: err.Error()}
+	}
+	return nil
+}
+
+// recover applies OnPositionLost to a position the stream cannot honour.
+// It reports whether the subscription goes on.
+func (sub *subscription) recover(ctx context.Context, lost *positionLostError) bool {
+	cfg := sub.s.config
+	fields := sub.fields.Add(watermill.LogFields{
+		"consumer_group": cfg.ConsumerGroup,
+		"stored_offset":  lost.stored.Offset,
+		"stored_skip":    lost.stored.Skip,
+		"stream_offset":  lost.stream,
+	})
+	switch cfg.OnPositionLost {
+	case PositionLostStop:
+		sub.dirty = false // keep the stored position for an operator
+		sub.s.logger.Error("The stream cannot honour the stored position; the subscription stops (OnPositionLost)", lost, fields)
+		return false
+	case PositionLostFromTail:
+		tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
+		if err != nil {
+			sub.s.logger.Error("The stream cannot honour the stored position, and its tail cannot be found", err, fields)
+			return false
+		}
+		if !exists {
+			tail = reader.OffsetBeginning
+		}
+		sub.s.logger.Error("The stream cannot honour the stored position; going on from its tail", lost, fields.Add(watermill.LogFields{"new_offset": tail}))
+		sub.pos = Position{Offset: tail}
+	default:
+		sub.s.logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))
+		sub.pos = Position{Offset: reader.OffsetBeginning}
+	}
+	sub.moved(ctx)
+	return true
+}
+
+// rejectedOffset: a read answered 400, which PROTOCOL.md gives for a
+// malformed offset; a server may also answer so for one past its tail.
+func rejectedOffset(err error) bool {
+	var httpErr *protocol.HTTPError
+	return errors.As(err, &httpErr) && httpErr.StatusCode == http.StatusBadRequest
+}
+
+// pastTailConfirmed checks a read that answered with an end before the
+// offset it asked for against the stream's tail (HEAD). The reference
+// server has been seen to answer one read so around a restart of its
+// own while the tail was past the offset; only a tail before the offset
+// means the stream no longer reaches it.
+func (sub *subscription) pastTailConfirmed(ctx context.Context, past *reader.PastTailError) bool {
+	tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
+	if err != nil || !exists {
+		return false // the next read tells
+	}
+	if tail >= past.Offset {
+		return false
+	}
+	past.Tail = tail
+	return true
+}
