@@ -85,4 +85,4 @@ up: server
 EXAMPLE ?= basic
 
 example: server
-	go run ./_examples/$(EXAMPLE)
+	node testserver/with-server.mjs go run ./_examples/$(EXAMPLE)

@@ -18,8 +18,8 @@ import (
 // internal/group): a dead member is replaced after about 10 s; a member
 // that leaves hands over in milliseconds.
 const (
-	DefaultSessionTimeout    = group.DefaultSessionTimeout
-	DefaultHeartbeatInterval = group.DefaultHeartbeatInterval
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = time.Second
 )
 
 // ErrFenced means a member lost a stream to another (a newer owner

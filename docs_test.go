@@ -31,7 +31,8 @@ func rootPackage(t *testing.T) []*ast.File {
 }
 
 // configFields returns the exported fields of a struct type, with whether
-// each has a doc comment.
+// each has a doc comment; an embedded struct (ClientConfig) counts as one
+// field of its type's name.
 func configFields(t *testing.T, files []*ast.File, typeName string) map[string]bool {
 	t.Helper()
 	for _, f := range files {

@@ -39,8 +39,8 @@ var (
 type MarshalError struct {
 	Marshaler string // e.g. "JSONMarshaler"
 	UUID      string // of the message
-	Reason    string
-	Err       error
+	Reason    string // what in the message is wrong, e.g. "line break at byte 5"
+	Err       error  // one of the sentinels above
 }
 
 func (e *MarshalError) Error() string {
@@ -52,10 +52,10 @@ func (e *MarshalError) Unwrap() error { return e.Err }
 // UnmarshalError is data a marshaler cannot decode. Err is one of the
 // sentinels above; Offset is where in the data the problem was found.
 type UnmarshalError struct {
-	Marshaler string
-	Offset    int
-	Reason    string
-	Err       error
+	Marshaler string // e.g. "JSONMarshaler"
+	Offset    int    // byte offset in the data handed to the unmarshaler
+	Reason    string // what in the data is wrong
+	Err       error  // one of the sentinels above
 }
 
 func (e *UnmarshalError) Error() string {

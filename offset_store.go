@@ -11,8 +11,8 @@ import (
 // every later message, so the count says how far into that read the group
 // got. Offset "-1" is the start of the stream.
 type Position struct {
-	Offset string `json:"offset"`
-	Skip   int    `json:"skip"`
+	Offset string `json:"offset"` // a server offset; "-1" is the start
+	Skip   int    `json:"skip"`   // messages acknowledged after Offset
 }
 
 // OffsetStore keeps consumer-group positions. Implementations must be safe

@@ -55,8 +55,9 @@ const (
 	// DefaultLiveTimeout bounds a long-poll request (and the silence on an
 	// SSE connection); it must exceed the server's long-poll timeout,
 	// which the reference server sets to 30s.
-	DefaultLiveTimeout  = reader.DefaultLiveTimeout
-	DefaultMaxReadBytes = reader.DefaultMaxBodyBytes
+	DefaultLiveTimeout = 65 * time.Second
+	// DefaultMaxReadBytes bounds the body of one read: 64 MiB.
+	DefaultMaxReadBytes = 64 << 20
 	// DefaultCommitInterval spaces the writes of a group's position: one
 	// write per second costs well under 1% of a drain (see the README).
 	DefaultCommitInterval = time.Second

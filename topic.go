@@ -14,8 +14,8 @@ var ErrInvalidTopic = errors.New("durablestreams: invalid topic")
 
 // InvalidTopicError says which topic was rejected and why.
 type InvalidTopicError struct {
-	Topic  string
-	Reason string
+	Topic  string // as given to Publish or Subscribe
+	Reason string // why it cannot name a stream
 	// Err is the TopicURL hook's error, if it failed.
 	Err error
 }

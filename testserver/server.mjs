@@ -36,6 +36,11 @@ http?.on("connection", (socket) => {
 })
 
 process.stdout.write(`READY ${url}\n`)
+if (!values["watch-stdin"]) {
+  // Run by hand (make up): say where the streams are, which the bare base
+  // URL above does not.
+  process.stderr.write(`streams live under ${url.replace(/\/+$/, "")}/v1/stream/; DURABLE_STREAMS_URL=${url}\n`)
+}
 
 let stopping = false
 async function shutdown(code) {

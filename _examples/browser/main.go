@@ -3,13 +3,16 @@
 // server: the page (index.html, embedded) opens an EventSource on the
 // stream URL with live=sse, and the reference server allows any origin.
 //
-// Run it from the repository root and open the URL it prints:
+// It needs a Durable Streams server: pass its base URL with -server or in
+// DURABLE_STREAMS_URL (streams live under <server>/v1/stream/), then open
+// the URL it prints; publishing starts once the page is open:
 //
-//	npm ci --prefix testserver && go run ./_examples/browser
+//	go run . -server http://127.0.0.1:4437
 //
-// Publishing starts once the page is open. It starts the bundled reference
-// server unless DURABLE_STREAMS_URL names one, e.g.
-// DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+// From a clone of the repository, this starts the pinned reference server
+// for it:
+//
+//	node testserver/with-server.mjs go run ./_examples/browser
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +36,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
-	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 //go:embed index.html
@@ -47,22 +50,23 @@ type demo struct {
 }
 
 func main() {
+	server := flag.String("server", os.Getenv("DURABLE_STREAMS_URL"),
+		"base URL of the Durable Streams server, e.g. http://127.0.0.1:4437 (default $DURABLE_STREAMS_URL)")
 	addr := flag.String("addr", "127.0.0.1:8080", "where to serve the page")
 	events := flag.Int("events", 30, "how many events to publish")
 	interval := flag.Duration("interval", time.Second, "time between events")
 	flag.Parse()
+	if *server == "" {
+		log.Fatal("no server: pass -server http://host:port or set DURABLE_STREAMS_URL " +
+			"(from a clone of the repository: node testserver/with-server.mjs go run ./_examples/browser)")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	server, stopServer, err := dstest.ForExample()
-	if err != nil {
-		log.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", *addr)
 	if err == nil {
-		err = run(ctx, os.Stdout, server, ln, demo{events: *events, interval: *interval})
+		err = run(ctx, os.Stdout, strings.TrimRight(*server, "/"), ln, demo{events: *events, interval: *interval})
 	}
-	stopServer()
+	stop()
 	if err != nil {
 		log.Fatal(err)
 	}

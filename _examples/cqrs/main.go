@@ -10,20 +10,27 @@
 //
 //	{"uuid":"…","metadata":{"name":"RoomBooked"},"payload":{"room_id":"101",…}}
 //
-// Run it from the repository root:
+// It needs a Durable Streams server: pass its base URL with -server or in
+// DURABLE_STREAMS_URL (streams live under <server>/v1/stream/):
 //
-//	npm ci --prefix testserver && go run ./_examples/cqrs
+//	go run . -server http://127.0.0.1:4437
 //
-// It starts the bundled reference server unless DURABLE_STREAMS_URL names
-// one, e.g. DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+// From a clone of the repository, this starts the pinned reference server
+// for it:
+//
+//	node testserver/with-server.mjs go run ./_examples/cqrs
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"log"
+	"os"
+	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +39,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
-	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 // BookRoom is a command.
@@ -50,7 +56,21 @@ type RoomBooked struct {
 	Nights    int    `json:"nights"`
 }
 
-func main() { dstest.ExampleMain(run) }
+func main() {
+	server := flag.String("server", os.Getenv("DURABLE_STREAMS_URL"),
+		"base URL of the Durable Streams server, e.g. http://127.0.0.1:4437 (default $DURABLE_STREAMS_URL)")
+	flag.Parse()
+	if *server == "" {
+		log.Fatal("no server: pass -server http://host:port or set DURABLE_STREAMS_URL " +
+			"(from a clone of the repository: node testserver/with-server.mjs go run ./_examples/cqrs)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Stdout, strings.TrimRight(*server, "/"))
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	out = &lockedWriter{w: out} // the handlers print too
@@ -68,17 +88,11 @@ func run(ctx context.Context, out io.Writer, server string) error {
 	// Each handler reads as a consumer group of its own name, whose
 	// position is kept on the Durable Streams server: a restarted service
 	// goes on after the last handled message.
-	// A StreamOffsetStore has no Close: it gets an HTTP client whose idle
-	// connections we close.
-	storeHTTP := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	defer storeHTTP.CloseIdleConnections()
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
-		BaseURL:      baseURL,
-		ClientConfig: ds.ClientConfig{HTTPClient: storeHTTP},
-	})
+	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL})
 	if err != nil {
 		return err
 	}
+	defer positions.Close() // deferred before the Router's Close, so it runs after it
 	newSubscriber := func(handlerName string) (message.Subscriber, error) {
 		return ds.NewSubscriber(ds.SubscriberConfig{
 			BaseURL:       baseURL,

@@ -13,21 +13,27 @@
 // the Durable Streams server (StreamOffsetStore), so the resumed reader
 // could as well run in another process.
 //
-// Run it from the repository root:
+// It needs a Durable Streams server: pass its base URL with -server or in
+// DURABLE_STREAMS_URL (streams live under <server>/v1/stream/):
 //
-//	npm ci --prefix testserver && go run ./_examples/llm-tokens
+//	go run . -server http://127.0.0.1:4437
 //
-// It starts the bundled reference server unless DURABLE_STREAMS_URL names
-// one, e.g. DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+// From a clone of the repository, this starts the pinned reference server
+// for it:
+//
+//	node testserver/with-server.mjs go run ./_examples/llm-tokens
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"log"
+	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -35,7 +41,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
-	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 const answer = "Durable Streams make token streams resumable: a reader that drops " +
@@ -57,7 +62,21 @@ type Chunk struct {
 	FinishReason string `json:"finish_reason,omitempty"`
 }
 
-func main() { dstest.ExampleMain(run) }
+func main() {
+	server := flag.String("server", os.Getenv("DURABLE_STREAMS_URL"),
+		"base URL of the Durable Streams server, e.g. http://127.0.0.1:4437 (default $DURABLE_STREAMS_URL)")
+	flag.Parse()
+	if *server == "" {
+		log.Fatal("no server: pass -server http://host:port or set DURABLE_STREAMS_URL " +
+			"(from a clone of the repository: node testserver/with-server.mjs go run ./_examples/llm-tokens)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Stdout, strings.TrimRight(*server, "/"))
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	logger := watermill.NopLogger{}
@@ -174,23 +193,16 @@ func read(ctx context.Context, out io.Writer, baseURL, conversation string, logg
 
 type session struct {
 	subscriber *ds.Subscriber
-	positions  ds.OffsetStore
-	// A StreamOffsetStore has no Close: it gets an HTTP client whose
-	// idle connections the session closes.
-	storeHTTP *http.Client
+	positions  *ds.StreamOffsetStore
 }
 
 func (s *session) close() {
 	_ = s.subscriber.Close()
-	s.storeHTTP.CloseIdleConnections()
+	_ = s.positions.Close()
 }
 
 func newSession(baseURL, group string, logger watermill.LoggerAdapter) (*session, error) {
-	storeHTTP := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
-		BaseURL:      baseURL,
-		ClientConfig: ds.ClientConfig{HTTPClient: storeHTTP},
-	})
+	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL})
 	if err != nil {
 		return nil, err
 	}
@@ -201,9 +213,10 @@ func newSession(baseURL, group string, logger watermill.LoggerAdapter) (*session
 		OffsetStore:   positions,
 	}, logger)
 	if err != nil {
+		_ = positions.Close()
 		return nil, err
 	}
-	return &session{subscriber: subscriber, positions: positions, storeHTTP: storeHTTP}, nil
+	return &session{subscriber: subscriber, positions: positions}, nil
 }
 
 // readSession appends tokens to text until the stream ends, or, when

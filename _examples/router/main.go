@@ -9,21 +9,28 @@
 // Publish returned. A crash in between delivers the input again, and the
 // consumer group resumes after the last acked order.
 //
-// Run it from the repository root:
+// It needs a Durable Streams server: pass its base URL with -server or in
+// DURABLE_STREAMS_URL (streams live under <server>/v1/stream/):
 //
-//	npm ci --prefix testserver && go run ./_examples/router
+//	go run . -server http://127.0.0.1:4437
 //
-// It starts the bundled reference server unless DURABLE_STREAMS_URL names
-// one, e.g. DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+// From a clone of the repository, this starts the pinned reference server
+// for it:
+//
+//	node testserver/with-server.mjs go run ./_examples/router
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +39,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
-	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 const (
@@ -56,7 +62,21 @@ type Confirmation struct {
 
 var errInvalidQuantity = errors.New("quantity must be positive")
 
-func main() { dstest.ExampleMain(run) }
+func main() {
+	server := flag.String("server", os.Getenv("DURABLE_STREAMS_URL"),
+		"base URL of the Durable Streams server, e.g. http://127.0.0.1:4437 (default $DURABLE_STREAMS_URL)")
+	flag.Parse()
+	if *server == "" {
+		log.Fatal("no server: pass -server http://host:port or set DURABLE_STREAMS_URL " +
+			"(from a clone of the repository: node testserver/with-server.mjs go run ./_examples/router)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Stdout, strings.TrimRight(*server, "/"))
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	out = &lockedWriter{w: out} // the router's goroutines print too
@@ -88,15 +108,18 @@ func run(ctx context.Context, out io.Writer, server string) error {
 		fmt.Fprintf(out, "published %s to %s at offset %s\n", order.ID, ordersTopic, msg.Metadata.Get(ds.MetadataOffset))
 	}
 
-	// A StreamOffsetStore has no Close: it gets an HTTP client whose idle
-	// connections we close.
-	storeHTTP := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	defer storeHTTP.CloseIdleConnections()
+	// The consumer group keeps its position on the Durable Streams server
+	// itself, so a restarted service resumes after the last acked order.
+	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL})
+	if err != nil {
+		return err
+	}
+	defer positions.Close() // deferred before the Router's Close, so it runs after it
 	// Every order ends as one output (confirmed or poisoned); the Router
 	// is closed only once each has been reported durable, so that closing
 	// cannot cut a report short.
 	outputs := make(chan struct{}, len(orders))
-	router, err := newRouter(baseURL, storeHTTP, publisher, offsetPrinter{out: out, printed: outputs}, logger)
+	router, err := newRouter(baseURL, positions, publisher, offsetPrinter{out: out, printed: outputs}, logger)
 	if err != nil {
 		return err
 	}
@@ -120,17 +143,8 @@ func run(ctx context.Context, out io.Writer, server string) error {
 	return nil
 }
 
-// newRouter wires the handler and its middlewares. The consumer group keeps
-// its position on the Durable Streams server itself (StreamOffsetStore), so
-// a restarted service resumes after the last acked order.
-func newRouter(baseURL string, storeHTTP *http.Client, publisher message.Publisher, printer offsetPrinter, logger watermill.LoggerAdapter) (*message.Router, error) {
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{
-		BaseURL:      baseURL,
-		ClientConfig: ds.ClientConfig{HTTPClient: storeHTTP},
-	})
-	if err != nil {
-		return nil, err
-	}
+// newRouter wires the handler and its middlewares.
+func newRouter(baseURL string, positions ds.OffsetStore, publisher message.Publisher, printer offsetPrinter, logger watermill.LoggerAdapter) (*message.Router, error) {
 	subscriber, err := ds.NewSubscriber(ds.SubscriberConfig{
 		BaseURL:       baseURL,
 		ConsumerGroup: "confirm-orders",

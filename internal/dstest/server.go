@@ -5,6 +5,10 @@
 // lock file in testserver/ (npm ci --prefix testserver). Each server is a
 // node child process that exits when this process exits, however it exits:
 // it watches its stdin, whose only writer is us.
+//
+// The package is internal, and the examples do not use it: it needs an npm
+// install that go get cannot provide, and its faults and restarts are test
+// machinery. The README's Development section says how users test instead.
 package dstest
 
 import (
@@ -14,12 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -320,35 +322,4 @@ func (b *tailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.TrimSpace(b.buf.String())
-}
-
-// ForExample returns the server named by DURABLE_STREAMS_URL, or starts the
-// bundled one; stop ends what it started. The examples' main functions use
-// it so that each runs with one command.
-func ForExample() (url string, stop func(), err error) {
-	if url := os.Getenv(EnvURL); url != "" {
-		return strings.TrimRight(url, "/"), func() {}, nil
-	}
-	srv, err := Start(Options{})
-	if err != nil {
-		return "", nil, err
-	}
-	return srv.URL, func() { _ = srv.Stop() }, nil
-}
-
-// ExampleMain is an example's main: it finds or starts a server
-// (ForExample), runs run until it returns or Ctrl-C, writing to stdout,
-// stops what it started, and exits non-zero on an error.
-func ExampleMain(run func(ctx context.Context, out io.Writer, server string) error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	server, stopServer, err := ForExample()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(ctx, os.Stdout, server)
-	stopServer()
-	if err != nil {
-		log.Fatal(err)
-	}
 }
