@@ -18,6 +18,7 @@ import (
 // errors.Is(err, ErrOutcomeUnknown) tells whether any message may have
 // been written without an acknowledgement.
 type PublishError struct {
+	// Topic the messages were published to.
 	Topic string
 	// UUIDs of the call's messages, in order.
 	UUIDs []string
