@@ -43,6 +43,12 @@ type PublisherConfig struct {
 	// StreamExpiresAt makes streams created by the Publisher expire at a
 	// fixed time. Not with StreamTTL.
 	StreamExpiresAt time.Time
+	// StrictStreamSettings makes publishing to a stream that exists with
+	// another TTL or expiry fail with ErrStreamConflict. Default: such a
+	// stream is used as it is, with one warning per topic (logged at Info:
+	// Watermill has no Warn level), so that changing StreamTTL between
+	// two deploys never stops publishing to the topics that exist.
+	StrictStreamSettings bool
 
 	// ProducerID identifies the idempotent producers on the server. Empty
 	// (the default) gives every Publisher a unique id, so that replicas

@@ -13,6 +13,13 @@ import (
 var (
 	// ErrPublisherClosed is returned by Publish, CloseStream and Flush after Close.
 	ErrPublisherClosed = errors.New("durablestreams: publisher is closed")
+	// ErrNilMessage is returned by Publish for a nil *message.Message;
+	// nothing of the call was written.
+	ErrNilMessage = errors.New("durablestreams: message is nil")
+	// ErrNotPublished means a message of a synchronous Publish was not
+	// appended because an earlier message of the same call failed to
+	// append; it was not written.
+	ErrNotPublished = errors.New("durablestreams: message not published")
 	// ErrSubscriberClosed is returned by Subscribe after Close.
 	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")
 

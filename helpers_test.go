@@ -62,3 +62,19 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 func countGoroutines() int { return runtime.NumGoroutine() }
+
+// signalTransport tells on posts when a POST is about to be sent.
+type signalTransport struct {
+	base  http.RoundTripper
+	posts chan<- struct{}
+}
+
+func (s signalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost {
+		select {
+		case s.posts <- struct{}{}:
+		default:
+		}
+	}
+	return s.base.RoundTrip(req)
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,4 +112,21 @@ func TestHostileServerGarbageProducerHeaders(t *testing.T) {
 			require.ErrorAs(t, err, &httpErr, "a clear typed error, got %v", err)
 		})
 	}
+}
+
+// Issue 12 item 1: a 409 that repeats for the same batch, whatever it
+// says, backs off and is bounded: one message costs a handful of requests.
+func TestHostileServerRepeating409IsBounded(t *testing.T) {
+	var posts atomic.Int64
+	base := fakeHostileServer(t, func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		w.Header().Set("Producer-Expected-Seq", "0")
+		w.Header().Set("Producer-Received-Seq", r.Header.Get("Producer-Seq"))
+		w.WriteHeader(http.StatusConflict)
+	})
+	err := publishOne(hostilePublisher(t, base))
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ds.ErrOutcomeUnknown, "every answer said the seq was not taken")
+	t.Logf("%d POSTs", posts.Load())
+	require.LessOrEqual(t, posts.Load(), int64(8))
 }

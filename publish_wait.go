@@ -1,19 +1,73 @@
 package durablestreams
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"sync/atomic"
+	"strings"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// waiter collects the results of one synchronous Publish. A call with one
-// message, the usual case, keeps its result inline.
+// PublishError is what a synchronous Publish returns when not every
+// message was acknowledged: the outcome of each message, in the order of
+// the call. errors.Is and errors.As see every message's error, so
+// errors.Is(err, ErrOutcomeUnknown) tells whether any message may have
+// been written without an acknowledgement.
+type PublishError struct {
+	Topic string
+	// UUIDs of the call's messages, in order.
+	UUIDs []string
+	// Errs[i] is nil when the server acknowledged message i (it is in the
+	// stream exactly once), and otherwise why it was not: an error matching
+	// ErrOutcomeUnknown when it may have been written, any other error when
+	// it was not.
+	Errs []error
+}
+
+// Acknowledged returns the indices of the messages the server acknowledged.
+func (e *PublishError) Acknowledged() []int {
+	var out []int
+	for i, err := range e.Errs {
+		if err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (e *PublishError) Error() string {
+	var failed []string
+	for i, err := range e.Errs {
+		if err != nil {
+			// One "durablestreams:" prefix for the whole message: the inner
+			// errors' own prefixes would repeat it.
+			failed = append(failed, fmt.Sprintf("message %d (%s): %s", i, e.UUIDs[i],
+				strings.ReplaceAll(err.Error(), "durablestreams: ", "")))
+		}
+	}
+	return fmt.Sprintf("durablestreams: publish to %q: %d of %d message(s) not acknowledged: %s",
+		e.Topic, len(failed), len(e.Errs), strings.Join(failed, "; "))
+}
+
+// Unwrap returns the errors of the messages that were not acknowledged.
+func (e *PublishError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// waiter collects the results of one synchronous Publish.
 type waiter struct {
-	remaining atomic.Int64
+	mu        sync.Mutex
+	remaining int
 	results   []waitResult
 	all       chan struct{}
 	one       [1]waitResult
@@ -22,11 +76,11 @@ type waiter struct {
 type waitResult struct {
 	offset string
 	err    error
+	have   bool
 }
 
 func newWaiter(n int) *waiter {
-	w := &waiter{all: make(chan struct{})}
-	w.remaining.Store(int64(n))
+	w := &waiter{all: make(chan struct{}), remaining: n}
 	if n == 1 {
 		w.results = w.one[:]
 	} else {
@@ -35,42 +89,68 @@ func newWaiter(n int) *waiter {
 	return w
 }
 
-// done records message i's result. Each i is written once, before the
-// count that publishes it to wait (the atomic orders the two).
+// done records message i's result.
 func (w *waiter) done(i int) producer.DoneFunc {
-	return func(offset string, err error) {
-		w.results[i] = waitResult{offset: offset, err: err}
-		w.finish(1)
-	}
+	return func(offset string, err error) { w.set(i, offset, err) }
 }
 
-// abandon gives up n results that will never come (not appended).
-func (w *waiter) abandon(n int) { w.finish(n) }
-
-func (w *waiter) finish(n int) {
-	if w.remaining.Add(-int64(n)) == 0 {
+func (w *waiter) set(i int, offset string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.results[i].have {
+		return
+	}
+	w.results[i] = waitResult{offset: offset, err: err, have: true}
+	w.remaining--
+	if w.remaining == 0 {
 		close(w.all)
 	}
 }
 
-// wait returns when every result is in, or as soon as the context of a
-// message not yet done ends. It returns the messages' errors, joined.
-func (w *waiter) wait(msgs []*message.Message) error {
+// wait returns when every result is in, or as soon as the context of any
+// message ends; a message without a result by then was handed to the
+// producer and may still be written. It returns nil when every message was
+// acknowledged, else a *PublishError.
+func (w *waiter) wait(topic string, msgs []*message.Message) error {
+	var stops []func() bool
+	seen := make(map[<-chan struct{}]bool, 1)
 	for _, msg := range msgs {
-		select {
-		case <-w.all:
-		case <-msg.Context().Done():
-			return fmt.Errorf("durablestreams: waiting for message %s: %w", msg.UUID, msg.Context().Err())
+		ctx := msg.Context()
+		if seen[ctx.Done()] || ctx.Done() == nil {
+			continue
 		}
+		seen[ctx.Done()] = true
+		uuid := msg.UUID
+		stops = append(stops, context.AfterFunc(ctx, func() {
+			for j := range msgs {
+				w.set(j, "", fmt.Errorf("%w: stopped waiting for message %s when the context of message %s ended (%v); it may still be written",
+					protocol.ErrOutcomeUnknown, msgs[j].UUID, uuid, ctx.Err()))
+			}
+		}))
 	}
 	<-w.all
-	var errs []error
-	for i, r := range w.results[:len(msgs)] {
-		if r.err != nil {
-			errs = append(errs, fmt.Errorf("message %s: %w", msgs[i].UUID, r.err))
-		}
+	for _, stop := range stops {
+		stop()
 	}
-	return errors.Join(errs...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	failed := false
+	for _, r := range w.results {
+		failed = failed || r.err != nil
+	}
+	if !failed {
+		return nil
+	}
+	e := &PublishError{Topic: topic, UUIDs: make([]string, len(msgs)), Errs: make([]error, len(msgs))}
+	for i, msg := range msgs {
+		e.UUIDs[i] = msg.UUID
+		e.Errs[i] = w.results[i].err
+	}
+	return e
 }
 
-func (w *waiter) offset(i int) string { return w.results[i].offset }
+func (w *waiter) offset(i int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.results[i].offset
+}

@@ -35,7 +35,8 @@ type Publisher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	topics *topicRegistry
+	topics  *topicRegistry
+	streams *streamSettings
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
 }
@@ -62,6 +63,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		ownHTTP:   ownHTTP,
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
+		streams:   &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
 	}
 	p.topics = newTopicRegistry(p)
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
@@ -78,9 +80,12 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 //
 // By default Publish returns once the server has acknowledged every
 // message, and sets MetadataOffset on each; concurrent calls share
-// batches. Each message's Context bounds its wait: when it ends, Publish
-// returns its error, and the message may still be written. With Async,
-// Publish returns once the messages are buffered.
+// batches. When not every message was acknowledged it returns a
+// *PublishError with each message's outcome. Each message's Context bounds
+// its wait: when it ends, the messages without a result fail with an error
+// matching ErrOutcomeUnknown, since they may still be written. Every
+// other error means "not written". With Async, Publish returns once the
+// messages are buffered, and OnAsyncError gets the failures.
 //
 // With Partitions, each message goes to its key's partition of topic (see
 // PublisherConfig.Partitions); see publishPartitioned for the errors.
@@ -107,7 +112,12 @@ func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 	payloads := make([][]byte, len(msgs))
 	for i, msg := range msgs {
 		if msg == nil {
-			return fmt.Errorf("durablestreams: publish to %q: message %d is nil", topic, i)
+			return fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, topic, i, len(msgs))
+		}
+		if msg.Metadata == nil {
+			// A message built as a literal has no map; Publish sets the
+			// offset in it.
+			msg.Metadata = make(message.Metadata)
 		}
 		payload, err := p.config.Marshaler.Marshal(topic, msg)
 		if err != nil {
@@ -166,15 +176,27 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 	w := newWaiter(len(msgs))
 	for i, payload := range payloads {
 		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
-			// The earlier messages of this call are buffered and will be
-			// written; wait for them so the caller learns their fate too.
-			w.abandon(len(payloads) - i)
-			werr := w.wait(msgs[:i])
-			return errors.Join(p.appendErr(tp, msgs[i], err), werr)
+			// This message and the rest of the call were not appended; the
+			// earlier ones are buffered and will be written: wait for them
+			// so the caller learns their fate too.
+			w.set(i, "", p.mapErr(err))
+			for j := i + 1; j < len(msgs); j++ {
+				w.set(j, "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
+			}
+			break
 		}
 	}
-	if err := w.wait(msgs); err != nil {
-		return p.appendErr(tp, nil, err)
+	if err := w.wait(tp.topic, msgs); err != nil {
+		var pubErr *PublishError
+		if errors.As(err, &pubErr) {
+			for i, e := range pubErr.Errs {
+				if e != nil {
+					pubErr.Errs[i] = p.mapErr(e)
+					tp.noteFenced(e)
+				}
+			}
+		}
+		return err
 	}
 	for i, msg := range msgs {
 		msg.Metadata.Set(MetadataOffset, w.offset(i))
@@ -245,6 +267,9 @@ func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error
 // producer was closed because the Publisher was, and gives internal errors
 // their public types.
 func (p *Publisher) mapErr(err error) error {
+	if errors.Is(err, ErrOutcomeUnknown) {
+		return publicError(err) // it may have been written: it must not read as "closed"
+	}
 	if errors.Is(err, producer.ErrProducerClosed) && p.closed.Load() {
 		return fmt.Errorf("%w: %w", ErrPublisherClosed, err)
 	}
@@ -253,8 +278,12 @@ func (p *Publisher) mapErr(err error) error {
 
 // CloseStream closes the topic's stream for good (EOF), after every message
 // published to it so far, with final as its last message when not nil. It
-// returns the stream's final offset. Later publishes to the topic fail with
-// ErrStreamClosed; readers see the end of the stream.
+// returns the stream's final offset once an answer shows the stream
+// closed. Later publishes to the topic fail with ErrStreamClosed; readers
+// see the end of the stream. It is idempotent: called again it returns the
+// final offset (with a final message, only while the topic's producer that
+// closed it is alive). A failed close leaves the topic usable; an error
+// matching ErrOutcomeUnknown means the stream may have been closed.
 func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
 	if p.closed.Load() {
 		return "", ErrPublisherClosed
@@ -270,6 +299,13 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 		}
 	}
 	tp, err := p.topics.acquire(ctx, topic, streamURL)
+	if errors.Is(err, ErrStreamClosed) && payload == nil {
+		// Closed already, which is all a close-only call asks for.
+		offset, _, terr := p.client.Tail(ctx, streamURL)
+		if terr == nil {
+			return offset, nil
+		}
+	}
 	if err != nil {
 		return "", p.mapErr(err)
 	}

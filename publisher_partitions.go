@@ -21,7 +21,7 @@ const defaultPartitionKey = "partition_key"
 func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) error {
 	for i, msg := range msgs {
 		if msg == nil {
-			return fmt.Errorf("durablestreams: publish to %q: message %d is nil", topic, i)
+			return fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, topic, i, len(msgs))
 		}
 	}
 	if err := p.ensurePartitions(msgs[0].Context(), topic); err != nil {

@@ -35,11 +35,10 @@ type Subscriber struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
-	// warned: topics whose stream settings differ, logged once each.
-	warned sync.Map
+	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
+	streams *streamSettings
 }
 
 var (
@@ -65,6 +64,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		ownHTTP: ownHTTP,
 		ctx:     ctx,
 		cancel:  cancel,
+		streams: &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
 	}, nil
 }
 
@@ -218,15 +218,7 @@ func (s *Subscriber) initialize(topic string) error {
 	if err != nil {
 		return err
 	}
-	differs, err := s.client.EnsureStream(s.ctx, streamURL, s.config.streamOptions())
-	if err == nil && differs {
-		if s.config.StrictStreamSettings {
-			err = fmt.Errorf("%w: %s has another TTL, expiry or closed state (StrictStreamSettings)", ErrStreamConflict, protocol.RedactURL(streamURL))
-		} else if _, warned := s.warned.LoadOrStore(topic, true); !warned {
-			s.logger.Info("Stream exists with another TTL, expiry or closed state; using it as it is (StrictStreamSettings makes this an error)",
-				watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)})
-		}
-	}
+	err = s.streams.ensure(s.ctx, topic, streamURL, s.config.streamOptions())
 	if err != nil {
 		return fmt.Errorf("durablestreams: initialize %q: %w", topic, publicError(err))
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
@@ -96,7 +98,7 @@ func TestSubscribeInitializeUsesAStreamWithOtherSettings(t *testing.T) {
 	defer sub.Close()
 	require.NoError(t, sub.SubscribeInitialize("t"))
 	require.NoError(t, sub.SubscribeInitialize("t"))
-	require.Equal(t, 1, strings.Count(logs.text(), "another TTL, expiry or closed state"), logs.text())
+	require.Equal(t, 1, strings.Count(logs.text(), "another TTL or expiry"), logs.text())
 
 	strict := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, StrictStreamSettings: true})
 	require.ErrorIs(t, strict.SubscribeInitialize("t"), ds.ErrStreamConflict)
@@ -108,6 +110,36 @@ func TestSubscribeInitializeUsesAStreamWithOtherSettings(t *testing.T) {
 
 	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, StreamTTL: time.Hour, StreamExpiresAt: time.Now().Add(time.Hour)}, nil)
 	require.ErrorIs(t, err, ds.ErrInvalidConfig)
+}
+
+// TestPublisherUsesAStreamWithOtherSettings: a Publisher whose StreamTTL
+// differs from the existing stream's (a deploy that changed it, or a
+// stream SubscribeInitialize created) publishes to it, with one warning
+// per topic; StrictStreamSettings makes it ErrStreamConflict and writes
+// nothing.
+func TestPublisherUsesAStreamWithOtherSettings(t *testing.T) {
+	base := dstest.StreamURL(t)
+	httpDo(t, "PUT", base+"/with-ttl", "application/json", "", "Stream-TTL", "3600")
+	httpDo(t, "PUT", base+"/without", "application/json", "")
+	logs := newCapturingLogger()
+	plain, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, logs)
+	require.NoError(t, err)
+	defer plain.Close()
+	withTTL, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base, StreamTTL: 2 * time.Hour}, logs)
+	require.NoError(t, err)
+	defer withTTL.Close()
+	for range 2 {
+		require.NoError(t, plain.Publish("with-ttl", message.NewMessage(watermill.NewUUID(), []byte(`1`))))
+		require.NoError(t, withTTL.Publish("without", message.NewMessage(watermill.NewUUID(), []byte(`2`))))
+	}
+	require.Equal(t, 2, strings.Count(logs.text(), "another TTL or expiry"), "one warning per Publisher and topic:\n%s", logs.text())
+	require.Len(t, readJSONStream(t, base+"/with-ttl"), 2)
+	require.Len(t, readJSONStream(t, base+"/without"), 2)
+
+	strict, _ := newTestPublisher(t, ds.PublisherConfig{BaseURL: base, StrictStreamSettings: true})
+	err = strict.Publish("with-ttl", message.NewMessage(watermill.NewUUID(), []byte(`3`)))
+	require.ErrorIs(t, err, ds.ErrStreamConflict)
+	require.Len(t, readJSONStream(t, base+"/with-ttl"), 2)
 }
 
 // TestStreamOffsetStoreLoadRacingRotation: store B loads while store A

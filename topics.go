@@ -56,6 +56,10 @@ func (tp *topicProducer) noteFenced(err error) {
 // topics keeps memory and goroutines bounded.
 type topicRegistry struct {
 	pub *Publisher
+	// ctx lives as long as the Publisher: stream creation runs under it,
+	// not under the context of whichever Publish came first.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.Mutex
 	topics map[string]*topicProducer
@@ -63,11 +67,17 @@ type topicRegistry struct {
 
 	stopReaper chan struct{}
 	reaperDone sync.WaitGroup
+	// workers are the goroutines that create streams and retire
+	// producers; close joins them.
+	workers sync.WaitGroup
 }
 
 func newTopicRegistry(p *Publisher) *topicRegistry {
+	ctx, cancel := context.WithCancel(context.Background())
 	r := &topicRegistry{
 		pub:        p,
+		ctx:        ctx,
+		cancel:     cancel,
 		topics:     make(map[string]*topicProducer),
 		stopReaper: make(chan struct{}),
 	}
@@ -77,7 +87,10 @@ func newTopicRegistry(p *Publisher) *topicRegistry {
 }
 
 // acquire returns the topic's producer, creating stream and producer on
-// first use; the caller must release it.
+// first use; the caller must release it. Creation runs under the
+// Publisher's lifetime, bounded by RequestTimeout and RetryPolicy; ctx
+// bounds only this caller's wait. A producer whose stream turned out
+// missing (404, 410) is replaced, so that the stream is created again.
 func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*topicProducer, error) {
 	r.mu.Lock()
 	if r.closed {
@@ -85,6 +98,11 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 		return nil, ErrPublisherClosed
 	}
 	tp, ok := r.topics[topic]
+	if ok && tp.started() && streamMissing(tp.producer.Broken()) {
+		delete(r.topics, topic)
+		r.goRetire(tp)
+		ok = false
+	}
 	if !ok {
 		tp = &topicProducer{
 			topic:       topic,
@@ -93,19 +111,27 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 			logger:      r.pub.logger,
 		}
 		r.topics[topic] = tp
+		r.workers.Add(1)
+		go func() {
+			defer r.workers.Done()
+			tp.producer, tp.initErr = r.start(r.ctx, topic, streamURL)
+			if tp.initErr != nil && r.ctx.Err() != nil {
+				tp.initErr = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, topic, tp.initErr)
+			}
+			close(tp.ready)
+		}()
 	}
 	tp.users++
 	r.mu.Unlock()
 
-	if !ok {
-		tp.producer, tp.initErr = r.start(ctx, topic, streamURL)
-		close(tp.ready)
-	} else {
+	select {
+	case <-tp.ready:
+	default:
 		select {
 		case <-tp.ready:
 		case <-ctx.Done():
 			r.release(tp)
-			return nil, fmt.Errorf("durablestreams: waiting for the producer of %q: %w", topic, ctx.Err())
+			return nil, fmt.Errorf("durablestreams: waiting for the stream of %q to be created: %w", topic, context.Cause(ctx))
 		}
 	}
 	if tp.initErr != nil {
@@ -119,6 +145,22 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 		return nil, tp.initErr
 	}
 	return tp, nil
+}
+
+// streamMissing: the producer met a 404 or 410; its messages failed and a
+// new producer must create the stream again.
+func streamMissing(err error) bool {
+	return errors.Is(err, ErrStreamNotFound) || errors.Is(err, ErrStreamGone)
+}
+
+// goRetire retires a producer that left the registry in a goroutine that
+// close joins. Needs r.mu.
+func (r *topicRegistry) goRetire(tp *topicProducer) {
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		r.retire(tp)
+	}()
 }
 
 func (r *topicRegistry) release(tp *topicProducer) {
@@ -151,7 +193,7 @@ func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*pr
 	if err := p.checkUnpartitioned(ctx, topic, streamURL); err != nil {
 		return nil, fmt.Errorf("durablestreams: publish to %q (nothing published): %w", topic, err)
 	}
-	if err := p.client.CreateStream(ctx, streamURL, p.config.streamOptions()); err != nil {
+	if err := p.streams.ensure(ctx, topic, streamURL, p.config.streamOptions()); err != nil {
 		return nil, fmt.Errorf("durablestreams: create stream for %q: %w", topic, err)
 	}
 	prod, err := producer.New(producer.Config{
@@ -166,7 +208,7 @@ func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*pr
 		MaxBufferedBytes: p.config.MaxBufferedBytes,
 		Retry:            p.client.Retry,
 		Client:           p.client,
-		Logger:           p.logger,
+		Logger:           p.logger.With(watermill.LogFields{"topic": topic}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("durablestreams: producer for %q: %w", topic, err)
@@ -197,7 +239,10 @@ func (r *topicRegistry) takeIdle(now time.Time, idle time.Duration) []*topicProd
 	defer r.mu.Unlock()
 	var out []*topicProducer
 	for topic, tp := range r.topics {
-		if tp.users == 0 && tp.started() && now.Sub(tp.lastUsed) >= idle {
+		// Buffered and in-flight messages keep a producer: releasing it
+		// would let a new one for the topic write beside it (fencing each
+		// other, out of order) and a Flush miss them.
+		if tp.users == 0 && tp.started() && now.Sub(tp.lastUsed) >= idle && tp.producer.Idle() {
 			delete(r.topics, topic)
 			out = append(out, tp)
 		}
@@ -246,7 +291,8 @@ func (r *topicRegistry) close(ctx context.Context) error {
 	close(r.stopReaper)
 	r.reaperDone.Wait()
 
-	// Producers still being created finish first, so none is missed.
+	// Producers still being created finish first, so none is missed, but
+	// no longer than ctx (CloseTimeout) allows: then creation is cancelled.
 	r.mu.Lock()
 	pending := make([]*topicProducer, 0, len(r.topics))
 	for _, tp := range r.topics {
@@ -254,9 +300,17 @@ func (r *topicRegistry) close(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	for _, tp := range pending {
-		<-tp.ready
+		select {
+		case <-tp.ready:
+		case <-ctx.Done():
+			r.cancel()
+			<-tp.ready
+		}
 	}
-	return r.each(r.snapshot(), func(tp *topicProducer) error { return tp.producer.Close(ctx) })
+	err := r.each(r.snapshot(), func(tp *topicProducer) error { return tp.producer.Close(ctx) })
+	r.cancel()
+	r.workers.Wait()
+	return err
 }
 
 // each runs fn for every producer concurrently and joins the errors.

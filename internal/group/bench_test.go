@@ -40,7 +40,7 @@ func BenchmarkCoordinationLatency(b *testing.B) {
 			if err != nil {
 				return
 			}
-			data, err := chunkData(chunk)
+			data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
 			if err != nil {
 				return
 			}

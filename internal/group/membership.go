@@ -63,8 +63,9 @@ func (m *Member) watch(from string, ready chan<- error) {
 			}
 			continue
 		}
-		data, err := chunkData(chunk)
+		data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
 		if err != nil {
+			// A cut body costs one round of heartbeats, which come again.
 			m.log.Info("Reading the consumer group members failed, retrying", watermill.LogFields{"err": err})
 			continue
 		}

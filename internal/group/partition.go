@@ -123,7 +123,7 @@ func LoadPartitions(ctx context.Context, c *protocol.Client, policy protocol.Ret
 		if err != nil {
 			return 0, false, fmt.Errorf("read partition record %s: %w", protocol.RedactURL(url), err)
 		}
-		part, err := chunkData(chunk)
+		part, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
 		if err != nil {
 			return 0, false, fmt.Errorf("read partition record %s: %w", protocol.RedactURL(url), err)
 		}

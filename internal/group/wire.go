@@ -150,7 +150,7 @@ func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.R
 		if err != nil {
 			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
 		}
-		data, err := chunkData(chunk)
+		data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
 		if err != nil {
 			return nil, fmt.Errorf("read ownership of %s: %w", protocol.RedactURL(url), err)
 		}
@@ -278,23 +278,4 @@ func claimOf(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
 		}
 	}
 	return ownerRecord{}, false
-}
-
-// maxChunkBytes bounds one read of a coordination stream, whose records
-// are small (a hostile server cannot make a member buffer more).
-const maxChunkBytes = 4 << 20
-
-// chunkData reads the body of one read of a coordination stream.
-func chunkData(c reader.Chunk) ([]byte, error) {
-	if !c.HasData || c.Body == nil {
-		return nil, nil
-	}
-	data, err := io.ReadAll(io.LimitReader(c.Body, maxChunkBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxChunkBytes {
-		return nil, fmt.Errorf("a read of a coordination stream exceeds %d bytes", maxChunkBytes)
-	}
-	return data, nil
 }

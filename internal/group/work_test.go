@@ -125,7 +125,7 @@ func work(t *testing.T, m *Member, l *Lease, url string, g *ledger, b *board) {
 		if !l.Valid() {
 			break // in hand, not handled: the next owner reads it
 		}
-		data, err := chunkData(chunk)
+		data, err := chunk.ReadData(reader.DefaultMaxBodyBytes)
 		if err != nil {
 			t.Errorf("chunk: %v", err)
 			return

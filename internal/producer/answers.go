@@ -3,9 +3,7 @@ package producer
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -21,105 +19,162 @@ import (
 var errUncertain = fmt.Errorf("%w: a request for this batch ended without an answer and may have been written; "+
 	"it is not resent under a new sequence number, which could write it twice", protocol.ErrOutcomeUnknown)
 
-// handle applies the final answer of one request.
+// maxConflicts bounds how often one batch is sent again after answers that
+// say its seq is taken or early (duplicates of others, gaps, stale gaps,
+// lost producer state): each costs a request, and they back off.
+const maxConflicts = 6
+
+// errConflicts fails a batch that kept meeting such answers.
+var errConflicts = errors.New("durablestreams: the server kept refusing this batch's sequence number " +
+	"(another producer with the same id and epoch is writing?)")
+
+// handle applies the final answer of one request: the one place where an
+// outcome of the answer table changes the owner's state.
 func (s *sequencer) handle(r result) {
 	b := r.a.b
 	b.inFlight = false
 	s.inFlight--
-	if r.uncertain {
+	if r.earlier {
+		// Whatever this answer says, a try of it may land late; a later
+		// request at this seq is then ours (see send), and renumbering it
+		// could write it twice.
 		b.maybeLanded = true
 	}
-	url := protocol.RedactURL(s.p.cfg.URL)
-	httpErr := func() error {
-		return &protocol.HTTPError{Method: http.MethodPost, URL: url, StatusCode: r.status, Body: r.body}
-	}
-	switch {
-	case r.err != nil:
-		if errors.Is(r.err, protocol.ErrOutcomeUnknown) {
-			// It may have landed: later batches are numbered after it, and a
-			// 409 tells if the server is behind that.
-			s.hi = max(s.hi, b.seq)
-			s.rebase = true
-		} else if !b.maybeLanded {
-			// Never applied: the batches after it take its place.
-			s.rebase = true
-		}
-		s.fail(b, r.err)
-
-	case r.written():
+	o := classify(r.sent(s.acked), r.ans, protocol.RedactURL(s.p.cfg.URL))
+	switch o.kind {
+	case acknowledged, duplicateOfOurs:
 		b.notified = r.notified
-		s.ack(b, r.header.Get(protocol.HeaderNextOffset))
-
-	case r.status == http.StatusNoContent:
-		last, ok := headerInt(r.header, protocol.HeaderProducerSeq)
-		if b.maybeLanded || b.closeResult != nil || !ok {
-			s.ack(b, r.header.Get(protocol.HeaderNextOffset)) // our earlier try was written
+		if b.closeResult != nil && o.kind == acknowledged {
+			// A 200 to a close without Stream-Closed: the final message is
+			// written, but the stream is open.
+			s.ackWith(b, o.offset, fmt.Errorf("durablestreams: close %s: the server wrote the final message "+
+				"but did not answer Stream-Closed: true; the stream is open", protocol.RedactURL(s.p.cfg.URL)))
 			return
 		}
-		// A duplicate answer to the first request with this (epoch, seq):
-		// someone else wrote that seq (a restarted producer reusing the
-		// epoch, or a batch given up on that landed late). Ours is not in
-		// the stream: number it after what the server has.
+		s.ack(b, o.offset)
+
+	case closedByUs:
+		s.streamClosed(o.offset, true)
+		s.ack(b, o.offset)
+
+	case closedByOthers:
+		s.streamClosed(o.offset, false)
+		if b.closeResult != nil && len(b.dones) == 0 {
+			s.ack(b, o.offset) // close-only: the stream is closed, as asked
+			return
+		}
+		s.setFatal(o.err)
+		s.fail(b, o.err)
+
+	case duplicateOfOthers:
 		s.p.log.Debug("Sequence number already used on the server, renumbering", watermill.LogFields{
-			"epoch": r.a.epoch, "seq": r.a.seq, "server_seq": last,
+			"epoch": r.a.epoch, "seq": r.a.seq, "server_seq": o.seq,
 		})
-		s.hi = max(s.hi, last)
-		s.rebase = true
+		s.hi = max(s.hi, o.seq)
+		s.conflict(b)
 
-	case r.status == http.StatusConflict && r.header.Get(protocol.HeaderClosed) == "true":
-		err := fmt.Errorf("%w: %s", protocol.ErrStreamClosed, url)
-		s.setFatal(err)
-		s.fail(b, err)
-
-	case r.status == http.StatusConflict && r.header.Get(protocol.HeaderExpectedSeq) != "":
-		expected, ok := headerInt(r.header, protocol.HeaderExpectedSeq)
-		switch {
-		case !ok:
-			s.fail(b, httpErr())
-			s.rebase = true
-		case len(s.queue) > 0 && s.queue[0] != b:
+	case gap:
+		if s.pendingBefore(b) {
 			b.waitHead = true // an earlier batch has not landed yet
-		default:
-			// Nothing before it is pending, yet the server is behind: a batch
-			// given up on did not land. Renumber from what the server expects.
-			s.p.log.Debug("Server expects an earlier sequence number, renumbering", watermill.LogFields{
-				"epoch": r.a.epoch, "seq": r.a.seq, "expected_seq": expected,
+			return
+		}
+		// Nothing before it is pending, yet the server is behind: a batch
+		// given up on did not land. Renumber from what the server expects.
+		s.p.log.Debug("Server expects an earlier sequence number, renumbering", watermill.LogFields{
+			"epoch": r.a.epoch, "seq": r.a.seq, "expected_seq": o.seq,
+		})
+		s.hi = max(o.seq-1, s.acked)
+		s.conflict(b)
+
+	case staleGap:
+		// The request overtook an earlier batch on the way in, and that
+		// batch was acknowledged since: send it again as it is.
+		s.conflicted(b)
+
+	case stateLost:
+		if s.claim <= s.epoch {
+			s.p.log.Info("The server no longer knows this producer (stream deleted and recreated, server restarted "+
+				"or producer state expired); starting a new epoch", watermill.LogFields{
+				"epoch": r.a.epoch, "seq": r.a.seq, "expected_seq": o.seq, "acknowledged_seq": s.acked,
 			})
-			// A 409 may be older than acknowledgements handled since: the
-			// request that drew it can overtake an earlier batch on the way
-			// in while its answer comes back after that batch's. What was
-			// acknowledged is on the server whatever the 409 says.
-			s.hi = max(expected-1, s.acked)
-			s.rebase = true
 		}
+		s.claim = max(s.claim, s.epoch+1)
+		s.conflict(b)
 
-	case r.status == http.StatusForbidden && r.header.Get(protocol.HeaderProducerEpoch) != "":
-		server, ok := headerInt(r.header, protocol.HeaderProducerEpoch)
-		if !ok {
-			s.fail(b, httpErr())
+	case fenced:
+		if s.p.cfg.AutoClaim && o.seq < protocol.MaxInteger {
+			s.claim = max(s.claim, o.seq+1)
 			s.rebase = true
 			return
 		}
-		if s.p.cfg.AutoClaim && server < protocol.MaxInteger {
-			s.claim = max(s.claim, server+1)
-			s.rebase = true
-			return
-		}
-		err := &protocol.StaleEpochError{ServerEpoch: server, Epoch: r.a.epoch}
-		s.setFatal(err)
-		s.fail(b, err)
+		s.setFatal(o.err)
+		s.fail(b, o.err)
 
-	case r.status == http.StatusNotFound:
-		err := fmt.Errorf("%w: %s", protocol.ErrStreamNotFound, url)
-		s.setFatal(err)
-		s.fail(b, err)
+	case notFound:
+		s.setFatal(o.err)
+		s.fail(b, o.err)
 
-	default:
-		// 400, 413 and the like: the server applied nothing and did not
-		// advance, so the batches after this one are renumbered.
-		s.fail(b, httpErr())
+	case rejected:
+		// The server applied nothing and did not advance: the batches after
+		// this one are renumbered.
 		s.rebase = true
+		s.fail(b, s.unknownIf(b, r.earlier, o.err))
+
+	case unanswered, retryable:
+		if o.mayBeWritten || b.maybeLanded {
+			// It may have landed (now or by an earlier request at this
+			// seq): later batches are numbered after it, and a 409 tells
+			// if the server is behind that.
+			b.maybeLanded = true
+			s.hi = max(s.hi, b.seq)
+		}
+		// Never applied, or numbered past: the batches after it move.
+		s.rebase = true
+		s.fail(b, s.unknownIf(b, false, o.err))
 	}
+}
+
+// unknownIf makes err an outcome-unknown error when the batch may have
+// been written by any request for it.
+func (s *sequencer) unknownIf(b *batch, mayBe bool, err error) error {
+	if (b.maybeLanded || mayBe) && !errors.Is(err, protocol.ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: an earlier request for this batch may have been written: %w", protocol.ErrOutcomeUnknown, err)
+	}
+	return err
+}
+
+// conflict renumbers after an answer that refused the batch's seq, and
+// bounds how often that happens to one batch. The batch is not written
+// (unless an earlier request for it may have been).
+func (s *sequencer) conflict(b *batch) {
+	s.rebase = true
+	s.conflicted(b)
+}
+
+// conflicted counts an answer that refused the batch's seq; the next
+// request for it backs off (see launch), and too many fail it.
+func (s *sequencer) conflicted(b *batch) {
+	b.conflicts++
+	if b.conflicts > maxConflicts {
+		s.fail(b, s.unknownIf(b, false, errConflicts))
+	}
+}
+
+// pendingBefore reports whether a batch before b is still unacknowledged.
+func (s *sequencer) pendingBefore(b *batch) bool {
+	return len(s.queue) > 0 && s.queue[0] != b
+}
+
+// streamClosed records that the stream is closed, and whether by us, so
+// that CloseStream can succeed again with the final offset.
+func (s *sequencer) streamClosed(offset string, byUs bool) {
+	p := s.p
+	p.mu.Lock()
+	p.streamIsClosed = true
+	p.closedOffset = offset
+	p.closedByUs = p.closedByUs || byUs
+	p.mu.Unlock()
+	s.setFatal(fmt.Errorf("%w: %s", protocol.ErrStreamClosed, protocol.RedactURL(p.cfg.URL)))
 }
 
 // notify gives every message of a batch its result.
@@ -132,11 +187,6 @@ func (p *Producer) notify(dones []DoneFunc, offset string, err error) {
 			p.cfg.OnError(err)
 		}
 	}
-}
-
-func headerInt(h http.Header, name string) (int64, bool) {
-	n, err := strconv.ParseInt(h.Get(name), 10, 64)
-	return n, err == nil && n >= 0
 }
 
 // renumber gives the queue consecutive seqs after what the server holds,
@@ -175,12 +225,16 @@ func (s *sequencer) renumber() {
 	}
 }
 
-func (s *sequencer) ack(b *batch, offset string) {
+func (s *sequencer) ack(b *batch, offset string) { s.ackWith(b, offset, nil) }
+
+// ackWith records that the server holds the batch; err is what its
+// messages still get (a close that did not close).
+func (s *sequencer) ackWith(b *batch, offset string, err error) {
 	s.hi = max(s.hi, b.seq)
 	s.acked = max(s.acked, b.seq)
 	s.probing = false
 	s.remove(b)
-	s.complete(b, offset, nil)
+	s.complete(b, offset, err)
 }
 
 func (s *sequencer) fail(b *batch, err error) {
@@ -209,7 +263,7 @@ func (s *sequencer) failWaiting() {
 	clear(s.queue[len(kept):])
 	s.queue = kept
 	for _, b := range failed {
-		s.complete(b, "", s.fatal)
+		s.complete(b, "", s.unknownIf(b, false, s.fatal))
 	}
 }
 
@@ -245,6 +299,9 @@ func (s *sequencer) complete(b *batch, offset string, err error) {
 	}
 	switch {
 	case b.closeResult != nil:
+		p.mu.Lock()
+		p.closingStream = false
+		p.mu.Unlock()
 		b.closeResult <- closeResult{offset: offset, err: err}
 	case !b.notified:
 		p.notify(b.dones, offset, err)
@@ -269,6 +326,11 @@ func (s *sequencer) complete(b *batch, offset string, err error) {
 
 	p.mu.Lock()
 	p.buffered -= b.size
+	if b.closeResult != nil {
+		p.unfinished--
+	} else {
+		p.unfinished -= len(b.dones)
+	}
 	if p.waiters > 0 {
 		close(p.space)
 		p.space = make(chan struct{})

@@ -29,6 +29,8 @@ type batch struct {
 	maybeLanded bool
 	// notified: the messages already have their result.
 	notified bool
+	// conflicts counts answers that refused its seq (see conflict).
+	conflicts int
 }
 
 // flushMarker waits for every batch cut before it (ids below bound).

@@ -55,12 +55,24 @@ type Producer struct {
 	ready    []item // cut batches and flush markers, not yet taken by the owner
 	nextID   uint64
 	buffered int
-	last     sizeHint      // of the last batch cut, to size the next one
-	waiters  int           // Appends waiting for buffer space
-	space    chan struct{} // closed when buffer space is freed
-	sticky   error         // every later Append fails with it
-	closing  bool
-	exited   bool // the owner has finished every marker and batch
+	// unfinished counts messages (and closes) accepted whose result has
+	// not been reported yet.
+	unfinished int
+	last       sizeHint      // of the last batch cut, to size the next one
+	waiters    int           // Appends waiting for buffer space
+	space      chan struct{} // closed when buffer space is freed
+	sticky     error         // every later Append fails with it
+	closing    bool
+	exited     bool // the owner has finished every marker and batch
+	// closingStream: a CloseStream request is queued or in flight.
+	closingStream bool
+	// streamIsClosed: an answer said the stream is closed; closedOffset is
+	// its final offset, closedByUs whether our close did it.
+	streamIsClosed bool
+	closedOffset   string
+	closedByUs     bool
+
+	closeStreamMu sync.Mutex // one CloseStream at a time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,6 +105,22 @@ func New(cfg Config) (*Producer, error) {
 	s := newSequencer(p)
 	go s.run()
 	return p, nil
+}
+
+// Idle reports whether every message appended so far has its result:
+// nothing is buffered or in flight.
+func (p *Producer) Idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unfinished == 0
+}
+
+// Broken returns the error every later Append fails with (a closed,
+// missing or fenced stream), or nil while the producer can still write.
+func (p *Producer) Broken() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sticky
 }
 
 // Epoch returns the epoch the producer writes with now.
@@ -179,6 +207,7 @@ func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done Don
 	}
 	p.open.add(payload, done)
 	p.buffered += len(payload)
+	p.unfinished++
 	if p.cutAt > 0 && len(p.open.dones) == p.cutAt {
 		wake = true // big enough to go while another batch is in flight
 	}
@@ -196,6 +225,9 @@ func (p *Producer) refusal() error {
 	}
 	if p.closing {
 		return ErrProducerClosed
+	}
+	if p.closingStream {
+		return fmt.Errorf("%w: %s is being closed", protocol.ErrStreamClosed, protocol.RedactURL(p.cfg.URL))
 	}
 	return nil
 }
@@ -255,25 +287,42 @@ func (p *Producer) mark() (*flushMarker, error) {
 
 // CloseStream flushes, then closes the stream with a request that carries
 // the producer headers (so that its retry is recognised), with final as the
-// last message when it is not empty. It returns the stream's final offset.
-// Afterwards Append fails with protocol.ErrStreamClosed. A failure of the
-// messages flushed first does not stop the close; ctx does.
+// last message when it is not empty. It returns the stream's final offset
+// once an answer shows the stream closed.
+//
+// It is idempotent: once this producer closed the stream, CloseStream
+// returns the final offset again; a close-only call (no final message) on a
+// stream closed by someone else succeeds too. A close that fails leaves the
+// producer usable. While the close is pending, and after it succeeded,
+// Append fails with protocol.ErrStreamClosed. A failure of the messages
+// flushed first does not stop the close; ctx does. When ctx ends while the
+// close is queued or in flight, the error matches
+// protocol.ErrOutcomeUnknown: the stream may still be closed.
 func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error) {
 	if len(final) > 0 {
 		if err := p.Validate(final); err != nil {
 			return "", err
 		}
 	}
+	p.closeStreamMu.Lock()
+	defer p.closeStreamMu.Unlock()
+	if offset, done := p.alreadyClosed(len(final) > 0); done {
+		return offset, nil
+	}
 	if err := p.Flush(ctx); err != nil && ctx.Err() != nil {
 		return "", err
 	}
 	result := make(chan closeResult, 1)
 	p.mu.Lock()
+	if offset, done := p.alreadyClosedLocked(len(final) > 0); done {
+		p.mu.Unlock()
+		return offset, nil
+	}
 	if err := p.refusal(); err != nil {
 		p.mu.Unlock()
 		return "", err
 	}
-	p.sticky = fmt.Errorf("%w: %s closed by this producer", protocol.ErrStreamClosed, protocol.RedactURL(p.cfg.URL))
+	p.closingStream = true
 	p.cutLocked()
 	b := newBatch(p.json, time.Now(), sizeHint{body: len(final) + 2, messages: 1})
 	b.closeResult = result
@@ -281,6 +330,7 @@ func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error
 		b.add(final, nil)
 		p.buffered += len(final)
 	}
+	p.unfinished++
 	p.open = b
 	p.cutLocked()
 	p.mu.Unlock()
@@ -289,8 +339,25 @@ func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error
 	case r := <-result:
 		return r.offset, r.err
 	case <-ctx.Done():
-		return "", fmt.Errorf("durablestreams: close stream: %w", context.Cause(ctx))
+		return "", fmt.Errorf("%w: close stream %s: the close is still pending and may yet happen: %v",
+			protocol.ErrOutcomeUnknown, protocol.RedactURL(p.cfg.URL), context.Cause(ctx))
 	}
+}
+
+// alreadyClosed reports whether CloseStream has nothing left to do: the
+// stream was closed by this producer, or closed at all for a close-only
+// call.
+func (p *Producer) alreadyClosed(withFinal bool) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.alreadyClosedLocked(withFinal)
+}
+
+func (p *Producer) alreadyClosedLocked(withFinal bool) (string, bool) {
+	if p.closedByUs || (p.streamIsClosed && !withFinal) {
+		return p.closedOffset, true
+	}
+	return "", false
 }
 
 // Close flushes within ctx, then stops every goroutine of the producer.

@@ -28,11 +28,15 @@ type attempt struct {
 	seq   int64
 	body  []byte
 	close bool
+	final bool // with close: a final message
 	// acked is the highest seq of this epoch acknowledged before the
 	// launch: the server held it before this request arrived.
 	acked int64
 	// delay holds the request back after a repeated conflict.
 	delay time.Duration
+	// maybeLanded: an earlier launch with this (epoch, seq) may have been
+	// written (batch.maybeLanded when launched).
+	maybeLanded bool
 	// after is the previous launch's write signal: this request is not
 	// sent before that one has been written, so that pipelined requests
 	// leave in seq order and seldom overtake each other on the way in
@@ -54,31 +58,42 @@ func (w *writeSignal) done() { w.once.Do(func() { close(w.ch) }) }
 
 // result is the final answer for an attempt, after retries.
 type result struct {
-	a      attempt
-	status int
-	header http.Header
-	body   string
-	// err: the request never got a final answer (retries ended, or the
-	// producer is closing); see protocol.Retry for what it matches.
-	err error
-	// wroteRequest: the failed try had written the request (post only).
-	wroteRequest bool
-	// uncertain: with an answer, an earlier try of this request may have
-	// been applied; with err, some try may have been.
-	uncertain bool
+	a   attempt
+	ans answer
+	// earlier: with an answer, an earlier try of the request may have been
+	// applied.
+	earlier bool
 	// notified: the request goroutine already gave the messages their
 	// result (written).
 	notified bool
 }
 
-// written reports whether the server acknowledged the batch as appended.
-func (r result) written() bool {
-	return r.err == nil && (r.status == http.StatusOK || r.status == http.StatusCreated)
+// sent is the attempt as the answer table sees it, given the highest seq
+// of its epoch acknowledged by now.
+func (a attempt) sent(ackedNow int64) sent {
+	return sent{epoch: a.epoch, seq: a.seq, close: a.close, final: a.final,
+		ackedAtSend: a.acked, ackedNow: max(ackedNow, a.acked)}
 }
 
-// send posts one batch under protocol.Retry: network errors, timeouts,
-// 429 and 5xx are tried again with the same epoch, seq and body, so that
-// the server recognises a repeat of a request it already applied.
+// sent is what the table needs to know of the request that drew r.
+func (r result) sent(ackedNow int64) sent {
+	s := r.a.sent(ackedNow)
+	s.earlier = r.earlier
+	return s
+}
+
+// written reports whether the server acknowledged a plain batch as
+// appended now, which nothing the owner learns later can change, and the
+// offset after it.
+func (r result) written() (offset string, ok bool) {
+	o := classify(r.sent(r.a.acked), r.ans, "")
+	return o.offset, !r.a.close && o.kind == acknowledged
+}
+
+// send posts one batch under protocol.Retry: what the answer table calls
+// retryable (network errors, timeouts, 429, 5xx) is tried again with the
+// same epoch, seq and body, so that the server recognises a repeat of a
+// request it already applied.
 func (p *Producer) send(a attempt) result {
 	ctx := p.ctx
 	defer a.wrote.done()
@@ -91,32 +106,54 @@ func (p *Producer) send(a attempt) result {
 	if a.delay > 0 {
 		_ = protocol.Sleep(ctx, a.delay) // a closing producer still tries once
 	}
-	var last result
-	mayBeWritten := false
+	var last answer
+	mayBeWritten := a.maybeLanded // an earlier launch at this (epoch, seq) may have been written
+	url := protocol.RedactURL(p.cfg.URL)
 	err := protocol.Retry(ctx, p.cfg.Retry, func(n int) protocol.Try {
 		if n > 1 {
 			p.log.Debug("Retrying append", watermill.LogFields{
-				"epoch": a.epoch, "seq": a.seq, "try": n, "cause": last.err.Error(),
+				"epoch": a.epoch, "seq": a.seq, "try": n, "cause": fmt.Sprint(last.err),
 			})
 		}
-		// Whether an earlier try may have been applied is what the answer
-		// to this one means: a duplicate of ours, or of someone else's.
-		earlier := mayBeWritten
-		var t protocol.Try
-		last, t = p.post(ctx, a)
-		last.uncertain = earlier
-		mayBeWritten = mayBeWritten || t.MayBeWritten
-		return t
+		// Whether an earlier try may have been applied is part of what
+		// the answer to this one means (a duplicate of ours or of others').
+		last = p.post(ctx, a)
+		o := classify(result{a: a, ans: last, earlier: mayBeWritten}.sent(a.acked), last, url)
+		if o.kind != retryable {
+			return protocol.Try{}
+		}
+		mayBeWritten = mayBeWritten || o.mayBeWritten
+		return protocol.Try{Err: o.err, Retryable: true, MayBeWritten: o.mayBeWritten, RetryAfter: o.retryAfter}
 	})
 	if err != nil {
-		return result{a: a, err: err, uncertain: mayBeWritten}
+		return result{a: a, ans: answer{err: err, gaveUp: true, mayBeWritten: mayBeWritten}}
 	}
-	return last
+	if needsHeadCheck(a.sent(a.acked), last) {
+		last.headClosed = p.headClosed(ctx)
+	}
+	return result{a: a, ans: last, earlier: mayBeWritten}
 }
 
-// post makes one try, bounded by the request timeout. A nil Try.Err means
-// an answer for the table (see classify); 429 and 5xx are retried.
-func (p *Producer) post(parent context.Context, a attempt) (result, protocol.Try) {
+// headClosed asks the server whether the stream is closed, for a 204 to a
+// close (see answer.headClosed); nil when it cannot tell.
+func (p *Producer) headClosed(ctx context.Context) *bool {
+	client := p.cfg.Client
+	ctx, cancel := client.WithTimeout(ctx)
+	defer cancel()
+	req, err := client.NewRequest(ctx, http.MethodHead, p.cfg.URL, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil
+	}
+	protocol.DrainClose(resp.Body)
+	return closedOnHead(resp.StatusCode, resp.Header)
+}
+
+// post makes one try, bounded by the request timeout.
+func (p *Producer) post(parent context.Context, a attempt) answer {
 	client := p.cfg.Client
 	ctx, cancel := client.WithTimeout(parent)
 	defer cancel()
@@ -125,7 +162,7 @@ func (p *Producer) post(parent context.Context, a attempt) (result, protocol.Try
 	})
 	req, err := client.NewRequest(ctx, http.MethodPost, p.cfg.URL, bytes.NewReader(a.body))
 	if err != nil {
-		return result{a: a, err: err}, protocol.Try{Err: err}
+		return answer{err: err}
 	}
 	h := req.Header
 	h["Content-Type"] = []string{p.cfg.ContentType}
@@ -137,24 +174,14 @@ func (p *Producer) post(parent context.Context, a attempt) (result, protocol.Try
 	}
 	resp, written, err := client.Send(req)
 	if err != nil {
-		err = fmt.Errorf("durablestreams: append to %s: %w", protocol.RedactURL(p.cfg.URL), err)
-		return result{a: a, err: err, wroteRequest: written}, protocol.TransportTry(err, written)
+		t := protocol.TransportTry(fmt.Errorf("durablestreams: append to %s: %w", protocol.RedactURL(p.cfg.URL), err), written)
+		return answer{err: t.Err, retryable: t.Retryable, mayBeWritten: t.MayBeWritten}
 	}
-	r := result{a: a, status: resp.StatusCode, header: resp.Header}
+	ans := answer{status: resp.StatusCode, header: resp.Header}
 	if resp.StatusCode >= 300 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		r.body = protocol.ErrorBody(b)
+		ans.body = protocol.ErrorBody(b)
 	}
 	protocol.DrainClose(resp.Body)
-	if !protocol.RetryableStatus(r.status) {
-		return r, protocol.Try{}
-	}
-	limit := p.cfg.Retry.MaxElapsed
-	if limit <= 0 {
-		limit = maxRetryAfter
-	}
-	httpErr := &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(p.cfg.URL), StatusCode: r.status, Body: r.body,
-		RetryAfter: protocol.RetryAfter(resp.Header, limit)}
-	r.err = httpErr
-	return r, protocol.StatusTry(httpErr)
+	return ans
 }

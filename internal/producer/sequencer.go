@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-
-	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
 // sequencer is the owner goroutine's state. Only run and what it calls
@@ -242,7 +240,12 @@ func (s *sequencer) launch(b *batch) {
 	b.inFlight = true
 	s.inFlight++
 	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil,
-		after: s.lastWrite, wrote: newWriteSignal()}
+		final: len(b.dones) > 0, acked: s.acked, maybeLanded: b.maybeLanded, after: s.lastWrite, wrote: newWriteSignal()}
+	if b.conflicts > 1 {
+		// The first repeat goes at once (most conflicts are a request that
+		// overtook another); later ones back off.
+		a.delay = s.p.cfg.Retry.Backoff(b.conflicts - 1)
+	}
 	s.lastWrite = a.wrote
 	if s.p.trace {
 		s.p.log.Trace("Sending batch", watermill.LogFields{
@@ -253,12 +256,12 @@ func (s *sequencer) launch(b *batch) {
 	go func() {
 		defer s.requests.Done()
 		r := s.p.send(a)
-		if r.written() && a.b.closeResult == nil {
+		if offset, ok := r.written(); ok {
 			// Written is final, whatever the owner does next: tell the
 			// messages now rather than after one more goroutine hand-off.
 			// Until this result reaches the owner, nothing else completes
 			// an in-flight batch, and dones never change after the cut.
-			s.p.notify(a.b.dones, r.header.Get(protocol.HeaderNextOffset), nil)
+			s.p.notify(a.b.dones, offset, nil)
 			r.notified = true
 		}
 		s.results <- r

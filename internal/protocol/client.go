@@ -100,7 +100,8 @@ type StreamOptions struct {
 // CreateStream creates the stream, or confirms it exists with the same
 // configuration (PUT is idempotent, so network errors, 429 and 5xx are
 // retried under c.Retry). A stream that exists with another content type
-// is ErrContentTypeMismatch, naming both types.
+// is ErrContentTypeMismatch, naming both types; one that exists closed is
+// ErrStreamClosed.
 func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOptions) error {
 	return c.retry(ctx, func() Try { return c.createStream(ctx, url, opts) })
 }
@@ -137,9 +138,16 @@ func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bo
 	return offset, err == nil, err
 }
 
-// retry runs an idempotent request under c.Retry (see Retry).
+// retry runs an idempotent request under c.Retry (see Retry). Creating
+// or asking about a stream writes no message, so no try of it counts as
+// "may have been written": its failures never read as ErrOutcomeUnknown
+// to a Publish waiting on it.
 func (c *Client) retry(ctx context.Context, try func() Try) error {
-	return Retry(ctx, c.Retry, func(int) Try { return try() })
+	return Retry(ctx, c.Retry, func(int) Try {
+		t := try()
+		t.MayBeWritten = false
+		return t
+	})
 }
 
 func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) Try {
@@ -165,9 +173,15 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
 		return Try{}
 	case http.StatusConflict:
-		existing, err := c.ContentType(ctx, url)
-		if err == nil && !SameContentType(existing, opts.ContentType) {
-			return Try{Err: fmt.Errorf("%w: %s exists as %q, configured %q", ErrContentTypeMismatch, RedactURL(url), existing, opts.ContentType)}
+		h, t := c.head(ctx, url)
+		if t.Err == nil {
+			existing := strings.TrimSpace(h.Get("Content-Type"))
+			if !SameContentType(existing, opts.ContentType) {
+				return Try{Err: fmt.Errorf("%w: %s exists as %q, configured %q", ErrContentTypeMismatch, RedactURL(url), existing, opts.ContentType)}
+			}
+			if strings.EqualFold(h.Get(HeaderClosed), "true") {
+				return Try{Err: fmt.Errorf("%w: %s", ErrStreamClosed, RedactURL(url))}
+			}
 		}
 		return Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
 	}

@@ -108,9 +108,14 @@ func Retryable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// RetryableStatus reports whether a status is worth retrying: 429 and 5xx;
-// everything else is final.
+// RetryableStatus reports whether a status is worth retrying: 429 and
+// 5xx, except 501 Not Implemented and 505, which say the server will never
+// do it (PROTOCOL.md §5.2: a stream that takes no appends); everything
+// else is final.
 func RetryableStatus(code int) bool {
+	if code == http.StatusNotImplemented || code == http.StatusHTTPVersionNotSupported {
+		return false
+	}
 	return code == http.StatusTooManyRequests || code >= 500
 }
 

@@ -152,7 +152,7 @@ func StatusTry(err *HTTPError) Try {
 	return Try{
 		Err:          err,
 		Retryable:    RetryableStatus(err.StatusCode),
-		MayBeWritten: err.StatusCode >= 500,
+		MayBeWritten: RetryableStatus(err.StatusCode) && err.StatusCode >= 500,
 		RetryAfter:   err.RetryAfter,
 	}
 }
@@ -166,11 +166,12 @@ func StatusTry(err *HTTPError) Try {
 // caller knows what its earlier tries may have done), or, when the retries
 // end:
 //   - an error matching ErrOutcomeUnknown if any try may have been written
-//     (it names ctx's cause but does not wrap it);
+//     (when ctx ended, it names ctx's cause and the last error but wraps
+//     neither);
 //   - otherwise, when p ran out, one matching ErrRetriesExhausted, and when
 //     ctx ended, one matching ctx's cause. Neither was applied.
 //
-// Every such error also wraps the last try's error.
+// Every other such error also wraps the last try's error.
 func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
 	start := time.Now()
 	mayBeWritten := false
@@ -205,7 +206,8 @@ func ended(mayBeWritten bool, n int, start time.Time, cause, last error) error {
 	if mayBeWritten {
 		// The cause is named, not wrapped: an outcome-unknown error must not
 		// match a sentinel that means "not written" (a producer's "closed").
-		return fmt.Errorf("%w: gave up after %d tries in %s: %v (last try: %w)", ErrOutcomeUnknown, n, elapsed, cause, last)
+		// The last try's error carries the context's cause too.
+		return fmt.Errorf("%w: gave up after %d tries in %s: %v (last try: %v)", ErrOutcomeUnknown, n, elapsed, cause, last)
 	}
 	return fmt.Errorf("gave up after %d tries in %s: %w (last try: %w)", n, elapsed, cause, last)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -84,13 +85,14 @@ func TestRetryContextEnds(t *testing.T) {
 			return Try{Err: errAfter, Retryable: true, MayBeWritten: mayBe}
 		})
 		require.Equal(t, 1, calls)
-		require.ErrorIs(t, err, errAfter)
+		require.Contains(t, err.Error(), errAfter.Error())
 		if mayBe {
 			require.ErrorIs(t, err, ErrOutcomeUnknown)
 			require.NotErrorIs(t, err, errClosed, "outcome unknown must not match a not-written sentinel")
 			require.Contains(t, err.Error(), "closing")
 		} else {
 			require.ErrorIs(t, err, errClosed)
+			require.ErrorIs(t, err, errAfter)
 			require.NotErrorIs(t, err, ErrOutcomeUnknown)
 		}
 	}
@@ -111,6 +113,7 @@ func TestStatusTry(t *testing.T) {
 	for code, want := range map[int]Try{
 		429: {Retryable: true, MayBeWritten: false},
 		500: {Retryable: true, MayBeWritten: true},
+		501: {},
 		502: {Retryable: true, MayBeWritten: true},
 		503: {Retryable: true, MayBeWritten: true},
 		400: {},
@@ -177,4 +180,22 @@ func TestSendTellsWrittenFromNotWritten(t *testing.T) {
 	try = TransportTry(err, written)
 	require.True(t, try.Retryable, "after the request was written any failure is retried (the request is idempotent)")
 	require.True(t, try.MayBeWritten)
+}
+
+// TestCreateStreamNeverReportsOutcomeUnknown uses a FAKE server (httptest)
+// that answers 503 to everything,
+// for the client's own retries (the reference server's faults are tested
+// through the publisher).
+func TestCreateStreamNeverReportsOutcomeUnknown(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	c := &Client{HTTP: srv.Client(), RequestTimeout: time.Second, Retry: fast}
+	err := c.CreateStream(t.Context(), srv.URL+"/s", StreamOptions{ContentType: ContentTypeJSON})
+	require.ErrorIs(t, err, ErrRetriesExhausted, "creating a stream writes no message")
+	require.NotErrorIs(t, err, ErrOutcomeUnknown)
+	var httpErr *HTTPError
+	require.ErrorAs(t, err, &httpErr)
+	require.Equal(t, http.StatusServiceUnavailable, httpErr.StatusCode)
 }

@@ -304,3 +304,20 @@ func retryable(err error) bool {
 	var ne *networkError
 	return errors.As(err, &ra) || errors.As(err, &ne)
 }
+
+// ReadData reads the whole of a chunk's body, for callers whose reads are
+// small records: at most max bytes (ErrBodyTooLarge beyond), and a body
+// cut short is a *BodyError.
+func (c Chunk) ReadData(max int64) ([]byte, error) {
+	if c.Body == nil {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(c.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%w: body exceeds %d bytes", ErrBodyTooLarge, max)
+	}
+	return data, nil
+}

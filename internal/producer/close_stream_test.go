@@ -1,0 +1,101 @@
+package producer
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+func streamClosed(t *testing.T, url string) bool {
+	t.Helper()
+	resp, err := http.Head(url)
+	require.NoError(t, err)
+	protocol.DrainClose(resp.Body)
+	return resp.Header.Get(protocol.HeaderClosed) == "true"
+}
+
+// Issue 12 item 3: an earlier incarnation with the same id and epoch
+// wrote seq 0; the reference server answers our close-only seq 0 with a
+// 204 that echoes Stream-Closed: true although the stream stays open. The
+// close must not be reported as done until the stream is closed.
+func TestCloseStreamAfterEarlierIncarnationReusedTheSeq(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, _ := testConfig(t, url)
+	cfg.Epoch = 7
+	resp := rawPost(t, url, cfg.ProducerID, 7, 0, `["earlier"]`)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	p := start(t, cfg)
+	offset, err := p.CloseStream(t.Context(), nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, offset)
+	require.True(t, streamClosed(t, url), "CloseStream succeeded, so the stream is closed")
+}
+
+// Issue 12 item 3: a close rejected by the server leaves the producer
+// usable; a second close succeeds, a third returns the same offset.
+func TestCloseStreamFailureLeavesProducerUsable(t *testing.T) {
+	srv := dstest.Faults(t)
+	url := srv.StreamURL(dstest.StreamPath(t))
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, rec := testConfig(t, url)
+	p := start(t, cfg)
+	done := make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { done <- err }))
+	require.NoError(t, <-done)
+
+	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "POST", Status: 400}))
+	_, err := p.CloseStream(t.Context(), payload(0, 1))
+	var httpErr *protocol.HTTPError
+	require.ErrorAs(t, err, &httpErr)
+	require.Equal(t, http.StatusBadRequest, httpErr.StatusCode)
+	require.False(t, streamClosed(t, url))
+
+	require.NoError(t, p.Append(t.Context(), payload(0, 1), func(_ string, err error) { done <- err }),
+		"a failed close leaves the producer usable")
+	require.NoError(t, <-done)
+
+	offset, err := p.CloseStream(t.Context(), payload(0, 2))
+	require.NoError(t, err)
+	require.True(t, streamClosed(t, url))
+	requests := rec.requests.Load()
+	again, err := p.CloseStream(t.Context(), payload(0, 2))
+	require.NoError(t, err, "a repeated close by the same producer succeeds")
+	require.Equal(t, offset, again)
+	again, err = p.CloseStream(t.Context(), nil)
+	require.NoError(t, err)
+	require.Equal(t, offset, again)
+	require.Equal(t, requests, rec.requests.Load(), "nothing left to send")
+	requireExactlyOnce(t, url, full(1, 3))
+}
+
+// Issue 12 item 3: a close whose retries run out (5xx) may have closed the
+// stream or not; either way the producer stays usable and the next close
+// settles it.
+func TestCloseStreamUnknownOutcomeThenCloseAgain(t *testing.T) {
+	srv := dstest.Faults(t)
+	url := srv.StreamURL(dstest.StreamPath(t))
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, _ := testConfig(t, url)
+	cfg.Retry = protocol.RetryPolicy{MaxAttempts: 2, InitialBackoff: 1, MaxBackoff: 1}
+	p := start(t, cfg)
+
+	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "POST", Status: 503, Count: 2}))
+	_, err := p.CloseStream(t.Context(), nil)
+	require.ErrorIs(t, err, protocol.ErrOutcomeUnknown, "a 5xx may come after the server wrote")
+	require.False(t, streamClosed(t, url))
+
+	done := make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { done <- err }))
+	require.NoError(t, <-done)
+	offset, err := p.CloseStream(t.Context(), nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, offset)
+	require.True(t, streamClosed(t, url))
+	requireExactlyOnce(t, url, full(1, 1))
+}

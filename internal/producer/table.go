@@ -1,0 +1,264 @@
+package producer
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// The answer table: what one answer to an append means, as a pure function
+// of what was sent and what came back (PROTOCOL.md §5.2, §5.2.1, §5.3 and
+// §4.1). It is the only place that reads a status or a producer header;
+// the owner applies its outcomes in sequencer.apply, the request goroutine
+// asks it whether to try again.
+
+// outcomeKind is what an answer means for the batch that drew it.
+type outcomeKind int
+
+const (
+	// acknowledged: the server wrote the batch now (200).
+	acknowledged outcomeKind = iota
+	// duplicateOfOurs: the server already held this (epoch, seq), written
+	// by an earlier try of this very request (204).
+	duplicateOfOurs
+	// duplicateOfOthers: the server held this (epoch, seq) from another
+	// request (an earlier incarnation with the same id and epoch): ours is
+	// not in the stream. seq is the highest the server holds.
+	duplicateOfOthers
+	// gap: the server expects seq (an earlier seq of this epoch) that had
+	// not landed when this request arrived.
+	gap
+	// staleGap: like gap, but the expected seq was acknowledged since the
+	// request was sent: the answer is older than what we know.
+	staleGap
+	// stateLost: the server expects a seq at or below one it had
+	// acknowledged before the request was sent: it no longer knows this
+	// producer (stream deleted and recreated, in-memory server restarted,
+	// TTL expiry, producer state cleanup of §5.2.1).
+	stateLost
+	// fenced: a newer epoch (seq holds it) owns the producer id (403).
+	fenced
+	// closedByUs: this request closed the stream, or repeated the one that
+	// did (the close was confirmed: see answer.headClosed).
+	closedByUs
+	// closedByOthers: the stream was closed before, by another request
+	// (409 with Stream-Closed: true).
+	closedByOthers
+	// notFound: the stream does not exist (404) or is gone (410).
+	notFound
+	// rejected: the server refused the request and applied nothing (400,
+	// 413, a 409 of another kind, 405, 501, garbage headers, an unknown
+	// status).
+	rejected
+	// retryable: this try failed in a way that a repeat may fix (429, 5xx,
+	// a network error or timeout); mayBeWritten says if it could have been
+	// applied.
+	retryable
+	// unanswered: the retries ended without an answer; mayBeWritten says
+	// if any try could have been applied.
+	unanswered
+)
+
+var kindNames = [...]string{
+	"acknowledged", "duplicate of ours", "duplicate of others", "gap", "stale gap", "state lost",
+	"fenced", "closed by us", "closed by others", "not found", "rejected", "retryable", "unanswered",
+}
+
+func (k outcomeKind) String() string { return kindNames[k] }
+
+// sent is what the table needs to know of the request and of the state
+// it was sent in.
+type sent struct {
+	epoch, seq int64
+	close      bool // Stream-Closed: true
+	final      bool // with close: the request carries a final message
+	// earlier: an earlier try of this very request may have been applied.
+	earlier bool
+	// ackedAtSend: the highest seq of this epoch acknowledged before the
+	// request was sent (-1 for none); the server held it by then.
+	ackedAtSend int64
+	// ackedNow: the highest seq of this epoch acknowledged so far.
+	ackedNow int64
+}
+
+// answer is what came back for one try, or how the retries ended.
+type answer struct {
+	status int
+	header http.Header
+	body   string
+	// err: no answer. With gaveUp, the retries ended (see protocol.Retry);
+	// without, one try failed in transport.
+	err    error
+	gaveUp bool
+	// mayBeWritten: with err, the request (any try of it, when gaveUp) may
+	// have reached the server.
+	mayBeWritten bool
+	// retryable: with err and not gaveUp, the transport error may pass.
+	retryable bool
+	// headClosed is, for a 204 to a close, what a HEAD said of the stream
+	// afterwards (nil when not asked or not known). The reference server
+	// echoes Stream-Closed: true on a duplicate 204 to a close whether or
+	// not the stream is closed, so the 204's header proves nothing.
+	headClosed *bool
+}
+
+// outcome is the table's verdict.
+type outcome struct {
+	kind outcomeKind
+	// seq: expected seq (gap, staleGap, stateLost), the server's highest
+	// seq (duplicateOfOthers), the server's epoch (fenced).
+	seq          int64
+	offset       string // Stream-Next-Offset, when the server sent one
+	mayBeWritten bool   // retryable, unanswered
+	retryAfter   time.Duration
+	err          error // what the batch fails with, if it fails
+}
+
+// classify is the answer table.
+func classify(s sent, a answer, url string) outcome {
+	if a.err != nil {
+		if a.gaveUp {
+			return outcome{kind: unanswered, mayBeWritten: a.mayBeWritten, err: a.err}
+		}
+		if a.retryable || a.mayBeWritten {
+			return outcome{kind: retryable, mayBeWritten: a.mayBeWritten, err: a.err}
+		}
+		// A failure before the request was written that would fail again
+		// (a refused certificate, a HeaderFunc error): nothing applied.
+		return outcome{kind: rejected, err: a.err}
+	}
+	h := a.header
+	o := outcome{offset: h.Get(protocol.HeaderNextOffset)}
+	httpErr := func() error {
+		return &protocol.HTTPError{Method: http.MethodPost, URL: url, StatusCode: a.status, Body: a.body,
+			RetryAfter: protocol.RetryAfter(h, maxRetryAfter)}
+	}
+	closed := isTrue(h.Get(protocol.HeaderClosed))
+	switch {
+	case a.status == http.StatusOK || a.status == http.StatusCreated:
+		// A close that the server answers 200 without Stream-Closed did
+		// not close: the final message is written, the stream is open.
+		if s.close && closed {
+			o.kind = closedByUs
+		} else {
+			o.kind = acknowledged
+		}
+
+	case a.status == http.StatusNoContent:
+		return classifyDuplicate(s, a, o)
+
+	case a.status == http.StatusConflict && closed:
+		o.kind = closedByOthers
+		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamClosed, url)
+
+	case a.status == http.StatusConflict && h.Get(protocol.HeaderExpectedSeq) != "":
+		expected, ok := headerInt(h, protocol.HeaderExpectedSeq)
+		switch {
+		case !ok || expected > s.seq:
+			// Unreadable, or a claim that we are behind what we sent,
+			// which §5.2.1 answers with 204: not an answer to trust.
+			o.kind, o.err = rejected, httpErr()
+		case expected <= s.ackedAtSend:
+			o.kind, o.seq = stateLost, expected
+		case expected <= s.ackedNow:
+			o.kind, o.seq = staleGap, expected
+		default:
+			o.kind, o.seq = gap, expected
+		}
+
+	case a.status == http.StatusForbidden && h.Get(protocol.HeaderProducerEpoch) != "":
+		server, ok := headerInt(h, protocol.HeaderProducerEpoch)
+		if !ok {
+			o.kind, o.err = rejected, httpErr()
+			break
+		}
+		o.kind, o.seq = fenced, server
+		o.err = &protocol.StaleEpochError{ServerEpoch: server, Epoch: s.epoch}
+
+	case a.status == http.StatusNotFound:
+		o.kind = notFound
+		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamNotFound, url)
+
+	case a.status == http.StatusGone:
+		o.kind = notFound
+		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamGone, url)
+
+	case protocol.RetryableStatus(a.status):
+		o.kind, o.err = retryable, httpErr()
+		// A 429 is refused before anything is applied; a 5xx may come
+		// from a proxy after the server wrote.
+		o.mayBeWritten = a.status >= 500
+		o.retryAfter = protocol.RetryAfter(h, maxRetryAfter)
+
+	default:
+		o.kind, o.err = rejected, httpErr()
+	}
+	return o
+}
+
+// classifyDuplicate reads a 204: the server held this (epoch, seq) already.
+func classifyDuplicate(s sent, a answer, o outcome) outcome {
+	h := a.header
+	if s.close {
+		closed := isTrue(h.Get(protocol.HeaderClosed))
+		if a.headClosed != nil {
+			closed = *a.headClosed
+		}
+		// A fresh close-only request is answered 204 as well, so for a
+		// close-only request a closed stream is success whoever's request
+		// closed it. A final message is ours only if an earlier try of
+		// ours may have been the one written.
+		if closed && (!s.final || s.earlier) {
+			o.kind = closedByUs
+			return o
+		}
+		o.kind = duplicateOfOthers
+		o.seq = s.seq
+		if last, ok := headerInt(h, protocol.HeaderProducerSeq); ok {
+			o.seq = max(last, s.seq)
+		}
+		return o
+	}
+	if s.earlier {
+		o.kind = duplicateOfOurs
+		return o
+	}
+	last, ok := headerInt(h, protocol.HeaderProducerSeq)
+	if !ok {
+		// No producer state in the answer: a server that does not do
+		// idempotent producers answers a plain append 204 (§5.2).
+		o.kind = acknowledged
+		return o
+	}
+	// The first try of this request, yet the server held its seq: someone
+	// else wrote it.
+	o.kind, o.seq = duplicateOfOthers, max(last, s.seq)
+	return o
+}
+
+// needsHeadCheck: a 204 to a close proves nothing by its headers (see
+// answer.headClosed); a HEAD must say whether the stream is closed.
+func needsHeadCheck(s sent, a answer) bool {
+	return s.close && a.err == nil && a.status == http.StatusNoContent
+}
+
+// closedOnHead reads the HEAD that checks a 204 to a close: whether the
+// stream is closed, or nil when the answer does not say.
+func closedOnHead(status int, h http.Header) *bool {
+	if status != http.StatusOK {
+		return nil
+	}
+	closed := isTrue(h.Get(protocol.HeaderClosed))
+	return &closed
+}
+
+func isTrue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
+
+func headerInt(h http.Header, name string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimSpace(h.Get(name)), 10, 64)
+	return n, err == nil && n >= 0 && n <= protocol.MaxInteger
+}

@@ -1,0 +1,39 @@
+package durablestreams
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// streamSettings creates streams for the Publisher and SubscribeInitialize,
+// and decides about one that exists with another TTL or expiry: it is used
+// as it is, with one warning per topic (at Info: Watermill's LoggerAdapter
+// has no Warn level), unless strict asks for ErrStreamConflict. Changing
+// StreamTTL between two deploys so never stops publishing to the topics
+// that exist.
+type streamSettings struct {
+	client *protocol.Client
+	logger watermill.LoggerAdapter
+	strict bool
+	warned sync.Map // topics whose stream settings differ, logged once each
+}
+
+func (s *streamSettings) ensure(ctx context.Context, topic, streamURL string, opts protocol.StreamOptions) error {
+	differs, err := s.client.EnsureStream(ctx, streamURL, opts)
+	if err != nil || !differs {
+		return err
+	}
+	if s.strict {
+		return fmt.Errorf("%w: %s has another TTL or expiry (StrictStreamSettings)", ErrStreamConflict, protocol.RedactURL(streamURL))
+	}
+	if _, warned := s.warned.LoadOrStore(topic, true); !warned {
+		s.logger.Info("Stream exists with another TTL or expiry; using it as it is (StrictStreamSettings makes this an error)",
+			watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)})
+	}
+	return nil
+}
