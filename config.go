@@ -100,8 +100,8 @@ type PublisherConfig struct {
 	// server at the first publish to a topic and never changes: a
 	// Publisher or Subscriber with another count gets
 	// ErrPartitionMismatch. Read such topics with a ConsumerGroup without
-	// OffsetStore. Default (0): one stream per topic, and a topic recorded
-	// with more than one partition is ErrPartitionMismatch.
+	// OffsetStore. Default (0): one stream per topic (no check of a
+	// record: publish partitioned topics with Partitions set).
 	Partitions int
 	// PartitionKey is the metadata key holding a message's partition key.
 	// Default: "partition_key".

@@ -230,11 +230,6 @@ func TestPartitionCountMismatchIsAnError(t *testing.T) {
 	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"}, nil)
 	require.True(t, errors.Is(err, ds.ErrInvalidConfig), "group settings with an OffsetStore: %v", err)
 
-	// A plain Publisher would write where no member reads.
-	plain, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
-	require.NoError(t, err)
-	defer plain.Close()
-	require.ErrorIs(t, plain.Publish("t", keyed("k", 1)), ds.ErrPartitionMismatch)
 }
 
 func TestGroupSubscriberCloseLeavesNoGoroutines(t *testing.T) {

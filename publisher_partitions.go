@@ -72,26 +72,3 @@ func (p *Publisher) ensurePartitions(ctx context.Context, topic string) error {
 	p.partitioned.Store(topic, true)
 	return nil
 }
-
-// checkUnpartitioned fails with ErrPartitionMismatch when a Publisher
-// without Partitions is about to write to a topic recorded with more than
-// one partition: its messages would land where no group member reads. It
-// costs one read of a (usually missing) record per producer start.
-func (p *Publisher) checkUnpartitioned(ctx context.Context, topic, streamURL string) error {
-	if p.config.Partitions > 0 {
-		return nil
-	}
-	url, err := topicURL(p.config.BaseURL, p.config.TopicURL, group.PartitionsStreamName(topic))
-	if err != nil || url == streamURL {
-		// A TopicURL that maps every topic to one stream has no record.
-		return nil
-	}
-	n, ok, err := group.LoadPartitions(ctx, p.client, p.client.Retry, url)
-	if err != nil {
-		return fmt.Errorf("partitions of %q: %w", topic, err)
-	}
-	if ok && n > 1 {
-		return &group.PartitionMismatchError{Topic: topic, Recorded: n, Configured: 1}
-	}
-	return nil
-}

@@ -190,9 +190,6 @@ func nextEpoch() int64 {
 func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*producer.Producer, error) {
 	p := r.pub
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
-	if err := p.checkUnpartitioned(ctx, topic, streamURL); err != nil {
-		return nil, fmt.Errorf("durablestreams: publish to %q (nothing published): %w", topic, err)
-	}
 	if err := p.streams.ensure(ctx, topic, streamURL, p.config.streamOptions()); err != nil {
 		return nil, fmt.Errorf("durablestreams: create stream for %q: %w", topic, err)
 	}
