@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -89,6 +92,24 @@ type PublisherConfig struct {
 	// many topics keeps memory and goroutines bounded. Default: 1 minute.
 	IdleProducerTimeout time.Duration
 
+	// Partitions spreads each topic over this many streams (1 to 1024),
+	// named "<topic>.p<i>" (a count of 1 keeps the topic's own stream): a
+	// message goes to the partition of its key (FNV-1a of the key modulo
+	// the count), so messages with one key keep their order; a message
+	// without a key goes to partition 0. The count is recorded on the
+	// server at the first publish to a topic and never changes: a
+	// Publisher or Subscriber with another count gets
+	// ErrPartitionMismatch. Read such topics with a ConsumerGroup without
+	// OffsetStore. Default (0): one stream per topic (no check of a
+	// record: publish partitioned topics with Partitions set).
+	Partitions int
+	// PartitionKey is the metadata key holding a message's partition key.
+	// Default: "partition_key".
+	PartitionKey string
+	// PartitionFunc, if set, gives a message's partition key instead of
+	// PartitionKey.
+	PartitionFunc func(topic string, msg *message.Message) string
+
 	// ClientConfig holds the HTTP client, headers, request timeout and
 	// retry policy of every request the Publisher sends.
 	ClientConfig
@@ -114,6 +135,9 @@ func (c *PublisherConfig) setDefaults() {
 	if c.IdleProducerTimeout == 0 {
 		c.IdleProducerTimeout = DefaultIdleProducerTimeout
 	}
+	if c.PartitionKey == "" {
+		c.PartitionKey = defaultPartitionKey
+	}
 }
 
 // Validate reports the first problem with the config.
@@ -123,6 +147,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.Marshaler == nil {
 		return invalidConfig("Marshaler is nil")
+	}
+	if c.Partitions < 0 || c.Partitions > group.MaxPartitions {
+		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, group.MaxPartitions)
 	}
 	if c.Marshaler.ContentType() == "" {
 		return invalidConfig("Marshaler.ContentType() is empty")

@@ -11,10 +11,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
-	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// Defaults of GroupSubscriberConfig, chosen from measurements (see
+// Defaults of a sharing ConsumerGroup (see SubscriberConfig), chosen from measurements (see
 // internal/group): a dead member is replaced after about 10 s; a member
 // that leaves hands over in milliseconds.
 const (
@@ -32,118 +31,27 @@ var ErrFenced = group.ErrFenced
 // changes.
 var ErrPartitionMismatch = group.ErrPartitionMismatch
 
-// GroupSubscriberConfig configures a GroupSubscriber.
-type GroupSubscriberConfig struct {
-	// Subscriber configures how streams are read. Its ConsumerGroup is
-	// required; its OffsetStore is not used: the group keeps positions
-	// itself, in fenced ownership streams under BaseURL/__groups/.
-	Subscriber SubscriberConfig
-	// MemberID names this member; unique among the live members. Default:
-	// a random UUID per Subscribe.
-	MemberID string
-	// SessionTimeout is how long a silent member counts as alive: it
-	// bounds the failover after a crash. Default: DefaultSessionTimeout.
-	SessionTimeout time.Duration
-	// HeartbeatInterval is how often a member says it is alive; at most a
-	// third of SessionTimeout. Default: DefaultHeartbeatInterval.
-	HeartbeatInterval time.Duration
-	// Partitions is the topic's partition count, as its publishers use
-	// it. Zero reads it from the server, and records 1 when none is
-	// recorded yet (so that a publisher with another count gets
-	// ErrPartitionMismatch instead of writing where nobody reads).
-	Partitions int
-}
-
-// GroupSubscriber is a Subscriber whose consumer group shares the work:
-// each message of a stream goes to one member of the group at a time, in
-// stream order, at-least-once. A topic of one stream has one active member
-// per group, the others stand by; a partitioned topic (see
-// PartitionedPublisher) has its partitions shared out, rebalanced as
-// members come and go. Ownership is fenced on the server, so a member that
-// lost a stream (paused, partitioned, too slow to heartbeat) can neither
-// deliver nor store a position there once the new owner started.
-type GroupSubscriber struct {
-	config GroupSubscriberConfig
-	// inner reads nothing itself: it holds the defaulted config, the
-	// shared HTTP client, and creates streams. Each lease is read by a
-	// Subscriber of its own whose OffsetStore is that lease.
-	inner  *Subscriber
-	client *protocol.Client
-	logger watermill.LoggerAdapter
-
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
-}
-
-var (
-	_ message.Subscriber           = (*GroupSubscriber)(nil)
-	_ message.SubscribeInitializer = (*GroupSubscriber)(nil)
-)
-
-// NewGroupSubscriber returns a GroupSubscriber; a nil logger logs nothing.
-func NewGroupSubscriber(config GroupSubscriberConfig, logger watermill.LoggerAdapter) (*GroupSubscriber, error) {
-	if config.Subscriber.ConsumerGroup == "" {
-		return nil, invalidConfig("GroupSubscriber needs Subscriber.ConsumerGroup")
-	}
-	if config.Partitions < 0 || config.Partitions > group.MaxPartitions {
-		return nil, invalidConfig("Partitions %d is not in 0..%d", config.Partitions, group.MaxPartitions)
-	}
-	if logger == nil {
-		logger = watermill.NopLogger{}
-	}
-	inner := config.Subscriber
-	inner.OffsetStore = NewMemoryOffsetStore() // never used: see lease
-	sub, err := NewSubscriber(inner, logger)
-	if err != nil {
-		return nil, err
-	}
-	probe := group.Config{
-		BaseURL: sub.config.BaseURL, Group: config.Subscriber.ConsumerGroup, Topic: "t", Streams: []string{"t"},
-		MemberID: config.MemberID, SessionTimeout: config.SessionTimeout, HeartbeatInterval: config.HeartbeatInterval,
-	}
-	if probe.MemberID == "" {
-		probe.MemberID = "m"
-	}
-	if err := probe.Validate(); err != nil {
-		_ = sub.Close()
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &GroupSubscriber{
-		config: config, inner: sub, client: sub.client, logger: logger,
-		ctx: ctx, cancel: cancel,
-	}, nil
-}
-
-// Subscribe joins the group on topic and returns the messages of every
-// stream this member comes to own. The channel is closed after Close or
-// when ctx is done, once this member has handed its streams over.
-func (s *GroupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrSubscriberClosed
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	streams, err := s.streams(ctx, topic)
+// subscribeGroup joins the group on topic and returns the messages of
+// every stream this member comes to own. The channel is closed after
+// Close or when ctx is done, once this member has handed its streams over.
+// The caller holds s.wg for it.
+func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	streams, err := s.groupStreams(ctx, topic)
 	if err != nil {
 		s.wg.Done()
 		return nil, publicError(err)
 	}
 	m, err := group.Join(ctx, group.Config{
-		Client: s.client, BaseURL: s.inner.config.BaseURL, Group: s.config.Subscriber.ConsumerGroup,
+		Client: s.client, BaseURL: s.config.BaseURL, Group: s.config.ConsumerGroup,
 		Topic: topic, Streams: streams, MemberID: s.config.MemberID,
 		SessionTimeout: s.config.SessionTimeout, HeartbeatInterval: s.config.HeartbeatInterval,
 		RetryPolicy: s.client.Retry, Logger: s.logger,
 	})
 	if err != nil {
 		s.wg.Done()
-		return nil, publicError(fmt.Errorf("durablestreams: subscribe to %q in group %q: %w", topic, s.config.Subscriber.ConsumerGroup, err))
+		return nil, publicError(fmt.Errorf("durablestreams: subscribe to %q in group %q: %w", topic, s.config.ConsumerGroup, err))
 	}
+	s.logger.Info("Joined consumer group", watermill.LogFields{"topic": topic, "consumer_group": s.config.ConsumerGroup, "streams": len(streams)})
 	out := make(chan *message.Message)
 	subCtx, cancel := context.WithCancel(ctx)
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
@@ -159,7 +67,7 @@ func (s *GroupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 
 // member runs one membership: a reader per lease, until the Subscribe
 // ends; then it leaves, handing every stream over.
-func (s *GroupSubscriber) member(ctx context.Context, m *group.Member, out chan<- *message.Message) {
+func (s *Subscriber) member(ctx context.Context, m *group.Member, out chan<- *message.Message) {
 	var leases sync.WaitGroup
 	left := make(chan struct{})
 	go func() {
@@ -184,7 +92,7 @@ func (s *GroupSubscriber) member(ctx context.Context, m *group.Member, out chan<
 	leases.Wait()
 }
 
-func (s *GroupSubscriber) leaveTimeout() time.Duration {
+func (s *Subscriber) leaveTimeout() time.Duration {
 	if s.config.SessionTimeout > 0 {
 		return s.config.SessionTimeout
 	}
@@ -194,9 +102,11 @@ func (s *GroupSubscriber) leaveTimeout() time.Duration {
 // lease reads one owned stream with a Subscriber of its own, whose
 // positions go through the lease (fenced), and forwards its messages while
 // the lease is valid.
-func (s *GroupSubscriber) lease(ctx context.Context, l *group.Lease, out chan<- *message.Message) {
-	fields := watermill.LogFields{"stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.Subscriber.ConsumerGroup}
-	cfg := s.inner.config
+func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *message.Message) {
+	fields := watermill.LogFields{"stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.ConsumerGroup}
+	cfg := s.config
+	// A position-only reader of one stream: the group's settings are ours.
+	cfg.MemberID, cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.Partitions = "", 0, 0, 0
 	start, err := s.firstPosition(ctx, l)
 	if err != nil {
 		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
@@ -257,11 +167,11 @@ func (s *GroupSubscriber) lease(ctx context.Context, l *group.Lease, out chan<- 
 // StartFromTail that tail is stored at once, so that a later owner goes on
 // from the same place and never from a later tail (which would skip what
 // came in between).
-func (s *GroupSubscriber) firstPosition(ctx context.Context, l *group.Lease) (json.RawMessage, error) {
-	if l.Start() != nil || s.inner.config.StartFrom != StartFromTail {
+func (s *Subscriber) firstPosition(ctx context.Context, l *group.Lease) (json.RawMessage, error) {
+	if l.Start() != nil || s.config.StartFrom != StartFromTail {
 		return l.Start(), nil
 	}
-	url, err := topicURL(s.inner.config.BaseURL, s.inner.config.TopicURL, l.Stream())
+	url, err := topicURL(s.config.BaseURL, s.config.TopicURL, l.Stream())
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +193,7 @@ func (s *GroupSubscriber) firstPosition(ctx context.Context, l *group.Lease) (js
 	return raw, nil
 }
 
-func (s *GroupSubscriber) release(ctx context.Context, l *group.Lease, fields watermill.LogFields) {
+func (s *Subscriber) release(ctx context.Context, l *group.Lease, fields watermill.LogFields) {
 	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaveTimeout())
 	defer cancel()
 	if err := l.Release(relCtx, nil); err != nil {
@@ -293,8 +203,8 @@ func (s *GroupSubscriber) release(ctx context.Context, l *group.Lease, fields wa
 
 // streams lists the topic's streams: its partitions, as recorded on the
 // server.
-func (s *GroupSubscriber) streams(ctx context.Context, topic string) ([]string, error) {
-	url, err := topicURL(s.inner.config.BaseURL, s.inner.config.TopicURL, group.PartitionsStreamName(topic))
+func (s *Subscriber) groupStreams(ctx context.Context, topic string) ([]string, error) {
+	url, err := topicURL(s.config.BaseURL, s.config.TopicURL, group.PartitionsStreamName(topic))
 	if err != nil {
 		return nil, err
 	}
@@ -315,34 +225,18 @@ func (s *GroupSubscriber) streams(ctx context.Context, topic string) ([]string, 
 	return group.StreamNames(topic, n), nil
 }
 
-// SubscribeInitialize creates the streams of every partition of topic
-// (see Subscriber.SubscribeInitialize).
-func (s *GroupSubscriber) SubscribeInitialize(topic string) error {
-	streams, err := s.streams(s.ctx, topic)
+// initializeGroup creates the streams of every partition of topic.
+func (s *Subscriber) initializeGroup(topic string) error {
+	streams, err := s.groupStreams(s.ctx, topic)
 	if err != nil {
 		return publicError(err)
 	}
 	for _, stream := range streams {
-		if err := s.inner.SubscribeInitialize(stream); err != nil {
+		if err := s.initialize(stream); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// Close ends every subscription, each handing its streams over, and
-// waits for them.
-func (s *GroupSubscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
-	return s.inner.Close()
 }
 
 // leaseStore is the OffsetStore of one lease's Subscriber: the position

@@ -37,12 +37,12 @@ func TestGroupChildMember(t *testing.T) {
 	partitions, _ := strconv.Atoi(os.Getenv(groupChildEnv + "_PARTITIONS"))
 	// Its log goes to stdout too: the pause test waits for the line
 	// that says the member lost its stream.
-	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
+	sub, err := ds.NewSubscriber(ds.SubscriberConfig{
 		// A position stored per ack, so that what comes again is only what
 		// the member had in hand (the default interval would add up to one
 		// CommitInterval of acked messages).
-		Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", CommitInterval: ds.CommitEveryAck},
-		MemberID:   "z-child", Partitions: partitions,
+		BaseURL: base, ConsumerGroup: "g", CommitInterval: ds.CommitEveryAck,
+		MemberID: "z-child", Partitions: partitions,
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 	}, watermill.NewStdLoggerWithOut(os.Stdout, false, false))
 	require.NoError(t, err)

@@ -17,7 +17,8 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
-// TestGroupPubSub runs the universal suite against GroupSubscribers:
+// TestGroupPubSub runs the universal suite against Subscribers of a sharing
+// ConsumerGroup (no OffsetStore):
 // Features.ConsumerGroups now means what it means for the other Pub/Subs
 // (one member of a group per message).
 func TestGroupPubSub(t *testing.T) {
@@ -41,11 +42,9 @@ func TestGroupPubSub(t *testing.T) {
 		mu.Unlock()
 		pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
 		require.NoError(t, err)
-		sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
-			Subscriber: ds.SubscriberConfig{
-				BaseURL: base, ConsumerGroup: groupName,
-				NackResendDelay: 10 * time.Millisecond, CommitInterval: 50 * time.Millisecond,
-			},
+		sub, err := ds.NewSubscriber(ds.SubscriberConfig{
+			BaseURL: base, ConsumerGroup: groupName,
+			NackResendDelay: 10 * time.Millisecond, CommitInterval: 50 * time.Millisecond,
 			MemberID: id, SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 		}, nil)
 		require.NoError(t, err)
@@ -58,7 +57,7 @@ func TestGroupPubSub(t *testing.T) {
 }
 
 // TestGroupPubSubReconnect is TestPubSubReconnect for a group of two
-// GroupSubscribers sharing a 4-partition topic: 10,000 messages from 100
+// Subscribers sharing a 4-partition topic: 10,000 messages from 100
 // publishers while the (file-backed) server is restarted twice; every
 // message must arrive.
 func TestGroupPubSubReconnect(t *testing.T) {

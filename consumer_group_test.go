@@ -22,17 +22,18 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
+// partitionKey is PublisherConfig.PartitionKey's default.
+const partitionKey = "partition_key"
+
 // groupSubscriber is a member with short timeouts, for tests: a session
 // of 2 s, heartbeats every 200 ms.
-func groupSubscriber(t *testing.T, base, groupName, member string, partitions int) *ds.GroupSubscriber {
+func groupSubscriber(t *testing.T, base, groupName, member string, partitions int) *ds.Subscriber {
 	t.Helper()
-	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
-		Subscriber: ds.SubscriberConfig{
-			BaseURL:         base,
-			ConsumerGroup:   groupName,
-			NackResendDelay: 10 * time.Millisecond,
-			CommitInterval:  50 * time.Millisecond,
-		},
+	sub, err := ds.NewSubscriber(ds.SubscriberConfig{
+		BaseURL:           base,
+		ConsumerGroup:     groupName,
+		NackResendDelay:   10 * time.Millisecond,
+		CommitInterval:    50 * time.Millisecond,
 		MemberID:          member,
 		Partitions:        partitions,
 		SessionTimeout:    2 * time.Second,
@@ -43,12 +44,9 @@ func groupSubscriber(t *testing.T, base, groupName, member string, partitions in
 	return sub
 }
 
-func partitionedPublisher(t *testing.T, base string, partitions int) *ds.PartitionedPublisher {
+func partitionedPublisher(t *testing.T, base string, partitions int) *ds.Publisher {
 	t.Helper()
-	pub, err := ds.NewPartitionedPublisher(ds.PartitionedPublisherConfig{
-		Publisher:  ds.PublisherConfig{BaseURL: base},
-		Partitions: partitions,
-	}, nil)
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base, Partitions: partitions}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, pub.Close()) })
 	return pub
@@ -76,7 +74,7 @@ func (h *handled) consume(t *testing.T, member string, msgs <-chan *message.Mess
 		defer wg.Done()
 		for msg := range msgs {
 			seq, _ := strconv.Atoi(msg.Metadata.Get("seq"))
-			key := msg.Metadata.Get(ds.DefaultPartitionKeyMetadata)
+			key := msg.Metadata.Get(partitionKey)
 			h.mu.Lock()
 			h.times[msg.UUID]++
 			h.by[member]++
@@ -116,7 +114,7 @@ func (h *handled) waitDistinct(t *testing.T, n int, within time.Duration) {
 
 func keyed(key string, seq int) *message.Message {
 	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
-	msg.Metadata.Set(ds.DefaultPartitionKeyMetadata, key)
+	msg.Metadata.Set(partitionKey, key)
 	msg.Metadata.Set("seq", strconv.Itoa(seq))
 	return msg
 }
@@ -221,17 +219,17 @@ func TestPartitionCountMismatchIsAnError(t *testing.T) {
 	require.ErrorIs(t, err, ds.ErrPartitionMismatch)
 	assert.Contains(t, err.Error(), "4 partitions recorded")
 
-	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
-		Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g"},
-		Partitions: 2,
-	}, nil)
+	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", Partitions: 2}, nil)
 	require.NoError(t, err)
 	defer sub.Close()
 	_, err = sub.Subscribe(context.Background(), "t")
 	require.ErrorIs(t, err, ds.ErrPartitionMismatch)
 
-	_, err = ds.NewGroupSubscriber(ds.GroupSubscriberConfig{Subscriber: ds.SubscriberConfig{BaseURL: base}}, nil)
+	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, Partitions: 2}, nil)
 	require.True(t, errors.Is(err, ds.ErrInvalidConfig), "no group: %v", err)
+	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"}, nil)
+	require.True(t, errors.Is(err, ds.ErrInvalidConfig), "group settings with an OffsetStore: %v", err)
+
 }
 
 func TestGroupSubscriberCloseLeavesNoGoroutines(t *testing.T) {
@@ -241,8 +239,8 @@ func TestGroupSubscriberCloseLeavesNoGoroutines(t *testing.T) {
 	for i := range 20 {
 		require.NoError(t, pub.Publish("t", keyed("k"+strconv.Itoa(i), 1)))
 	}
-	sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
-		Subscriber:     ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g"},
+	sub, err := ds.NewSubscriber(ds.SubscriberConfig{
+		BaseURL: base, ConsumerGroup: "g",
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 	}, nil)
 	require.NoError(t, err)
@@ -269,10 +267,10 @@ func TestGroupStartFromTailIsRecordedForTheNextOwner(t *testing.T) {
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.Publish("t", keyed("old", 1))) // before the group: not for it
-	member := func(id string) *ds.GroupSubscriber {
-		sub, err := ds.NewGroupSubscriber(ds.GroupSubscriberConfig{
-			Subscriber: ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", StartFrom: ds.StartFromTail},
-			MemberID:   id, SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
+	member := func(id string) *ds.Subscriber {
+		sub, err := ds.NewSubscriber(ds.SubscriberConfig{
+			BaseURL: base, ConsumerGroup: "g", StartFrom: ds.StartFromTail,
+			MemberID: id, SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 		}, nil)
 		require.NoError(t, err)
 		return sub

@@ -37,6 +37,8 @@ type Publisher struct {
 
 	topics  *topicRegistry
 	streams *streamSettings
+	// partitioned: topics whose recorded partition count matched.
+	partitioned sync.Map
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -84,6 +86,9 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 // matching ErrOutcomeUnknown, since they may still be written. Every
 // other error means "not written". With Async, Publish returns once the
 // messages are buffered, and OnAsyncError gets the failures.
+//
+// With Partitions, each message goes to its key's partition of topic (see
+// PublisherConfig.Partitions); see publishPartitioned for the errors.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
@@ -91,6 +96,14 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	if p.config.Partitions > 0 {
+		return p.publishPartitioned(topic, msgs)
+	}
+	return p.publish(topic, msgs)
+}
+
+// publish appends msgs to the stream named topic.
+func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, topic)
 	if err != nil {
 		return err

@@ -28,16 +28,16 @@ var pubSubFeatures = tests.Features{
 	NewSubscriberReceivesOldMessages: false,
 }
 
+// pubSubFactory makes a Publisher and a Subscriber; in a group, the
+// Subscriber shares the work with the group's other members, or, with a
+// store, keeps only the group's position there (TestPubSubReconnect).
 type pubSubFactory struct {
 	base  string
 	store ds.OffsetStore
 }
 
 func newPubSubFactory(t *testing.T) *pubSubFactory {
-	base := dstest.StreamURL(t)
-	store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: base})
-	require.NoError(t, err)
-	return &pubSubFactory{base: base, store: store}
+	return &pubSubFactory{base: dstest.StreamURL(t)}
 }
 
 func (f *pubSubFactory) withGroup(t *testing.T, group string) (message.Publisher, message.Subscriber) {
@@ -52,6 +52,9 @@ func (f *pubSubFactory) withGroup(t *testing.T, group string) (message.Publisher
 	if group != "" {
 		cfg.ConsumerGroup = group
 		cfg.OffsetStore = f.store
+		if f.store == nil { // the group shares the work: one member per message
+			cfg.SessionTimeout, cfg.HeartbeatInterval = 2*time.Second, 200*time.Millisecond
+		}
 	}
 	sub, err := ds.NewSubscriber(cfg, logger)
 	require.NoError(t, err)

@@ -69,7 +69,10 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 }
 
 // Subscribe starts reading topic at the group's stored position, or at
-// StartFrom. Messages carry MetadataOffset and MetadataIndex, which
+// StartFrom. With a ConsumerGroup and no OffsetStore it joins the group
+// and delivers the messages of the streams this member comes to own (see
+// SubscriberConfig.ConsumerGroup); the channel is closed once the member
+// has handed its streams over. Messages carry MetadataOffset and MetadataIndex, which
 // locate them in the stream (see PositionOf). A stream in JSON mode read
 // by a byte-mode Unmarshaler, or the other way round, is
 // ErrContentTypeMismatch. Close ends a Subscribe still loading its
@@ -86,6 +89,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	if s.config.sharesWork() {
+		return s.subscribeGroup(ctx, topic)
+	}
 
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
 	start, err := s.prepare(ctx, topic, streamURL)
@@ -106,6 +112,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		pos:       start,
 	}
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
+	s.warnPositionOnly(fields)
 	go func() {
 		defer s.wg.Done()
 		defer close(out)
@@ -192,13 +199,21 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	return Position{Offset: tail}, nil
 }
 
-// SubscribeInitialize creates the topic's stream with ContentType,
+// SubscribeInitialize creates the topic's stream (with a sharing
+// ConsumerGroup: the stream of each partition) with ContentType,
 // StreamTTL and StreamExpiresAt if it is missing, so that what is
 // published before the first Subscribe is kept. A stream that exists with
 // another TTL or expiry is used as it is (a warning logged once per topic
 // at Info: Watermill's LoggerAdapter has no Warn level),
 // unless StrictStreamSettings asks for ErrStreamConflict.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if s.config.sharesWork() {
+		return s.initializeGroup(topic)
+	}
+	return s.initialize(topic)
+}
+
+func (s *Subscriber) initialize(topic string) error {
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return err
@@ -228,4 +243,18 @@ func (s *Subscriber) Close() error {
 	}
 	s.logger.Debug("Subscriber closed", nil)
 	return nil
+}
+
+// warnPositionOnly says, once per Subscribe, that a group with an
+// OffsetStore shares no work (at Info: Watermill's LoggerAdapter has no
+// Warn level).
+func (s *Subscriber) warnPositionOnly(fields watermill.LogFields) {
+	if s.config.ConsumerGroup == "" {
+		return
+	}
+	if _, lease := s.config.OffsetStore.(leaseStore); lease {
+		return
+	}
+	s.logger.Info("WARNING: ConsumerGroup with an OffsetStore keeps only a position: every subscription of the group gets every message (fan-out). "+
+		"To share the work among the group's members, leave OffsetStore nil", fields.Add(watermill.LogFields{"consumer_group": s.config.ConsumerGroup}))
 }

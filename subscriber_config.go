@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"time"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -87,16 +88,40 @@ type SubscriberConfig struct {
 	// StartFrom applies when there is no stored position.
 	StartFrom StartFrom
 
-	// ConsumerGroup names the group whose position is kept in OffsetStore
-	// per topic: a Subscribe resumes after the last acknowledged message
-	// of its group. Empty: no stored position, every Subscribe starts at
-	// StartFrom. Subscriptions of one group do not share work: each gets
-	// every message after the stored position (fan-out, not load sharing);
-	// run one subscription per group and topic.
+	// ConsumerGroup names a group of subscriptions, usually the replicas
+	// of one service. Without an OffsetStore the group shares the work:
+	// each message goes to one member at a time, in stream order,
+	// at-least-once; a topic of one stream has one active member, the
+	// others stand by, and a partitioned topic has its partitions shared
+	// out. A member that leaves hands its streams over at once; one that
+	// dies is replaced after SessionTimeout. Positions are kept on the
+	// server, in streams under BaseURL/__groups/ written fenced, so a member
+	// that lost a stream stores nothing there (ErrFenced). Fan-out is what
+	// different groups are for. Empty: no group, every Subscribe starts at
+	// StartFrom.
 	ConsumerGroup string
-	// OffsetStore keeps the positions of ConsumerGroup. Required with a
-	// ConsumerGroup: NewMemoryOffsetStore() or NewStreamOffsetStore(...).
+	// OffsetStore, with a ConsumerGroup, keeps only the group's position:
+	// a Subscribe resumes after the group's last acknowledged message, but
+	// subscriptions of one group do not share work (each gets every
+	// message), and each Subscribe logs a warning saying so. Leave it nil
+	// to share the work. NewMemoryOffsetStore() or NewStreamOffsetStore(...).
 	OffsetStore OffsetStore
+	// MemberID names this member of a sharing ConsumerGroup; unique among
+	// the live members. Default: a random UUID per Subscribe.
+	MemberID string
+	// SessionTimeout is how long a silent member of a sharing ConsumerGroup
+	// counts as alive: it bounds the failover after a crash. Default:
+	// DefaultSessionTimeout.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often a member of a sharing ConsumerGroup
+	// says it is alive; at most a third of SessionTimeout. Default:
+	// DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// Partitions is the partition count of the topics a sharing
+	// ConsumerGroup reads, as their publishers set it. Zero reads it from
+	// the server, and records 1 when none is recorded yet (so that a
+	// publisher with another count gets ErrPartitionMismatch).
+	Partitions int
 
 	// CommitInterval spaces the writes of a group's position: it is
 	// stored at most this long after an ack moved it, and on every clean
@@ -207,8 +232,8 @@ func (c SubscriberConfig) Validate() error {
 	if c.StartFrom != StartFromBeginning && c.StartFrom != StartFromTail {
 		return invalidConfig("unknown StartFrom %d", c.StartFrom)
 	}
-	if c.ConsumerGroup != "" && c.OffsetStore == nil {
-		return invalidConfig("ConsumerGroup %q needs an OffsetStore", c.ConsumerGroup)
+	if err := c.validateGroup(); err != nil {
+		return err
 	}
 	if c.OnPositionLost < PositionLostFromStart || c.OnPositionLost > PositionLostStop {
 		return invalidConfig("unknown OnPositionLost %d", c.OnPositionLost)
@@ -232,6 +257,32 @@ func (c SubscriberConfig) Validate() error {
 		return invalidConfig("MaxReadBytes is negative (%d)", c.MaxReadBytes)
 	}
 	return nil
+}
+
+// sharesWork: a ConsumerGroup without OffsetStore, whose members share
+// the topic's streams.
+func (c *SubscriberConfig) sharesWork() bool { return c.ConsumerGroup != "" && c.OffsetStore == nil }
+
+// validateGroup checks the settings of a sharing group, which mean
+// nothing without one.
+func (c SubscriberConfig) validateGroup() error {
+	if !c.sharesWork() {
+		if c.MemberID != "" || c.SessionTimeout != 0 || c.HeartbeatInterval != 0 || c.Partitions != 0 {
+			return invalidConfig("MemberID, SessionTimeout, HeartbeatInterval and Partitions need a ConsumerGroup without OffsetStore")
+		}
+		return nil
+	}
+	if c.Partitions < 0 || c.Partitions > group.MaxPartitions {
+		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, group.MaxPartitions)
+	}
+	probe := group.Config{
+		BaseURL: "http://probe/", Group: c.ConsumerGroup, Topic: "t", Streams: []string{"t"},
+		MemberID: c.MemberID, SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
+	}
+	if probe.MemberID == "" {
+		probe.MemberID = "m"
+	}
+	return probe.Validate()
 }
 
 func (c *SubscriberConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(false) }

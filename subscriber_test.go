@@ -107,12 +107,15 @@ func TestSubscribeRejectsBadTopics(t *testing.T) {
 
 func TestSubscriberConfigValidation(t *testing.T) {
 	for name, cfg := range map[string]ds.SubscriberConfig{
-		"no base":             {},
-		"bad scheme":          {BaseURL: "ftp://x"},
-		"group without store": {BaseURL: "http://x", ConsumerGroup: "g"},
-		"bytes without split": {BaseURL: "http://x", ContentType: "text/plain", Unmarshaler: ds.JSONMarshaler{}},
-		"negative delay":      {BaseURL: "http://x", NackResendDelay: -1},
-		"bad mode":            {BaseURL: "http://x", Mode: 7},
+		"no base":              {},
+		"bad scheme":           {BaseURL: "ftp://x"},
+		"member with store":    {BaseURL: "http://x", ConsumerGroup: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"},
+		"partitions, no group": {BaseURL: "http://x", Partitions: 2},
+		"slow heartbeat":       {BaseURL: "http://x", ConsumerGroup: "g", SessionTimeout: time.Second, HeartbeatInterval: time.Second},
+		"bad member id":        {BaseURL: "http://x", ConsumerGroup: "g", MemberID: "a/b"},
+		"bytes without split":  {BaseURL: "http://x", ContentType: "text/plain", Unmarshaler: ds.JSONMarshaler{}},
+		"negative delay":       {BaseURL: "http://x", NackResendDelay: -1},
+		"bad mode":             {BaseURL: "http://x", Mode: 7},
 	} {
 		_, err := ds.NewSubscriber(cfg, nil)
 		require.ErrorIs(t, err, ds.ErrInvalidConfig, name)

@@ -79,14 +79,15 @@
 //
 // # In the public API
 //
-// GroupSubscriber (consumer_group.go) joins per Subscribe with the topic's
+// A Subscriber with a ConsumerGroup and no OffsetStore (consumer_group.go)
+// joins per Subscribe with the topic's
 // streams (group.StreamNames of the recorded partition count) and reads
 // each Lease with a Subscriber of its own whose OffsetStore is the lease:
 // Load returns Lease.Start, Store is Lease.Store (fenced). It forwards a
 // message only while Lease.Valid, stops the read on Lease.Done, and
 // releases the lease with the last stored position once the read has
 // stored it on the way out. Close and the Subscribe context call Leave.
-// PartitionedPublisher (partitioned_publisher.go) maps keys with Partition
+// A Publisher with Partitions (publisher_partitions.go) maps keys with Partition
 // and records the count with EnsurePartitions.
 //
 // # Known limits

@@ -1,0 +1,104 @@
+// Command workers runs three workers in one consumer group over a topic of
+// six partitions: each job goes to one worker, jobs with one key stay in
+// order on one worker, and the partitions are shared among the workers.
+//
+// Run it from the repository root:
+//
+//	npm ci --prefix testserver && go run ./_examples/workers
+//
+// It starts the bundled reference server unless DURABLE_STREAMS_URL names
+// one, e.g. DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	ds "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+)
+
+const (
+	jobs       = 30
+	partitions = 6
+)
+
+func main() { dstest.ExampleMain(run) }
+
+func run(ctx context.Context, out io.Writer, server string) error {
+	// Every run gets streams of its own under this URL.
+	baseURL := server + "/v1/stream/examples/workers-" + watermill.NewShortUUID()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// done counts each job once: delivery is at-least-once, so a job whose
+	// partition moved to another worker while in hand may come again.
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	allDone := make(chan struct{})
+	var workers sync.WaitGroup
+	for w := 1; w <= 3; w++ {
+		// No OffsetStore: the group shares the work among its members,
+		// and keeps its positions on the server.
+		sub, err := ds.NewSubscriber(ds.SubscriberConfig{
+			BaseURL:       baseURL,
+			ConsumerGroup: "workers",
+			MemberID:      fmt.Sprintf("worker-%d", w),
+			Partitions:    partitions,
+		}, nil)
+		if err != nil {
+			return err
+		}
+		defer sub.Close()
+		msgs, err := sub.Subscribe(ctx, "jobs")
+		if err != nil {
+			return err
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for msg := range msgs {
+				mu.Lock()
+				fmt.Fprintf(out, "worker-%d handled %s (key %s)\n", w, msg.Payload, msg.Metadata.Get("partition_key"))
+				if !seen[msg.UUID] {
+					seen[msg.UUID] = true
+					if len(seen) == jobs {
+						close(allDone)
+					}
+				}
+				mu.Unlock()
+				msg.Ack()
+			}
+		}()
+	}
+
+	publisher, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: baseURL, Partitions: partitions}, nil)
+	if err != nil {
+		return err
+	}
+	defer publisher.Close()
+	for i := range jobs {
+		msg := message.NewMessage(watermill.NewUUID(), fmt.Appendf(nil, `{"job":%d}`, i))
+		// Jobs of one customer go to one partition, in order.
+		msg.Metadata.Set("partition_key", fmt.Sprintf("customer-%d", i%5))
+		msg.SetContext(ctx)
+		if err := publisher.Publish("jobs", msg); err != nil {
+			return err
+		}
+	}
+
+	select {
+	case <-allDone:
+		fmt.Fprintf(out, "all %d jobs handled\n", jobs)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cancel() // each worker hands its partitions over and stops
+	workers.Wait()
+	return nil
+}
