@@ -81,7 +81,7 @@ fmt:
 up: server
 	node testserver/server.mjs --port 4437
 
-# make example EXAMPLE=router (or cqrs, llm-tokens, browser)
+# make example EXAMPLE=router (or cqrs, llm-tokens, browser, workers)
 EXAMPLE ?= basic
 
 example: server

@@ -28,12 +28,10 @@ type groupMember interface {
 // newGroupMember returns a member of group on the server at baseURL. A nil
 // hc means the library's default HTTP client; zero timings the defaults.
 func newGroupMember(baseURL, group, memberID string, hc *http.Client, session, heartbeat time.Duration) (groupMember, error) {
-	return durablestreams.NewGroupSubscriber(durablestreams.GroupSubscriberConfig{
-		Subscriber: durablestreams.SubscriberConfig{
-			BaseURL:       baseURL,
-			ConsumerGroup: group,
-			ClientConfig:  durablestreams.ClientConfig{HTTPClient: hc},
-		},
+	return durablestreams.NewSubscriber(durablestreams.SubscriberConfig{
+		BaseURL:           baseURL,
+		ConsumerGroup:     group,
+		ClientConfig:      durablestreams.ClientConfig{HTTPClient: hc},
 		MemberID:          memberID,
 		SessionTimeout:    session,
 		HeartbeatInterval: heartbeat,
@@ -43,10 +41,11 @@ func newGroupMember(baseURL, group, memberID string, hc *http.Client, session, h
 // newKeyedPublisher returns an async publisher that spreads each topic over
 // partitions streams by message UUID (1: the topic's own stream).
 func newKeyedPublisher(baseURL string, partitions int) (message.Publisher, error) {
-	return durablestreams.NewPartitionedPublisher(durablestreams.PartitionedPublisherConfig{
-		Publisher:  durablestreams.PublisherConfig{BaseURL: baseURL, Async: true},
-		Partitions: partitions,
-		Key:        func(_ string, msg *message.Message) string { return msg.UUID },
+	return durablestreams.NewPublisher(durablestreams.PublisherConfig{
+		BaseURL:       baseURL,
+		Async:         true,
+		Partitions:    partitions,
+		PartitionFunc: func(_ string, msg *message.Message) string { return msg.UUID },
 	}, nil)
 }
 

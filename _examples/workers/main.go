@@ -2,25 +2,32 @@
 // six partitions: each job goes to one worker, jobs with one key stay in
 // order on one worker, and the partitions are shared among the workers.
 //
-// Run it from the repository root:
+// It needs a Durable Streams server: pass its base URL with -server or in
+// DURABLE_STREAMS_URL (streams live under <server>/v1/stream/):
 //
-//	npm ci --prefix testserver && go run ./_examples/workers
+//	go run . -server http://127.0.0.1:4437
 //
-// It starts the bundled reference server unless DURABLE_STREAMS_URL names
-// one, e.g. DURABLE_STREAMS_URL=http://127.0.0.1:4437 (see `make up`).
+// From a clone of the repository, this starts the pinned reference server
+// for it:
+//
+//	node testserver/with-server.mjs go run ./_examples/workers
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
-	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 const (
@@ -28,7 +35,21 @@ const (
 	partitions = 6
 )
 
-func main() { dstest.ExampleMain(run) }
+func main() {
+	server := flag.String("server", os.Getenv("DURABLE_STREAMS_URL"),
+		"base URL of the Durable Streams server, e.g. http://127.0.0.1:4437 (default $DURABLE_STREAMS_URL)")
+	flag.Parse()
+	if *server == "" {
+		log.Fatal("no server: pass -server http://host:port or set DURABLE_STREAMS_URL " +
+			"(from a clone of the repository: node testserver/with-server.mjs go run ./_examples/workers)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Stdout, strings.TrimRight(*server, "/"))
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
 
 func run(ctx context.Context, out io.Writer, server string) error {
 	// Every run gets streams of its own under this URL.
