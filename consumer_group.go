@@ -3,7 +3,6 @@ package durablestreams
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
@@ -39,7 +38,7 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 	streams, err := s.groupStreams(ctx, topic)
 	if err != nil {
 		s.wg.Done()
-		return nil, publicError(err)
+		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
 	m, err := group.Join(ctx, group.Config{
 		Client: s.client, BaseURL: s.config.BaseURL, Group: s.config.ConsumerGroup,
@@ -49,7 +48,7 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 	})
 	if err != nil {
 		s.wg.Done()
-		return nil, publicError(fmt.Errorf("durablestreams: subscribe to %q in group %q: %w", topic, s.config.ConsumerGroup, err))
+		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
 	s.logger.Info("Joined consumer group", watermill.LogFields{"topic": topic, "consumer_group": s.config.ConsumerGroup, "streams": len(streams)})
 	out := make(chan *message.Message)
@@ -212,7 +211,7 @@ func (s *Subscriber) groupStreams(ctx context.Context, topic string) ([]string, 
 	if n == 0 {
 		got, ok, err := group.LoadPartitions(ctx, s.client, s.client.Retry, url)
 		if err != nil {
-			return nil, fmt.Errorf("durablestreams: partitions of %q: %w", topic, err)
+			return nil, wrap(err, "partitions of %q", topic)
 		}
 		n = 1
 		if ok {
@@ -220,7 +219,7 @@ func (s *Subscriber) groupStreams(ctx context.Context, topic string) ([]string, 
 		}
 	}
 	if err := group.EnsurePartitions(ctx, s.client, s.client.Retry, url, topic, n); err != nil {
-		return nil, fmt.Errorf("durablestreams: partitions of %q: %w", topic, err)
+		return nil, wrap(err, "partitions of %q", topic)
 	}
 	return group.StreamNames(topic, n), nil
 }
@@ -254,7 +253,7 @@ func (ls leaseStore) Load(_ context.Context, _, stream string) (Position, bool, 
 	}
 	var pos Position
 	if err := json.Unmarshal(ls.start, &pos); err != nil {
-		return Position{}, false, fmt.Errorf("durablestreams: stored position of %q: %w", stream, err)
+		return Position{}, false, wrap(err, "stored position of %q", stream)
 	}
 	return pos, true, nil
 }

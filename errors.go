@@ -146,6 +146,11 @@ func errorf(err error, format string, args ...any) error {
 	return fmt.Errorf("durablestreams: "+format+": %w", append(args, unprefixed{err})...)
 }
 
+// wrap is errorf inside the package: it adds context, not the prefix.
+func wrap(err error, format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, unprefixed{err})...)
+}
+
 // unprefixed is err without the package prefix in its message.
 type unprefixed struct{ err error }
 

@@ -121,20 +121,20 @@ func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 		}
 		payload, err := p.config.Marshaler.Marshal(topic, msg)
 		if err != nil {
-			return fmt.Errorf("durablestreams: marshal message %s: %w", msg.UUID, err)
+			return errorf(err, "marshal message %s", msg.UUID)
 		}
 		payloads[i] = payload
 	}
 
 	tp, err := p.topics.acquire(msgs[0].Context(), topic, streamURL)
 	if err != nil {
-		return p.mapErr(err)
+		return errorf(p.mapErr(err), "publish to %q", topic)
 	}
 	defer p.topics.release(tp)
 
 	for i, payload := range payloads {
 		if err := p.validate(tp, payload); err != nil {
-			return fmt.Errorf("durablestreams: message %s: %w", msgs[i].UUID, err)
+			return errorf(err, "message %s", msgs[i].UUID)
 		}
 	}
 
@@ -258,9 +258,9 @@ func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error
 	err = p.mapErr(err)
 	tp.noteFenced(err)
 	if msg != nil {
-		return fmt.Errorf("durablestreams: publish %s to %q: %w", msg.UUID, tp.topic, err)
+		return errorf(err, "publish %s to %q", msg.UUID, tp.topic)
 	}
-	return fmt.Errorf("durablestreams: publish to %q: %w", tp.topic, err)
+	return errorf(err, "publish to %q", tp.topic)
 }
 
 // mapErr turns the producer's closed error into ErrPublisherClosed when the
@@ -295,7 +295,7 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 	var payload []byte
 	if final != nil {
 		if payload, err = p.config.Marshaler.Marshal(topic, final); err != nil {
-			return "", fmt.Errorf("durablestreams: marshal final message %s: %w", final.UUID, err)
+			return "", errorf(err, "marshal final message %s", final.UUID)
 		}
 	}
 	tp, err := p.topics.acquire(ctx, topic, streamURL)
@@ -307,17 +307,17 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 		}
 	}
 	if err != nil {
-		return "", p.mapErr(err)
+		return "", errorf(p.mapErr(err), "close stream %q", topic)
 	}
 	defer p.topics.release(tp)
 	if payload != nil {
 		if err := tp.producer.Validate(payload); err != nil {
-			return "", fmt.Errorf("durablestreams: final message %s: %w", final.UUID, err)
+			return "", errorf(err, "final message %s", final.UUID)
 		}
 	}
 	offset, err := tp.producer.CloseStream(ctx, payload)
 	if err != nil {
-		return "", fmt.Errorf("durablestreams: close stream %q: %w", topic, p.mapErr(err))
+		return "", errorf(p.mapErr(err), "close stream %q", topic)
 	}
 	p.logger.Info("Stream closed", watermill.LogFields{
 		"topic":      topic,

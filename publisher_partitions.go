@@ -67,7 +67,7 @@ func (p *Publisher) ensurePartitions(ctx context.Context, topic string) error {
 		return err
 	}
 	if err := group.EnsurePartitions(ctx, p.client, p.client.Retry, url, topic, p.config.Partitions); err != nil {
-		return publicError(fmt.Errorf("durablestreams: partitions of %q (nothing published): %w", topic, err))
+		return errorf(publicError(err), "partitions of %q (nothing published)", topic)
 	}
 	p.partitioned.Store(topic, true)
 	return nil

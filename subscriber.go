@@ -97,7 +97,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
-		return nil, publicError(err)
+		return nil, errorf(publicError(err), "subscribe to %q", topic)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -177,7 +177,7 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	if s.config.ConsumerGroup != "" {
 		pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
 		if err != nil {
-			return Position{}, fmt.Errorf("durablestreams: load position of group %q in %q: %w", s.config.ConsumerGroup, topic, err)
+			return Position{}, wrap(err, "load position of group %q in %q", s.config.ConsumerGroup, topic)
 		}
 		if ok {
 			return pos, nil
@@ -191,7 +191,7 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	// does not exist yet has no tail: all it will hold comes later.
 	tail, exists, err := s.client.Tail(ctx, streamURL)
 	if err != nil {
-		return Position{}, fmt.Errorf("durablestreams: find the tail of %q: %w", topic, err)
+		return Position{}, wrap(err, "find the tail of %q", topic)
 	}
 	if !exists {
 		return Position{Offset: reader.OffsetBeginning}, nil
@@ -220,7 +220,7 @@ func (s *Subscriber) initialize(topic string) error {
 	}
 	err = s.streams.ensure(s.ctx, topic, streamURL, s.config.streamOptions())
 	if err != nil {
-		return fmt.Errorf("durablestreams: initialize %q: %w", topic, publicError(err))
+		return errorf(publicError(err), "initialize %q", topic)
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 		case <-tp.ready:
 		case <-ctx.Done():
 			r.release(tp)
-			return nil, fmt.Errorf("durablestreams: waiting for the stream of %q to be created: %w", topic, context.Cause(ctx))
+			return nil, wrap(context.Cause(ctx), "waiting for the stream of %q to be created", topic)
 		}
 	}
 	if tp.initErr != nil {
@@ -191,7 +191,7 @@ func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*pr
 	p := r.pub
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
 	if err := p.streams.ensure(ctx, topic, streamURL, p.config.streamOptions()); err != nil {
-		return nil, fmt.Errorf("durablestreams: create stream for %q: %w", topic, err)
+		return nil, wrap(err, "create stream for %q", topic)
 	}
 	prod, err := producer.New(producer.Config{
 		URL:              streamURL,
@@ -208,7 +208,7 @@ func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*pr
 		Logger:           p.logger.With(watermill.LogFields{"topic": topic}),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("durablestreams: producer for %q: %w", topic, err)
+		return nil, wrap(err, "producer for %q", topic)
 	}
 	p.logger.Debug("Producer started", fields)
 	return prod, nil
