@@ -106,7 +106,11 @@ func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *mess
 	cfg := s.config
 	// A position-only reader of one stream: the group's settings are ours.
 	cfg.MemberID, cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.Partitions = "", 0, 0, 0
-	start, err := s.firstPosition(ctx, l)
+	// Recorded even when the member is leaving already: once it owned the
+	// stream, a later owner must go on from this member's start.
+	posCtx, cancelPos := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
+	start, err := s.firstPosition(posCtx, l)
+	cancelPos()
 	if err != nil {
 		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
 		s.release(ctx, l, fields)

@@ -279,10 +279,27 @@ func TestGroupStartFromTailIsRecordedForTheNextOwner(t *testing.T) {
 	_, err = first.Subscribe(context.Background(), "t")
 	require.NoError(t, err)
 	// The first member claims the stream (after its warm-up) and records
-	// the tail; then it leaves without having seen any message.
+	// the tail in the position log of its epoch; then it leaves without
+	// having seen any message.
+	root := base + "/__groups/g/t/streams/t"
+	var epoch int64
 	require.Eventually(t, func() bool {
-		return strings.Contains(string(readRaw(t, base+"/__groups/g/t/streams/t")), `"owner":"first"`)
+		var recs []struct {
+			Owner string `json:"owner"`
+			Epoch int64  `json:"epoch"`
+		}
+		_ = json.Unmarshal(readRaw(t, root), &recs)
+		for _, r := range recs {
+			if r.Owner == "first" {
+				epoch = r.Epoch
+				return true
+			}
+		}
+		return false
 	}, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(readRaw(t, root+"/"+strconv.FormatInt(epoch, 10)+".0")), `"offset"`)
+	}, 10*time.Second, 20*time.Millisecond, "the tail is recorded after the claim")
 	require.NoError(t, first.Close())
 	between := keyed("between", 1)
 	require.NoError(t, pub.Publish("t", between))
