@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,20 +98,34 @@ func TestGroupPubSubReconnect(t *testing.T) {
 					assert.NoError(t, srv.Restart(false))
 				}()
 			}
-			next <- i
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	var publishing sync.WaitGroup
+	var lastErr atomic.Value // of a Publish, for the failure message
+	lastErr.Store("")
+	defer func() { cancel(); publishing.Wait() }() // no publisher outlives the test
 	for range publishers {
 		publishing.Add(1)
 		go func() {
 			defer publishing.Done()
 			for i := range next {
+				if ctx.Err() != nil {
+					return
+				}
 				msg := keyed("k"+strconv.Itoa(i%50), i)
 				for try := 0; ; try++ {
 					err := pub.Publish(topic, msg)
 					if err == nil {
 						break
+					}
+					lastErr.Store(err.Error())
+					if ctx.Err() != nil {
+						return
 					}
 					if try == 100 {
 						t.Errorf("message %s keeps failing: %v", msg.UUID, err)
@@ -129,7 +144,8 @@ func TestGroupPubSubReconnect(t *testing.T) {
 		case id := <-received:
 			got[id] = true
 		case <-timeout:
-			t.Fatalf("received %d of %d messages", len(got), total)
+			cancel()
+			t.Fatalf("received %d of %d messages; last Publish error: %v", len(got), total, lastErr.Load())
 		}
 	}
 	publishing.Wait()

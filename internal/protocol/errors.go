@@ -100,6 +100,12 @@ func Retryable(err error) bool {
 	var opErr *net.OpError
 	var timeout interface{ Timeout() bool }
 	return errors.As(err, &opErr) ||
+		// net/http's errServerClosedIdle (unexported): a reused keep-alive
+		// connection that the server had closed. The transport retries it
+		// for idempotent requests only, and a POST is not one to it; ours
+		// are (producer headers), so we retry it. Seen after a server
+		// restart under load, where it failed every Publish for minutes.
+		strings.Contains(err.Error(), "http: server closed idle connection") ||
 		(errors.As(err, &timeout) && timeout.Timeout()) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.ErrUnexpectedEOF) ||

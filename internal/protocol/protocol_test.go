@@ -83,6 +83,7 @@ func TestRetryable(t *testing.T) {
 	assert.True(t, Retryable(context.DeadlineExceeded))
 	assert.False(t, Retryable(context.Canceled))
 	assert.False(t, Retryable(errors.New("other")))
+	assert.True(t, Retryable(fmt.Errorf("Post \"http://h/s\": %w", errors.New("http: server closed idle connection"))))
 }
 
 func TestHTTPErrorMatchesSentinels(t *testing.T) {
