@@ -9,9 +9,9 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// DefaultRequestTimeout bounds each HTTP request when
+// defaultRequestTimeout bounds each HTTP request when
 // ClientConfig.RequestTimeout is zero.
-const DefaultRequestTimeout = 30 * time.Second
+const defaultRequestTimeout = 30 * time.Second
 
 // ClientConfig holds the HTTP settings that PublisherConfig,
 // SubscriberConfig and StreamOffsetStoreConfig share; each embeds it. The
@@ -29,7 +29,7 @@ type ClientConfig struct {
 	// that rotates.
 	HeaderFunc HeaderFunc
 	// RequestTimeout bounds each HTTP request (a long-poll read has its own
-	// bound, SubscriberConfig.LiveTimeout). Default: DefaultRequestTimeout.
+	// bound, SubscriberConfig.LiveTimeout). Default: 30s.
 	RequestTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
 	// The zero value means DefaultRetryPolicy().
@@ -68,7 +68,7 @@ func DefaultRetryPolicy() RetryPolicy {
 
 func (c *ClientConfig) setDefaults() {
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+		c.RequestTimeout = defaultRequestTimeout
 	}
 	if c.RetryPolicy == (RetryPolicy{}) {
 		c.RetryPolicy = DefaultRetryPolicy()

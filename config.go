@@ -13,11 +13,11 @@ import (
 
 // Defaults of PublisherConfig.
 const (
-	DefaultLinger              = 5 * time.Millisecond
-	DefaultMaxBatchBytes       = 1 << 20
-	DefaultMaxBufferedBytes    = 64 << 20
-	DefaultCloseTimeout        = 30 * time.Second
-	DefaultIdleProducerTimeout = time.Minute
+	defaultLinger              = 5 * time.Millisecond
+	defaultMaxBatchBytes       = 1 << 20
+	defaultMaxBufferedBytes    = 64 << 20
+	defaultCloseTimeout        = 30 * time.Second
+	defaultIdleProducerTimeout = time.Minute
 )
 
 // minBatchBytes fits the smallest request: a JSON array of one 1-byte message.
@@ -73,6 +73,7 @@ type PublisherConfig struct {
 
 	// Linger is how long a batch may wait for more messages while earlier
 	// batches are in flight. A message is sent at once when nothing is.
+	// Default: 5ms.
 	Linger time.Duration
 	// MaxBatchBytes caps the body of one request. A message that cannot
 	// fit alone is rejected. Default: 1 MiB.
@@ -89,7 +90,7 @@ type PublisherConfig struct {
 	CloseTimeout time.Duration
 	// IdleProducerTimeout is how long a topic's producer may go unused
 	// before it is flushed and released, so that a Publisher writing to
-	// many topics keeps memory and goroutines bounded. Default: 1 minute.
+	// many topics keeps memory and goroutines bounded. Default: 1m.
 	IdleProducerTimeout time.Duration
 
 	// Partitions spreads each topic over this many streams (1 to 1024),
@@ -120,20 +121,20 @@ func (c *PublisherConfig) setDefaults() {
 		c.Marshaler = JSONMarshaler{}
 	}
 	if c.Linger == 0 {
-		c.Linger = DefaultLinger
+		c.Linger = defaultLinger
 	}
 	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = DefaultMaxBatchBytes
+		c.MaxBatchBytes = defaultMaxBatchBytes
 	}
 	if c.MaxBufferedBytes == 0 {
-		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+		c.MaxBufferedBytes = defaultMaxBufferedBytes
 	}
 	c.ClientConfig.setDefaults()
 	if c.CloseTimeout == 0 {
-		c.CloseTimeout = DefaultCloseTimeout
+		c.CloseTimeout = defaultCloseTimeout
 	}
 	if c.IdleProducerTimeout == 0 {
-		c.IdleProducerTimeout = DefaultIdleProducerTimeout
+		c.IdleProducerTimeout = defaultIdleProducerTimeout
 	}
 	if c.PartitionKey == "" {
 		c.PartitionKey = defaultPartitionKey

@@ -16,8 +16,8 @@ import (
 // internal/group): a dead member is replaced after about 10 s; a member
 // that leaves hands over in milliseconds.
 const (
-	DefaultSessionTimeout    = 10 * time.Second
-	DefaultHeartbeatInterval = time.Second
+	defaultSessionTimeout    = 10 * time.Second
+	defaultHeartbeatInterval = time.Second
 )
 
 // ErrFenced means a member lost a stream to another (a newer owner
@@ -95,7 +95,7 @@ func (s *Subscriber) leaveTimeout() time.Duration {
 	if s.config.SessionTimeout > 0 {
 		return s.config.SessionTimeout
 	}
-	return DefaultSessionTimeout
+	return defaultSessionTimeout
 }
 
 // lease reads one owned stream with a Subscriber of its own, whose

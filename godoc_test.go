@@ -165,12 +165,89 @@ func TestExportedFieldsAreDocumented(t *testing.T) {
 	require.NotZero(t, checked, "no exported field found: the check would check nothing")
 }
 
-// TestDefaultsShowTheirValues: the root package's defaults are literals,
-// so that go doc shows them, and they are the values the internal
-// packages fall back to.
+// TestDefaultsShowTheirValues: each default is written, as a value, in
+// the doc of the field it fills ("Default: 5ms."), since the constants
+// are not exported; and the root package's defaults are the values the
+// internal packages fall back to.
 func TestDefaultsShowTheirValues(t *testing.T) {
+	rows := []struct {
+		field string // Type.Field
+		value any
+	}{
+		{"PublisherConfig.Linger", ds.DefaultLinger},
+		{"PublisherConfig.MaxBatchBytes", ds.DefaultMaxBatchBytes},
+		{"PublisherConfig.MaxBufferedBytes", ds.DefaultMaxBufferedBytes},
+		{"PublisherConfig.CloseTimeout", ds.DefaultCloseTimeout},
+		{"PublisherConfig.IdleProducerTimeout", ds.DefaultIdleProducerTimeout},
+		{"SubscriberConfig.NackResendDelay", ds.DefaultNackResendDelay},
+		{"SubscriberConfig.LiveTimeout", ds.DefaultLiveTimeout},
+		{"SubscriberConfig.MaxReadBytes", ds.DefaultMaxReadBytes},
+		{"SubscriberConfig.CommitInterval", ds.DefaultCommitInterval},
+		{"SubscriberConfig.SessionTimeout", ds.DefaultSessionTimeout},
+		{"SubscriberConfig.HeartbeatInterval", ds.DefaultHeartbeatInterval},
+		{"ClientConfig.RequestTimeout", ds.DefaultRequestTimeout},
+		{"StreamOffsetStoreConfig.RotateEvery", ds.DefaultRotateEvery},
+		{"FramedMarshaler.MaxFrameBytes", ds.DefaultMaxFrameBytes},
+		{"LinesMarshaler.MaxFrameBytes", ds.DefaultMaxFrameBytes},
+	}
+	docs := fieldDocs(t)
+	for _, row := range rows {
+		doc, ok := docs[row.field]
+		if !assert.True(t, ok, "no field %s", row.field) {
+			continue
+		}
+		doc = strings.Join(strings.Fields(doc), " ")
+		want := regexp.MustCompile(`Default( \(0\))?: ` + regexp.QuoteMeta(defaultText(row.value)) + `[.;]`)
+		assert.Regexp(t, want, doc, "%s does not show its default", row.field)
+	}
+
 	assert.Equal(t, reader.DefaultLiveTimeout, time.Duration(ds.DefaultLiveTimeout))
 	assert.Equal(t, int64(reader.DefaultMaxBodyBytes), int64(ds.DefaultMaxReadBytes))
 	assert.Equal(t, group.DefaultSessionTimeout, time.Duration(ds.DefaultSessionTimeout))
 	assert.Equal(t, group.DefaultHeartbeatInterval, time.Duration(ds.DefaultHeartbeatInterval))
+}
+
+// defaultText writes a default as the docs do: "5ms", "65s", "1m", "64 MiB", "1000".
+func defaultText(v any) string {
+	switch v := v.(type) {
+	case time.Duration:
+		if v%time.Minute == 0 {
+			return strconv.Itoa(int(v/time.Minute)) + "m"
+		}
+		if v%time.Second == 0 {
+			return strconv.Itoa(int(v/time.Second)) + "s"
+		}
+		return v.String()
+	case int:
+		if v >= 1<<20 && v%(1<<20) == 0 {
+			return strconv.Itoa(v>>20) + " MiB"
+		}
+		return strconv.Itoa(v)
+	}
+	panic("defaultText: unknown type")
+}
+
+// fieldDocs maps "Type.Field" of the root package's structs to the field's
+// doc comment.
+func fieldDocs(t *testing.T) map[string]string {
+	docs := map[string]string{}
+	for _, f := range rootPackage(t) {
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok {
+				return true
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok {
+				return false
+			}
+			for _, field := range st.Fields.List {
+				for _, name := range field.Names {
+					docs[ts.Name.Name+"."+name.Name] = field.Doc.Text()
+				}
+			}
+			return false
+		})
+	}
+	return docs
 }

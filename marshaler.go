@@ -39,9 +39,9 @@ type FrameSplitter interface {
 	Split(data []byte, atEOF bool) (advance int, frame []byte, err error)
 }
 
-// MarshalerUnmarshaler is a matching pair, as the Publisher and Subscriber
+// marshalerUnmarshaler is a matching pair, as the Publisher and Subscriber
 // configs take it.
-type MarshalerUnmarshaler interface {
+type marshalerUnmarshaler interface {
 	Marshaler
 	Unmarshaler
 }

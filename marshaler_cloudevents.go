@@ -66,7 +66,7 @@ type CloudEventsMarshaler struct {
 	ExactPayload bool
 }
 
-var _ MarshalerUnmarshaler = CloudEventsMarshaler{}
+var _ marshalerUnmarshaler = CloudEventsMarshaler{}
 
 const cloudEventsMarshalerName = "CloudEventsMarshaler"
 

@@ -32,19 +32,19 @@ type FramedMarshaler struct {
 	StreamContentType string
 	// MaxFrameBytes bounds frames in both directions: Marshal refuses
 	// larger messages and Split refuses to wait for larger frames, so a
-	// hostile stream cannot make a reader buffer without bound. Zero
-	// means DefaultMaxFrameBytes.
+	// hostile stream cannot make a reader buffer without bound.
+	// Default (0): 16 MiB.
 	MaxFrameBytes int
 }
 
 var (
-	_ MarshalerUnmarshaler = FramedMarshaler{}
+	_ marshalerUnmarshaler = FramedMarshaler{}
 	_ FrameSplitter        = FramedMarshaler{}
 )
 
-// DefaultMaxFrameBytes is the frame size limit of FramedMarshaler and
+// defaultMaxFrameBytes is the frame size limit of FramedMarshaler and
 // LinesMarshaler when MaxFrameBytes is zero.
-const DefaultMaxFrameBytes = 16 << 20
+const defaultMaxFrameBytes = 16 << 20
 
 const (
 	framedMarshalerName = "FramedMarshaler"
@@ -64,7 +64,7 @@ func (m FramedMarshaler) ContentType() string {
 
 func (m FramedMarshaler) maxFrame() int {
 	if m.MaxFrameBytes <= 0 {
-		return DefaultMaxFrameBytes
+		return defaultMaxFrameBytes
 	}
 	return min(m.MaxFrameBytes, maxFrameLen)
 }

@@ -45,7 +45,7 @@ func TestFramedMarshalerSplitsConcatenatedStream(t *testing.T) {
 		stream = append(stream, data...)
 	}
 	for _, chunk := range []int{7, 4096, len(stream)} {
-		frames, err := splitAll(m, stream, chunk, DefaultMaxFrameBytes)
+		frames, err := splitAll(m, stream, chunk, defaultMaxFrameBytes)
 		require.NoError(t, err, "chunk %d", chunk)
 		require.Len(t, frames, len(msgs))
 		for i, frame := range frames {
@@ -227,7 +227,7 @@ func FuzzFramedRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		frames, err := splitAll(m, append(bytes.Clone(data), data...), 5, DefaultMaxFrameBytes)
+		frames, err := splitAll(m, append(bytes.Clone(data), data...), 5, defaultMaxFrameBytes)
 		if err != nil || len(frames) != 2 {
 			t.Fatalf("split: %d frames, %v", len(frames), err)
 		}

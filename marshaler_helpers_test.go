@@ -103,7 +103,7 @@ func requireEqualMessages(t testing.TB, want, got *message.Message) {
 
 // concurrentRoundTrips marshals and unmarshals 1,000 distinct messages on
 // as many goroutines through one marshaler value.
-func concurrentRoundTrips(t *testing.T, mu MarshalerUnmarshaler, check func(want, got *message.Message) error) {
+func concurrentRoundTrips(t *testing.T, mu marshalerUnmarshaler, check func(want, got *message.Message) error) {
 	t.Helper()
 	const n = 1000
 	errs := make(chan error, n)

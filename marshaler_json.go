@@ -68,7 +68,7 @@ type JSONMarshaler struct {
 	ExactPayload bool
 }
 
-var _ MarshalerUnmarshaler = JSONMarshaler{}
+var _ marshalerUnmarshaler = JSONMarshaler{}
 
 const jsonMarshalerName = "JSONMarshaler"
 

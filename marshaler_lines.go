@@ -23,12 +23,12 @@ type LinesMarshaler struct {
 	// empty means text/plain. It must not be a JSON type.
 	StreamContentType string
 	// MaxFrameBytes bounds a line with its line break in both directions,
-	// as in FramedMarshaler. Zero means DefaultMaxFrameBytes.
+	// as in FramedMarshaler. Default (0): 16 MiB.
 	MaxFrameBytes int
 }
 
 var (
-	_ MarshalerUnmarshaler = LinesMarshaler{}
+	_ marshalerUnmarshaler = LinesMarshaler{}
 	_ FrameSplitter        = LinesMarshaler{}
 )
 
@@ -44,7 +44,7 @@ func (m LinesMarshaler) ContentType() string {
 
 func (m LinesMarshaler) maxFrame() int {
 	if m.MaxFrameBytes <= 0 {
-		return DefaultMaxFrameBytes
+		return defaultMaxFrameBytes
 	}
 	return m.MaxFrameBytes
 }

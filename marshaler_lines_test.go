@@ -31,7 +31,7 @@ func TestLinesMarshalerRoundTrip(t *testing.T) {
 		stream = append(stream, data...)
 	}
 	for _, chunk := range []int{1, 5, 1 << 16} {
-		frames, err := splitAll(m, stream, chunk, DefaultMaxFrameBytes)
+		frames, err := splitAll(m, stream, chunk, defaultMaxFrameBytes)
 		require.NoError(t, err)
 		require.Len(t, frames, len(payloads))
 		for i, frame := range frames {
@@ -145,7 +145,7 @@ func FuzzLinesRoundTrip(f *testing.F) {
 			}
 			return
 		}
-		frames, err := splitAll(m, append(bytes.Clone(data), data...), 3, DefaultMaxFrameBytes)
+		frames, err := splitAll(m, append(bytes.Clone(data), data...), 3, defaultMaxFrameBytes)
 		if err != nil || len(frames) != 2 {
 			t.Fatalf("split: %d frames, %v", len(frames), err)
 		}

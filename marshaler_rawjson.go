@@ -25,7 +25,7 @@ import (
 // not UTF-8, or nested deeper than the server can re-print.
 type RawJSONMarshaler struct{}
 
-var _ MarshalerUnmarshaler = RawJSONMarshaler{}
+var _ marshalerUnmarshaler = RawJSONMarshaler{}
 
 const rawJSONMarshalerName = "RawJSONMarshaler"
 

@@ -191,7 +191,7 @@ func TestFramedMarshalerThroughReferenceServer(t *testing.T) {
 		body = append(body, data...)
 	}
 	serverDo(t, http.MethodPost, url, m.ContentType(), body)
-	frames, err := splitAll(m, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, DefaultMaxFrameBytes)
+	frames, err := splitAll(m, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, defaultMaxFrameBytes)
 	require.NoError(t, err)
 	require.Len(t, frames, len(msgs))
 	for i, frame := range frames {

@@ -33,7 +33,7 @@ func TestTraceContextSurvivesMarshalers(t *testing.T) {
 		}
 		return msg
 	}
-	marshalers := map[string]MarshalerUnmarshaler{
+	marshalers := map[string]marshalerUnmarshaler{
 		"JSONMarshaler":              JSONMarshaler{},
 		"JSONMarshaler/ExactPayload": JSONMarshaler{ExactPayload: true},
 		"CloudEventsMarshaler":       CloudEventsMarshaler{Source: "/orders"},
@@ -53,7 +53,7 @@ func TestTraceContextSurvivesMarshalers(t *testing.T) {
 					body = append(body, data...)
 				}
 				serverDo(t, http.MethodPost, url, fm.ContentType(), body)
-				frames, err := splitAll(fm, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, DefaultMaxFrameBytes)
+				frames, err := splitAll(fm, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, defaultMaxFrameBytes)
 				require.NoError(t, err)
 				for _, f := range frames {
 					msg, err := m.Unmarshal("t", f)

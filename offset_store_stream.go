@@ -19,9 +19,9 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
-// DefaultRotateEvery is how many positions a StreamOffsetStore log takes
+// defaultRotateEvery is how many positions a StreamOffsetStore log takes
 // before the store starts a new one.
-const DefaultRotateEvery = 1000
+const defaultRotateEvery = 1000
 
 // StreamOffsetStoreConfig configures a StreamOffsetStore.
 type StreamOffsetStoreConfig struct {
@@ -30,7 +30,7 @@ type StreamOffsetStoreConfig struct {
 	BaseURL string
 	// RotateEvery bounds a log: after that many positions the store moves
 	// on to a new log, so that Load reads at most about this many records
-	// plus one pointer per rotation. Default: DefaultRotateEvery.
+	// plus one pointer per rotation. Default: 1000.
 	RotateEvery int
 
 	// ClientConfig holds the HTTP client, headers, request timeout and
@@ -40,7 +40,7 @@ type StreamOffsetStoreConfig struct {
 
 func (c *StreamOffsetStoreConfig) setDefaults() {
 	if c.RotateEvery == 0 {
-		c.RotateEvery = DefaultRotateEvery
+		c.RotateEvery = defaultRotateEvery
 	}
 	c.ClientConfig.setDefaults()
 }

@@ -52,16 +52,16 @@ const (
 
 // Subscriber defaults.
 const (
-	DefaultNackResendDelay = 100 * time.Millisecond
-	// DefaultLiveTimeout bounds a long-poll request (and the silence on an
+	defaultNackResendDelay = 100 * time.Millisecond
+	// defaultLiveTimeout bounds a long-poll request (and the silence on an
 	// SSE connection); it must exceed the server's long-poll timeout,
 	// which the reference server sets to 30s.
-	DefaultLiveTimeout = 65 * time.Second
-	// DefaultMaxReadBytes bounds the body of one read: 64 MiB.
-	DefaultMaxReadBytes = 64 << 20
-	// DefaultCommitInterval spaces the writes of a group's position: one
+	defaultLiveTimeout = 65 * time.Second
+	// defaultMaxReadBytes bounds the body of one read: 64 MiB.
+	defaultMaxReadBytes = 64 << 20
+	// defaultCommitInterval spaces the writes of a group's position: one
 	// write per second costs well under 1% of a drain (see the README).
-	DefaultCommitInterval = time.Second
+	defaultCommitInterval = time.Second
 	// CommitEveryAck as CommitInterval stores the position after every
 	// ack, before the next message is delivered: one write per message.
 	CommitEveryAck time.Duration = -1
@@ -110,12 +110,10 @@ type SubscriberConfig struct {
 	// the live members. Default: a random UUID per Subscribe.
 	MemberID string
 	// SessionTimeout is how long a silent member of a sharing ConsumerGroup
-	// counts as alive: it bounds the failover after a crash. Default:
-	// DefaultSessionTimeout.
+	// counts as alive: it bounds the failover after a crash. Default: 10s.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is how often a member of a sharing ConsumerGroup
-	// says it is alive; at most a third of SessionTimeout. Default:
-	// DefaultHeartbeatInterval.
+	// says it is alive; at most a third of SessionTimeout. Default: 1s.
 	HeartbeatInterval time.Duration
 	// Partitions is the partition count of the topics a sharing
 	// ConsumerGroup reads, as their publishers set it. Zero reads it from
@@ -128,8 +126,8 @@ type SubscriberConfig struct {
 	// end of a subscription (Close, the Subscribe context, the end of the
 	// stream, an error). After a crash, the messages acked within the last
 	// CommitInterval (and those whose position write was on the wire) may
-	// be delivered again; nothing is ever skipped. Default:
-	// DefaultCommitInterval; CommitEveryAck stores after every ack.
+	// be delivered again; nothing is ever skipped. Default: 1s;
+	// CommitEveryAck stores after every ack.
 	CommitInterval time.Duration
 	// OnPositionLost decides what happens when the stored position is one
 	// the stream cannot honour (it was deleted and recreated, or
@@ -138,7 +136,7 @@ type SubscriberConfig struct {
 	OnPositionLost PositionLost
 
 	// NackResendDelay is how long a nacked message waits before it is
-	// delivered again.
+	// delivered again. Default: 100ms.
 	NackResendDelay time.Duration
 
 	// OnUnmarshalError decides about a message the Unmarshaler rejects (a
@@ -196,17 +194,17 @@ func (c *SubscriberConfig) setDefaults() {
 		}
 	}
 	if c.CommitInterval == 0 {
-		c.CommitInterval = DefaultCommitInterval
+		c.CommitInterval = defaultCommitInterval
 	}
 	if c.NackResendDelay == 0 {
-		c.NackResendDelay = DefaultNackResendDelay
+		c.NackResendDelay = defaultNackResendDelay
 	}
 	c.ClientConfig.setDefaults()
 	if c.LiveTimeout == 0 {
-		c.LiveTimeout = DefaultLiveTimeout
+		c.LiveTimeout = defaultLiveTimeout
 	}
 	if c.MaxReadBytes == 0 {
-		c.MaxReadBytes = DefaultMaxReadBytes
+		c.MaxReadBytes = defaultMaxReadBytes
 	}
 }
 

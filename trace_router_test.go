@@ -42,7 +42,10 @@ func continueTrace(h message.HandlerFunc) message.HandlerFunc {
 // an input message reaches the subscriber of the handler's output through
 // two streams, for each marshaler that keeps metadata.
 func TestTraceContextFlowsThroughRouter(t *testing.T) {
-	marshalers := map[string]ds.MarshalerUnmarshaler{
+	marshalers := map[string]interface {
+		ds.Marshaler
+		ds.Unmarshaler
+	}{
 		"JSONMarshaler":        ds.JSONMarshaler{},
 		"CloudEventsMarshaler": ds.CloudEventsMarshaler{Source: "/test"},
 		"FramedMarshaler":      ds.FramedMarshaler{},

@@ -16,8 +16,8 @@ import (
 // defaultSessionTimeout and defaultHeartbeatInterval are the library's
 // defaults: what users get.
 const (
-	defaultSessionTimeout    = durablestreams.DefaultSessionTimeout
-	defaultHeartbeatInterval = durablestreams.DefaultHeartbeatInterval
+	defaultSessionTimeout    = group.DefaultSessionTimeout
+	defaultHeartbeatInterval = group.DefaultHeartbeatInterval
 )
 
 // groupMember is one member of a consumer group that shares the work.
