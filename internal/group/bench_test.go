@@ -55,7 +55,7 @@ func BenchmarkCoordinationLatency(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		status, _, err := post(ctx, cfg.Client, cfg.membersURL(), memberRecord{Member: "m", Kind: kindBeat}, -1, 0)
+		status, _, _, err := post(ctx, cfg.Client, cfg.membersURL(), memberRecord{Member: "m", Kind: kindBeat}, -1, 0)
 		t1 := time.Now()
 		if err != nil || status/100 != 2 {
 			b.Fatalf("heartbeat: %d %v", status, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
@@ -24,7 +25,7 @@ func (m *Member) heartbeat() {
 		}
 		m.expireIfPast()
 		t0 := m.now()
-		status, _, err := post(m.beatCtx, m.cfg.Client, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindBeat}, -1, 0)
+		status, _, _, err := post(m.beatCtx, m.cfg.Client, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindBeat}, -1, 0)
 		if err == nil && status >= 200 && status < 300 {
 			m.extend(t0)
 			continue
@@ -56,10 +57,8 @@ func (m *Member) watch(from string, ready chan<- error) {
 			// The reader already retried what may be retried; start again
 			// from where it stood after a pause, never from the history.
 			m.log.Info("Reading the consumer group members failed, retrying", watermill.LogFields{"err": err})
-			select {
-			case <-m.ctx.Done():
+			if protocol.Sleep(m.ctx, m.cfg.HeartbeatInterval) != nil {
 				return
-			case <-time.After(m.cfg.HeartbeatInterval):
 			}
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
@@ -147,41 +146,30 @@ func putClosed(ctx context.Context, c *protocol.Client, policy protocol.RetryPol
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		err := putOnce(ctx, c, url, body)
-		if err == nil || !protocol.Retryable(err) {
-			return err
-		}
-		wait := policy.Backoff(attempt)
-		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
-			return fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
-		}
-		if serr := protocol.Sleep(ctx, wait); serr != nil {
-			return serr
-		}
-	}
+	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+		return putOnce(ctx, c, url, body)
+	})
 }
 
-func putOnce(ctx context.Context, c *protocol.Client, url string, body []byte) error {
+func putOnce(ctx context.Context, c *protocol.Client, url string, body []byte) protocol.Try {
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return protocol.Try{Err: err}
 	}
 	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
 	req.Header.Set(protocol.HeaderClosed, "true")
-	resp, err := c.Do(req)
+	resp, written, err := c.Send(req)
 	if err != nil {
-		return fmt.Errorf("create partition record %s: %w", protocol.RedactURL(url), err)
+		return protocol.TransportTry(fmt.Errorf("create partition record %s: %w", protocol.RedactURL(url), err), written)
 	}
 	protocol.DrainClose(resp.Body)
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-		return nil
+		return protocol.Try{}
 	case http.StatusConflict:
-		return fmt.Errorf("%w: partition record %s exists but is open or of another type", protocol.ErrStreamConflict, protocol.RedactURL(url))
+		return protocol.Try{Err: fmt.Errorf("%w: partition record %s exists but is open or of another type", protocol.ErrStreamConflict, protocol.RedactURL(url))}
 	}
-	return &protocol.HTTPError{Method: http.MethodPut, URL: protocol.RedactURL(url), StatusCode: resp.StatusCode, RetryAfter: protocol.RetryAfter(resp.Header, time.Minute)}
+	return protocol.StatusTry(statusError(http.MethodPut, url, resp.StatusCode, resp.Header))
 }

@@ -51,17 +51,19 @@ const (
 	kindRelease = "release"
 )
 
-// post sends one JSON record, with producer headers when epoch >= 0.
-func post(ctx context.Context, c *protocol.Client, url string, record any, epoch, seq int64) (int, http.Header, error) {
+// post sends one JSON record, with producer headers when epoch >= 0. It
+// says, as protocol.Client.Send does, whether the request was written out
+// before a transport error.
+func post(ctx context.Context, c *protocol.Client, url string, record any, epoch, seq int64) (status int, h http.Header, written bool, err error) {
 	body, err := json.Marshal([]any{record})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
 	if epoch >= 0 {
@@ -69,68 +71,59 @@ func post(ctx context.Context, c *protocol.Client, url string, record any, epoch
 		req.Header.Set(protocol.HeaderProducerEpoch, strconv.FormatInt(epoch, 10))
 		req.Header.Set(protocol.HeaderProducerSeq, strconv.FormatInt(seq, 10))
 	}
-	resp, err := c.Do(req)
+	resp, written, err := c.Send(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("append to %s: %w", protocol.RedactURL(url), err)
+		return 0, nil, written, fmt.Errorf("append to %s: %w", protocol.RedactURL(url), err)
 	}
 	protocol.DrainClose(resp.Body)
-	return resp.StatusCode, resp.Header, nil
+	return resp.StatusCode, resp.Header, true, nil
 }
 
-// fencedPost appends record at (epoch, seq), retrying what may be retried
-// with the same request. It returns the final outcome.
+// statusError is the error of an answer the caller does not take.
+func statusError(method, url string, status int, h http.Header) *protocol.HTTPError {
+	return &protocol.HTTPError{Method: method, URL: protocol.RedactURL(url), StatusCode: status, RetryAfter: protocol.RetryAfter(h, time.Minute)}
+}
+
+// fencedPost appends record at (epoch, seq) under protocol.Retry: a repeat
+// carries the same producer headers, so the server takes it at most once.
+// It returns the final outcome; failed comes with the error, which matches
+// protocol.ErrOutcomeUnknown when a try may have been written.
 func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, record ownerRecord, seq int64) (outcome, string, error) {
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		status, h, err := post(ctx, c, url, record, record.Epoch, seq)
-		o, reason := retry, ""
-		if err == nil {
-			o, reason = classify(status, h)
-		} else if !protocol.Retryable(err) {
-			return failed, "", err
+	o, reason := failed, ""
+	err := protocol.Retry(ctx, policy, func(int) protocol.Try {
+		status, h, written, err := post(ctx, c, url, record, record.Epoch, seq)
+		if err != nil {
+			o, reason = failed, ""
+			return protocol.TransportTry(err, written)
 		}
-		if o != retry {
-			if o == failed {
-				err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
-			}
-			return o, reason, err
+		o, reason = classify(status, h)
+		switch o {
+		case retry:
+			return protocol.StatusTry(statusError(http.MethodPost, url, status, h))
+		case failed:
+			return protocol.Try{Err: statusError(http.MethodPost, url, status, h)}
 		}
-		if err == nil {
-			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
-		}
-		wait := policy.Backoff(attempt)
-		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
-			return failed, "", fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
-		}
-		if serr := protocol.Sleep(ctx, wait); serr != nil {
-			return failed, "", serr
-		}
+		return protocol.Try{}
+	})
+	if err != nil {
+		return failed, reason, err
 	}
+	return o, reason, nil
 }
 
 // appendBestEffort appends an unfenced record to the members stream,
 // retrying transient failures under policy. Duplicates are harmless there.
 func appendBestEffort(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, record memberRecord) error {
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		status, _, err := post(ctx, c, url, record, -1, 0)
-		if err == nil && status >= 200 && status < 300 {
-			return nil
+	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+		status, h, written, err := post(ctx, c, url, record, -1, 0)
+		switch {
+		case err != nil:
+			return protocol.TransportTry(err, written)
+		case status >= 200 && status < 300:
+			return protocol.Try{}
 		}
-		if err == nil {
-			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
-		}
-		if !protocol.Retryable(err) {
-			return err
-		}
-		wait := policy.Backoff(attempt)
-		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
-			return fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
-		}
-		if serr := protocol.Sleep(ctx, wait); serr != nil {
-			return serr
-		}
-	}
+		return protocol.StatusTry(statusError(http.MethodPost, url, status, h))
+	})
 }
 
 // readOwnerRecords reads every record of an ownership stream (a missing
@@ -213,47 +206,32 @@ func lastPosition(ctx context.Context, c *protocol.Client, policy protocol.Retry
 // owner gets 409 Stream-Closed: that is how a new owner fences the old
 // one's position writes. A missing log has nothing to fence.
 func closeLog(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) error {
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		status, err := closeOnce(ctx, c, url)
-		if err == nil {
-			switch {
-			case status == http.StatusNoContent || status == http.StatusOK || status == http.StatusNotFound:
-				return nil
-			case status == http.StatusConflict:
-				return nil // closed already (a rival claimer)
-			case !protocol.RetryableStatus(status):
-				return &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
-			}
-			err = &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(url), StatusCode: status}
-		} else if !protocol.Retryable(err) {
-			return err
-		}
-		wait := policy.Backoff(attempt)
-		if ctx.Err() != nil || !policy.Allows(attempt, start, wait) {
-			return fmt.Errorf("%w: %w", protocol.ErrRetriesExhausted, err)
-		}
-		if serr := protocol.Sleep(ctx, wait); serr != nil {
-			return serr
-		}
-	}
+	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+		return closeOnce(ctx, c, url)
+	})
 }
 
-func closeOnce(ctx context.Context, c *protocol.Client, url string) (int, error) {
+func closeOnce(ctx context.Context, c *protocol.Client, url string) protocol.Try {
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
 	if err != nil {
-		return 0, err
+		return protocol.Try{Err: err}
 	}
 	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
 	req.Header.Set(protocol.HeaderClosed, "true")
-	resp, err := c.Do(req)
+	resp, written, err := c.Send(req)
 	if err != nil {
-		return 0, fmt.Errorf("close %s: %w", protocol.RedactURL(url), err)
+		return protocol.TransportTry(fmt.Errorf("close %s: %w", protocol.RedactURL(url), err), written)
 	}
 	protocol.DrainClose(resp.Body)
-	return resp.StatusCode, nil
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
+		return protocol.Try{}
+	case http.StatusConflict:
+		return protocol.Try{} // closed already (a rival claimer)
+	}
+	return protocol.StatusTry(statusError(http.MethodPost, url, resp.StatusCode, resp.Header))
 }
 
 // deleteLog drops a position log no root record names any more; failing

@@ -138,16 +138,11 @@ func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bo
 	return offset, err == nil, err
 }
 
-// retry runs an idempotent request under c.Retry (see Retry). Creating
-// or asking about a stream writes no message, so no try of it counts as
-// "may have been written": its failures never read as ErrOutcomeUnknown
-// to a Publish waiting on it.
+// retry runs an idempotent request under c.Retry (see RetryIdempotent).
+// Creating or asking about a stream writes no message, so its failures
+// never read as ErrOutcomeUnknown to a Publish waiting on it.
 func (c *Client) retry(ctx context.Context, try func() Try) error {
-	return Retry(ctx, c.Retry, func(int) Try {
-		t := try()
-		t.MayBeWritten = false
-		return t
-	})
+	return RetryIdempotent(ctx, c.Retry, try)
 }
 
 func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) Try {

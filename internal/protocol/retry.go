@@ -201,6 +201,19 @@ func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
 	}
 }
 
+// RetryIdempotent is Retry for a request whose repeat cannot change more
+// than its first success did (a PUT, a HEAD, a close, a record whose
+// duplicate is harmless): no try counts as "may have been written", so
+// when the retries end the error matches ErrRetriesExhausted or ctx's
+// cause, never ErrOutcomeUnknown.
+func RetryIdempotent(ctx context.Context, p RetryPolicy, try func() Try) error {
+	return Retry(ctx, p, func(int) Try {
+		t := try()
+		t.MayBeWritten = false
+		return t
+	})
+}
+
 func ended(mayBeWritten bool, n int, start time.Time, cause, last error) error {
 	elapsed := time.Since(start).Round(time.Millisecond)
 	if mayBeWritten {

@@ -73,6 +73,21 @@ func TestRetryFinalErrors(t *testing.T) {
 	}
 }
 
+// TestRetryIdempotent: a request whose repeat changes nothing never reads
+// as outcome unknown, even when a try was written.
+func TestRetryIdempotent(t *testing.T) {
+	mayBe := Try{Err: errAfter, Retryable: true, MayBeWritten: true}
+	calls := 0
+	err := RetryIdempotent(t.Context(), fast, func() Try {
+		calls++
+		return mayBe
+	})
+	assert.Equal(t, fast.MaxAttempts, calls)
+	require.ErrorIs(t, err, ErrRetriesExhausted)
+	require.NotErrorIs(t, err, ErrOutcomeUnknown)
+	require.ErrorIs(t, err, errAfter)
+}
+
 func TestRetryContextEnds(t *testing.T) {
 	slow := RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}
 	errClosed := errors.New("closing")

@@ -1,0 +1,106 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// TestWireRetries: every request of the coordination goes through
+// protocol.Retry, with its answers classified the same way: a 503 is
+// retried after the server's Retry-After, a 400 is not retried, and when
+// the retries run out only the fenced append (a write whose try may have
+// been applied) says its outcome is unknown; the idempotent requests say
+// the retries were exhausted.
+func TestWireRetries(t *testing.T) {
+	srv := dstest.Faults(t)
+	c := &protocol.Client{HTTP: protocol.NewHTTPClient(2), RequestTimeout: 5 * time.Second}
+	t.Cleanup(c.HTTP.CloseIdleConnections)
+
+	type op struct {
+		name     string
+		method   string
+		existing bool // the stream must exist first
+		// idempotent: exhausted retries read ErrRetriesExhausted, not
+		// ErrOutcomeUnknown.
+		idempotent bool
+		run        func(ctx context.Context, p protocol.RetryPolicy, url string) error
+	}
+	ops := []op{
+		{"fencedPost", http.MethodPost, true, false, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			o, reason, err := fencedPost(ctx, c, p, url, ownerRecord{Owner: "a", Claim: "c", Epoch: 0}, 0)
+			if err == nil && o != written {
+				return errors.New("outcome " + strconv.Itoa(int(o)) + " " + reason)
+			}
+			return err
+		}},
+		{"appendBestEffort", http.MethodPost, true, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			return appendBestEffort(ctx, c, p, url, memberRecord{Member: "a", Kind: kindBeat})
+		}},
+		{"closeLog", http.MethodPost, true, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			return closeLog(ctx, c, p, url)
+		}},
+		{"putClosed", http.MethodPut, false, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			return putClosed(ctx, c, p, url, partitionsRecord{Partitions: 2})
+		}},
+	}
+	patient := protocol.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 5}
+	twice := protocol.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 2}
+
+	for _, o := range ops {
+		t.Run(o.name, func(t *testing.T) {
+			stream := func(t *testing.T) string {
+				url := srv.StreamURL(dstest.StreamPath(t))
+				if o.existing {
+					require.NoError(t, c.CreateStream(t.Context(), url, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}))
+				}
+				return url
+			}
+			inject := func(t *testing.T, url string, f dstest.Fault) {
+				f.Path, f.Method = url, o.method
+				require.NoError(t, srv.InjectFault(t.Context(), f))
+			}
+
+			t.Run("503 with Retry-After is retried after it", func(t *testing.T) {
+				url := stream(t)
+				inject(t, url, dstest.Fault{Status: http.StatusServiceUnavailable, RetryAfter: 1, Count: 1})
+				start := time.Now()
+				require.NoError(t, o.run(t.Context(), patient, url))
+				// A lower bound only: the backoff alone is 1ms.
+				assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "Retry-After was not honoured")
+			})
+			t.Run("400 is not retried", func(t *testing.T) {
+				url := stream(t)
+				inject(t, url, dstest.Fault{Status: http.StatusBadRequest, Count: 1})
+				err := o.run(t.Context(), patient, url)
+				var he *protocol.HTTPError
+				require.ErrorAs(t, err, &he)
+				assert.Equal(t, http.StatusBadRequest, he.StatusCode)
+				assert.NotErrorIs(t, err, protocol.ErrRetriesExhausted)
+			})
+			t.Run("retries run out", func(t *testing.T) {
+				url := stream(t)
+				inject(t, url, dstest.Fault{Status: http.StatusServiceUnavailable, Count: 5})
+				err := o.run(t.Context(), twice, url)
+				if o.idempotent {
+					assert.ErrorIs(t, err, protocol.ErrRetriesExhausted)
+					assert.NotErrorIs(t, err, protocol.ErrOutcomeUnknown)
+				} else {
+					assert.ErrorIs(t, err, protocol.ErrOutcomeUnknown)
+				}
+				var he *protocol.HTTPError
+				require.ErrorAs(t, err, &he, "the last try's answer is wrapped")
+				assert.Equal(t, http.StatusServiceUnavailable, he.StatusCode)
+			})
+		})
+	}
+}
