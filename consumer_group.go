@@ -126,43 +126,74 @@ func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *mess
 	}
 	defer func() { _ = reader.Close() }()
 	readCtx, stop := context.WithCancel(ctx)
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		select {
-		case <-l.Done():
-			stop()
-		case <-readCtx.Done():
-		}
-	}()
-	defer func() { <-watching }()
 	defer stop()
 	msgs, err := reader.Subscribe(readCtx, l.Stream())
 	if err != nil {
 		s.logger.Error("Reading an owned stream failed to start; handing it back", err, fields)
-	} else {
-		for msg := range msgs {
-			if !l.Valid() {
-				msg.Nack() // never delivered: the next owner reads it
-				continue
-			}
-			select {
-			case out <- msg:
-			case <-readCtx.Done():
-				msg.Nack()
-			}
-		}
-	}
-	if readCtx.Err() == nil {
+	} else if !forward(readCtx, l, msgs, out) {
 		// The read ended on its own: the stream was closed (EOF), or an
 		// error the subscription logged. Handing the stream back would
 		// only have it claimed again at once, in a loop; this member keeps
 		// it until it loses it or leaves.
 		s.logger.Info("The subscription of an owned stream ended; keeping the stream until this member leaves", fields)
-		<-readCtx.Done()
+		select {
+		case <-l.Done():
+		case <-readCtx.Done():
+		}
+	}
+	stop()
+	if msgs != nil {
+		for msg := range msgs {
+			msg.Nack() // never delivered: the next owner reads it
+		}
 	}
 	// The subscription stored its last position on the way out.
 	s.release(ctx, l, fields)
+}
+
+// forward hands the lease's messages to out, one at a time, until the
+// lease is revoked or lost or ctx ends (true), or the read ends on its own
+// (false). A message in a handler's hands when the lease is revoked (a
+// rebalance or Leave) is waited for until it is acked or nacked, so that
+// the next owner, which claims the stream only once this member releases
+// it, never gets it while this member still has it. A lost lease (fenced,
+// its session expired) and the end of ctx (Close) do not wait: the stream
+// may be another member's already, and the message's context is
+// cancelled.
+func forward(ctx context.Context, l *group.Lease, msgs <-chan *message.Message, out chan<- *message.Message) bool {
+	for {
+		var msg *message.Message
+		select {
+		case <-l.Done():
+			return true
+		case <-ctx.Done():
+			return true
+		case m, ok := <-msgs:
+			if !ok {
+				return ctx.Err() != nil
+			}
+			msg = m
+		}
+		if !l.Valid() {
+			msg.Nack() // never delivered: the next owner reads it
+			return true
+		}
+		select {
+		case out <- msg:
+		case <-l.Done():
+			msg.Nack()
+			return true
+		case <-ctx.Done():
+			msg.Nack()
+			return true
+		}
+		select {
+		case <-msg.Acked():
+		case <-msg.Nacked():
+		case <-l.Ended():
+		case <-ctx.Done():
+		}
+	}
 }
 
 // firstPosition is the stored position of a leased stream. A stream no

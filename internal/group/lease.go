@@ -69,6 +69,11 @@ func (l *Lease) Done() <-chan struct{} { return l.done }
 // too.
 func (l *Lease) Revoked() <-chan struct{} { return l.revoked }
 
+// Ended is closed once the lease is over for good: lost (fenced, its
+// session expired) or released. A revoked lease has not ended until then,
+// so a consumer may finish the message in its hands first.
+func (l *Lease) Ended() <-chan struct{} { return l.ended }
+
 // Err says why the lease ended (a *FencedError), nil while it holds.
 func (l *Lease) Err() error {
 	l.mu.Lock()
