@@ -2,7 +2,6 @@ package durablestreams
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -14,10 +13,13 @@ import (
 const defaultPartitionKey = "partition_key"
 
 // publishPartitioned writes each message to its key's partition of topic.
-// Messages of one partition are published together, in order, as by
-// publish; the partitions one by one. The error joins, per partition that
-// failed, that publish's error, which names its messages and whether they
-// may have been written; messages of the other partitions were written.
+// Every message is marshaled and validated, and every partition's producer
+// acquired, before any is buffered: a failure there fails the call and
+// nothing of it is written. Then each partition gets its messages in call
+// order. Synchronously, a failure is one *PublishError for the whole call,
+// in its order, each message's error naming its partition stream. With
+// Async, an append refused stops the call there: the partitions before it
+// are buffered.
 func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) error {
 	for i, msg := range msgs {
 		if msg == nil {
@@ -29,24 +31,40 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 	}
 	n := p.config.Partitions
 	var order []int
-	parts := make(map[int][]*message.Message)
-	for _, msg := range msgs {
+	idx := make(map[int][]int)
+	for i, msg := range msgs {
 		k := group.Partition(p.partitionKey(topic, msg), n)
-		if _, ok := parts[k]; !ok {
+		if _, ok := idx[k]; !ok {
 			order = append(order, k)
 		}
-		parts[k] = append(parts[k], msg)
+		idx[k] = append(idx[k], i)
 	}
-	var errs []error
+	parts := make([]prepared, 0, len(order))
+	defer func() {
+		for _, part := range parts {
+			p.topics.release(part.tp)
+		}
+	}()
 	for _, k := range order {
-		if err := p.publish(group.StreamName(topic, k, n), parts[k]); err != nil {
-			if len(order) == 1 {
-				return err
-			}
-			errs = append(errs, fmt.Errorf("partition %d of %q: %w", k, topic, err))
+		part, err := p.prepare(group.StreamName(topic, k, n), msgs, idx[k])
+		if err != nil {
+			return err
+		}
+		parts = append(parts, part)
+	}
+	if !p.config.Async {
+		return p.publishSync(topic, msgs, parts)
+	}
+	for _, part := range parts {
+		partMsgs := make([]*message.Message, len(part.idx))
+		for j, i := range part.idx {
+			partMsgs[j] = msgs[i]
+		}
+		if err := p.publishAsync(part.tp, partMsgs, part.payloads); err != nil {
+			return err
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (p *Publisher) partitionKey(topic string, msg *message.Message) string {
