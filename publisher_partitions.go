@@ -3,6 +3,8 @@ package durablestreams
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -66,6 +68,88 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 	}
 	return nil
 }
+
+// closePartitions closes every partition stream of topic, final (if not
+// nil) the last message of its key's partition, marshaled and validated
+// before any partition is closed. The partitions are closed even when some
+// fail; the error names those closed and those not.
+func (p *Publisher) closePartitions(ctx context.Context, topic string, final *message.Message) error {
+	if err := p.ensurePartitions(ctx, topic); err != nil {
+		return err
+	}
+	n := p.config.Partitions
+	finalPart := -1
+	var payload []byte
+	if final != nil {
+		finalPart = group.Partition(p.partitionKey(topic, final), n)
+		part, err := p.prepare(group.StreamName(topic, finalPart, n), []*message.Message{final}, nil)
+		if err != nil {
+			return errorf(err, "close stream %q: final message (no partition closed)", topic)
+		}
+		p.topics.release(part.tp)
+		payload = part.payloads[0]
+	}
+	errs := make([]error, n)
+	sem := make(chan struct{}, closeParallelism)
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var m *message.Message
+			var body []byte
+			if k == finalPart {
+				m, body = final, payload
+			}
+			_, errs[k] = p.closeStream(ctx, group.StreamName(topic, k, n), m, body)
+		}()
+	}
+	wg.Wait()
+	var closed, failed []string
+	var failures []error
+	for k, err := range errs {
+		name := group.StreamName(topic, k, n)
+		if err == nil {
+			closed = append(closed, name)
+			continue
+		}
+		failed = append(failed, name)
+		failures = append(failures, unprefixed{err})
+	}
+	if failures == nil {
+		return nil
+	}
+	return &partialCloseError{topic: topic, closed: closed, failed: failed, errs: failures}
+}
+
+// closeParallelism bounds the partitions closed at a time.
+const closeParallelism = 8
+
+// partialCloseError is a CloseStream with Partitions of which some
+// partitions failed to close: it names those closed and those not, and
+// errors.Is sees each failure.
+type partialCloseError struct {
+	topic          string
+	closed, failed []string
+	errs           []error
+}
+
+func (e *partialCloseError) Error() string {
+	closed := "none"
+	if len(e.closed) > 0 {
+		closed = strings.Join(e.closed, ", ")
+	}
+	reasons := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		reasons[i] = err.Error()
+	}
+	return fmt.Sprintf("durablestreams: close stream %q: %d of %d partition(s) not closed (%s); closed: %s: %s",
+		e.topic, len(e.failed), len(e.failed)+len(e.closed), strings.Join(e.failed, ", "), closed, strings.Join(reasons, "; "))
+}
+
+func (e *partialCloseError) Unwrap() []error { return e.errs }
 
 func (p *Publisher) partitionKey(topic string, msg *message.Message) string {
 	if p.config.PartitionFunc != nil {
