@@ -100,9 +100,10 @@ type PublisherConfig struct {
 	// without a key goes to partition 0. The count is recorded on the
 	// server at the first publish to a topic and never changes: a
 	// Publisher or Subscriber with another count gets
-	// ErrPartitionMismatch. Read such topics with a ConsumerGroup without
-	// OffsetStore. Default (0): one stream per topic (no check of a
-	// record: publish partitioned topics with Partitions set).
+	// ErrPartitionMismatch. CloseStream closes every partition. Read such
+	// topics with a ConsumerGroup without OffsetStore. Default (0): one
+	// stream per topic (no check of a record: publish partitioned topics
+	// with Partitions set).
 	Partitions int
 	// PartitionKey is the metadata key holding a message's partition key.
 	// Default: "partition_key".

@@ -19,8 +19,8 @@ var (
 	// nothing of the call was written.
 	ErrNilMessage = errors.New("durablestreams: message is nil")
 	// ErrNotPublished means a message of a synchronous Publish was not
-	// appended because an earlier message of the same call failed to
-	// append; it was not written.
+	// appended because an earlier message of the same call (and, with
+	// Partitions, partition) failed to append; it was not written.
 	ErrNotPublished = errors.New("durablestreams: message not published")
 	// ErrSubscriberClosed is returned by Subscribe after Close.
 	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")

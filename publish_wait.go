@@ -18,7 +18,8 @@ import (
 // errors.Is(err, ErrOutcomeUnknown) tells whether any message may have
 // been written without an acknowledgement.
 type PublishError struct {
-	// Topic the messages were published to.
+	// Topic the messages were published to: with Partitions, the topic,
+	// whose partition streams the messages' errors name.
 	Topic string
 	// UUIDs of the call's messages, in order.
 	UUIDs []string

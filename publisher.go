@@ -88,7 +88,12 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 // messages are buffered, and OnAsyncError gets the failures.
 //
 // With Partitions, each message goes to its key's partition of topic (see
-// PublisherConfig.Partitions); see publishPartitioned for the errors.
+// PublisherConfig.Partitions), and the above holds for the call as a
+// whole: every message is marshaled and validated before any partition is
+// written, and a *PublishError covers every message of the call, in its
+// order, each failed message's error naming its partition stream. The
+// acknowledged messages of a call that returns a *PublishError have their
+// MetadataOffset set too.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
@@ -104,44 +109,76 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 
 // publish appends msgs to the stream named topic.
 func (p *Publisher) publish(topic string, msgs []*message.Message) error {
-	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, topic)
+	part, err := p.prepare(topic, msgs, nil)
 	if err != nil {
 		return err
 	}
+	defer p.topics.release(part.tp)
+	if p.config.Async {
+		return p.publishAsync(part.tp, msgs, part.payloads)
+	}
+	return p.publishSync(topic, msgs, []prepared{part})
+}
 
-	payloads := make([][]byte, len(msgs))
-	for i, msg := range msgs {
+// prepared is the part of a Publish call that goes to one stream:
+// marshaled, validated, and with the stream's producer acquired (the
+// caller releases it).
+type prepared struct {
+	tp       *topicProducer
+	payloads [][]byte
+	// idx[j] is the index in the call of the part's message j; nil when
+	// the part is the whole call.
+	idx []int
+}
+
+func (b prepared) index(j int) int {
+	if b.idx == nil {
+		return j
+	}
+	return b.idx[j]
+}
+
+// prepare marshals msgs (the messages of the call at idx, or the whole
+// call for a nil idx) for the stream named stream, acquires its producer
+// and validates them. Nothing is buffered.
+func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (prepared, error) {
+	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
+	if err != nil {
+		return prepared{}, err
+	}
+	part := prepared{idx: idx, payloads: make([][]byte, len(msgs))}
+	if idx != nil {
+		part.payloads = make([][]byte, len(idx))
+	}
+	for j := range part.payloads {
+		i := part.index(j)
+		msg := msgs[i]
 		if msg == nil {
-			return fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, topic, i, len(msgs))
+			return prepared{}, fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, stream, i, len(msgs))
 		}
 		if msg.Metadata == nil {
 			// A message built as a literal has no map; Publish sets the
 			// offset in it.
 			msg.Metadata = make(message.Metadata)
 		}
-		payload, err := p.config.Marshaler.Marshal(topic, msg)
+		payload, err := p.config.Marshaler.Marshal(stream, msg)
 		if err != nil {
-			return errorf(err, "marshal message %s", msg.UUID)
+			return prepared{}, errorf(err, "marshal message %s", msg.UUID)
 		}
-		payloads[i] = payload
+		part.payloads[j] = payload
 	}
 
-	tp, err := p.topics.acquire(msgs[0].Context(), topic, streamURL)
+	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL)
 	if err != nil {
-		return errorf(p.mapErr(err), "publish to %q", topic)
+		return prepared{}, errorf(p.mapErr(err), "publish to %q", stream)
 	}
-	defer p.topics.release(tp)
-
-	for i, payload := range payloads {
-		if err := p.validate(tp, payload); err != nil {
-			return errorf(err, "message %s", msgs[i].UUID)
+	for j, payload := range part.payloads {
+		if err := p.validate(part.tp, payload); err != nil {
+			p.topics.release(part.tp)
+			return prepared{}, errorf(err, "message %s", msgs[part.index(j)].UUID)
 		}
 	}
-
-	if p.config.Async {
-		return p.publishAsync(tp, msgs, payloads)
-	}
-	return p.publishSync(tp, msgs, payloads)
+	return part, nil
 }
 
 func isNopLogger(l watermill.LoggerAdapter) bool {
@@ -172,33 +209,56 @@ func (p *Publisher) validate(tp *topicProducer, payload []byte) error {
 	return tp.producer.Validate(payload)
 }
 
-func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
+// publishSync appends the call's parts, one per stream, and waits for
+// every message of the call: a failure is a *PublishError over the whole
+// call, in its order, for topic; with parts of other streams than topic
+// (partitions), each message's error names its stream.
+func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []prepared) error {
 	w := newWaiter(len(msgs))
-	for i, payload := range payloads {
-		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
-			// This message and the rest of the call were not appended; the
-			// earlier ones are buffered and will be written: wait for them
-			// so the caller learns their fate too.
-			w.set(i, "", p.mapErr(err))
-			for j := i + 1; j < len(msgs); j++ {
-				w.set(j, "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
+	for _, part := range parts {
+		for j, payload := range part.payloads {
+			i := part.index(j)
+			if err := part.tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
+				// This message and the rest of its stream's part were not
+				// appended; the earlier ones are buffered and will be
+				// written: wait for them so the caller learns their fate
+				// too.
+				w.set(i, "", p.mapErr(err))
+				for k := j + 1; k < len(part.payloads); k++ {
+					w.set(part.index(k), "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
+				}
+				break
 			}
-			break
 		}
 	}
-	if err := w.wait(tp.topic, msgs); err != nil {
-		var pubErr *PublishError
-		if errors.As(err, &pubErr) {
-			for i, e := range pubErr.Errs {
-				if e != nil {
-					pubErr.Errs[i] = p.mapErr(e)
-					tp.noteFenced(e)
+	owner := func(int) *topicProducer { return parts[0].tp }
+	if len(parts) > 1 || parts[0].idx != nil {
+		owners := make([]*topicProducer, len(msgs))
+		for _, part := range parts {
+			for j := range part.payloads {
+				owners[part.index(j)] = part.tp
+			}
+		}
+		owner = func(i int) *topicProducer { return owners[i] }
+	}
+	err := w.wait(topic, msgs)
+	var pubErr *PublishError
+	if errors.As(err, &pubErr) {
+		for i, e := range pubErr.Errs {
+			if e != nil {
+				tp := owner(i)
+				pubErr.Errs[i] = p.mapErr(e)
+				tp.noteFenced(e)
+				if tp.topic != topic {
+					pubErr.Errs[i] = wrap(pubErr.Errs[i], "stream %q", tp.topic)
 				}
 			}
 		}
-		return err
 	}
 	for i, msg := range msgs {
+		if pubErr != nil && pubErr.Errs[i] != nil {
+			continue
+		}
 		msg.Metadata.Set(MetadataOffset, w.offset(i))
 		// A message passed on from a Subscriber carries the index of its
 		// old position, which means nothing next to the new offset.
@@ -206,6 +266,7 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 		if !p.trace {
 			continue
 		}
+		tp := owner(i)
 		p.logger.Trace("Message published", watermill.LogFields{
 			"topic":        tp.topic,
 			"message_uuid": msg.UUID,
@@ -213,7 +274,7 @@ func (p *Publisher) publishSync(tp *topicProducer, msgs []*message.Message, payl
 			"offset":       w.offset(i),
 		})
 	}
-	return nil
+	return err
 }
 
 func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
@@ -284,21 +345,38 @@ func (p *Publisher) mapErr(err error) error {
 // final offset (with a final message, only while the topic's producer that
 // closed it is alive). A failed close leaves the topic usable; an error
 // matching ErrOutcomeUnknown means the stream may have been closed.
+//
+// With Partitions > 1 it closes every partition stream of topic, each as
+// above: final, marshaled and validated before any is closed, is the last
+// message of its key's partition. No one offset describes the topic's
+// streams, so it returns "" on success. When some partitions fail to
+// close, the others are closed anyway, and the error names both; calling
+// CloseStream again closes the rest.
 func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
 	if p.closed.Load() {
 		return "", ErrPublisherClosed
 	}
-	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, topic)
-	if err != nil {
-		return "", err
+	if p.config.Partitions > 1 {
+		return "", p.closePartitions(ctx, topic, final)
 	}
 	var payload []byte
 	if final != nil {
+		var err error
 		if payload, err = p.config.Marshaler.Marshal(topic, final); err != nil {
 			return "", errorf(err, "marshal final message %s", final.UUID)
 		}
 	}
-	tp, err := p.topics.acquire(ctx, topic, streamURL)
+	return p.closeStream(ctx, topic, final, payload)
+}
+
+// closeStream closes the stream named stream, with payload, final
+// marshaled (nil without one), as its last message.
+func (p *Publisher) closeStream(ctx context.Context, stream string, final *message.Message, payload []byte) (string, error) {
+	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
+	if err != nil {
+		return "", err
+	}
+	tp, err := p.topics.acquire(ctx, stream, streamURL)
 	if errors.Is(err, ErrStreamClosed) && payload == nil {
 		// Closed already, which is all a close-only call asks for.
 		offset, _, terr := p.client.Tail(ctx, streamURL)
@@ -307,7 +385,7 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 		}
 	}
 	if err != nil {
-		return "", errorf(p.mapErr(err), "close stream %q", topic)
+		return "", errorf(p.mapErr(err), "close stream %q", stream)
 	}
 	defer p.topics.release(tp)
 	if payload != nil {
@@ -317,10 +395,10 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 	}
 	offset, err := tp.producer.CloseStream(ctx, payload)
 	if err != nil {
-		return "", errorf(p.mapErr(err), "close stream %q", topic)
+		return "", errorf(p.mapErr(err), "close stream %q", stream)
 	}
 	p.logger.Info("Stream closed", watermill.LogFields{
-		"topic":      topic,
+		"topic":      stream,
 		"stream_url": tp.redactedURL,
 		"offset":     offset,
 	})

@@ -2,8 +2,9 @@ package durablestreams
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -14,10 +15,13 @@ import (
 const defaultPartitionKey = "partition_key"
 
 // publishPartitioned writes each message to its key's partition of topic.
-// Messages of one partition are published together, in order, as by
-// publish; the partitions one by one. The error joins, per partition that
-// failed, that publish's error, which names its messages and whether they
-// may have been written; messages of the other partitions were written.
+// Every message is marshaled and validated, and every partition's producer
+// acquired, before any is buffered: a failure there fails the call and
+// nothing of it is written. Then each partition gets its messages in call
+// order. Synchronously, a failure is one *PublishError for the whole call,
+// in its order, each message's error naming its partition stream. With
+// Async, an append refused stops the call there: the partitions before it
+// are buffered.
 func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) error {
 	for i, msg := range msgs {
 		if msg == nil {
@@ -29,25 +33,123 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 	}
 	n := p.config.Partitions
 	var order []int
-	parts := make(map[int][]*message.Message)
-	for _, msg := range msgs {
+	idx := make(map[int][]int)
+	for i, msg := range msgs {
 		k := group.Partition(p.partitionKey(topic, msg), n)
-		if _, ok := parts[k]; !ok {
+		if _, ok := idx[k]; !ok {
 			order = append(order, k)
 		}
-		parts[k] = append(parts[k], msg)
+		idx[k] = append(idx[k], i)
 	}
-	var errs []error
+	parts := make([]prepared, 0, len(order))
+	defer func() {
+		for _, part := range parts {
+			p.topics.release(part.tp)
+		}
+	}()
 	for _, k := range order {
-		if err := p.publish(group.StreamName(topic, k, n), parts[k]); err != nil {
-			if len(order) == 1 {
-				return err
-			}
-			errs = append(errs, fmt.Errorf("partition %d of %q: %w", k, topic, err))
+		part, err := p.prepare(group.StreamName(topic, k, n), msgs, idx[k])
+		if err != nil {
+			return err
+		}
+		parts = append(parts, part)
+	}
+	if !p.config.Async {
+		return p.publishSync(topic, msgs, parts)
+	}
+	for _, part := range parts {
+		partMsgs := make([]*message.Message, len(part.idx))
+		for j, i := range part.idx {
+			partMsgs[j] = msgs[i]
+		}
+		if err := p.publishAsync(part.tp, partMsgs, part.payloads); err != nil {
+			return err
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
+
+// closePartitions closes every partition stream of topic, final (if not
+// nil) the last message of its key's partition, marshaled and validated
+// before any partition is closed. The partitions are closed even when some
+// fail; the error names those closed and those not.
+func (p *Publisher) closePartitions(ctx context.Context, topic string, final *message.Message) error {
+	if err := p.ensurePartitions(ctx, topic); err != nil {
+		return err
+	}
+	n := p.config.Partitions
+	finalPart := -1
+	var payload []byte
+	if final != nil {
+		finalPart = group.Partition(p.partitionKey(topic, final), n)
+		part, err := p.prepare(group.StreamName(topic, finalPart, n), []*message.Message{final}, nil)
+		if err != nil {
+			return errorf(err, "close stream %q: final message (no partition closed)", topic)
+		}
+		p.topics.release(part.tp)
+		payload = part.payloads[0]
+	}
+	errs := make([]error, n)
+	sem := make(chan struct{}, closeParallelism)
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var m *message.Message
+			var body []byte
+			if k == finalPart {
+				m, body = final, payload
+			}
+			_, errs[k] = p.closeStream(ctx, group.StreamName(topic, k, n), m, body)
+		}()
+	}
+	wg.Wait()
+	var closed, failed []string
+	var failures []error
+	for k, err := range errs {
+		name := group.StreamName(topic, k, n)
+		if err == nil {
+			closed = append(closed, name)
+			continue
+		}
+		failed = append(failed, name)
+		failures = append(failures, unprefixed{err})
+	}
+	if failures == nil {
+		return nil
+	}
+	return &partialCloseError{topic: topic, closed: closed, failed: failed, errs: failures}
+}
+
+// closeParallelism bounds the partitions closed at a time.
+const closeParallelism = 8
+
+// partialCloseError is a CloseStream with Partitions of which some
+// partitions failed to close: it names those closed and those not, and
+// errors.Is sees each failure.
+type partialCloseError struct {
+	topic          string
+	closed, failed []string
+	errs           []error
+}
+
+func (e *partialCloseError) Error() string {
+	closed := "none"
+	if len(e.closed) > 0 {
+		closed = strings.Join(e.closed, ", ")
+	}
+	reasons := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		reasons[i] = err.Error()
+	}
+	return fmt.Sprintf("durablestreams: close stream %q: %d of %d partition(s) not closed (%s); closed: %s: %s",
+		e.topic, len(e.failed), len(e.failed)+len(e.closed), strings.Join(e.failed, ", "), closed, strings.Join(reasons, "; "))
+}
+
+func (e *partialCloseError) Unwrap() []error { return e.errs }
 
 func (p *Publisher) partitionKey(topic string, msg *message.Message) string {
 	if p.config.PartitionFunc != nil {
