@@ -93,6 +93,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
 	}
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -287,6 +290,9 @@ func (p *Publisher) mapErr(err error) error {
 func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
 	if p.closed.Load() {
 		return "", ErrPublisherClosed
+	}
+	if err := checkTopic(topic); err != nil {
+		return "", err
 	}
 	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, topic)
 	if err != nil {
