@@ -37,7 +37,8 @@ var (
 	// ErrContentTypeMismatch means the stream exists with another content type.
 	ErrContentTypeMismatch = protocol.ErrContentTypeMismatch
 	// ErrStreamConflict means the stream exists with another TTL, expiry
-	// or closed state.
+	// or closed state, or, where a topic's partition record belongs
+	// ("<topic>.partitions"), a stream that holds something else.
 	ErrStreamConflict = protocol.ErrStreamConflict
 	// ErrRetriesExhausted means a retryable failure outlasted the
 	// RetryPolicy and no try reached the server: nothing was written.

@@ -101,7 +101,7 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 	}
 	client, ownHTTP := config.ClientConfig.newClient(true)
 	return &StreamOffsetStore{
-		base:    strings.TrimRight(config.BaseURL, "/") + "/__offsets",
+		base:    strings.TrimRight(config.BaseURL, "/") + "/" + offsetsRoot,
 		rotate:  config.RotateEvery,
 		client:  client,
 		retry:   client.Retry,

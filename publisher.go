@@ -98,6 +98,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
 	}
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -355,6 +358,9 @@ func (p *Publisher) mapErr(err error) error {
 func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
 	if p.closed.Load() {
 		return "", ErrPublisherClosed
+	}
+	if err := checkTopic(topic); err != nil {
+		return "", err
 	}
 	if p.config.Partitions > 1 {
 		return "", p.closePartitions(ctx, topic, final)

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -78,6 +79,9 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 // ErrContentTypeMismatch. Close ends a Subscribe still loading its
 // position (ErrSubscriberClosed).
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.checkTopic(topic); err != nil {
+		return nil, err
+	}
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return nil, err
@@ -207,10 +211,32 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 // at Info: Watermill's LoggerAdapter has no Warn level),
 // unless StrictStreamSettings asks for ErrStreamConflict.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if err := s.checkTopic(topic); err != nil {
+		return err
+	}
 	if s.config.sharesWork() {
 		return s.initializeGroup(topic)
 	}
 	return s.initialize(topic)
+}
+
+// checkTopic rejects a reserved topic (see ErrInvalidTopic), except in
+// the reader of a group's lease, which reads a partition's stream by its
+// name, and, in a sharing group, a topic the group's streams cannot be
+// named after.
+func (s *Subscriber) checkTopic(topic string) error {
+	if _, lease := s.config.OffsetStore.(leaseStore); lease {
+		return nil
+	}
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	if s.config.sharesWork() {
+		if reason := group.TopicProblem(topic); reason != "" {
+			return &InvalidTopicError{Topic: topic, Reason: "cannot name a consumer group's streams: it " + reason}
+		}
+	}
+	return nil
 }
 
 func (s *Subscriber) initialize(topic string) error {

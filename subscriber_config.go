@@ -1,6 +1,7 @@
 package durablestreams
 
 import (
+	"strings"
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
@@ -70,7 +71,8 @@ const (
 // SubscriberConfig configures a Subscriber.
 type SubscriberConfig struct {
 	// BaseURL is the URL under which each topic is a stream, as for the
-	// Publisher.
+	// Publisher. A sharing ConsumerGroup needs it even with TopicURL: its
+	// streams live under BaseURL/__groups/.
 	BaseURL string
 	// TopicURL, if set, maps a topic to its stream URL instead of BaseURL.
 	TopicURL func(topic string) (string, error)
@@ -97,8 +99,12 @@ type SubscriberConfig struct {
 	// dies is replaced after SessionTimeout. Positions are kept on the
 	// server, in streams under BaseURL/__groups/ written fenced, so a member
 	// that lost a stream stores nothing there (ErrFenced). Fan-out is what
-	// different groups are for. Empty: no group, every Subscribe starts at
-	// StartFrom.
+	// different groups are for. Such a group needs BaseURL, also with
+	// TopicURL; a nested topic (TopicURL) works when none of its parts
+	// between slashes is empty, a dot segment, "members" or "streams"
+	// (else ErrInvalidTopic). NewSubscriber checks the group's settings
+	// as Subscribe would, with the defaults filled in. Empty: no group,
+	// every Subscribe starts at StartFrom.
 	ConsumerGroup string
 	// OffsetStore, with a ConsumerGroup, keeps only the group's position:
 	// a Subscribe resumes after the group's last acknowledged message, but
@@ -113,7 +119,8 @@ type SubscriberConfig struct {
 	// counts as alive: it bounds the failover after a crash. Default: 10s.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is how often a member of a sharing ConsumerGroup
-	// says it is alive; at most a third of SessionTimeout. Default: 1s.
+	// says it is alive; at most a third of SessionTimeout (the default
+	// SessionTimeout when that is left zero). Default: 1s.
 	HeartbeatInterval time.Duration
 	// Partitions is the partition count of the topics a sharing
 	// ConsumerGroup reads, as their publishers set it. Zero reads it from
@@ -273,14 +280,34 @@ func (c SubscriberConfig) validateGroup() error {
 	if c.Partitions < 0 || c.Partitions > group.MaxPartitions {
 		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, group.MaxPartitions)
 	}
+	// The group's streams live under BaseURL, whatever TopicURL says.
+	if c.TopicURL != nil && c.BaseURL == "" {
+		return invalidConfig("ConsumerGroup needs BaseURL, also with TopicURL: the group's streams live under BaseURL/%s/", groupsRoot)
+	}
+	if err := validateBaseURL(c.BaseURL, nil); err != nil {
+		return err
+	}
+	for _, n := range [][2]string{{"ConsumerGroup", c.ConsumerGroup}, {"MemberID", c.MemberID}} {
+		if reason := group.NameProblem(n[1]); reason != "" && (n[1] != "" || n[0] != "MemberID") {
+			return invalidConfig("%s %q %s", n[0], n[1], reason)
+		}
+	}
+	if err := checkDurations(
+		namedDuration{"SessionTimeout", c.SessionTimeout},
+		namedDuration{"HeartbeatInterval", c.HeartbeatInterval},
+	); err != nil {
+		return err
+	}
+	// The rest as Join checks it, after the defaults it fills in, so that
+	// NewSubscriber rejects whatever Subscribe would.
 	probe := group.Config{
-		BaseURL: "http://probe/", Group: c.ConsumerGroup, Topic: "t", Streams: []string{"t"},
+		BaseURL: c.BaseURL, Group: c.ConsumerGroup, Topic: "t", Streams: []string{"t"},
 		MemberID: c.MemberID, SessionTimeout: c.SessionTimeout, HeartbeatInterval: c.HeartbeatInterval,
 	}
-	if probe.MemberID == "" {
-		probe.MemberID = "m"
+	if err := probe.CheckWithDefaults(); err != nil {
+		return invalidConfig("%s", strings.TrimPrefix(err.Error(), ErrInvalidConfig.Error()+": "))
 	}
-	return probe.Validate()
+	return nil
 }
 
 func (c *SubscriberConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(false) }

@@ -8,7 +8,17 @@ import (
 )
 
 // ErrInvalidTopic is returned for a topic that cannot name a stream under
-// the base URL.
+// the base URL, or that names one of the library's own streams: a topic
+// whose last dot-separated part is "partitions" or "p<digits>" (reserved
+// for partitioned topics: "<topic>.partitions" records the partition count
+// and "<topic>.p<i>" is partition i), or whose first slash-separated part
+// is "__groups" or "__offsets" (a consumer group's coordination streams
+// and the StreamOffsetStore's positions). Publisher and Subscriber reject
+// them alike, with or without a TopicURL hook. A sharing ConsumerGroup
+// also rejects a nested topic (one a TopicURL hook maps, such as
+// "tenant-a/orders") with a part between slashes that is empty, a dot
+// segment, "members" or "streams": its own streams could not be told
+// apart from another topic's.
 // The error is an *InvalidTopicError.
 var ErrInvalidTopic = errors.New("durablestreams: invalid topic")
 
@@ -56,6 +66,53 @@ func topicURL(base string, hook func(string) (string, error), topic string) (str
 		return "", &InvalidTopicError{Topic: topic, Reason: reason}
 	}
 	return strings.TrimRight(base, "/") + "/" + url.PathEscape(topic), nil
+}
+
+// checkTopic rejects a topic a caller gave that names one of the
+// library's own streams (see ErrInvalidTopic): such a topic would read and
+// write another topic's partitions, or its partition record, silently.
+// Internal callers that address those streams on purpose skip it.
+func checkTopic(topic string) error {
+	if reason := reservedProblem(topic); reason != "" {
+		return &InvalidTopicError{Topic: topic, Reason: reason}
+	}
+	return nil
+}
+
+// Roots of the library's own stream trees under BaseURL.
+const (
+	groupsRoot  = "__groups"
+	offsetsRoot = "__offsets"
+)
+
+// reservedProblem says why topic names one of the library's own streams
+// ("" if it does not).
+func reservedProblem(topic string) string {
+	if first, _, _ := strings.Cut(topic, "/"); first == groupsRoot || first == offsetsRoot {
+		return fmt.Sprintf("%q is reserved for the streams of consumer groups and offset stores", first)
+	}
+	i := strings.LastIndexByte(topic, '.')
+	if i < 0 {
+		return ""
+	}
+	suffix := topic[i+1:]
+	if suffix == "partitions" || isPartitionSuffix(suffix) {
+		return fmt.Sprintf("the suffix %q is reserved for partitioned topics", "."+suffix)
+	}
+	return ""
+}
+
+// isPartitionSuffix: "p" and one or more digits.
+func isPartitionSuffix(s string) bool {
+	if len(s) < 2 || s[0] != 'p' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func topicProblem(topic string) string {

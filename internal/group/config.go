@@ -42,7 +42,10 @@ type Config struct {
 	BaseURL string
 	// Group is the consumer group.
 	Group string
-	// Topic is the topic the group consumes.
+	// Topic is the topic the group consumes. It may be nested
+	// ("tenant-a/orders", for a TopicURL hook), as long as no part
+	// between slashes is empty, a dot segment, "members" or "streams"
+	// (see TopicProblem).
 	Topic string
 	// Streams are the names of the topic's streams (partitions) that the
 	// group's members share. Every member must be given the same set.
@@ -61,7 +64,10 @@ type Config struct {
 	// Margin is how much sooner than the others a member gives its own
 	// leases up after its last heartbeat: it covers the time between a
 	// Valid check and the delivery it allows. Default: two
-	// HeartbeatIntervals.
+	// HeartbeatIntervals, but at most half of what SessionTimeout leaves
+	// after one HeartbeatInterval, so that every HeartbeatInterval of at
+	// most a third of SessionTimeout works (3s/1s: a margin of 1s, and a
+	// heartbeat has 1s to be accepted before the leases lapse).
 	Margin time.Duration
 	// RetryPolicy bounds retries of reads and fenced writes.
 	RetryPolicy protocol.RetryPolicy
@@ -83,7 +89,7 @@ func (c *Config) setDefaults() {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.Margin == 0 {
-		c.Margin = 2 * c.HeartbeatInterval
+		c.Margin = defaultMargin(c.SessionTimeout, c.HeartbeatInterval)
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
@@ -99,22 +105,44 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// defaultMargin is two heartbeat intervals, capped at half of what the
+// session leaves after one interval. Any positive margin keeps a former
+// owner's deadline before the others' (see doc.go); the cap keeps room
+// for a slow heartbeat when the interval is a third of the session.
+func defaultMargin(session, heartbeat time.Duration) time.Duration {
+	m := 2 * heartbeat
+	if session > heartbeat {
+		m = min(m, (session-heartbeat)/2)
+	}
+	return m
+}
+
+// CheckWithDefaults is Validate after the defaults Join fills in: what
+// Join would reject.
+func (c Config) CheckWithDefaults() error {
+	c.setDefaults()
+	return c.Validate()
+}
+
 // Validate reports the first problem with the configuration.
 func (c Config) Validate() error {
 	if _, err := url.ParseRequestURI(c.BaseURL); err != nil || c.BaseURL == "" {
 		return fmt.Errorf("%w: BaseURL %q is not an absolute URL", ErrInvalidConfig, c.BaseURL)
 	}
-	for _, n := range [][2]string{{"Group", c.Group}, {"Topic", c.Topic}, {"MemberID", c.MemberID}} {
-		if reason := nameProblem(n[1]); reason != "" {
+	for _, n := range [][2]string{{"Group", c.Group}, {"MemberID", c.MemberID}} {
+		if reason := NameProblem(n[1]); reason != "" {
 			return fmt.Errorf("%w: %s %q %s", ErrInvalidConfig, n[0], n[1], reason)
 		}
+	}
+	if reason := TopicProblem(c.Topic); reason != "" {
+		return fmt.Errorf("%w: Topic %q %s", ErrInvalidConfig, c.Topic, reason)
 	}
 	if len(c.Streams) == 0 {
 		return fmt.Errorf("%w: no Streams", ErrInvalidConfig)
 	}
 	seen := make(map[string]bool, len(c.Streams))
 	for _, s := range c.Streams {
-		if reason := nameProblem(s); reason != "" {
+		if reason := TopicProblem(s); reason != "" {
 			return fmt.Errorf("%w: stream %q %s", ErrInvalidConfig, s, reason)
 		}
 		if seen[s] {
@@ -134,8 +162,33 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// nameProblem says why a name cannot be one path segment ("" if it can).
-func nameProblem(name string) string {
+// TopicProblem says why a topic (or one of its streams) cannot name a
+// group's folder ("" if it can). One path segment can; so can a nested
+// topic of several segments ("tenant-a/orders", which only a TopicURL
+// hook can map), escaped into one segment of the group's URLs ("%2F").
+// A server or proxy that decodes "%2F" before routing sees the segments
+// instead, so a nested topic's segments must be names themselves and none
+// may be "members" or "streams", the names the group uses inside a
+// topic's folder (groupURL): then the folder of every topic ends where
+// the first of those names follows it, and no two topics' streams can be
+// the same, decoded or not.
+func TopicProblem(topic string) string {
+	if !strings.Contains(topic, "/") {
+		return NameProblem(topic)
+	}
+	for _, seg := range strings.Split(topic, "/") {
+		if reason := NameProblem(seg); reason != "" {
+			return fmt.Sprintf("has a part %q that %s", seg, reason)
+		}
+		if seg == "members" || seg == "streams" {
+			return fmt.Sprintf("has a part %q, which a nested topic cannot have: the group's own streams use that name", seg)
+		}
+	}
+	return ""
+}
+
+// NameProblem says why a name cannot be one path segment ("" if it can).
+func NameProblem(name string) string {
 	switch {
 	case name == "":
 		return "is empty"

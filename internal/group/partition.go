@@ -103,7 +103,8 @@ func EnsurePartitions(ctx context.Context, c *protocol.Client, policy protocol.R
 }
 
 // LoadPartitions reads a topic's recorded partition count; ok is false
-// when none is recorded (the topic is a single stream).
+// when none is recorded (the topic is a single stream). A stream there
+// that holds no partition record is protocol.ErrStreamConflict.
 func LoadPartitions(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (n int, ok bool, err error) {
 	r, err := reader.New(reader.Config{URL: url, Client: c, RetryPolicy: policy, StopAtTail: true})
 	if err != nil {
@@ -133,7 +134,11 @@ func LoadPartitions(ctx context.Context, c *protocol.Client, policy protocol.Ret
 	}
 	var recs []partitionsRecord
 	if err := json.Unmarshal(data, &recs); err != nil || len(recs) != 1 || recs[0].Partitions < 1 || recs[0].Partitions > MaxPartitions {
-		return 0, false, fmt.Errorf("unreadable partition record at %s: %q", protocol.RedactURL(url), data)
+		// A stream of another kind sits where the record belongs (a
+		// topic named "<topic>.partitions" written before such names were
+		// reserved, or another writer): a conflict with an existing
+		// stream, as a 409 on the record's PUT is.
+		return 0, false, fmt.Errorf("%w: unreadable partition record at %s (a stream of another kind is there): %.200q", protocol.ErrStreamConflict, protocol.RedactURL(url), data)
 	}
 	return recs[0].Partitions, true, nil
 }
