@@ -231,19 +231,15 @@ func TestPartitionedPublishErrorCoversTheWholeCall(t *testing.T) {
 	// The producers of partitions 1 and 2 are started; another Publisher
 	// closes both streams behind their back.
 	require.NoError(t, pub.Publish(topic, keyed(keyOf(1, n), 0), keyed(keyOf(2, n), 0)))
-	plain, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
-	require.NoError(t, err)
-	defer plain.Close()
 	for _, part := range []int{1, 2} {
-		_, err = plain.CloseStream(context.Background(), group.StreamName(topic, part, n), nil)
-		require.NoError(t, err)
+		httpDo(t, "POST", partitionStream(base, topic, part, n), "application/json", "", "Stream-Closed", "true")
 	}
 
 	msgs := []*message.Message{
 		keyed(keyOf(0, n), 1), keyed(keyOf(2, n), 2), keyed(keyOf(0, n), 3),
 		keyed(keyOf(1, n), 4), keyed(keyOf(3, n), 5),
 	}
-	err = pub.Publish(topic, msgs...)
+	err := pub.Publish(topic, msgs...)
 	require.Error(t, err)
 	var pe *ds.PublishError
 	require.ErrorAs(t, err, &pe)
