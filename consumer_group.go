@@ -71,7 +71,14 @@ func (s *Subscriber) member(ctx context.Context, m *group.Member, out chan<- *me
 	left := make(chan struct{})
 	go func() {
 		defer close(left)
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-m.Done():
+			// A newer instance joined with our MemberID and took the
+			// streams over: this subscription ends instead of fighting it.
+			s.logger.Error("Another instance joined the consumer group with this MemberID; this subscription ends (give every live instance its own MemberID)", m.Err(),
+				watermill.LogFields{"member_id": m.ID(), "consumer_group": s.config.ConsumerGroup})
+		}
 		// A fresh context: the Subscribe's is done, and handing over
 		// is what a clean stop is for.
 		leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaveTimeout())

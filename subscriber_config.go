@@ -113,7 +113,11 @@ type SubscriberConfig struct {
 	// to share the work. NewMemoryOffsetStore() or NewStreamOffsetStore(...).
 	OffsetStore OffsetStore
 	// MemberID names this member of a sharing ConsumerGroup; unique among
-	// the live members. Default: a random UUID per Subscribe.
+	// the live members. Default: a random UUID per Subscribe. A member
+	// restarted with the same ID takes its streams back at once. If two
+	// live instances share one ID, the one that joined last wins: the
+	// older one loses its streams, logs an Error naming the ID and its
+	// subscription ends (the channel closes).
 	MemberID string
 	// SessionTimeout is how long a silent member of a sharing ConsumerGroup
 	// counts as alive: it bounds the failover after a crash. Default: 10s.

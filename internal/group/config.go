@@ -53,6 +53,8 @@ type Config struct {
 	// MemberID names this member; it must be unique among the live members
 	// of the group. Default: a random UUID. A member that restarts with the
 	// same ID takes its streams back at once (it fences its earlier self).
+	// Of two live members with one ID, the one that joined last wins: the
+	// other stops (Member.Done, ErrSuperseded).
 	MemberID string
 	// SessionTimeout is how long a member that stopped heart-beating is
 	// still taken as alive. Default: DefaultSessionTimeout.

@@ -42,6 +42,10 @@ func (m *Member) rebalance(ctx context.Context) {
 		return
 	}
 	m.mu.Lock()
+	if m.superseded != nil {
+		m.mu.Unlock()
+		return
+	}
 	live := m.liveLocked(now)
 	mine := assign(m.cfg.Streams, live, m.cfg.MemberID)
 	var revoke []*Lease
@@ -118,9 +122,10 @@ func (m *Member) takeOver(ctx context.Context, s string, epoch int64, claimed js
 	return start, nil
 }
 
-// tryClaim takes stream s if it is free: never owned, released, or owned
-// by a member this one has not heard of for SessionTimeout (or by an
-// earlier incarnation of itself). The claim is a fenced write at the next
+// tryClaim takes stream s if it is free: never owned, released, owned by
+// an incarnation of a member this one has not heard of for SessionTimeout
+// (or that left), by this member's own earlier claim, or by an instance of
+// its own ID that joined before it (an earlier incarnation of itself). The claim is a fenced write at the next
 // epoch, seq 0, carrying the stored position; from then on every write of
 // an earlier owner is refused by the server (403).
 func (m *Member) tryClaim(ctx context.Context, s string) *Lease {
@@ -137,9 +142,16 @@ func (m *Member) tryClaim(ctx context.Context, s string) *Lease {
 	cur, owned := current(recs)
 	epoch := int64(0)
 	if owned {
-		m.mu.Lock()
-		free := cur.Released || cur.Owner == m.cfg.MemberID || !m.aliveLocked(cur.Owner, m.now())
-		m.mu.Unlock()
+		free := cur.Released || cur.Owner == m.cfg.MemberID && cur.Inc == m.inc
+		switch {
+		case free:
+		case cur.Owner == m.cfg.MemberID:
+			free = m.olderIncarnation(ctx, cur.Inc)
+		default:
+			m.mu.Lock()
+			free = !m.aliveLocked(cur.Owner, cur.Inc, m.now())
+			m.mu.Unlock()
+		}
 		if !free {
 			return nil
 		}
@@ -152,7 +164,7 @@ func (m *Member) tryClaim(ctx context.Context, s string) *Lease {
 		m.log.Error("Ownership epoch exhausted", nil, watermill.LogFields{"stream": s})
 		return nil
 	}
-	rec := ownerRecord{Owner: m.cfg.MemberID, Claim: uuid.NewString(), Epoch: epoch, Position: cur.Position}
+	rec := ownerRecord{Owner: m.cfg.MemberID, Claim: uuid.NewString(), Inc: m.inc, Epoch: epoch, Position: cur.Position}
 	o, reason, err := fencedPost(ctx, m.cfg.Client, m.cfg.RetryPolicy, url, rec, 0)
 	switch o {
 	case written:
@@ -199,8 +211,17 @@ func (m *Member) tryClaim(ctx context.Context, s string) *Lease {
 		}
 	}
 	m.mu.Lock()
-	m.held[s] = l
+	superseded := m.superseded != nil
+	if !superseded {
+		m.held[s] = l
+	}
 	m.mu.Unlock()
+	if superseded {
+		// A newer instance with our ID joined meanwhile: it claims the
+		// stream at the next epoch.
+		l.lose(reasonSuperseded)
+		return nil
+	}
 	prev := "none"
 	if owned {
 		prev = cur.Owner

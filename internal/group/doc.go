@@ -10,13 +10,15 @@
 //
 //   - members: a JSON stream of member records, appended without producer
 //     headers: join, hb (heartbeat, every HeartbeatInterval), release (a
-//     hint that a stream is free) and leave. A member reads it from the
-//     tail it had when it joined and never reads its history.
+//     hint that a stream is free) and leave. Each carries the member's ID
+//     and incarnation (random per Join; none in records of earlier
+//     versions, an unknown incarnation). A member reads it from the tail
+//     it had when it joined and never reads its history.
 //   - streams/<stream>: the ownership root of one topic stream: claims,
 //     releases and log rotations, written only with Producer-Id "owner"
 //     and Producer-Epoch = the ownership generation. Each record carries
-//     owner, claim nonce, epoch, a position, the current log and a
-//     released mark. It takes a record per claim, release and rotation
+//     owner, its incarnation, claim nonce, epoch, a position, the current
+//     log and a released mark. It takes a record per claim, release and rotation
 //     only, so a claim reads little.
 //   - streams/<stream>/<epoch>.<n>: the position logs of one epoch, one
 //     record per Store. After defaultRotateEvery (1000) positions the
@@ -33,11 +35,32 @@
 // one more. A new member only listens for 1.5 HeartbeatIntervals before
 // it claims anything, so that it knows the live set.
 //
+// # Incarnations of one member ID
+//
+// What a member knows of another is kept per incarnation: a leave or
+// heartbeat of one incarnation of an ID never changes the state of
+// another, and a join ends the earlier incarnations of its ID. So a member
+// restarted under its ID before its old leave record landed is not taken
+// for gone. Of two live incarnations of one ID the newer wins (as Kafka
+// static membership fences the older instance): a member that reads a join
+// of its own ID with another incarnation after its own join is the older
+// one. It loses every lease (a FencedError, reasonSuperseded), claims and
+// heartbeats no more, and closes Done (Err is ErrSuperseded); the
+// Subscriber then logs an Error and ends the subscription. A stream whose
+// root names another incarnation of our own ID is ours to take only if
+// that incarnation joined before us: that one's join came before its
+// claim, which we read, so once we have read the members stream up to a
+// sync record of our own appended after that (syncMembers), we know. The
+// newer one therefore claims the streams at their next epoch at once, as
+// after an ordinary restart, and the older one never claims them back: at
+// most what the older one had in hand is delivered again.
+//
 // # Ownership and fencing
 //
 // A member claims a stream assigned to it when the root's current record
 // (the last one of the highest epoch) is released, absent, its own earlier
-// claim, or that of a member it holds dead. The claim is a fenced write at
+// claim or that of an older incarnation of its ID, or that of an
+// incarnation of a member it holds dead. The claim is a fenced write at
 // epoch E+1, seq 0: from then on the server refuses every root write of
 // epoch E with 403 (the old owner cannot release or rotate). Two members
 // racing for one epoch both send seq 0: one gets 200, the other a

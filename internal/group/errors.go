@@ -12,6 +12,11 @@ import (
 // member stores nothing more for that stream; the error is a *FencedError.
 var ErrFenced = errors.New("consumer group lease lost (fenced)")
 
+// ErrSuperseded means another instance joined the group with this member's
+// ID after it: the newer instance takes the streams over and this one
+// stops (see Member.Done). Member IDs must be unique among live instances.
+var ErrSuperseded = errors.New("another instance joined the consumer group with this member ID")
+
 // FencedError says which stream was lost and why.
 type FencedError struct {
 	Stream string
@@ -35,4 +40,5 @@ const (
 	reasonMissing    = "the ownership stream is gone (404); it is not recreated by a former owner"
 	reasonSeqGap     = "the server does not know this owner's sequence (409): its producer state was lost"
 	reasonClosed     = "a newer owner closed this owner's position log (409 Stream-Closed)"
+	reasonSuperseded = "another instance joined the group with this member's ID; the newer one takes the streams over"
 )

@@ -204,7 +204,7 @@ func (l *Lease) rootLocked(ctx context.Context, rec ownerRecord) error {
 // only we write (a rival claimer writes seq 0 of the root only), so a
 // duplicate answer is our own earlier try.
 func (l *Lease) postLocked(ctx context.Context, url string, rec ownerRecord, seq int64) error {
-	rec.Owner, rec.Claim, rec.Epoch = l.m.cfg.MemberID, l.claim, l.epoch
+	rec.Owner, rec.Claim, rec.Inc, rec.Epoch = l.m.cfg.MemberID, l.claim, l.m.inc, l.epoch
 	o, reason, err := fencedPost(ctx, l.m.cfg.Client, l.m.cfg.RetryPolicy, url, rec, seq)
 	switch o {
 	case written, duplicate:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/google/uuid"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
@@ -40,13 +41,36 @@ type Member struct {
 	beatWG    sync.WaitGroup
 	watchWG   sync.WaitGroup
 
+	// inc is this incarnation: random per Join, in every record we write.
+	inc string
+	// done is closed when another instance joined with our ID after us.
+	done chan struct{}
+
 	mu       sync.Mutex
 	joinedAt time.Duration
-	seen     map[string]time.Duration
-	left     map[string]time.Duration // when a member left
-	held     map[string]*Lease
-	leaveMu  sync.Mutex
-	leftOnce bool
+	// members is what we heard of the other members: ID -> incarnation.
+	members map[string]map[string]*incarnation
+	// ownJoinSeen: the watcher has read our own join record; a join of
+	// our ID with another incarnation after it is a newer instance.
+	ownJoinSeen bool
+	// older are the other incarnations of our ID known to have joined
+	// before us: their claims are ours to take over.
+	older map[string]bool
+	// syncs are the sync nonces waited for (see syncMembers).
+	syncs map[string]chan struct{}
+	// superseded says why this member stopped (nil while it runs).
+	superseded error
+	held       map[string]*Lease
+	leaveMu    sync.Mutex
+	leftOnce   bool
+}
+
+// incarnation is what a member heard of one incarnation of another
+// member: when it last heard of it, and whether it left (or a newer
+// incarnation of its ID joined).
+type incarnation struct {
+	last time.Duration
+	left bool
 }
 
 type sessionState struct {
@@ -68,10 +92,14 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		epoch0:      time.Now(),
 		assignments: make(chan *Lease, 2*len(cfg.Streams)),
 		poke:        make(chan struct{}, 1),
-		seen:        make(map[string]time.Duration),
-		left:        make(map[string]time.Duration),
+		inc:         uuid.NewString(),
+		done:        make(chan struct{}),
+		members:     make(map[string]map[string]*incarnation),
+		older:       make(map[string]bool),
+		syncs:       make(map[string]chan struct{}),
 		held:        make(map[string]*Lease),
 	}
+	m.log = m.log.With(watermill.LogFields{"incarnation": m.inc})
 	m.session.Store(&sessionState{})
 	if err := cfg.Client.CreateStream(ctx, cfg.membersURL(), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
 		return nil, fmt.Errorf("create members stream of group %q: %w", cfg.Group, err)
@@ -84,7 +112,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
 	t0 := m.now()
-	if err := appendBestEffort(ctx, cfg.Client, cfg.RetryPolicy, cfg.membersURL(), memberRecord{Member: cfg.MemberID, Kind: kindJoin}); err != nil {
+	if err := appendBestEffort(ctx, cfg.Client, cfg.RetryPolicy, cfg.membersURL(), memberRecord{Member: cfg.MemberID, Inc: m.inc, Kind: kindJoin}); err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
 	m.extend(t0)
@@ -111,6 +139,20 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 
 // ID is the member's ID.
 func (m *Member) ID() string { return m.cfg.MemberID }
+
+// Done is closed when this member stopped taking part in the group because
+// another instance joined it with the same MemberID after it (the newer
+// instance takes the streams over): every lease is lost, nothing more is
+// claimed. Err says why. Leave must still be called.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// Err is why the member stopped (see Done): an error matching
+// ErrSuperseded; nil while it runs.
+func (m *Member) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.superseded
+}
 
 // Assignments delivers a Lease for each stream this member comes to own.
 // It is closed by Leave.
@@ -203,8 +245,13 @@ func (m *Member) Leave(ctx context.Context) error {
 	}
 	m.stopBeat()
 	m.beatWG.Wait()
-	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindLeave}); err != nil {
-		errs = append(errs, fmt.Errorf("announce leave: %w", err))
+	// A superseded member does not announce a leave: its ID lives on in
+	// the newer instance (a member of an earlier version, which does not
+	// tell incarnations apart, would take the ID for gone).
+	if m.Err() == nil {
+		if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindLeave}); err != nil {
+			errs = append(errs, fmt.Errorf("announce leave: %w", err))
+		}
 	}
 	m.cancel()
 	m.watchWG.Wait()
@@ -239,7 +286,7 @@ func (m *Member) forget(l *Lease) {
 // it without waiting for a heartbeat.
 func (m *Member) released(ctx context.Context, l *Lease) {
 	m.log.Info("Released consumer group stream", l.fields())
-	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindRelease, Stream: l.stream}); err != nil {
+	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindRelease, Stream: l.stream}); err != nil {
 		m.log.Debug("Could not announce a release; the next heartbeat will do", watermill.LogFields{"err": err})
 	}
 }
@@ -249,4 +296,38 @@ func (m *Member) wake() {
 	case m.poke <- struct{}{}:
 	default:
 	}
+}
+
+// supersede stops this member for good: a newer instance joined with its
+// ID (inc). Every lease is lost, nothing more is claimed or heart-beaten;
+// the newer instance claims the streams at their next epoch, so at most
+// what this member has in hand is delivered again.
+func (m *Member) supersede(inc string) {
+	m.mu.Lock()
+	if m.superseded != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.superseded = fmt.Errorf("%w: member ID %q of group %q on topic %q (incarnation %s; the newer is %s)",
+		ErrSuperseded, m.cfg.MemberID, m.cfg.Group, m.cfg.Topic, m.inc, incName(inc))
+	lost := make([]*Lease, 0, len(m.held))
+	for _, l := range m.held {
+		lost = append(lost, l)
+	}
+	m.mu.Unlock()
+	close(m.done)
+	m.stopBeat()
+	m.log.Info("Another instance joined the consumer group with this member ID; this one stops", watermill.LogFields{"newer_incarnation": incName(inc)})
+	for _, l := range lost {
+		l.lose(reasonSuperseded)
+	}
+}
+
+// incName names an incarnation in messages: "" is one of a member of an
+// earlier version.
+func incName(inc string) string {
+	if inc == "" {
+		return "unknown"
+	}
+	return inc
 }

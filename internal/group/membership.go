@@ -1,11 +1,14 @@
 package group
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/google/uuid"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
@@ -25,7 +28,7 @@ func (m *Member) heartbeat() {
 		}
 		m.expireIfPast()
 		t0 := m.now()
-		status, _, _, err := post(m.beatCtx, m.cfg.Client, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Kind: kindBeat}, -1, 0)
+		status, _, _, err := post(m.beatCtx, m.cfg.Client, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindBeat}, -1, 0)
 		if err == nil && status >= 200 && status < 300 {
 			m.extend(t0)
 			continue
@@ -83,66 +86,176 @@ func (m *Member) watch(from string, ready chan<- error) {
 	}
 }
 
+// observe takes in records of the members stream, in stream order. The
+// state of another member is kept per incarnation: a leave or heartbeat of
+// one incarnation of an ID never changes that of another, and a join of an
+// ID ends its earlier incarnations (the newer instance wins). A join of our
+// own ID by another incarnation after our own join means that we are the
+// older instance: we stop (supersede).
 func (m *Member) observe(recs []memberRecord) {
 	now := m.now()
+	newer, found := "", false
 	m.mu.Lock()
 	for _, r := range recs {
 		if r.Member == "" {
 			continue
 		}
+		if r.Member == m.cfg.MemberID {
+			switch {
+			case r.Inc == m.inc:
+				if r.Kind == kindJoin {
+					m.ownJoinSeen = true
+				}
+				if ch, ok := m.syncs[r.Sync]; ok && r.Sync != "" {
+					close(ch)
+					delete(m.syncs, r.Sync)
+				}
+			case r.Kind != kindJoin:
+				// Records of another instance with our ID: we count our ID
+				// as alive anyway, and tell older from newer by joins.
+			case m.ownJoinSeen:
+				if !found {
+					newer, found = r.Inc, true
+				}
+			default:
+				m.older[r.Inc] = true // it joined before us
+			}
+			continue
+		}
+		incs := m.members[r.Member]
+		if incs == nil {
+			incs = make(map[string]*incarnation)
+			m.members[r.Member] = incs
+		}
+		st := incs[r.Inc]
 		switch r.Kind {
-		case kindLeave:
-			m.left[r.Member] = now
-			delete(m.seen, r.Member)
 		case kindJoin:
-			delete(m.left, r.Member)
-			m.seen[r.Member] = now
+			for inc, other := range incs {
+				if inc != r.Inc && !other.left {
+					other.left, other.last = true, now
+				}
+			}
+			incs[r.Inc] = &incarnation{last: now}
+		case kindLeave:
+			if st == nil {
+				incs[r.Inc] = &incarnation{last: now, left: true}
+			} else {
+				st.left, st.last = true, now
+			}
 		default:
-			// A heartbeat after a leave does not bring a member back:
-			// only a join does.
-			if _, gone := m.left[r.Member]; !gone {
-				m.seen[r.Member] = now
+			// A heartbeat after a leave does not bring an incarnation
+			// back: only a join does.
+			if st == nil {
+				incs[r.Inc] = &incarnation{last: now}
+			} else if !st.left {
+				st.last = now
 			}
 		}
 	}
-	// Forget members long gone, so that the map does not grow with every
-	// member that ever lived (a dead one is dead after SessionTimeout).
-	for _, times := range []map[string]time.Duration{m.seen, m.left} {
-		for id, last := range times {
-			if now-last > 10*m.cfg.SessionTimeout {
-				delete(times, id)
+	// Forget incarnations long gone, so that the map does not grow with
+	// every member that ever lived (a dead one is dead after
+	// SessionTimeout).
+	for id, incs := range m.members {
+		for inc, st := range incs {
+			if now-st.last > 10*m.cfg.SessionTimeout {
+				delete(incs, inc)
 			}
+		}
+		if len(incs) == 0 {
+			delete(m.members, id)
 		}
 	}
 	m.mu.Unlock()
+	if found {
+		m.supersede(newer)
+	}
 	m.wake()
 }
 
-// aliveLocked reports whether member id counts as alive: not left, and
-// heard of within SessionTimeout. A member never heard of counts as heard
-// of at our join, so it expires SessionTimeout after it.
-func (m *Member) aliveLocked(id string, now time.Duration) bool {
+// aliveLocked reports whether incarnation inc of member id counts as alive:
+// not left, and heard of within SessionTimeout. An incarnation never heard
+// of counts as heard of at our join, so it expires SessionTimeout after it.
+func (m *Member) aliveLocked(id, inc string, now time.Duration) bool {
 	if id == m.cfg.MemberID {
 		return true
 	}
-	if _, gone := m.left[id]; gone {
-		return false
+	if st, ok := m.members[id][inc]; ok {
+		return !st.left && now-st.last < m.cfg.SessionTimeout
 	}
-	last, ok := m.seen[id]
-	if !ok {
-		last = m.joinedAt
-	}
-	return now-last < m.cfg.SessionTimeout
+	return now-m.joinedAt < m.cfg.SessionTimeout
 }
 
-// liveLocked is the sorted live member set, this member included.
+// liveLocked is the sorted live member set, this member included: the IDs
+// with an incarnation alive.
 func (m *Member) liveLocked(now time.Duration) []string {
 	live := []string{m.cfg.MemberID}
-	for id := range m.seen {
-		if id != m.cfg.MemberID && m.aliveLocked(id, now) {
-			live = append(live, id)
+	for id, incs := range m.members {
+		if id == m.cfg.MemberID {
+			continue
+		}
+		for _, st := range incs {
+			if !st.left && now-st.last < m.cfg.SessionTimeout {
+				live = append(live, id)
+				break
+			}
 		}
 	}
 	slices.Sort(live)
 	return live
+}
+
+// syncMembers returns once the watcher has read every members record
+// appended before the call: it appends a heartbeat with a nonce and waits
+// to read it back.
+func (m *Member) syncMembers(ctx context.Context) error {
+	nonce := uuid.NewString()
+	ch := make(chan struct{})
+	m.mu.Lock()
+	m.syncs[nonce] = ch
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.syncs, nonce)
+		m.mu.Unlock()
+	}()
+	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindBeat, Sync: nonce}); err != nil {
+		return err
+	}
+	timeout := time.NewTimer(m.cfg.SessionTimeout)
+	defer timeout.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.ctx.Done():
+		return m.ctx.Err()
+	case <-timeout.C:
+		return fmt.Errorf("the members stream did not show our own record within %v", m.cfg.SessionTimeout)
+	}
+}
+
+// olderIncarnation reports whether inc, another incarnation of our own ID
+// that owns a stream, joined before us, so that its streams are ours. Its
+// join (if it ever joined after ours) came before its claim, which we have
+// read: once the watcher has read everything appended until now, it has
+// seen that join, and we have stopped.
+func (m *Member) olderIncarnation(ctx context.Context, inc string) bool {
+	m.mu.Lock()
+	known := m.older[inc]
+	m.mu.Unlock()
+	if known {
+		return true
+	}
+	if err := m.syncMembers(ctx); err != nil {
+		m.log.Info("Could not read the members stream up to now; not claiming from another instance of this member ID yet", watermill.LogFields{"err": err})
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.superseded != nil {
+		return false
+	}
+	m.older[inc] = true
+	return true
 }

@@ -26,7 +26,11 @@ const ownerProducerID = "owner"
 type ownerRecord struct {
 	Owner string `json:"owner"`
 	// Claim is random per claim: it tells two claims of one member apart.
-	Claim    string          `json:"claim"`
+	Claim string `json:"claim"`
+	// Inc is the owner's incarnation (random per Join): it tells a
+	// member's own claims from those of another instance with its ID.
+	// Records of earlier versions have none ("", an unknown incarnation).
+	Inc      string          `json:"inc,omitempty"`
 	Epoch    int64           `json:"epoch"`
 	Position json.RawMessage `json:"pos,omitempty"`
 	Released bool            `json:"released,omitempty"`
@@ -42,6 +46,13 @@ type memberRecord struct {
 	// stream is free, so that its next owner claims it at once).
 	Kind   string `json:"k"`
 	Stream string `json:"s,omitempty"`
+	// Inc is the incarnation of the member (random per Join): a leave or
+	// heartbeat of one incarnation of an ID says nothing about another.
+	// Records of earlier versions have none ("", an unknown incarnation).
+	Inc string `json:"i,omitempty"`
+	// Sync, on a heartbeat, is a nonce the member waits to read back:
+	// once it has, it has read every record appended before it.
+	Sync string `json:"y,omitempty"`
 }
 
 const (

@@ -76,6 +76,12 @@ func (g *ledger) waitDistinct(t *testing.T, n int, within time.Duration) {
 
 // worker consumes every lease of m until m leaves.
 func worker(t *testing.T, m *Member, streamURL func(string) string, g *ledger, b *board) {
+	workerAs(t, m, m.ID(), streamURL, g, b)
+}
+
+// workerAs is worker with the handlings and holdings noted as label's (two
+// instances of one member ID).
+func workerAs(t *testing.T, m *Member, label string, streamURL func(string) string, g *ledger, b *board) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -84,7 +90,7 @@ func worker(t *testing.T, m *Member, streamURL func(string) string, g *ledger, b
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				work(t, m, l, streamURL(l.Stream()), g, b)
+				work(t, m, label, l, streamURL(l.Stream()), g, b)
 			}()
 		}
 	}()
@@ -94,10 +100,10 @@ func worker(t *testing.T, m *Member, streamURL func(string) string, g *ledger, b
 	})
 }
 
-func work(t *testing.T, m *Member, l *Lease, url string, g *ledger, b *board) {
+func work(t *testing.T, m *Member, label string, l *Lease, url string, g *ledger, b *board) {
 	if b != nil {
-		b.take(l.Stream(), m.ID())
-		defer b.drop(l.Stream(), m.ID())
+		b.take(l.Stream(), label)
+		defer b.drop(l.Stream(), label)
 	}
 	offset := reader.OffsetBeginning
 	if l.Start() != nil {
@@ -136,7 +142,7 @@ func work(t *testing.T, m *Member, l *Lease, url string, g *ledger, b *board) {
 			return
 		}
 		for _, j := range jobs {
-			g.handle(m.ID(), j)
+			g.handle(label, j)
 		}
 		last, _ = json.Marshal(chunk.NextOffset)
 		if err := l.Store(context.Background(), last); err != nil {
