@@ -1,8 +1,10 @@
 package producer
 
 import (
+	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -96,6 +98,45 @@ func TestCloseStreamUnknownOutcomeThenCloseAgain(t *testing.T) {
 	offset, err := p.CloseStream(t.Context(), nil)
 	require.NoError(t, err)
 	require.NotEmpty(t, offset)
+	require.True(t, streamClosed(t, url))
+	requireExactlyOnce(t, url, full(1, 1))
+}
+
+// A CloseStream waiting for another CloseStream of the producer ends with
+// its context, having queued nothing; the first one goes on. Before, it
+// waited on a mutex for as long as the first close took.
+func TestCloseStreamWaitForAnotherEndsWithContext(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, rec := testConfig(t, url)
+	p := start(t, cfg)
+	arrived, release := rec.hold(1)
+	defer release()
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.CloseStream(context.Background(), payload(0, 0))
+		first <- err
+	}()
+	<-arrived // the first close is on the wire, held
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	second := make(chan error, 1)
+	go func() {
+		_, err := p.CloseStream(ctx, nil)
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		require.ErrorIs(t, err, context.Canceled)
+		require.NotErrorIs(t, err, protocol.ErrOutcomeUnknown, "this call queued nothing")
+	case <-time.After(5 * time.Second):
+		t.Fatal("CloseStream ignored its context while another CloseStream was pending")
+	}
+	require.Equal(t, int64(1), rec.requests.Load(), "the second call sent nothing")
+
+	release()
+	require.NoError(t, <-first)
 	require.True(t, streamClosed(t, url))
 	requireExactlyOnce(t, url, full(1, 1))
 }

@@ -72,7 +72,9 @@ type Producer struct {
 	closedOffset   string
 	closedByUs     bool
 
-	closeStreamMu sync.Mutex // one CloseStream at a time
+	// closeStreamSlot holds one CloseStream at a time; a channel, so that
+	// a second one waits no longer than its context.
+	closeStreamSlot chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,6 +102,8 @@ func New(cfg Config) (*Producer, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		space:  make(chan struct{}),
+
+		closeStreamSlot: make(chan struct{}, 1),
 	}
 	p.epoch.Store(cfg.Epoch)
 	s := newSequencer(p)
@@ -297,15 +301,24 @@ func (p *Producer) mark() (*flushMarker, error) {
 // Append fails with protocol.ErrStreamClosed. A failure of the messages
 // flushed first does not stop the close; ctx does. When ctx ends while the
 // close is queued or in flight, the error matches
-// protocol.ErrOutcomeUnknown: the stream may still be closed.
+// protocol.ErrOutcomeUnknown: the stream may still be closed. While
+// another CloseStream of the producer is pending, CloseStream waits for it
+// no longer than ctx; ending then, it has queued nothing (the error wraps
+// the context's).
 func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error) {
 	if len(final) > 0 {
 		if err := p.Validate(final); err != nil {
 			return "", err
 		}
 	}
-	p.closeStreamMu.Lock()
-	defer p.closeStreamMu.Unlock()
+	select {
+	case p.closeStreamSlot <- struct{}{}:
+		defer func() { <-p.closeStreamSlot }()
+	case <-ctx.Done():
+		// This call queued nothing; the other one may yet close the stream.
+		return "", fmt.Errorf("close stream %s: waiting for another CloseStream of it to finish: %w",
+			protocol.RedactURL(p.cfg.URL), context.Cause(ctx))
+	}
 	if offset, done := p.alreadyClosed(len(final) > 0); done {
 		return offset, nil
 	}
