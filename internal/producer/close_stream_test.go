@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -139,4 +140,71 @@ func TestCloseStreamWaitForAnotherEndsWithContext(t *testing.T) {
 	require.NoError(t, <-first)
 	require.True(t, streamClosed(t, url))
 	requireExactlyOnce(t, url, full(1, 1))
+}
+
+// Close whose context has ended fails only for messages without a result:
+// with everything written it returns nil (before: ErrProducerClosed with
+// the context's error, blaming a producer that had nothing pending).
+func TestCloseWithEndedContextAndNothingPendingSucceeds(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, _ := testConfig(t, url)
+	p := start(t, cfg)
+	done := make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { done <- err }))
+	require.NoError(t, <-done)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.NoError(t, p.Close(ctx))
+	require.ErrorIs(t, p.Append(t.Context(), payload(0, 1), nil), ErrProducerClosed)
+	requireExactlyOnce(t, url, full(1, 1))
+}
+
+// Close that gives up on a message on the wire says it may have been
+// written, as the message's own error does; messages never sent say
+// ErrProducerClosed (before: ErrProducerClosed with the context's error,
+// which reads as "not written").
+func TestCloseGivingUpSaysWhatMayHaveBeenWritten(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, rec := testConfig(t, url)
+	cfg.MaxInFlight = 1
+	p := start(t, cfg)
+	arrived, release := rec.hold(1)
+	defer release()
+	onWire, queued := make(chan error, 1), make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { onWire <- err }))
+	<-arrived
+	require.NoError(t, p.Append(t.Context(), payload(0, 1), func(_ string, err error) { queued <- err }))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := p.Close(ctx)
+	require.ErrorIs(t, <-onWire, protocol.ErrOutcomeUnknown)
+	queuedErr := <-queued
+	require.ErrorIs(t, queuedErr, ErrProducerClosed)
+	require.NotErrorIs(t, queuedErr, protocol.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, protocol.ErrOutcomeUnknown, "it must not read as \"not written\" alone")
+}
+
+func TestGaveUp(t *testing.T) {
+	cause := fmt.Errorf("%w: %w", ErrProducerClosed, context.DeadlineExceeded)
+	require.NoError(t, gaveUp(nil, cause), "nothing failed")
+	var notSent errorSet
+	notSent.add(cause, 2)
+	require.ErrorIs(t, gaveUp(notSent.err(), cause), ErrProducerClosed)
+	require.ErrorIs(t, gaveUp(notSent.err(), cause), context.DeadlineExceeded)
+	mixed := notSent
+	mixed.add(fmt.Errorf("%w: cut", protocol.ErrOutcomeUnknown), 1)
+	require.ErrorIs(t, gaveUp(mixed.err(), cause), protocol.ErrOutcomeUnknown)
+}
+
+func TestErrorSetKeepsAnOutcomeUnknownPastItsBound(t *testing.T) {
+	var s errorSet
+	for i := range maxDistinctErrors + 3 {
+		s.add(fmt.Errorf("refused %d", i), 1)
+	}
+	s.add(fmt.Errorf("%w: cut", protocol.ErrOutcomeUnknown), 1)
+	s.add(fmt.Errorf("refused again"), 1)
+	require.ErrorIs(t, s.err(), protocol.ErrOutcomeUnknown)
+	require.Contains(t, s.err().Error(), fmt.Sprintf("%d message(s) failed", maxDistinctErrors+5))
 }
