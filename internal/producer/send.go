@@ -133,7 +133,7 @@ func (p *Producer) send(a attempt) result {
 	switch {
 	case needsHeadCheck(a.sent(a.acked), last):
 		last.headClosed = closedOnHead(p.head(ctx))
-	case needsTypeCheck(last):
+	case needsTypeCheck(a.sent(a.acked), last):
 		last.streamType = typeOnHead(p.head(ctx))
 	}
 	return result{a: a, ans: last, earlier: mayBeWritten}

@@ -221,7 +221,7 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 			o.kind, o.seq = gap, expected
 		}
 
-	case a.status == http.StatusConflict && a.streamType != nil && !protocol.SameContentType(*a.streamType, s.contentType):
+	case a.status == http.StatusConflict && carriesBody(s) && a.streamType != nil && !protocol.SameContentType(*a.streamType, s.contentType):
 		// §5.2: a 409 that is neither a closed stream nor a sequence gap,
 		// for a stream whose type is not the one sent: the stream was
 		// deleted and created again with another content type.
@@ -308,10 +308,14 @@ func needsHeadCheck(s sent, a answer) bool {
 // needsTypeCheck: a 409 that says neither closed nor a sequence gap may be a
 // content type mismatch (§5.2), which only the stream's type can show (see
 // answer.streamType).
-func needsTypeCheck(a answer) bool {
-	return a.err == nil && a.status == http.StatusConflict && !isTrue(a.header.Get(protocol.HeaderClosed)) &&
+func needsTypeCheck(s sent, a answer) bool {
+	return carriesBody(s) && a.err == nil && a.status == http.StatusConflict && !isTrue(a.header.Get(protocol.HeaderClosed)) &&
 		a.header.Get(protocol.HeaderExpectedSeq) == ""
 }
+
+// carriesBody: the request has data, so its Content-Type counts (§5.2: a
+// close-only request is never refused for its Content-Type).
+func carriesBody(s sent) bool { return !s.close || s.final }
 
 // typeOnHead reads the HEAD that checks such a 409: the stream's content
 // type, or nil when the answer does not say.

@@ -83,6 +83,7 @@ func TestAnswerTable(t *testing.T) {
 		{name: "409 bare, type unknown", sent: plain, ans: answer{status: 409}, kind: rejected, errAs: true},
 		{name: "409 content type mismatch (HEAD: another type)", sent: plain, ans: answer{status: 409, body: "Content-type mismatch", streamType: &textPlain}, kind: rejected, errIs: protocol.ErrContentTypeMismatch, errHas: []string{`"text/plain"`, `"application/json"`}},
 		{name: "409 content type mismatch, Caddy's wording", sent: plain, ans: answer{status: 409, body: "content type mismatch", streamType: &textPlain}, kind: rejected, errIs: protocol.ErrContentTypeMismatch},
+		{name: "409 bare to a close-only request: not about the type", sent: closeOnly, ans: answer{status: 409, streamType: &textPlain}, kind: rejected, errAs: true},
 		{name: "409 bare, HEAD: same media type", sent: plain, ans: answer{status: 409, streamType: &jsonWithCharset}, kind: rejected, errAs: true},
 		{name: "409 to a close: closed by another request", sent: closeOnly, ans: answer{status: 409, header: hdr("Stream-Closed", "true", "Stream-Next-Offset", off)}, kind: closedByOthers, offset: off},
 		// §5.3 and §5.2.1 "Stream Closure with Idempotent Producers".
@@ -185,8 +186,11 @@ func TestTypeOnHead(t *testing.T) {
 	require.Equal(t, "text/plain", *typeOnHead(200, http.Header{"Content-Type": {" text/plain "}}))
 	require.Nil(t, typeOnHead(200, http.Header{}))
 	require.Nil(t, typeOnHead(404, http.Header{"Content-Type": {"text/plain"}}))
-	require.True(t, needsTypeCheck(answer{status: 409, header: http.Header{}}))
-	require.False(t, needsTypeCheck(answer{status: 409, header: http.Header{"Stream-Closed": {"true"}}}))
-	require.False(t, needsTypeCheck(answer{status: 409, header: http.Header{"Producer-Expected-Seq": {"4"}}}))
-	require.False(t, needsTypeCheck(answer{status: 400, header: http.Header{}}))
+	data, closeOnly, closeFinal := sent{}, sent{close: true}, sent{close: true, final: true}
+	require.True(t, needsTypeCheck(data, answer{status: 409, header: http.Header{}}))
+	require.True(t, needsTypeCheck(closeFinal, answer{status: 409, header: http.Header{}}))
+	require.False(t, needsTypeCheck(closeOnly, answer{status: 409, header: http.Header{}}), "§5.2: no Content-Type check without a body")
+	require.False(t, needsTypeCheck(data, answer{status: 409, header: http.Header{"Stream-Closed": {"true"}}}))
+	require.False(t, needsTypeCheck(data, answer{status: 409, header: http.Header{"Producer-Expected-Seq": {"4"}}}))
+	require.False(t, needsTypeCheck(data, answer{status: 400, header: http.Header{}}))
 }
