@@ -2,9 +2,11 @@ package durablestreams_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -77,4 +79,51 @@ func (s signalTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return s.base.RoundTrip(req)
+}
+
+// answerLostTransport lets the server apply the next armed POSTs, throws
+// their answers away, runs then (as another writer acting meanwhile) and
+// fails them as a connection cut after the request was written.
+type answerLostTransport struct {
+	base  http.RoundTripper
+	armed atomic.Int32
+	then  func()
+}
+
+func (l *answerLostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || l.armed.Add(-1) < 0 {
+		return l.base.RoundTrip(req)
+	}
+	resp, err := l.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if l.then != nil {
+		l.then()
+	}
+	return nil, errors.New("test: connection reset after the server applied the request")
+}
+
+// rawRequest sends one request outside any Publisher, as another writer
+// would; it is safe in any goroutine.
+func rawRequest(method, url, contentType, body string, header ...string) (int, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
 }

@@ -412,24 +412,33 @@ func (p *Publisher) closeStream(ctx context.Context, stream string, final *messa
 }
 
 // Flush waits until every message published to any topic so far is
-// acknowledged, and returns the errors of those that failed. It is useful
-// with Async; a synchronous Publish has nothing left to flush.
+// acknowledged, and returns the errors of those that failed, per topic,
+// with the public types Publish's errors have (errors.As finds *HTTPError).
+// It is useful with Async; a synchronous Publish has nothing left to flush.
 func (p *Publisher) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
 	}
-	return p.topics.flush(ctx)
+	if err := p.topics.flush(ctx); err != nil {
+		return errorf(err, "flush")
+	}
+	return nil
 }
 
 // Close flushes every topic's producer within CloseTimeout, stops them and
-// returns what failed. Later calls to Publish return ErrPublisherClosed.
+// returns what failed: the topics whose messages did not all get written,
+// and stream creations it cut short. When CloseTimeout ends first, the
+// error matches ErrOutcomeUnknown if a message may have been written (it was
+// on the wire), else ErrPublisherClosed. Later calls to Publish return ErrPublisherClosed.
 // Close is idempotent: later calls return the first call's result.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		ctx, cancel := detachedContext(p.config.CloseTimeout)
 		defer cancel()
-		p.closeErr = p.topics.close(ctx)
+		if err := p.topics.close(ctx); err != nil {
+			p.closeErr = errorf(err, "close")
+		}
 		if p.ownHTTP {
 			p.client.HTTP.CloseIdleConnections()
 		}

@@ -28,6 +28,9 @@ type topicProducer struct {
 
 	fencedLogged atomic.Bool
 	logger       watermill.LoggerAdapter
+	// idleRetired: the reaper took the producer with every message
+	// acknowledged; a Flush that still finds it has nothing to wait for.
+	idleRetired atomic.Bool
 }
 
 // started reports whether the producer is ready to use; reading
@@ -240,6 +243,7 @@ func (r *topicRegistry) takeIdle(now time.Time, idle time.Duration) []*topicProd
 		// would let a new one for the topic write beside it (fencing each
 		// other, out of order) and a Flush miss them.
 		if tp.users == 0 && tp.started() && now.Sub(tp.lastUsed) >= idle && tp.producer.Idle() {
+			tp.idleRetired.Store(true)
 			delete(r.topics, topic)
 			out = append(out, tp)
 		}
@@ -276,8 +280,20 @@ func (r *topicRegistry) snapshot() []*topicProducer {
 	return out
 }
 
-func (r *topicRegistry) flush(ctx context.Context) error {
-	return r.each(r.snapshot(), func(tp *topicProducer) error { return tp.producer.Flush(ctx) })
+// flush flushes every producer. One the reaper retired since the snapshot
+// (closed, so Flush says ErrProducerClosed) had every message acknowledged
+// when it was taken, and no Publish could use it after: nothing of it
+// failed.
+func (r *topicRegistry) flush(ctx context.Context) error { return r.flushAll(ctx, r.snapshot()) }
+
+func (r *topicRegistry) flushAll(ctx context.Context, tps []*topicProducer) error {
+	return r.each(tps, func(tp *topicProducer) error {
+		err := tp.producer.Flush(ctx)
+		if errors.Is(err, producer.ErrProducerClosed) && tp.idleRetired.Load() {
+			return nil
+		}
+		return err
+	})
 }
 
 // close stops the reaper, then flushes and stops every producer.
@@ -304,13 +320,23 @@ func (r *topicRegistry) close(ctx context.Context) error {
 			<-tp.ready
 		}
 	}
+	// A creation that CloseTimeout cut short is blamed; of the started
+	// producers only those whose messages did not all get a result (an
+	// idle producer's Close succeeds with ctx over).
+	var cut []error
+	for _, tp := range pending {
+		if tp.initErr != nil && errors.Is(tp.initErr, ErrPublisherClosed) {
+			cut = append(cut, wrap(tp.initErr, "topic %q", tp.topic))
+		}
+	}
 	err := r.each(r.snapshot(), func(tp *topicProducer) error { return tp.producer.Close(ctx) })
 	r.cancel()
 	r.workers.Wait()
-	return err
+	return errors.Join(append(cut, err)...)
 }
 
-// each runs fn for every producer concurrently and joins the errors.
+// each runs fn for every producer concurrently and joins the errors,
+// each in its public form (see Publisher.mapErr) and named by its topic.
 func (r *topicRegistry) each(tps []*topicProducer, fn func(*topicProducer) error) error {
 	errs := make([]error, len(tps))
 	var wg sync.WaitGroup
@@ -319,7 +345,7 @@ func (r *topicRegistry) each(tps []*topicProducer, fn func(*topicProducer) error
 		go func() {
 			defer wg.Done()
 			if err := fn(tp); err != nil {
-				errs[i] = fmt.Errorf("topic %q: %w", tp.topic, err)
+				errs[i] = wrap(r.pub.mapErr(err), "topic %q", tp.topic)
 			}
 		}()
 	}

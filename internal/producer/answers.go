@@ -63,8 +63,8 @@ func (s *sequencer) handle(r result) {
 			s.ack(b, o.offset) // close-only: the stream is closed, as asked
 			return
 		}
-		s.setFatal(o.err)
-		s.fail(b, o.err)
+		s.setFatal(o.streamErr)
+		s.fail(b, s.unknownIf(b, o.err))
 
 	case duplicateOfOthers:
 		s.p.log.Debug("Sequence number already used on the server, renumbering", watermill.LogFields{
@@ -107,18 +107,18 @@ func (s *sequencer) handle(r result) {
 			s.rebase = true
 			return
 		}
-		s.setFatal(o.err)
-		s.fail(b, o.err)
+		s.setFatal(o.streamErr)
+		s.fail(b, s.unknownIf(b, o.err))
 
 	case notFound:
-		s.setFatal(o.err)
-		s.fail(b, o.err)
+		s.setFatal(o.streamErr)
+		s.fail(b, s.unknownIf(b, o.err))
 
 	case rejected:
 		// The server applied nothing and did not advance: the batches after
 		// this one are renumbered.
 		s.rebase = true
-		s.fail(b, s.unknownIf(b, r.earlier, o.err))
+		s.fail(b, s.unknownIf(b, o.err))
 
 	case unanswered, retryable:
 		if o.mayBeWritten || b.maybeLanded {
@@ -130,14 +130,15 @@ func (s *sequencer) handle(r result) {
 		}
 		// Never applied, or numbered past: the batches after it move.
 		s.rebase = true
-		s.fail(b, s.unknownIf(b, false, o.err))
+		s.fail(b, s.unknownIf(b, o.err))
 	}
 }
 
 // unknownIf makes err an outcome-unknown error when the batch may have
-// been written by any request for it.
-func (s *sequencer) unknownIf(b *batch, mayBe bool, err error) error {
-	if (b.maybeLanded || mayBe) && !errors.Is(err, protocol.ErrOutcomeUnknown) {
+// been written by an earlier launch (the answer table says so for the
+// tries of one launch; see mayBeOurs).
+func (s *sequencer) unknownIf(b *batch, err error) error {
+	if b.maybeLanded && !errors.Is(err, protocol.ErrOutcomeUnknown) {
 		return fmt.Errorf("%w: an earlier request for this batch may have been written: %w", protocol.ErrOutcomeUnknown, err)
 	}
 	return err
@@ -156,7 +157,7 @@ func (s *sequencer) conflict(b *batch) {
 func (s *sequencer) conflicted(b *batch) {
 	b.conflicts++
 	if b.conflicts > maxConflicts {
-		s.fail(b, s.unknownIf(b, false, errConflicts))
+		s.fail(b, s.unknownIf(b, errConflicts))
 	}
 }
 
@@ -263,7 +264,7 @@ func (s *sequencer) failWaiting() {
 	clear(s.queue[len(kept):])
 	s.queue = kept
 	for _, b := range failed {
-		s.complete(b, "", s.unknownIf(b, false, s.fatal))
+		s.complete(b, "", s.unknownIf(b, s.fatal))
 	}
 }
 

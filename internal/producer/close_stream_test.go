@@ -1,8 +1,11 @@
 package producer
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -98,4 +101,110 @@ func TestCloseStreamUnknownOutcomeThenCloseAgain(t *testing.T) {
 	require.NotEmpty(t, offset)
 	require.True(t, streamClosed(t, url))
 	requireExactlyOnce(t, url, full(1, 1))
+}
+
+// A CloseStream waiting for another CloseStream of the producer ends with
+// its context, having queued nothing; the first one goes on. Before, it
+// waited on a mutex for as long as the first close took.
+func TestCloseStreamWaitForAnotherEndsWithContext(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, rec := testConfig(t, url)
+	p := start(t, cfg)
+	arrived, release := rec.hold(1)
+	defer release()
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.CloseStream(context.Background(), payload(0, 0))
+		first <- err
+	}()
+	<-arrived // the first close is on the wire, held
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	second := make(chan error, 1)
+	go func() {
+		_, err := p.CloseStream(ctx, nil)
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		require.ErrorIs(t, err, context.Canceled)
+		require.NotErrorIs(t, err, protocol.ErrOutcomeUnknown, "this call queued nothing")
+	case <-time.After(5 * time.Second):
+		t.Fatal("CloseStream ignored its context while another CloseStream was pending")
+	}
+	require.Equal(t, int64(1), rec.requests.Load(), "the second call sent nothing")
+
+	release()
+	require.NoError(t, <-first)
+	require.True(t, streamClosed(t, url))
+	requireExactlyOnce(t, url, full(1, 1))
+}
+
+// Close whose context has ended fails only for messages without a result:
+// with everything written it returns nil (before: ErrProducerClosed with
+// the context's error, blaming a producer that had nothing pending).
+func TestCloseWithEndedContextAndNothingPendingSucceeds(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, _ := testConfig(t, url)
+	p := start(t, cfg)
+	done := make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { done <- err }))
+	require.NoError(t, <-done)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.NoError(t, p.Close(ctx))
+	require.ErrorIs(t, p.Append(t.Context(), payload(0, 1), nil), ErrProducerClosed)
+	requireExactlyOnce(t, url, full(1, 1))
+}
+
+// Close that gives up on a message on the wire says it may have been
+// written, as the message's own error does; messages never sent say
+// ErrProducerClosed (before: ErrProducerClosed with the context's error,
+// which reads as "not written").
+func TestCloseGivingUpSaysWhatMayHaveBeenWritten(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, rec := testConfig(t, url)
+	cfg.MaxInFlight = 1
+	p := start(t, cfg)
+	arrived, release := rec.hold(1)
+	defer release()
+	onWire, queued := make(chan error, 1), make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { onWire <- err }))
+	<-arrived
+	require.NoError(t, p.Append(t.Context(), payload(0, 1), func(_ string, err error) { queued <- err }))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := p.Close(ctx)
+	require.ErrorIs(t, <-onWire, protocol.ErrOutcomeUnknown)
+	queuedErr := <-queued
+	require.ErrorIs(t, queuedErr, ErrProducerClosed)
+	require.NotErrorIs(t, queuedErr, protocol.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, protocol.ErrOutcomeUnknown, "it must not read as \"not written\" alone")
+}
+
+func TestGaveUp(t *testing.T) {
+	cause := fmt.Errorf("%w: %w", ErrProducerClosed, context.DeadlineExceeded)
+	require.NoError(t, gaveUp(nil, cause), "nothing failed")
+	var notSent errorSet
+	notSent.add(cause, 2)
+	require.ErrorIs(t, gaveUp(notSent.err(), cause), ErrProducerClosed)
+	require.ErrorIs(t, gaveUp(notSent.err(), cause), context.DeadlineExceeded)
+	mixed := notSent
+	mixed.add(fmt.Errorf("%w: cut", protocol.ErrOutcomeUnknown), 1)
+	require.ErrorIs(t, gaveUp(mixed.err(), cause), protocol.ErrOutcomeUnknown)
+}
+
+func TestErrorSetKeepsAnOutcomeUnknownPastItsBound(t *testing.T) {
+	var s errorSet
+	for i := range maxDistinctErrors + 3 {
+		s.add(fmt.Errorf("refused %d", i), 1)
+	}
+	s.add(fmt.Errorf("%w: cut", protocol.ErrOutcomeUnknown), 1)
+	s.add(fmt.Errorf("refused again"), 1)
+	require.ErrorIs(t, s.err(), protocol.ErrOutcomeUnknown)
+	require.Contains(t, s.err().Error(), fmt.Sprintf("%d message(s) failed", maxDistinctErrors+5))
 }

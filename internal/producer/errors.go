@@ -3,6 +3,8 @@ package producer
 import (
 	"errors"
 	"fmt"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
 // Sentinels of the producer; the root package re-exports them.
@@ -24,15 +26,20 @@ const maxDistinctErrors = 16
 
 // errorSet gathers the errors of failed messages for Flush: the first
 // maxDistinctErrors distinct ones, and how many messages failed in all.
+// The first error matching protocol.ErrOutcomeUnknown is kept past that
+// bound, so that the whole matches it whenever a message may have been
+// written.
 type errorSet struct {
-	errs   []error
-	seen   map[string]struct{}
-	failed int
+	errs    []error
+	seen    map[string]struct{}
+	failed  int
+	unknown bool // an outcome-unknown error is kept
 }
 
 func (s *errorSet) add(err error, messages int) {
 	s.failed += messages
-	if len(s.errs) >= maxDistinctErrors {
+	unknown := errors.Is(err, protocol.ErrOutcomeUnknown)
+	if len(s.errs) >= maxDistinctErrors && (s.unknown || !unknown) {
 		return
 	}
 	key := err.Error()
@@ -44,6 +51,7 @@ func (s *errorSet) add(err error, messages int) {
 	}
 	s.seen[key] = struct{}{}
 	s.errs = append(s.errs, err)
+	s.unknown = s.unknown || unknown
 }
 
 func (s *errorSet) err() error {

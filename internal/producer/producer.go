@@ -12,6 +12,7 @@ package producer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -72,7 +73,9 @@ type Producer struct {
 	closedOffset   string
 	closedByUs     bool
 
-	closeStreamMu sync.Mutex // one CloseStream at a time
+	// closeStreamSlot holds one CloseStream at a time; a channel, so that
+	// a second one waits no longer than its context.
+	closeStreamSlot chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,6 +103,8 @@ func New(cfg Config) (*Producer, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		space:  make(chan struct{}),
+
+		closeStreamSlot: make(chan struct{}, 1),
 	}
 	p.epoch.Store(cfg.Epoch)
 	s := newSequencer(p)
@@ -297,15 +302,24 @@ func (p *Producer) mark() (*flushMarker, error) {
 // Append fails with protocol.ErrStreamClosed. A failure of the messages
 // flushed first does not stop the close; ctx does. When ctx ends while the
 // close is queued or in flight, the error matches
-// protocol.ErrOutcomeUnknown: the stream may still be closed.
+// protocol.ErrOutcomeUnknown: the stream may still be closed. While
+// another CloseStream of the producer is pending, CloseStream waits for it
+// no longer than ctx; ending then, it has queued nothing (the error wraps
+// the context's).
 func (p *Producer) CloseStream(ctx context.Context, final []byte) (string, error) {
 	if len(final) > 0 {
 		if err := p.Validate(final); err != nil {
 			return "", err
 		}
 	}
-	p.closeStreamMu.Lock()
-	defer p.closeStreamMu.Unlock()
+	select {
+	case p.closeStreamSlot <- struct{}{}:
+		defer func() { <-p.closeStreamSlot }()
+	case <-ctx.Done():
+		// This call queued nothing; the other one may yet close the stream.
+		return "", fmt.Errorf("close stream %s: waiting for another CloseStream of it to finish: %w",
+			protocol.RedactURL(p.cfg.URL), context.Cause(ctx))
+	}
 	if offset, done := p.alreadyClosed(len(final) > 0); done {
 		return offset, nil
 	}
@@ -361,24 +375,56 @@ func (p *Producer) alreadyClosedLocked(withFinal bool) (string, bool) {
 }
 
 // Close flushes within ctx, then stops every goroutine of the producer.
-// It never closes the stream. Messages still pending when ctx ends fail with
-// ErrProducerClosed (wrapping the context's error), and so does Close.
-// Close is idempotent.
+// It never closes the stream. It returns nil when every message appended
+// before it was written, even if ctx ends as it returns; otherwise the
+// errors of the messages that failed, as Flush. When ctx ends first, Close
+// gives up: messages on the wire fail with an error matching
+// protocol.ErrOutcomeUnknown (they may have been written), the others with
+// ErrProducerClosed (wrapping the context's error), and Close's error
+// matches protocol.ErrOutcomeUnknown if any message's does, ErrProducerClosed
+// otherwise. Close is idempotent.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closing = true
 		p.mu.Unlock()
-		err := p.Flush(ctx)
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w: %w", ErrProducerClosed, context.Cause(ctx))
-			p.cancel(err)
+		m, err := p.mark()
+		if err == nil {
+			select {
+			case <-m.done:
+				err = m.err
+			case <-ctx.Done():
+				cause := fmt.Errorf("%w: %w", ErrProducerClosed, context.Cause(ctx))
+				p.cancel(cause)
+				close(p.stop)
+				<-p.done
+				<-m.done // the owner gave every message its result before it exited
+				err = gaveUp(m.err, cause)
+			}
 		}
-		close(p.stop)
+		select {
+		case <-p.stop:
+		default:
+			close(p.stop)
+		}
 		<-p.done
 		p.cancel(ErrProducerClosed)
 		p.closeErr = err
 	})
 	<-p.done
 	return p.closeErr
+}
+
+// gaveUp is Close's error when ctx ended before every message had its
+// result: nil if none failed after all, else one that says "may have been
+// written" if any message's error does.
+func gaveUp(failed, cause error) error {
+	switch {
+	case failed == nil:
+		return nil
+	case errors.Is(failed, protocol.ErrOutcomeUnknown):
+		return fmt.Errorf("%v; messages in flight may have been written: %w", cause, failed)
+	default:
+		return fmt.Errorf("%w: %w", cause, failed)
+	}
 }

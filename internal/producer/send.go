@@ -29,6 +29,8 @@ type attempt struct {
 	body  []byte
 	close bool
 	final bool // with close: a final message
+	// contentType is what the request says it carries.
+	contentType string
 	// acked is the highest seq of this epoch acknowledged before the
 	// launch: the server held it before this request arrived.
 	acked int64
@@ -71,7 +73,7 @@ type result struct {
 // sent is the attempt as the answer table sees it, given the highest seq
 // of its epoch acknowledged by now.
 func (a attempt) sent(ackedNow int64) sent {
-	return sent{epoch: a.epoch, seq: a.seq, close: a.close, final: a.final,
+	return sent{epoch: a.epoch, seq: a.seq, contentType: a.contentType, close: a.close, final: a.final,
 		ackedAtSend: a.acked, ackedNow: max(ackedNow, a.acked)}
 }
 
@@ -128,28 +130,32 @@ func (p *Producer) send(a attempt) result {
 	if err != nil {
 		return result{a: a, ans: answer{err: err, gaveUp: true, mayBeWritten: mayBeWritten}}
 	}
-	if needsHeadCheck(a.sent(a.acked), last) {
-		last.headClosed = p.headClosed(ctx)
+	switch {
+	case needsHeadCheck(a.sent(a.acked), last):
+		last.headClosed = closedOnHead(p.head(ctx))
+	case needsTypeCheck(a.sent(a.acked), last):
+		last.streamType = typeOnHead(p.head(ctx))
 	}
 	return result{a: a, ans: last, earlier: mayBeWritten}
 }
 
-// headClosed asks the server whether the stream is closed, for a 204 to a
-// close (see answer.headClosed); nil when it cannot tell.
-func (p *Producer) headClosed(ctx context.Context) *bool {
+// head asks the server about the stream, for an answer whose headers do
+// not say enough (see answer.headClosed and answer.streamType); status 0
+// when it cannot tell.
+func (p *Producer) head(ctx context.Context) (int, http.Header) {
 	client := p.cfg.Client
 	ctx, cancel := client.WithTimeout(ctx)
 	defer cancel()
 	req, err := client.NewRequest(ctx, http.MethodHead, p.cfg.URL, nil)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
 	protocol.DrainClose(resp.Body)
-	return closedOnHead(resp.StatusCode, resp.Header)
+	return resp.StatusCode, resp.Header
 }
 
 // post makes one try, bounded by the request timeout.

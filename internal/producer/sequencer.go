@@ -239,7 +239,7 @@ func (s *sequencer) absorb(items []item) {
 func (s *sequencer) launch(b *batch) {
 	b.inFlight = true
 	s.inFlight++
-	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, close: b.closeResult != nil,
+	a := attempt{b: b, epoch: s.epoch, seq: b.seq, body: b.body, contentType: s.p.cfg.ContentType, close: b.closeResult != nil,
 		final: len(b.dones) > 0, acked: s.acked, maybeLanded: b.maybeLanded, after: s.lastWrite, wrote: newWriteSignal()}
 	if b.conflicts > 1 {
 		// The first repeat goes at once (most conflicts are a request that

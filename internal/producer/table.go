@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -52,7 +53,8 @@ const (
 	notFound
 	// rejected: the server refused the request and applied nothing (400,
 	// 413, a 409 of another kind, 405, 501, garbage headers, an unknown
-	// status).
+	// status). A 409 for a stream that a HEAD shows with another content
+	// type fails with protocol.ErrContentTypeMismatch.
 	rejected
 	// retryable: this try failed in a way that a repeat may fix (429, 5xx,
 	// a network error or timeout); mayBeWritten says if it could have been
@@ -74,8 +76,10 @@ func (k outcomeKind) String() string { return kindNames[k] }
 // it was sent in.
 type sent struct {
 	epoch, seq int64
-	close      bool // Stream-Closed: true
-	final      bool // with close: the request carries a final message
+	// contentType is the request's Content-Type.
+	contentType string
+	close       bool // Stream-Closed: true
+	final       bool // with close: the request carries a final message
 	// earlier: an earlier try of this very request may have been applied.
 	earlier bool
 	// ackedAtSend: the highest seq of this epoch acknowledged before the
@@ -104,6 +108,13 @@ type answer struct {
 	// echoes Stream-Closed: true on a duplicate 204 to a close whether or
 	// not the stream is closed, so the 204's header proves nothing.
 	headClosed *bool
+	// streamType is, for a 409 that says neither closed nor a sequence
+	// gap, the content type a HEAD found on the stream afterwards (nil when
+	// not asked or not known). PROTOCOL.md §5.2 answers a content type
+	// mismatch with a bare 409, and servers word its body differently
+	// (Node "Content-type mismatch", Caddy "content type mismatch"), so
+	// only the stream's own type can tell.
+	streamType *string
 }
 
 // outcome is the table's verdict.
@@ -115,11 +126,51 @@ type outcome struct {
 	offset       string // Stream-Next-Offset, when the server sent one
 	mayBeWritten bool   // retryable, unanswered
 	retryAfter   time.Duration
-	err          error // what the batch fails with, if it fails
+	// err is what the batch fails with, if it fails. After an earlier try
+	// of the request that may have been applied it matches
+	// protocol.ErrOutcomeUnknown, whatever this answer says: that try may
+	// be in the stream (see mayBeOurs).
+	err error
+	// streamErr is what the answer says of the stream for every later
+	// batch (closedByOthers, fenced, notFound): err without the earlier
+	// try's uncertainty, which is this batch's alone.
+	streamErr error
 }
 
 // classify is the answer table.
 func classify(s sent, a answer, url string) outcome {
+	return mayBeOurs(s, a, classifyAnswer(s, a, url))
+}
+
+// mayBeOurs: a final answer that fails the batch says "not written" only
+// of this try. When an earlier try of the request (or an earlier launch at
+// its seq) may have been applied, the batch may be in the stream all the
+// same: its answer was lost, and then another writer closed the stream, a
+// newer epoch fenced this producer, the stream was deleted or recreated,
+// or the repeat drew a refusal of its own.
+func mayBeOurs(s sent, a answer, o outcome) outcome {
+	switch o.kind {
+	case closedByOthers, fenced, notFound, rejected:
+		o.streamErr = o.err
+		if !s.earlier {
+			return o
+		}
+	case unanswered:
+		// The retries ended: a.mayBeWritten covers every try and every
+		// earlier launch at this seq.
+		if !a.mayBeWritten {
+			return o
+		}
+	default:
+		return o
+	}
+	if o.err != nil && !errors.Is(o.err, protocol.ErrOutcomeUnknown) {
+		o.err = fmt.Errorf("%w: an earlier try of this request may have been written: %w", protocol.ErrOutcomeUnknown, o.err)
+	}
+	return o
+}
+
+func classifyAnswer(s sent, a answer, url string) outcome {
 	if a.err != nil {
 		if a.gaveUp {
 			return outcome{kind: unanswered, mayBeWritten: a.mayBeWritten, err: a.err}
@@ -169,6 +220,14 @@ func classify(s sent, a answer, url string) outcome {
 		default:
 			o.kind, o.seq = gap, expected
 		}
+
+	case a.status == http.StatusConflict && carriesBody(s) && a.streamType != nil && !protocol.SameContentType(*a.streamType, s.contentType):
+		// §5.2: a 409 that is neither a closed stream nor a sequence gap,
+		// for a stream whose type is not the one sent: the stream was
+		// deleted and created again with another content type.
+		o.kind = rejected
+		o.err = fmt.Errorf("%w: %s is now %q, the publisher writes %q (the stream was deleted and created again?)",
+			protocol.ErrContentTypeMismatch, url, *a.streamType, s.contentType)
 
 	case a.status == http.StatusForbidden && h.Get(protocol.HeaderProducerEpoch) != "":
 		server, ok := headerInt(h, protocol.HeaderProducerEpoch)
@@ -244,6 +303,28 @@ func classifyDuplicate(s sent, a answer, o outcome) outcome {
 // answer.headClosed); a HEAD must say whether the stream is closed.
 func needsHeadCheck(s sent, a answer) bool {
 	return s.close && a.err == nil && a.status == http.StatusNoContent
+}
+
+// needsTypeCheck: a 409 that says neither closed nor a sequence gap may be a
+// content type mismatch (§5.2), which only the stream's type can show (see
+// answer.streamType).
+func needsTypeCheck(s sent, a answer) bool {
+	return carriesBody(s) && a.err == nil && a.status == http.StatusConflict && !isTrue(a.header.Get(protocol.HeaderClosed)) &&
+		a.header.Get(protocol.HeaderExpectedSeq) == ""
+}
+
+// carriesBody: the request has data, so its Content-Type counts (§5.2: a
+// close-only request is never refused for its Content-Type).
+func carriesBody(s sent) bool { return !s.close || s.final }
+
+// typeOnHead reads the HEAD that checks such a 409: the stream's content
+// type, or nil when the answer does not say.
+func typeOnHead(status int, h http.Header) *string {
+	if status != http.StatusOK || h.Get("Content-Type") == "" {
+		return nil
+	}
+	t := strings.TrimSpace(h.Get("Content-Type"))
+	return &t
 }
 
 // closedOnHead reads the HEAD that checks a 204 to a close: whether the

@@ -17,7 +17,7 @@ import (
 func TestAnswerTable(t *testing.T) {
 	// A request with seq 5 in epoch 3; seq 2 was acknowledged before it
 	// was sent, seq 3 since.
-	plain := sent{epoch: 3, seq: 5, ackedAtSend: 2, ackedNow: 3}
+	plain := sent{epoch: 3, seq: 5, ackedAtSend: 2, ackedNow: 3, contentType: "application/json"}
 	retried := plain
 	retried.earlier = true
 	closeOnly := plain
@@ -27,6 +27,7 @@ func TestAnswerTable(t *testing.T) {
 	closeFinalRetried := closeFinal
 	closeFinalRetried.earlier = true
 	yes, no := true, false
+	textPlain, jsonWithCharset := "text/plain", "application/json; charset=utf-8"
 	errNet := errors.New("connection reset")
 
 	type row struct {
@@ -38,6 +39,12 @@ func TestAnswerTable(t *testing.T) {
 		mayBe  bool
 		errIs  error
 		offset string
+		// streamIs: what later batches fail with (outcome.streamErr).
+		streamIs error
+		// errAs: the error is a *protocol.HTTPError; errHas: its text
+		// holds these.
+		errAs  bool
+		errHas []string
 	}
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
@@ -71,7 +78,13 @@ func TestAnswerTable(t *testing.T) {
 		{name: "409 stream closed, header case-insensitive", sent: plain, ans: answer{status: 409, header: hdr("Stream-Closed", "TRUE")}, kind: closedByOthers, errIs: protocol.ErrStreamClosed},
 		{name: "409 Stream-Closed not true is absent", sent: plain, ans: answer{status: 409, header: hdr("Stream-Closed", "yes")}, kind: rejected},
 		{name: "409 closed takes precedence over a gap", sent: plain, ans: answer{status: 409, header: hdr("Stream-Closed", "true", "Producer-Expected-Seq", "4")}, kind: closedByOthers, errIs: protocol.ErrStreamClosed},
-		{name: "409 content type mismatch", sent: plain, ans: answer{status: 409}, kind: rejected},
+		// §5.2: a content type mismatch is a bare 409; a HEAD tells it (the
+		// body's wording differs between servers).
+		{name: "409 bare, type unknown", sent: plain, ans: answer{status: 409}, kind: rejected, errAs: true},
+		{name: "409 content type mismatch (HEAD: another type)", sent: plain, ans: answer{status: 409, body: "Content-type mismatch", streamType: &textPlain}, kind: rejected, errIs: protocol.ErrContentTypeMismatch, errHas: []string{`"text/plain"`, `"application/json"`}},
+		{name: "409 content type mismatch, Caddy's wording", sent: plain, ans: answer{status: 409, body: "content type mismatch", streamType: &textPlain}, kind: rejected, errIs: protocol.ErrContentTypeMismatch},
+		{name: "409 bare to a close-only request: not about the type", sent: closeOnly, ans: answer{status: 409, streamType: &textPlain}, kind: rejected, errAs: true},
+		{name: "409 bare, HEAD: same media type", sent: plain, ans: answer{status: 409, streamType: &jsonWithCharset}, kind: rejected, errAs: true},
 		{name: "409 to a close: closed by another request", sent: closeOnly, ans: answer{status: 409, header: hdr("Stream-Closed", "true", "Stream-Next-Offset", off)}, kind: closedByOthers, offset: off},
 		// §5.3 and §5.2.1 "Stream Closure with Idempotent Producers".
 		{name: "200 close with final message", sent: closeFinal, ans: answer{status: 200, header: hdr("Stream-Closed", "true", "Stream-Next-Offset", off)}, kind: closedByUs, offset: off},
@@ -97,6 +110,16 @@ func TestAnswerTable(t *testing.T) {
 		{name: "429 rate limited: not applied", sent: plain, ans: answer{status: 429, header: hdr("Retry-After", "1")}, kind: retryable, mayBe: false},
 		{name: "500", sent: plain, ans: answer{status: 500}, kind: retryable, mayBe: true},
 		{name: "503", sent: plain, ans: answer{status: 503}, kind: retryable, mayBe: true},
+		// A final answer after an earlier try that may have been applied:
+		// that try may be in the stream, whatever this answer says.
+		{name: "409 stream closed after a lost try", sent: retried, ans: answer{status: 409, header: hdr("Stream-Closed", "true")}, kind: closedByOthers, errIs: protocol.ErrOutcomeUnknown, streamIs: protocol.ErrStreamClosed},
+		{name: "403 fenced after a lost try", sent: retried, ans: answer{status: 403, header: hdr("Producer-Epoch", "9")}, kind: fenced, seq: 9, errIs: protocol.ErrOutcomeUnknown, streamIs: protocol.ErrStaleEpoch},
+		{name: "404 after a lost try", sent: retried, ans: answer{status: 404}, kind: notFound, errIs: protocol.ErrOutcomeUnknown, streamIs: protocol.ErrStreamNotFound},
+		{name: "410 after a lost try", sent: retried, ans: answer{status: 410}, kind: notFound, errIs: protocol.ErrOutcomeUnknown, streamIs: protocol.ErrStreamGone},
+		{name: "400 after a lost try", sent: retried, ans: answer{status: 400}, kind: rejected, errIs: protocol.ErrOutcomeUnknown, errAs: true},
+		{name: "409 content type mismatch after a lost try", sent: retried, ans: answer{status: 409, streamType: &textPlain}, kind: rejected, errIs: protocol.ErrOutcomeUnknown},
+		{name: "final failure before writing after a lost try", sent: retried, ans: answer{err: errNet}, kind: rejected, errIs: protocol.ErrOutcomeUnknown},
+		{name: "gave up, none of these tries written, an earlier launch may be", sent: plain, ans: answer{err: protocol.ErrRetriesExhausted, gaveUp: true, mayBeWritten: true}, kind: unanswered, mayBe: true, errIs: protocol.ErrOutcomeUnknown},
 		// Transport outcomes of one try.
 		{name: "network error before the request was written", sent: plain, ans: answer{err: errNet, retryable: true}, kind: retryable, mayBe: false},
 		{name: "network error or timeout after it was written", sent: plain, ans: answer{err: errNet, retryable: true, mayBeWritten: true}, kind: retryable, mayBe: true},
@@ -119,6 +142,27 @@ func TestAnswerTable(t *testing.T) {
 			if r.errIs != nil {
 				assert.ErrorIs(t, o.err, r.errIs)
 			}
+			if r.streamIs != nil {
+				assert.ErrorIs(t, o.streamErr, r.streamIs)
+				assert.NotErrorIs(t, o.streamErr, protocol.ErrOutcomeUnknown, "later batches were not sent")
+			}
+			if r.errAs {
+				var he *protocol.HTTPError
+				assert.ErrorAs(t, o.err, &he)
+			}
+			for _, s := range r.errHas {
+				assert.Contains(t, o.err.Error(), s)
+			}
+			switch o.kind {
+			case closedByOthers, fenced, notFound, rejected:
+				// The rule of every final answer: "not written" unless an
+				// earlier try may have been.
+				if r.sent.earlier {
+					assert.ErrorIs(t, o.err, protocol.ErrOutcomeUnknown, "an earlier try may have been written")
+				} else if o.err != nil {
+					assert.NotErrorIs(t, o.err, protocol.ErrOutcomeUnknown)
+				}
+			}
 			switch o.kind {
 			case rejected, notFound, fenced, retryable, unanswered:
 				assert.Error(t, o.err, "a failing outcome carries its error")
@@ -136,4 +180,17 @@ func TestClosedOnHead(t *testing.T) {
 	require.False(t, *closedOnHead(200, http.Header{}))
 	require.Nil(t, closedOnHead(404, closed))
 	require.Nil(t, closedOnHead(503, closed))
+}
+
+func TestTypeOnHead(t *testing.T) {
+	require.Equal(t, "text/plain", *typeOnHead(200, http.Header{"Content-Type": {" text/plain "}}))
+	require.Nil(t, typeOnHead(200, http.Header{}))
+	require.Nil(t, typeOnHead(404, http.Header{"Content-Type": {"text/plain"}}))
+	data, closeOnly, closeFinal := sent{}, sent{close: true}, sent{close: true, final: true}
+	require.True(t, needsTypeCheck(data, answer{status: 409, header: http.Header{}}))
+	require.True(t, needsTypeCheck(closeFinal, answer{status: 409, header: http.Header{}}))
+	require.False(t, needsTypeCheck(closeOnly, answer{status: 409, header: http.Header{}}), "§5.2: no Content-Type check without a body")
+	require.False(t, needsTypeCheck(data, answer{status: 409, header: http.Header{"Stream-Closed": {"true"}}}))
+	require.False(t, needsTypeCheck(data, answer{status: 409, header: http.Header{"Producer-Expected-Seq": {"4"}}}))
+	require.False(t, needsTypeCheck(data, answer{status: 400, header: http.Header{}}))
 }
