@@ -69,3 +69,62 @@ func TestGroupHandoverWaitsForTheMessageInHand(t *testing.T) {
 		t.Fatal("the next owner got nothing")
 	}
 }
+
+// TestGroupCloseWaitsForTheMessageInHand: Close (as a Router's shutdown
+// calls it while a handler runs) waits a grace for the message in the
+// handler's hands: its context stays live, its ack is stored, and the
+// standby that takes the stream over starts after it.
+func TestGroupCloseWaitsForTheMessageInHand(t *testing.T) {
+	base := dstest.StreamURL(t)
+	const topic = "close-in-hand"
+	pub := partitionedPublisher(t, base, 0)
+
+	logs := newCapturingLogger()
+	// A session of 8 s makes the grace 2 s: room for this test's ack on a
+	// loaded machine.
+	owner, err := ds.NewSubscriber(ds.SubscriberConfig{
+		BaseURL: base, ConsumerGroup: "g", MemberID: "a",
+		CommitInterval: 50 * time.Millisecond, SessionTimeout: 8 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
+	}, logs)
+	require.NoError(t, err)
+	ownerMsgs, err := owner.Subscribe(t.Context(), topic)
+	require.NoError(t, err)
+
+	first := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
+	require.NoError(t, pub.Publish(topic, first))
+	var inHand *message.Message
+	select {
+	case inHand = <-ownerMsgs:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the owner got no message")
+	}
+	require.Equal(t, first.UUID, inHand.UUID)
+
+	standby := groupSubscriber(t, base, "g", "b", 0)
+	standbyMsgs, err := standby.Subscribe(t.Context(), topic)
+	require.NoError(t, err)
+
+	closed := make(chan error, 1)
+	go func() { closed <- owner.Close() }()
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.text(), "Leaving consumer group")
+	}, 20*time.Second, 5*time.Millisecond, "Close never started to leave")
+	require.NoError(t, inHand.Context().Err(), "Close cancelled the message in the handler's hands at once")
+	inHand.Ack()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return")
+	}
+
+	second := message.NewMessage(watermill.NewUUID(), []byte(`{"n":2}`))
+	require.NoError(t, pub.Publish(topic, second))
+	select {
+	case got := <-standbyMsgs:
+		got.Ack()
+		assert.Equal(t, second.UUID, got.UUID, "the standby got the message the owner acked during Close")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the standby got nothing")
+	}
+}

@@ -227,6 +227,7 @@ func (m *Member) Leave(ctx context.Context) error {
 		leases = append(leases, l)
 	}
 	m.mu.Unlock()
+	m.log.Debug("Leaving consumer group", watermill.LogFields{"streams": len(leases)})
 	for _, l := range leases {
 		l.revoke()
 	}
