@@ -156,14 +156,8 @@ func (c PublisherConfig) Validate() error {
 	if c.Marshaler.ContentType() == "" {
 		return invalidConfig("Marshaler.ContentType() is empty")
 	}
-	if c.StreamTTL < 0 {
-		return invalidConfig("StreamTTL is negative")
-	}
-	if c.StreamTTL > 0 && c.StreamTTL < time.Second {
-		return invalidConfig("StreamTTL %s is below the protocol's 1s resolution", c.StreamTTL)
-	}
-	if c.StreamTTL > 0 && !c.StreamExpiresAt.IsZero() {
-		return invalidConfig("StreamTTL and StreamExpiresAt are exclusive")
+	if err := checkStreamSettings(c.StreamTTL, c.StreamExpiresAt); err != nil {
+		return err
 	}
 	if err := c.ClientConfig.validate(); err != nil {
 		return err

@@ -370,6 +370,7 @@ func TestNewPublisherValidation(t *testing.T) {
 		"negative linger":  {BaseURL: "http://x", Linger: -1},
 		"ttl and expiry":   {BaseURL: "http://x", StreamTTL: time.Hour, StreamExpiresAt: time.Now().Add(time.Hour)},
 		"sub-second ttl":   {BaseURL: "http://x", StreamTTL: time.Millisecond},
+		"expiry passed":    {BaseURL: "http://x", StreamExpiresAt: time.Now().Add(-time.Minute)},
 		"negative inflght": {BaseURL: "http://x", MaxInFlight: -2},
 		"batch over buf":   {BaseURL: "http://x", MaxBatchBytes: 10 << 20, MaxBufferedBytes: 1 << 20},
 	}

@@ -334,6 +334,8 @@ func checkStreamSettings(ttl time.Duration, expiresAt time.Time) error {
 		return invalidConfig("StreamTTL %s is below the protocol's 1s resolution", ttl)
 	case ttl > 0 && !expiresAt.IsZero():
 		return invalidConfig("StreamTTL and StreamExpiresAt are exclusive")
+	case !expiresAt.IsZero() && !expiresAt.After(time.Now()):
+		return invalidConfig("StreamExpiresAt %s has passed: no stream can be created with it", expiresAt.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

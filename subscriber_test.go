@@ -116,6 +116,7 @@ func TestSubscriberConfigValidation(t *testing.T) {
 		"bytes without split":  {BaseURL: "http://x", ContentType: "text/plain", Unmarshaler: ds.JSONMarshaler{}},
 		"negative delay":       {BaseURL: "http://x", NackResendDelay: -1},
 		"bad mode":             {BaseURL: "http://x", Mode: 7},
+		"expiry passed":        {BaseURL: "http://x", StreamExpiresAt: time.Now().Add(-time.Minute)},
 	} {
 		_, err := ds.NewSubscriber(cfg, nil)
 		require.ErrorIs(t, err, ds.ErrInvalidConfig, name)

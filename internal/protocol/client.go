@@ -146,6 +146,12 @@ func (c *Client) retry(ctx context.Context, try func() Try) error {
 }
 
 func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) Try {
+	if !opts.ExpiresAt.IsZero() && !opts.ExpiresAt.After(time.Now()) {
+		// The stream's whole life is over before it starts: a server
+		// refuses it (the reference server with a 500, which a retry
+		// would repeat until the policy ran out).
+		return Try{Err: fmt.Errorf("%w: %s cannot be created: its expiry %s has passed", ErrStreamGone, RedactURL(url), opts.ExpiresAt.UTC().Format(time.RFC3339))}
+	}
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPut, url, nil)

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 func TestIsJSON(t *testing.T) {
@@ -91,4 +94,19 @@ func TestHTTPErrorMatchesSentinels(t *testing.T) {
 	assert.ErrorIs(t, &HTTPError{StatusCode: 410}, ErrStreamGone)
 	assert.NotErrorIs(t, &HTTPError{StatusCode: 500}, ErrStreamNotFound)
 	assert.ErrorIs(t, &StaleEpochError{ServerEpoch: 3, Epoch: 1}, ErrStaleEpoch)
+}
+
+// TestCreateStreamWithAPassedExpiry: a stream whose expiry has passed is
+// refused before any request (the reference server answers such a PUT
+// with a 500, which the retries would repeat for minutes): ErrStreamGone,
+// at once, and nothing is created.
+func TestCreateStreamWithAPassedExpiry(t *testing.T) {
+	url := dstest.StreamURL(t)
+	c := &Client{HTTP: NewHTTPClient(1), RequestTimeout: 5 * time.Second, Retry: RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}}
+	t.Cleanup(c.HTTP.CloseIdleConnections)
+	err := c.CreateStream(t.Context(), url, StreamOptions{ContentType: ContentTypeJSON, ExpiresAt: time.Now().Add(-time.Second)})
+	require.ErrorIs(t, err, ErrStreamGone)
+	_, exists, err := c.Tail(t.Context(), url)
+	require.NoError(t, err)
+	assert.False(t, exists, "the stream was created")
 }
