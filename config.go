@@ -41,7 +41,8 @@ type PublisherConfig struct {
 	// after their last write (whole seconds). Not with StreamExpiresAt.
 	StreamTTL time.Duration
 	// StreamExpiresAt makes streams created by the Publisher expire at a
-	// fixed time. Not with StreamTTL.
+	// fixed time. Not with StreamTTL, and not a time already past. Once it
+	// has passed, a stream that must be created (again) is ErrStreamGone.
 	StreamExpiresAt time.Time
 	// StrictStreamSettings makes publishing to a stream that exists with
 	// another TTL or expiry fail with ErrStreamConflict. Default: such a
