@@ -165,10 +165,12 @@ type SubscriberConfig struct {
 	// long-poll timeout. Default: 65s.
 	LiveTimeout time.Duration
 	// MaxReadBytes bounds one message (a JSON-mode element or a byte-mode
-	// frame) and one SSE batch: a hostile server cannot make the
-	// subscriber buffer more. A catch-up answer of any size is decoded as
-	// it arrives. A message over the bound ends the subscription before
-	// it, with an error logged. Default: 64 MiB.
+	// frame) and what one SSE batch buffers: a hostile server cannot make
+	// the subscriber buffer more. A catch-up or long-poll answer of any
+	// size is decoded as it arrives; an SSE batch over the bound is read
+	// again by catch-up GETs, so it is delivered too. A message over the
+	// bound ends the subscription before it, with an error logged.
+	// Default: 64 MiB.
 	MaxReadBytes int64
 
 	// ClientConfig holds the HTTP client, headers, request timeout (for a
