@@ -40,8 +40,9 @@ type subscription struct {
 
 func (sub *subscription) run(ctx context.Context) {
 	defer sub.commit(ctx)
-	failures := 0
+	failures := 0 // in a row: a read that moved the position resets it
 	for {
+		before := sub.pos
 		err := sub.consume(ctx)
 		if err == nil {
 			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
@@ -55,6 +56,9 @@ func (sub *subscription) run(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		if sub.pos != before {
+			failures = 0
 		}
 		failures++
 		wait, again := sub.retryWait(err, failures)
