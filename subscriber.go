@@ -25,6 +25,14 @@ import (
 // consumer group's position never moves past a message nobody handled.
 // A stream that does not exist yet is waited for. A stored position the
 // stream cannot honour goes by SubscriberConfig.OnPositionLost.
+//
+// With a sharing ConsumerGroup (no OffsetStore), the Subscribe channel
+// stays open while the member owns streams whose subscriptions ended on
+// their own (the stream was closed and read to its end, or it stopped on
+// a message that does not unmarshal): the member keeps such a stream,
+// delivering nothing from it, until it loses it or leaves (Close or the
+// Subscribe context), so that no other member claims it in a loop. The
+// channel closes only once the member has left.
 type Subscriber struct {
 	config SubscriberConfig
 	client *protocol.Client

@@ -26,7 +26,10 @@ type StartFrom int
 const (
 	// StartFromBeginning (the default) delivers every message in the stream.
 	StartFromBeginning StartFrom = iota
-	// StartFromTail delivers only messages appended after Subscribe.
+	// StartFromTail delivers only messages appended after Subscribe. A
+	// ConsumerGroup stores that tail as its position before Subscribe
+	// returns, so a next run goes on from it even if this one stopped
+	// before its first commit.
 	StartFromTail
 )
 
@@ -36,7 +39,11 @@ const (
 // the server answers 410 Gone or 400 for it), or fewer messages follow it
 // than the position says were consumed.
 // Each case is logged at Error with the group, the topic, the stored
-// position and where the stream stands.
+// position and where the stream stands. A stream recreated that has grown
+// past the stored offset by the time the group reads it again cannot be
+// told from the old one (streams carry no identity): the group goes on
+// from the stored offset and skips what the new stream holds before it.
+// Reset the groups' positions when you recreate a stream (see the README).
 type PositionLost int
 
 const (
@@ -131,12 +138,16 @@ type SubscriberConfig struct {
 	CommitInterval time.Duration
 	// OnPositionLost decides what happens when the stored position is one
 	// the stream cannot honour (it was deleted and recreated, or
-	// truncated). Default: PositionLostFromStart. Never a silent skip:
-	// each case is logged at Error.
+	// truncated). Default: PositionLostFromStart. Each case the stream
+	// shows is logged at Error; a recreated stream that has grown past
+	// the stored offset shows nothing (see PositionLost).
 	OnPositionLost PositionLost
 
 	// NackResendDelay is how long a nacked message waits before it is
-	// delivered again. Default: 100ms.
+	// delivered again, as a fresh copy of the message read: what the
+	// handler changed in it is not carried over (the Payload's bytes are
+	// shared, so do not change them in place). A position write that
+	// falls due meanwhile is done. Default: 100ms.
 	NackResendDelay time.Duration
 
 	// OnUnmarshalError decides about a message the Unmarshaler rejects (a
