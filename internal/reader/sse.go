@@ -78,10 +78,10 @@ func (r *Reader) openSSE(ctx context.Context) error {
 }
 
 // stepSSE reads events until a control event closes a batch with data,
-// or the stream closes. A connection that ends after some events is
+// or the stream closes. A connection that ends after a control event is
 // reopened (ok false, no error): at once when it brought something new
 // (the offset moved), after the reader's pause for an empty answer when
-// it did not. One that fails before any event is a network error,
+// it did not. One that fails before any control event is a network error,
 // retried with backoff. A batch or event over MaxBodyBytes is read again
 // by a catch-up GET, which hands its body over as it arrives.
 func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
@@ -95,10 +95,10 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 	defer stop()
 
 	var (
-		parts  [][]byte
-		size   int64
-		events bool
-		start  = r.offset
+		parts      [][]byte
+		size       int64
+		sawControl bool
+		start      = r.offset
 	)
 	for {
 		ev, err := readSSEEvent(conn.br, int(r.cfg.MaxBodyBytes))
@@ -107,13 +107,12 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 			if errors.Is(err, ErrBodyTooLarge) {
 				return r.catchUpInstead()
 			}
-			if events {
+			if sawControl {
 				r.progressed = r.offset != start
 				return Chunk{}, false, nil
 			}
 			return Chunk{}, false, &networkError{fmt.Errorf("SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
 		}
-		events = true
 		conn.idle.Reset(r.cfg.LiveTimeout)
 		switch ev.Type {
 		case "data":
@@ -134,6 +133,7 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 				r.Close()
 				return Chunk{}, false, err
 			}
+			sawControl = true
 			data, err := r.joinParts(parts)
 			if err != nil {
 				r.Close()
