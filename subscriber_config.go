@@ -50,7 +50,8 @@ const (
 	// PositionLostFromStart (the default) reads what the stream holds now
 	// from its start: nothing that is in the stream is skipped.
 	PositionLostFromStart PositionLost = iota
-	// PositionLostFromTail goes on with the messages appended from now on.
+	// PositionLostFromTail goes on with the messages appended from now on;
+	// that tail is stored as the group's position at once.
 	PositionLostFromTail
 	// PositionLostStop ends the subscription (its channel is closed) and
 	// leaves the stored position as it is, for an operator to decide.
