@@ -26,6 +26,14 @@ import (
 // consumer group's position never moves past a message nobody handled.
 // A stream that does not exist yet is waited for. A stored position the
 // stream cannot honour goes by SubscriberConfig.OnPositionLost.
+//
+// With a sharing ConsumerGroup (no OffsetStore), the Subscribe channel
+// stays open while the member owns streams whose subscriptions ended on
+// their own (the stream was closed and read to its end, or it stopped on
+// a message that does not unmarshal): the member keeps such a stream,
+// delivering nothing from it, until it loses it or leaves (Close or the
+// Subscribe context), so that no other member claims it in a loop. The
+// channel closes only once the member has left.
 type Subscriber struct {
 	config SubscriberConfig
 	client *protocol.Client
@@ -135,9 +143,12 @@ func (s *Subscriber) prepare(ctx context.Context, topic, streamURL string) (Posi
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.ctx, cancel)()
-	pos, err := s.startPosition(ctx, topic, streamURL)
+	pos, fresh, err := s.startPosition(ctx, topic, streamURL)
 	if err == nil {
 		err = s.checkMode(ctx, topic, streamURL)
+	}
+	if err == nil && fresh {
+		err = s.storeStart(ctx, topic, pos)
 	}
 	if err != nil && s.ctx.Err() != nil {
 		return Position{}, fmt.Errorf("%w (while preparing %q: %w)", ErrSubscriberClosed, topic, err)
@@ -177,30 +188,51 @@ func modeMismatch(topic string, streamJSON bool, streamType, configured string) 
 		ErrContentTypeMismatch, topic, strconv.Quote(streamType), strconv.Quote(configured))
 }
 
-func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string) (Position, error) {
+// startPosition is the group's stored position or, for a group that has
+// none yet and anyone else, where StartFrom says. fresh: a group starts
+// at the tail and has stored no position yet; prepare stores it.
+func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string) (pos Position, fresh bool, err error) {
 	if s.config.ConsumerGroup != "" {
 		pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
 		if err != nil {
-			return Position{}, wrap(err, "load position of group %q in %q", s.config.ConsumerGroup, topic)
+			if _, named := s.config.OffsetStore.(*StreamOffsetStore); !named {
+				// A StreamOffsetStore's error names the group and topic itself.
+				err = wrap(err, "load position of group %q in %q", s.config.ConsumerGroup, topic)
+			}
+			return Position{}, false, err
 		}
 		if ok {
-			return pos, nil
+			return pos, false, nil
 		}
 	}
 	if s.config.StartFrom != StartFromTail {
-		return Position{Offset: reader.OffsetBeginning}, nil
+		return Position{Offset: reader.OffsetBeginning}, false, nil
 	}
+	fresh = s.config.ConsumerGroup != ""
 	// The tail is taken now, not at the first read, so that nothing
 	// appended between Subscribe and that read is missed. A stream that
 	// does not exist yet has no tail: all it will hold comes later.
 	tail, exists, err := s.client.Tail(ctx, streamURL)
 	if err != nil {
-		return Position{}, wrap(err, "find the tail of %q", topic)
+		return Position{}, false, wrap(err, "find the tail of %q", topic)
 	}
 	if !exists {
-		return Position{Offset: reader.OffsetBeginning}, nil
+		return Position{Offset: reader.OffsetBeginning}, fresh, nil
 	}
-	return Position{Offset: tail}, nil
+	return Position{Offset: tail}, fresh, nil
+}
+
+// storeStart stores the tail a group starts from, before anything is
+// delivered: otherwise a run that stops before its first commit stores
+// nothing, and the next one starts from a later tail, skipping what was
+// published in between.
+func (s *Subscriber) storeStart(ctx context.Context, topic string, pos Position) error {
+	ctx, cancel := context.WithTimeout(ctx, s.config.RequestTimeout)
+	defer cancel()
+	if err := s.config.OffsetStore.Store(ctx, s.config.ConsumerGroup, topic, pos); err != nil {
+		return wrap(err, "store the start position of group %q in %q", s.config.ConsumerGroup, topic)
+	}
+	return nil
 }
 
 // SubscribeInitialize creates the topic's stream (with a sharing

@@ -114,3 +114,47 @@ func TestSlowConsumerKeepsItsRead(t *testing.T) {
 	}
 	require.Equal(t, int64(1), catchUps.Load(), "catch-up GETs for one backlog")
 }
+
+// TestLiveBatchLargerThanMaxReadBytes: one append of many small messages,
+// larger as a whole than MaxReadBytes, arrives while the subscription
+// tails the stream. Long-poll hands the answer over as it arrives; SSE,
+// whose events are read whole, reads that batch again by a catch-up GET.
+// Either way every message is delivered, and only a message over the
+// limit ends the subscription.
+func TestLiveBatchLargerThanMaxReadBytes(t *testing.T) {
+	const limit = 16 << 10
+	for _, format := range []string{"json", "bytes"} {
+		t.Run(format, func(t *testing.T) {
+			forReadModes(t, func(t *testing.T, mode ds.ReadMode) {
+				base := dstest.StreamURL(t)
+				client, live := newLiveSignal()
+				cfg := ds.SubscriberConfig{BaseURL: base, Mode: mode, MaxReadBytes: limit}
+				cfg.HTTPClient = client
+				contentType := "application/json"
+				if format == "bytes" {
+					cfg.Unmarshaler = ds.FramedMarshaler{}
+					contentType = ds.FramedMarshaler{}.ContentType()
+				}
+				sub := newTestSubscriber(t, cfg)
+				require.NoError(t, sub.SubscribeInitialize("t"))
+				ch, err := sub.Subscribe(t.Context(), "t")
+				require.NoError(t, err)
+				<-live.live                   // caught up: what follows is read live
+				msgs := bigMessages(50, 1000) // ~50 KiB in one append
+				httpDo(t, "POST", base+"/t", contentType, body(t, cfg, msgs))
+				for _, want := range msgs {
+					got := receive(t, ch)
+					requireSameMessage(t, want, got)
+					got.Ack()
+				}
+				after := bigMessages(1, 10)
+				httpDo(t, "POST", base+"/t", contentType, body(t, cfg, after))
+				got := receive(t, ch)
+				requireSameMessage(t, after[0], got)
+				got.Ack()
+				httpDo(t, "POST", base+"/t", contentType, body(t, cfg, bigMessages(1, 2*limit)))
+				requireClosed(t, ch)
+			})
+		})
+	}
+}

@@ -27,7 +27,10 @@ type StartFrom int
 const (
 	// StartFromBeginning (the default) delivers every message in the stream.
 	StartFromBeginning StartFrom = iota
-	// StartFromTail delivers only messages appended after Subscribe.
+	// StartFromTail delivers only messages appended after Subscribe. A
+	// ConsumerGroup stores that tail as its position before Subscribe
+	// returns, so a next run goes on from it even if this one stopped
+	// before its first commit.
 	StartFromTail
 )
 
@@ -37,14 +40,19 @@ const (
 // the server answers 410 Gone or 400 for it), or fewer messages follow it
 // than the position says were consumed.
 // Each case is logged at Error with the group, the topic, the stored
-// position and where the stream stands.
+// position and where the stream stands. A stream recreated that has grown
+// past the stored offset by the time the group reads it again cannot be
+// told from the old one (streams carry no identity): the group goes on
+// from the stored offset and skips what the new stream holds before it.
+// Reset the groups' positions when you recreate a stream (see the README).
 type PositionLost int
 
 const (
 	// PositionLostFromStart (the default) reads what the stream holds now
 	// from its start: nothing that is in the stream is skipped.
 	PositionLostFromStart PositionLost = iota
-	// PositionLostFromTail goes on with the messages appended from now on.
+	// PositionLostFromTail goes on with the messages appended from now on;
+	// that tail is stored as the group's position at once.
 	PositionLostFromTail
 	// PositionLostStop ends the subscription (its channel is closed) and
 	// leaves the stored position as it is, for an operator to decide.
@@ -144,12 +152,16 @@ type SubscriberConfig struct {
 	CommitInterval time.Duration
 	// OnPositionLost decides what happens when the stored position is one
 	// the stream cannot honour (it was deleted and recreated, or
-	// truncated). Default: PositionLostFromStart. Never a silent skip:
-	// each case is logged at Error.
+	// truncated). Default: PositionLostFromStart. Each case the stream
+	// shows is logged at Error; a recreated stream that has grown past
+	// the stored offset shows nothing (see PositionLost).
 	OnPositionLost PositionLost
 
 	// NackResendDelay is how long a nacked message waits before it is
-	// delivered again. Default: 100ms.
+	// delivered again, as a fresh copy of the message read: what the
+	// handler changed in it is not carried over (the Payload's bytes are
+	// shared, so do not change them in place). A position write that
+	// falls due meanwhile is done. Default: 100ms.
 	NackResendDelay time.Duration
 
 	// OnUnmarshalError decides about a message the Unmarshaler rejects (a
@@ -178,10 +190,12 @@ type SubscriberConfig struct {
 	// long-poll timeout. Default: 65s.
 	LiveTimeout time.Duration
 	// MaxReadBytes bounds one message (a JSON-mode element or a byte-mode
-	// frame) and one SSE batch: a hostile server cannot make the
-	// subscriber buffer more. A catch-up answer of any size is decoded as
-	// it arrives. A message over the bound ends the subscription before
-	// it, with an error logged. Default: 64 MiB.
+	// frame) and what one SSE batch buffers: a hostile server cannot make
+	// the subscriber buffer more. A catch-up or long-poll answer of any
+	// size is decoded as it arrives; an SSE batch over the bound is read
+	// again by catch-up GETs, so it is delivered too. A message over the
+	// bound ends the subscription before it, with an error logged.
+	// Default: 64 MiB.
 	MaxReadBytes int64
 
 	// ClientConfig holds the HTTP client, headers, request timeout (for a

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,4 +108,47 @@ func BenchmarkSubscribeBacklog(b *testing.B) {
 	b.ReportMetric(n/subTime.Seconds(), "msgs/s")
 	b.ReportMetric(n/rawTime.Seconds(), "raw-msgs/s")
 	b.ReportMetric(subTime.Seconds()/rawTime.Seconds(), "x-raw-time")
+}
+
+// TestBackoffStartsOverAfterProgress: the wait after a failed read grows
+// with failures in a row only; a read that delivered something starts it
+// over. A FAKE server (the reference one cannot cut a body in the middle)
+// cuts every answer short right after one message the reader has not had
+// yet. Each read thus fails after progress, and the backlog is read at the
+// pace of the first backoff, not of the largest.
+func TestBackoffStartsOverAfterProgress(t *testing.T) {
+	const n = 10
+	element := func(i int) string {
+		return envelopes(t, message.NewMessage(fmt.Sprintf("m%d", i), []byte(fmt.Sprintf(`{"n":%d}`, i))))
+	}
+	var reads atomic.Int64
+	fakeCuttingServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Stream-Next-Offset", "0000000000000000_0000000000000099")
+		if r.Method != http.MethodGet {
+			return
+		}
+		var parts []string
+		for i := range min(int(reads.Add(1)), n) {
+			e := element(i)
+			parts = append(parts, e[1:len(e)-1])
+		}
+		body := "[" + strings.Join(parts, ",") + ","
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)+100)) // promised, never sent
+		_, _ = io.WriteString(w, body)
+	}))
+	defer fakeCuttingServer.Close()
+	retry := ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 2 * time.Second, MaxElapsed: time.Minute}
+	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: fakeCuttingServer.URL, ClientConfig: ds.ClientConfig{RetryPolicy: retry}})
+	ch, err := sub.Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	start := time.Now()
+	for i := range n {
+		got := receive(t, ch)
+		require.Equal(t, fmt.Sprintf("m%d", i), got.UUID)
+		got.Ack()
+	}
+	// Growing waits would take 10+20+...+1280+2000 ms, at least half of it
+	// with the jitter: over 2.2 s. Starting over, each is at most 10 ms.
+	require.Less(t, time.Since(start), 2*time.Second)
 }

@@ -134,3 +134,38 @@ func TestPositionLostStop(t *testing.T) {
 	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, fresh...))
 	requireSameMessage(t, fresh[0], receive(t, ch))
 }
+
+// TestPositionLostFromTailStoresTheTailAtOnce: the tail a lost position
+// is replaced with is stored before anything is delivered, not within
+// CommitInterval: a run that crashed before its next commit would
+// otherwise leave the lost position, and the next run would go on from a
+// later tail, skipping what was published in between.
+func TestPositionLostFromTailStoresTheTailAtOnce(t *testing.T) {
+	base := dstest.StreamURL(t)
+	store := ds.NewMemoryOffsetStore()
+	require.NoError(t, store.Store(t.Context(), "g", "t", ds.Position{Offset: "-1", Skip: 200}))
+	httpDo(t, "PUT", base+"/t", "application/json", "")
+	publishBacklog(t, base+"/t", 20, 5)
+	tail := tailOf(t, base+"/t")
+	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store, OnPositionLost: ds.PositionLostFromTail, CommitInterval: time.Hour}
+	crashed, _ := newLoggedSubscriber(t, cfg)
+	_, err := crashed.Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		pos, _, _ := store.Load(t.Context(), "g", "t")
+		return pos == ds.Position{Offset: tail}
+	}, 10*time.Second, 5*time.Millisecond, "the tail is stored with no commit due")
+
+	// The first run never stores anything more (a crash); the next goes on
+	// from the tail it stored.
+	fresh := newMessages(2)
+	httpDo(t, "POST", base+"/t", "application/json", envelopes(t, fresh...))
+	next, _ := newLoggedSubscriber(t, cfg)
+	ch, err := next.Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	for _, want := range fresh {
+		got := receive(t, ch)
+		requireSameMessage(t, want, got)
+		got.Ack()
+	}
+}

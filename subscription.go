@@ -40,8 +40,9 @@ type subscription struct {
 
 func (sub *subscription) run(ctx context.Context) {
 	defer sub.commit(ctx)
-	failures := 0
+	failures := 0 // in a row: a read that moved the position resets it
 	for {
+		before := sub.pos
 		err := sub.consume(ctx)
 		if err == nil {
 			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
@@ -55,6 +56,9 @@ func (sub *subscription) run(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		if sub.pos != before {
+			failures = 0
 		}
 		failures++
 		wait, again := sub.retryWait(err, failures)
@@ -203,16 +207,20 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 	return nil
 }
 
-// deliver sends msg and waits for its ack; a nack sends it again after
-// NackResendDelay. A position write that falls due meanwhile is done.
+// deliver sends a copy of msg and waits for its ack; a nack sends a fresh
+// copy of msg again after NackResendDelay. msg itself never leaves here,
+// so what a handler changes in a message, or writes to it after nacking,
+// touches nothing sent later. A position write that falls due meanwhile
+// is done.
 func (sub *subscription) deliver(ctx context.Context, msg *message.Message) error {
 	for {
+		sent := msg.Copy()
 		msgCtx, cancel := context.WithCancel(ctx)
-		msg.SetContext(msgCtx)
+		sent.SetContext(msgCtx)
 	send:
 		for {
 			select {
-			case sub.out <- msg:
+			case sub.out <- sent:
 				break send
 			case <-sub.commitDue():
 				sub.commit(ctx)
@@ -223,31 +231,49 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 		}
 	wait:
 		select {
-		case <-msg.Acked():
+		case <-sent.Acked():
 			// No per-message log: building its fields costs more than
 			// the rest of the delivery (the Router logs each message).
 			cancel()
 			return nil
-		case <-msg.Nacked():
+		case <-sent.Nacked():
 			cancel()
 			sub.s.logger.Trace("Message nacked, sending it again", sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID}))
-			if err := protocol.Sleep(ctx, sub.s.config.NackResendDelay); err != nil {
+			if err := sub.pause(ctx, sub.s.config.NackResendDelay); err != nil {
 				return err
 			}
-			msg = msg.Copy()
 		case <-sub.commitDue():
 			sub.commit(ctx)
 			goto wait
 		case <-ctx.Done():
 			cancel()
 			select {
-			case <-msg.Acked():
+			case <-sent.Acked():
 				// Acked just before Close: select picks at random among
 				// ready cases, and an ack that happened must count.
 				return nil
 			default:
 				return ctx.Err()
 			}
+		}
+	}
+}
+
+// pause waits d, doing a position write that falls due meanwhile.
+func (sub *subscription) pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return nil
+		case <-sub.commitDue():
+			sub.commit(ctx)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

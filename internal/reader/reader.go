@@ -54,8 +54,9 @@ type Config struct {
 	LiveTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, 429 and 5xx.
 	RetryPolicy protocol.RetryPolicy
-	// MaxBodyBytes bounds one SSE event or batch. A GET answer is handed
-	// over as it arrives (Chunk.Body): its consumer bounds each message.
+	// MaxBodyBytes bounds one SSE event or batch; one over it is read
+	// again by catch-up GETs. A GET answer is handed over as it arrives
+	// (Chunk.Body): its consumer bounds each message.
 	MaxBodyBytes int64
 	// StopAtTail ends the read (io.EOF) once it is up to date, instead
 	// of tailing: a catch-up read of what the stream holds now.
@@ -94,7 +95,9 @@ type Reader struct {
 	body        *getBody // of the last chunk, closed by the next Next
 	emptyStreak int
 	// progressed: the last empty answer still moved the reader on (it
-	// reached the tail), so the next request may follow at once.
+	// reached the tail, or an SSE connection moved the offset), so the
+	// next request may follow at once. An answer that brought nothing new
+	// is paused after when it came fast (pauseAfterEmpty).
 	progressed bool
 }
 

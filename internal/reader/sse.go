@@ -78,9 +78,12 @@ func (r *Reader) openSSE(ctx context.Context) error {
 }
 
 // stepSSE reads events until a control event closes a batch with data,
-// or the stream closes. A connection that ends after some progress is
-// reopened at once (ok false, no error); one that fails before any event
-// is a network error, retried with backoff.
+// or the stream closes. A connection that ends after a control event is
+// reopened (ok false, no error): at once when it brought something new
+// (the offset moved), after the reader's pause for an empty answer when
+// it did not. One that fails before any control event is a network error,
+// retried with backoff. A batch or event over MaxBodyBytes is read again
+// by a catch-up GET, which hands its body over as it arrives.
 func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 	if r.sse == nil {
 		if err := r.openSSE(ctx); err != nil {
@@ -92,19 +95,20 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 	defer stop()
 
 	var (
-		parts    [][]byte
-		size     int64
-		progress bool
+		parts      [][]byte
+		size       int64
+		sawControl bool
+		start      = r.offset
 	)
 	for {
 		ev, err := readSSEEvent(conn.br, int(r.cfg.MaxBodyBytes))
 		if err != nil {
 			r.Close()
 			if errors.Is(err, ErrBodyTooLarge) {
-				return Chunk{}, false, err
+				return r.catchUpInstead()
 			}
-			if progress {
-				r.progressed = true
+			if sawControl {
+				r.progressed = r.offset != start
 				return Chunk{}, false, nil
 			}
 			return Chunk{}, false, &networkError{fmt.Errorf("SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
@@ -120,7 +124,7 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 			size += int64(len(data))
 			if size > r.cfg.MaxBodyBytes {
 				r.Close()
-				return Chunk{}, false, fmt.Errorf("%w: SSE batch exceeds %d bytes", ErrBodyTooLarge, r.cfg.MaxBodyBytes)
+				return r.catchUpInstead()
 			}
 			parts = append(parts, data)
 		case "control":
@@ -129,7 +133,7 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 				r.Close()
 				return Chunk{}, false, err
 			}
-			progress = true
+			sawControl = true
 			data, err := r.joinParts(parts)
 			if err != nil {
 				r.Close()
@@ -151,6 +155,17 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 			}
 		}
 	}
+}
+
+// catchUpInstead reads what an SSE batch too large for MaxBodyBytes held
+// by catch-up GETs from the offset before it: their bodies are handed
+// over as they arrive, so only each message is bounded. SSE resumes once
+// they are up to date. The answer counts as empty and new to nothing, so
+// a server that keeps doing this is not asked again in a spin.
+func (r *Reader) catchUpInstead() (Chunk, bool, error) {
+	r.upToDate = false
+	r.progressed = false
+	return Chunk{}, false, nil
 }
 
 func (r *Reader) joinParts(parts [][]byte) ([]byte, error) {
