@@ -307,6 +307,20 @@ func (s *sequencer) complete(b *batch, offset string, err error) {
 	case !b.notified:
 		p.notify(b.dones, offset, err)
 	}
+	// The counters go before the markers: a Flush that returns finds
+	// the producer Idle (the reaper and Close rely on it).
+	p.mu.Lock()
+	p.buffered -= b.size
+	if b.closeResult != nil {
+		p.unfinished--
+	} else {
+		p.unfinished -= len(b.dones)
+	}
+	if p.waiters > 0 {
+		close(p.space)
+		p.space = make(chan struct{})
+	}
+	p.mu.Unlock()
 	kept := s.markers[:0]
 	for _, m := range s.markers {
 		if b.id < m.bound {
@@ -324,17 +338,4 @@ func (s *sequencer) complete(b *batch, offset string, err error) {
 	}
 	clear(s.markers[len(kept):])
 	s.markers = kept
-
-	p.mu.Lock()
-	p.buffered -= b.size
-	if b.closeResult != nil {
-		p.unfinished--
-	} else {
-		p.unfinished -= len(b.dones)
-	}
-	if p.waiters > 0 {
-		close(p.space)
-		p.space = make(chan struct{})
-	}
-	p.mu.Unlock()
 }
