@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
@@ -207,4 +208,53 @@ func TestErrorSetKeepsAnOutcomeUnknownPastItsBound(t *testing.T) {
 	s.add(fmt.Errorf("refused again"), 1)
 	require.ErrorIs(t, s.err(), protocol.ErrOutcomeUnknown)
 	require.Contains(t, s.err().Error(), fmt.Sprintf("%d message(s) failed", maxDistinctErrors+5))
+}
+
+// The race behind TestCloseGivingUpSaysWhatMayHaveBeenWritten failing
+// under load, made certain: Close cancels the request on the wire, and the
+// owner handles its answer before it hears of the stop. That answer freed
+// the in-flight slot, and the owner started the queued batch after all: a
+// request after Close gave up, whose message then read as "may have been
+// written" (the recorder counts every request that reaches it as written).
+func TestCloseGivingUpStartsNoRequest(t *testing.T) {
+	url := dstest.StreamURL(t)
+	createStream(t, url, protocol.ContentTypeJSON)
+	cfg, rec := testConfig(t, url)
+	cfg.MaxInFlight = 1
+	logs := watermill.NewCaptureLogger()
+	cfg.Logger = logs // traces every launch ("Sending batch")
+	p := start(t, cfg)
+	arrived, release := rec.hold(2)
+	defer release()
+	onWire, queued := make(chan error, 1), make(chan error, 1)
+	require.NoError(t, p.Append(t.Context(), payload(0, 0), func(_ string, err error) { onWire <- err }))
+	<-arrived
+	require.NoError(t, p.Append(t.Context(), payload(0, 1), func(_ string, err error) { queued <- err }))
+	p.closeGaveUp = func() {
+		// The owner has the cancelled request's answer before the stop.
+		require.ErrorIs(t, <-onWire, protocol.ErrOutcomeUnknown)
+		// Past the pump that follows that answer: the owner takes the
+		// first wake-up only back in its select (or it has exited).
+		for range 2 {
+			select {
+			case p.wake <- struct{}{}:
+			case <-p.done:
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := p.Close(ctx)
+	require.ErrorIs(t, err, protocol.ErrOutcomeUnknown)
+	queuedErr := <-queued
+	require.ErrorIs(t, queuedErr, ErrProducerClosed)
+	require.NotErrorIs(t, queuedErr, protocol.ErrOutcomeUnknown)
+	require.Equal(t, int64(1), rec.requests.Load(), "a request was sent after Close gave up")
+	launches := 0
+	for _, m := range logs.Captured()[watermill.TraceLogLevel] {
+		if m.Msg == "Sending batch" {
+			launches++
+		}
+	}
+	require.Equal(t, 1, launches, "a request was started after Close gave up")
 }

@@ -79,6 +79,9 @@ type Producer struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// closeGaveUp, when set (by tests), runs in a Close that gives up,
+	// after it cancelled the requests and before it closes p.stop.
+	closeGaveUp func()
 }
 
 // New starts a producer. The stream must exist.
@@ -396,6 +399,9 @@ func (p *Producer) Close(ctx context.Context) error {
 			case <-ctx.Done():
 				cause := fmt.Errorf("%w: %w", ErrProducerClosed, context.Cause(ctx))
 				p.cancel(cause)
+				if p.closeGaveUp != nil {
+					p.closeGaveUp()
+				}
 				close(p.stop)
 				<-p.done
 				<-m.done // the owner gave every message its result before it exited

@@ -106,11 +106,19 @@ func (p *Producer) send(a attempt) result {
 		}
 	}
 	if a.delay > 0 {
-		_ = protocol.Sleep(ctx, a.delay) // a closing producer still tries once
+		_ = protocol.Sleep(ctx, a.delay)
 	}
 	var last answer
 	mayBeWritten := a.maybeLanded // an earlier launch at this (epoch, seq) may have been written
 	url := protocol.RedactURL(p.cfg.URL)
+	if ctx.Err() != nil {
+		// Close gave up while this request waited its turn: it is not
+		// sent, whether or not the transport would honour the ended
+		// context (a RoundTripper may write a request whose context has
+		// ended, and then its outcome would read as unknown).
+		err := fmt.Errorf("append to %s not sent: %w", url, context.Cause(ctx))
+		return result{a: a, ans: answer{err: err, gaveUp: true, mayBeWritten: mayBeWritten}}
+	}
 	err := protocol.Retry(ctx, p.cfg.Retry, func(n int) protocol.Try {
 		if n > 1 {
 			p.log.Debug("Retrying append", watermill.LogFields{

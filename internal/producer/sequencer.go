@@ -73,15 +73,37 @@ func (s *sequencer) run() {
 			s.deadline = time.Time{}
 		case <-stop:
 			stop = nil
-			s.stopping = true
-			err := error(ErrProducerClosed)
-			if s.p.ctx.Err() != nil {
-				err = context.Cause(s.p.ctx)
-			}
-			s.setFatal(err)
+			s.stop()
 		}
 	}
 	s.exit()
+}
+
+// stop makes the owner finish: no request starts any more, every batch not
+// in flight fails, and run exits once nothing is in flight.
+func (s *sequencer) stop() {
+	s.stopping = true
+	err := error(ErrProducerClosed)
+	if s.p.ctx.Err() != nil {
+		err = context.Cause(s.p.ctx)
+	}
+	s.setFatal(err)
+}
+
+// gaveUp reports whether Close gave up, and stops the owner if so. Close
+// cancels p.ctx before it closes p.stop, and an answer can reach the owner
+// (the in-flight request it just cancelled) before p.stop does: without
+// this, handling that answer freed the in-flight slot and pump started the
+// next queued batch after all, a request that should never go (its
+// messages must fail with ErrProducerClosed, "not written").
+func (s *sequencer) gaveUp() bool {
+	if s.p.ctx.Err() == nil {
+		return false
+	}
+	if !s.stopping {
+		s.stop()
+	}
+	return true
 }
 
 // exit finishes everything still queued once nothing is in flight.
@@ -126,7 +148,7 @@ func (s *sequencer) pump() {
 // request.
 func (s *sequencer) pumpOnce() bool {
 	s.take()
-	if s.fatal != nil {
+	if s.fatal != nil || s.gaveUp() {
 		s.failWaiting()
 		return false
 	}
