@@ -28,24 +28,9 @@ func TestGroupHandoverWaitsForTheMessageInHand(t *testing.T) {
 	logs := newCapturingLogger()
 	// "m2" owns the stream alone; "m1" sorts first, so its join moves the
 	// stream to it.
-	old, err := ds.NewSubscriber(ds.SubscriberConfig{
-		BaseURL: base, ConsumerGroup: "g", MemberID: "m2",
-		CommitInterval: 50 * time.Millisecond, SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
-	}, logs)
-	require.NoError(t, err)
+	old, oldMsgs := loggedMember(t, base, topic, "m2", 2*time.Second, logs)
 	t.Cleanup(func() { assert.NoError(t, old.Close()) })
-	oldMsgs, err := old.Subscribe(t.Context(), topic)
-	require.NoError(t, err)
-
-	first := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
-	require.NoError(t, pub.Publish(topic, first))
-	var inHand *message.Message
-	select {
-	case inHand = <-oldMsgs:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the owner got no message")
-	}
-	require.Equal(t, first.UUID, inHand.UUID)
+	inHand := publishAndReceive(t, pub, topic, oldMsgs)
 
 	newer := groupSubscriber(t, base, "g", "m1", 0)
 	newMsgs, err := newer.Subscribe(t.Context(), topic)
@@ -82,23 +67,8 @@ func TestGroupCloseWaitsForTheMessageInHand(t *testing.T) {
 	logs := newCapturingLogger()
 	// A session of 8 s makes the grace 2 s: room for this test's ack on a
 	// loaded machine.
-	owner, err := ds.NewSubscriber(ds.SubscriberConfig{
-		BaseURL: base, ConsumerGroup: "g", MemberID: "a",
-		CommitInterval: 50 * time.Millisecond, SessionTimeout: 8 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
-	}, logs)
-	require.NoError(t, err)
-	ownerMsgs, err := owner.Subscribe(t.Context(), topic)
-	require.NoError(t, err)
-
-	first := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
-	require.NoError(t, pub.Publish(topic, first))
-	var inHand *message.Message
-	select {
-	case inHand = <-ownerMsgs:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the owner got no message")
-	}
-	require.Equal(t, first.UUID, inHand.UUID)
+	owner, ownerMsgs := loggedMember(t, base, topic, "a", 8*time.Second, logs)
+	inHand := publishAndReceive(t, pub, topic, ownerMsgs)
 
 	standby := groupSubscriber(t, base, "g", "b", 0)
 	standbyMsgs, err := standby.Subscribe(t.Context(), topic)
@@ -127,4 +97,33 @@ func TestGroupCloseWaitsForTheMessageInHand(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the standby got nothing")
 	}
+}
+
+// loggedMember subscribes a member of group "g" to topic, logging to logs.
+func loggedMember(t *testing.T, base, topic, member string, session time.Duration, logs *capturingLogger) (*ds.Subscriber, <-chan *message.Message) {
+	t.Helper()
+	sub, err := ds.NewSubscriber(ds.SubscriberConfig{
+		BaseURL: base, ConsumerGroup: "g", MemberID: member,
+		CommitInterval: 50 * time.Millisecond, SessionTimeout: session, HeartbeatInterval: 200 * time.Millisecond,
+	}, logs)
+	require.NoError(t, err)
+	msgs, err := sub.Subscribe(t.Context(), topic)
+	require.NoError(t, err)
+	return sub, msgs
+}
+
+// publishAndReceive publishes one message and returns it as msgs delivers
+// it, unacked.
+func publishAndReceive(t *testing.T, pub *ds.Publisher, topic string, msgs <-chan *message.Message) *message.Message {
+	t.Helper()
+	sent := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
+	require.NoError(t, pub.Publish(topic, sent))
+	select {
+	case got := <-msgs:
+		require.Equal(t, sent.UUID, got.UUID)
+		return got
+	case <-time.After(20 * time.Second):
+		t.Fatal("the owner got no message")
+	}
+	return nil
 }
