@@ -98,12 +98,18 @@ func TestPartitionedCloseStreamClosesEveryPartition(t *testing.T) {
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 	}, logger)
 	require.NoError(t, err)
-	defer func() { assert.NoError(t, sub.Close()) }()
+	defer func() { assert.NoError(t, sub.Close()) }() // also when Subscribe fails
 	msgs, err := sub.Subscribe(context.Background(), topic)
 	require.NoError(t, err)
 	var mu sync.Mutex
 	seen := map[string]bool{}
+	drained := make(chan struct{})
+	defer func() {
+		assert.NoError(t, sub.Close()) // idempotent
+		<-drained                      // Close closes msgs, which ends the consumer
+	}()
 	go func() {
+		defer close(drained)
 		for msg := range msgs {
 			mu.Lock()
 			seen[msg.UUID] = true
