@@ -132,14 +132,12 @@ func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *mess
 		return
 	}
 	defer func() { _ = reader.Close() }()
-	// The read outlives ctx by a grace (see forward), so that a handler
-	// holding a message at Close can still ack it.
-	readCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	readCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	msgs, err := reader.Subscribe(readCtx, l.Stream())
 	if err != nil {
 		s.logger.Error("Reading an owned stream failed to start; handing it back", err, fields)
-	} else if !forward(ctx, l, msgs, out, s.closeGrace()) {
+	} else if !forward(readCtx, l, msgs, out) {
 		// The read ended on its own: the stream was closed (EOF), or an
 		// error the subscription logged. Handing the stream back would
 		// only have it claimed again at once, in a loop; this member keeps
@@ -147,7 +145,7 @@ func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *mess
 		s.logger.Info("The subscription of an owned stream ended; keeping the stream until this member leaves", fields)
 		select {
 		case <-l.Done():
-		case <-ctx.Done():
+		case <-readCtx.Done():
 		}
 	}
 	stop()
@@ -162,15 +160,14 @@ func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *mess
 
 // forward hands the lease's messages to out, one at a time, until the
 // lease is revoked or lost or ctx ends (true), or the read ends on its own
-// (false). A message in a handler's hands is waited for until it is acked
-// or nacked, so that the next owner, which claims the stream only once
-// this member releases it, never gets it while this member still has it:
-// without a bound when the lease is revoked (a rebalance: the member is
-// alive, and the stream would wait for this handler anyway), for grace when
-// ctx ends (Close, the Subscribe's context). A lost lease (fenced, its
-// session expired) does not wait: the stream may be another member's
-// already.
-func forward(ctx context.Context, l *group.Lease, msgs <-chan *message.Message, out chan<- *message.Message, grace time.Duration) bool {
+// (false). A message in a handler's hands when the lease is revoked (a
+// rebalance or Leave) is waited for until it is acked or nacked, so that
+// the next owner, which claims the stream only once this member releases
+// it, never gets it while this member still has it. A lost lease (fenced,
+// its session expired) and the end of ctx (Close) do not wait: the stream
+// may be another member's already, and the message's context is
+// cancelled.
+func forward(ctx context.Context, l *group.Lease, msgs <-chan *message.Message, out chan<- *message.Message) bool {
 	for {
 		var msg *message.Message
 		select {
@@ -180,11 +177,11 @@ func forward(ctx context.Context, l *group.Lease, msgs <-chan *message.Message, 
 			return true
 		case m, ok := <-msgs:
 			if !ok {
-				return false
+				return ctx.Err() != nil
 			}
 			msg = m
 		}
-		if !l.Valid() || ctx.Err() != nil {
+		if !l.Valid() {
 			msg.Nack() // never delivered: the next owner reads it
 			return true
 		}
@@ -201,25 +198,10 @@ func forward(ctx context.Context, l *group.Lease, msgs <-chan *message.Message, 
 		case <-msg.Acked():
 		case <-msg.Nacked():
 		case <-l.Ended():
-			return true
 		case <-ctx.Done():
-			t := time.NewTimer(grace)
-			defer t.Stop()
-			select {
-			case <-msg.Acked():
-			case <-msg.Nacked():
-			case <-l.Ended():
-			case <-t.C:
-			}
-			return true
 		}
 	}
 }
-
-// closeGrace bounds how long Close waits for a message in a handler's
-// hands: a quarter of the session, so that Leave (which force-releases
-// after half of it) releases after the ack, with time left to store it.
-func (s *Subscriber) closeGrace() time.Duration { return s.leaveTimeout() / 4 }
 
 // firstPosition is the stored position of a leased stream. A stream no
 // owner stored a position for yet starts where StartFrom says; with

@@ -55,50 +55,6 @@ func TestGroupHandoverWaitsForTheMessageInHand(t *testing.T) {
 	}
 }
 
-// TestGroupCloseWaitsForTheMessageInHand: Close (as a Router's shutdown
-// calls it while a handler runs) waits a grace for the message in the
-// handler's hands: its context stays live, its ack is stored, and the
-// standby that takes the stream over starts after it.
-func TestGroupCloseWaitsForTheMessageInHand(t *testing.T) {
-	base := dstest.StreamURL(t)
-	const topic = "close-in-hand"
-	pub := partitionedPublisher(t, base, 0)
-
-	logs := newCapturingLogger()
-	// A session of 8 s makes the grace 2 s: room for this test's ack on a
-	// loaded machine.
-	owner, ownerMsgs := loggedMember(t, base, topic, "a", 8*time.Second, logs)
-	inHand := publishAndReceive(t, pub, topic, ownerMsgs)
-
-	standby := groupSubscriber(t, base, "g", "b", 0)
-	standbyMsgs, err := standby.Subscribe(t.Context(), topic)
-	require.NoError(t, err)
-
-	closed := make(chan error, 1)
-	go func() { closed <- owner.Close() }()
-	require.Eventually(t, func() bool {
-		return strings.Contains(logs.text(), "Leaving consumer group")
-	}, 20*time.Second, 5*time.Millisecond, "Close never started to leave")
-	require.NoError(t, inHand.Context().Err(), "Close cancelled the message in the handler's hands at once")
-	inHand.Ack()
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("Close did not return")
-	}
-
-	second := message.NewMessage(watermill.NewUUID(), []byte(`{"n":2}`))
-	require.NoError(t, pub.Publish(topic, second))
-	select {
-	case got := <-standbyMsgs:
-		got.Ack()
-		assert.Equal(t, second.UUID, got.UUID, "the standby got the message the owner acked during Close")
-	case <-time.After(20 * time.Second):
-		t.Fatal("the standby got nothing")
-	}
-}
-
 // loggedMember subscribes a member of group "g" to topic, logging to logs.
 func loggedMember(t *testing.T, base, topic, member string, session time.Duration, logs *capturingLogger) (*ds.Subscriber, <-chan *message.Message) {
 	t.Helper()

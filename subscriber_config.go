@@ -103,10 +103,8 @@ type SubscriberConfig struct {
 	// each message goes to one member at a time, in stream order,
 	// at-least-once; a topic of one stream has one active member, the
 	// others stand by, and a partitioned topic has its partitions shared
-	// out. A member that leaves hands its streams over at once, after the
-	// message in a handler's hands is acked (Close waits up to a quarter of
-	// SessionTimeout for it; a rebalance waits for it); one that dies is
-	// replaced after SessionTimeout. Positions are kept on the
+	// out. A member that leaves hands its streams over at once; one that
+	// dies is replaced after SessionTimeout. Positions are kept on the
 	// server, in streams under BaseURL/__groups/ written fenced, so a member
 	// that lost a stream stores nothing there (ErrFenced). Fan-out is what
 	// different groups are for. Such a group needs BaseURL, also with
