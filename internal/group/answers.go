@@ -70,3 +70,24 @@ func classify(status int, h http.Header) (outcome, string) {
 	}
 	return failed, "unexpected answer " + strconv.Itoa(status) + " " + http.StatusText(status)
 }
+
+// classifyCreate interprets one answer to the PUT of a position log, in
+// one place (rows in TestClassifyCreate):
+//
+//   - 201, 200: the log exists as asked.
+//   - 409: it exists with the other closure: a log we create open was
+//     sealed by a newer owner (fenced); a log we seal was just created
+//     open by the former owner (the caller closes it and goes on).
+//   - 429, 5xx: retry.
+//   - anything else: failed.
+func classifyCreate(status int) (outcome, string) {
+	switch {
+	case status == http.StatusCreated || status == http.StatusOK:
+		return written, ""
+	case status == http.StatusConflict:
+		return fenced, reasonSealed
+	case protocol.RetryableStatus(status):
+		return retry, ""
+	}
+	return failed, "unexpected answer " + strconv.Itoa(status) + " " + http.StatusText(status)
+}

@@ -20,14 +20,14 @@ func BenchmarkCoordinationLatency(b *testing.B) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := cfg.Client.CreateStream(ctx, cfg.membersURL(), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
+	if err := cfg.Client.CreateStream(ctx, cfg.membersURL(0), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
 		b.Fatal(err)
 	}
-	tail, _, err := cfg.Client.Tail(ctx, cfg.membersURL())
+	tail, _, err := cfg.Client.Tail(ctx, cfg.membersURL(0))
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := reader.New(reader.Config{URL: cfg.membersURL(), Offset: tail, Client: cfg.Client, RetryPolicy: cfg.RetryPolicy})
+	r, err := reader.New(reader.Config{URL: cfg.membersURL(0), Offset: tail, Client: cfg.Client, RetryPolicy: cfg.RetryPolicy})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkCoordinationLatency(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		status, _, _, err := post(ctx, cfg.Client, cfg.membersURL(), memberRecord{Member: "m", Kind: kindBeat}, -1, 0)
+		status, _, _, err := post(ctx, cfg.Client, cfg.membersURL(0), memberRecord{Member: "m", Kind: kindBeat}, -1, 0, false)
 		t1 := time.Now()
 		if err != nil || status/100 != 2 {
 			b.Fatalf("heartbeat: %d %v", status, err)

@@ -78,6 +78,11 @@ type Config struct {
 
 	// rotateEvery: positions per log (tests set it low).
 	rotateEvery int
+	// hintEvery: log rotations per root record that names the current
+	// log (tests set it low).
+	hintEvery int
+	// window: how long one members log is written (tests set it low).
+	window time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -98,6 +103,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.rotateEvery <= 0 {
 		c.rotateEvery = defaultRotateEvery
+	}
+	if c.hintEvery <= 0 {
+		c.hintEvery = defaultHintEvery
+	}
+	if c.window <= 0 {
+		c.window = defaultWindow
 	}
 	if c.Client == nil {
 		c.Client = &protocol.Client{}
@@ -133,7 +144,10 @@ func (c Config) Validate() error {
 	}
 	for _, n := range [][2]string{{"Group", c.Group}, {"MemberID", c.MemberID}} {
 		if reason := NameProblem(n[1]); reason != "" {
-			return fmt.Errorf("%w: %s %q %s", ErrInvalidConfig, n[0], n[1], reason)
+			return fmt.Errorf("%w: %s %.80q %s", ErrInvalidConfig, n[0], n[1], reason)
+		}
+		if len(n[1]) > MaxNameBytes {
+			return fmt.Errorf("%w: %s %.80q… is %d bytes long, at most %d fit in the group's URLs and records", ErrInvalidConfig, n[0], n[1], len(n[1]), MaxNameBytes)
 		}
 	}
 	if reason := TopicProblem(c.Topic); reason != "" {
@@ -141,6 +155,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Streams) == 0 {
 		return fmt.Errorf("%w: no Streams", ErrInvalidConfig)
+	}
+	if n := len(c.longestURL()); n > MaxURLBytes {
+		return fmt.Errorf("%w: the URLs of group %.80q on topic %.80q would be %d bytes long, more than the %d servers and proxies take: shorten BaseURL, the group name or the topic", ErrInvalidConfig, c.Group, c.Topic, n, MaxURLBytes)
 	}
 	seen := make(map[string]bool, len(c.Streams))
 	for _, s := range c.Streams {
@@ -212,17 +229,51 @@ func (c Config) groupURL() string {
 	return strings.TrimRight(c.BaseURL, "/") + "/__groups/" + url.PathEscape(c.Group) + "/" + url.PathEscape(c.Topic)
 }
 
-func (c Config) membersURL() string { return c.groupURL() + "/members" }
-
 func (c Config) ownerURL(stream string) string {
 	return c.groupURL() + "/streams/" + url.PathEscape(stream)
 }
 
 // logURL is position log n of an ownership epoch.
-func (c Config) logURL(stream string, epoch int64, n int) string {
-	return c.ownerURL(stream) + "/" + strconv.FormatInt(epoch, 10) + "." + strconv.Itoa(n)
+func (c Config) logURL(stream string, epoch, n int64) string {
+	return c.ownerURL(stream) + "/" + strconv.FormatInt(epoch, 10) + "." + strconv.FormatInt(n, 10)
 }
+
+// membersURL is the members log of window w (see roster).
+func (c Config) membersURL(w int64) string {
+	return c.groupURL() + "/members/" + strconv.FormatInt(w, 10)
+}
+
+// longestURL is the longest URL the group writes to: a position log of
+// its longest stream name at the largest epoch.
+func (c Config) longestURL() string {
+	longest := ""
+	for _, s := range c.Streams {
+		if len(s) > len(longest) {
+			longest = s
+		}
+	}
+	return c.logURL(longest, protocol.MaxInteger, protocol.MaxInteger)
+}
+
+// Bounds on names, so that every URL and record of a group stays well
+// within what servers and proxies accept (Node's default header limit
+// is 16 KiB, many proxies take 8 KiB).
+const (
+	MaxNameBytes = 200
+	MaxURLBytes  = 4000
+)
 
 // defaultRotateEvery is how many positions a log takes before its owner
 // starts the next: a claim reads at most about this many records of it.
 const defaultRotateEvery = 1000
+
+// defaultHintEvery is how many log rotations the owner makes before it
+// names the current log in the ownership root (and deletes the logs
+// before it): the root takes one record per 64,000 positions, and a
+// claim finds the last log from there with a few HEAD requests.
+const defaultHintEvery = 64
+
+// defaultWindow is how long one members log is written before the next
+// is started (by the server's clock): a log holds at most about this many
+// HeartbeatIntervals of records per member.
+const defaultWindow = 10 * time.Minute

@@ -41,4 +41,5 @@ const (
 	reasonSeqGap     = "the server does not know this owner's sequence (409): its producer state was lost"
 	reasonClosed     = "a newer owner closed this owner's position log (409 Stream-Closed)"
 	reasonSuperseded = "another instance joined the group with this member's ID; the newer one takes the streams over"
+	reasonSealed     = "a newer owner sealed this owner's next position log (409)"
 )

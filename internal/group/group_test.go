@@ -315,10 +315,71 @@ func TestLeaseIsInvalidOnceTheLocalDeadlinePasses(t *testing.T) {
 	}
 }
 
+// TestLeaseLostToALocalExpiryStillReleases: a member paused past its
+// session while handing a stream over loses the lease to its own clock,
+// but nobody claimed the stream meanwhile; its release must still land, or
+// the stream names a live member that does not read it and stalls until
+// that member leaves (the TestConcurrentSubscribe stall).
+func TestLeaseLostToALocalExpiryStillReleases(t *testing.T) {
+	base := testBase(t)
+	a := join(t, fast(t, base, "t", "a", "t"))
+	var lease *Lease
+	select {
+	case lease = <-a.Assignments():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a got no lease")
+	}
+	ctx := context.Background()
+	if err := lease.Store(ctx, json.RawMessage(`"kept"`)); err != nil {
+		t.Fatal(err)
+	}
+	a.stopBeat()
+	a.beatWG.Wait()
+	select {
+	case <-lease.Ended():
+	case <-time.After(a.cfg.SessionTimeout):
+		t.Fatal("the lease did not end at its local deadline")
+	}
+	if err := lease.Release(ctx, nil); err != nil {
+		t.Fatalf("Release after a local expiry: %v", err)
+	}
+	recs, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.ownerURL("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := current(recs); !cur.Released || string(cur.Position) != `"kept"` {
+		t.Fatalf("after the release the stream's ownership is %+v, want released at the stored position", cur)
+	}
+}
+
+// TestAnExpiredReleaseIsRefusedOnceAnotherClaimed: the release of a lease
+// lost to the clock is fenced by the server when a newer owner claimed.
+func TestAnExpiredReleaseIsRefusedOnceAnotherClaimed(t *testing.T) {
+	base := testBase(t)
+	a := join(t, fast(t, base, "t", "a", "t"))
+	var lease *Lease
+	select {
+	case lease = <-a.Assignments():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a got no lease")
+	}
+	a.stopBeat()
+	a.beatWG.Wait()
+	b := join(t, fast(t, base, "t", "b", "t"))
+	select {
+	case <-b.Assignments(): // after a's session, b claims at the next epoch
+	case <-time.After(10 * time.Second):
+		t.Fatal("b got no lease")
+	}
+	if err := lease.Release(context.Background(), json.RawMessage(`"late"`)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a's late release = %v, want ErrFenced", err)
+	}
+}
+
 func TestPositionLogsRotateAndAClaimReadsOnlyTheLast(t *testing.T) {
 	base := testBase(t)
 	cfg := fast(t, base, "t", "a", "t")
-	cfg.rotateEvery = 5
+	cfg.rotateEvery, cfg.hintEvery = 5, 2
 	a := join(t, cfg)
 	var lease *Lease
 	select {
@@ -332,22 +393,31 @@ func TestPositionLogsRotateAndAClaimReadsOnlyTheLast(t *testing.T) {
 			t.Fatalf("store %d: %v", i, err)
 		}
 	}
+	// Logs of 5 positions and a closing one: 1-6 in log 0, 7-12 in log 1,
+	// 13-18 in log 2, 19-23 in log 3. The root names a log every second
+	// rotation (log 2, after 12), and the logs before it are deleted.
 	root, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.ownerURL("t"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The claim and one pointer per rotation (after 5, 10, 15, 20).
-	if len(root) != 5 || root[len(root)-1].Log != 4 {
-		t.Fatalf("root holds %d records %+v, want the claim and 4 rotations", len(root), root)
+	if len(root) != 2 || root[1].Log != 2 || string(root[1].Position) != "12" {
+		t.Fatalf("root holds %d records %+v, want the claim and one hint naming log 2", len(root), root)
 	}
-	last, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.logURL("t", 0, 4))
-	if err != nil || len(last) != 3 || string(last[2].Position) != "23" {
-		t.Fatalf("current log = %+v %v, want 21, 22, 23", last, err)
+	closed, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.logURL("t", 0, 2))
+	if err != nil || len(closed) != 6 || closed[5].Next != 3 || string(closed[5].Position) != "18" {
+		t.Fatalf("log 2 = %+v %v, want 13-18, closed naming log 3", closed, err)
 	}
-	if recs, _ := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.logURL("t", 0, 0)); len(recs) != 0 {
-		t.Fatalf("a rotated-away log was kept: %+v", recs)
+	last, err := readOwnerRecords(ctx, a.cfg.Client, a.cfg.RetryPolicy, a.cfg.logURL("t", 0, 3))
+	if err != nil || len(last) != 5 || string(last[4].Position) != "23" {
+		t.Fatalf("current log = %+v %v, want 19-23", last, err)
 	}
-	// A member that takes over after a crash starts at the last position.
+	for _, n := range []int64{0, 1} {
+		if _, ok, _ := a.cfg.Client.Tail(ctx, a.cfg.logURL("t", 0, n)); ok {
+			t.Fatalf("log %d, before the hint, was kept", n)
+		}
+	}
+	// A member that takes over after a crash starts at the last position,
+	// and the former owner's next store is refused by the server.
 	a.stopCoord()
 	a.coordWG.Wait()
 	a.stopBeat()
@@ -357,6 +427,11 @@ func TestPositionLogsRotateAndAClaimReadsOnlyTheLast(t *testing.T) {
 	case next := <-b.Assignments():
 		if string(next.Start()) != "23" {
 			t.Fatalf("take-over starts at %s, want 23", next.Start())
+		}
+		a.extend(a.now()) // as if a resumed with its session intact
+		var fe *FencedError
+		if err := lease.Store(ctx, json.RawMessage("24")); !errors.As(err, &fe) || fe.Reason != reasonClosed {
+			t.Fatalf("the former owner's store after the take-over: %v, want fenced (closed log)", err)
 		}
 		if err := next.Release(ctx, nil); err != nil {
 			t.Fatal(err)

@@ -155,3 +155,10 @@ func consume(t *testing.T, m *Member, b *board) *sync.WaitGroup {
 	})
 	return &wg
 }
+
+// readOwnerRecords reads every record of an ownership stream that the
+// group would take in.
+func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) ([]ownerRecord, error) {
+	recs, _, _, err := readRecords(ctx, c, policy, url, func(ownerRecord) string { return "" })
+	return recs, err
+}

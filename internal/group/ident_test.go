@@ -15,6 +15,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -25,7 +26,7 @@ import (
 func TestTwoLiveMembersWithOneIDTheNewerWinsTheOlderStops(t *testing.T) {
 	base := testBase(t)
 	const parts, n = 4, 4000
-	streams := StreamNames("jobs", parts)
+	streams := partition.StreamNames("jobs", parts)
 	c := &protocol.Client{HTTP: protocol.NewHTTPClient(8)}
 	createStreams(t, c, base, streams)
 	g, b := newLedger(), newBoard()
@@ -121,7 +122,7 @@ func (h *heldLeave) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestRestartUnderOneIDBeforeTheOldLeaveLandsNeitherStarvesNorDuplicates(t *testing.T) {
 	base := testBase(t)
 	const parts, n = 4, 4000
-	streams := StreamNames("jobs", parts)
+	streams := partition.StreamNames("jobs", parts)
 	c := &protocol.Client{HTTP: protocol.NewHTTPClient(8)}
 	createStreams(t, c, base, streams)
 	g, b := newLedger(), newBoard()
@@ -230,7 +231,7 @@ func TestRestartUnderOneIDAfterACrashTakesTheStreamBackAtOnce(t *testing.T) {
 	case <-time.After(restarted.cfg.SessionTimeout / 2):
 		t.Fatalf("the restarted member did not take its stream back within half the session timeout (%v)", restarted.cfg.SessionTimeout)
 	}
-	t.Logf("taken back %v after the join (warm-up %v)", time.Since(joined), restarted.warmup())
+	t.Logf("taken back %v after the join", time.Since(joined))
 	if string(again.Start()) != "7" || again.Epoch() != l.Epoch()+1 {
 		t.Fatalf("taken back at epoch %d from %s, want epoch %d from 7", again.Epoch(), again.Start(), l.Epoch()+1)
 	}

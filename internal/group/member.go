@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
 // Member is one process's membership of a consumer group on one topic. It
@@ -30,6 +31,9 @@ type Member struct {
 
 	assignments chan *Lease
 	poke        chan struct{}
+	// beatNow asks for a heartbeat at once (another member joined).
+	beatNow chan struct{}
+	roster  *roster
 
 	ctx       context.Context // every background request
 	cancel    context.CancelFunc
@@ -61,8 +65,11 @@ type Member struct {
 	// superseded says why this member stopped (nil while it runs).
 	superseded error
 	held       map[string]*Lease
-	leaveMu    sync.Mutex
-	leftOnce   bool
+	// live is the live set the last rebalance acted on, for the log
+	// lines that say who joined, left or was declared dead.
+	live     []string
+	leaveMu  sync.Mutex
+	leftOnce bool
 }
 
 // incarnation is what a member heard of one incarnation of another
@@ -78,9 +85,10 @@ type sessionState struct {
 	deadline time.Duration // on the member's monotonic clock
 }
 
-// Join makes this process a member of cfg.Group on cfg.Topic: it creates
-// the members stream if needed, announces itself, and starts heart-beating
-// and claiming. ctx bounds the join only; the member runs until Leave.
+// Join makes this process a member of cfg.Group on cfg.Topic: it finds
+// (or starts) the group's current members log, announces itself, and
+// starts heart-beating and claiming. ctx bounds the join only; the member
+// runs until Leave.
 func Join(ctx context.Context, cfg Config) (*Member, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -92,6 +100,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		epoch0:      time.Now(),
 		assignments: make(chan *Lease, 2*len(cfg.Streams)),
 		poke:        make(chan struct{}, 1),
+		beatNow:     make(chan struct{}, 1),
 		inc:         uuid.NewString(),
 		done:        make(chan struct{}),
 		members:     make(map[string]map[string]*incarnation),
@@ -100,20 +109,27 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		held:        make(map[string]*Lease),
 	}
 	m.log = m.log.With(watermill.LogFields{"incarnation": m.inc})
+	m.roster = &roster{cfg: cfg, log: m.log}
 	m.session.Store(&sessionState{})
-	if err := cfg.Client.CreateStream(ctx, cfg.membersURL(), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-		return nil, fmt.Errorf("create members stream of group %q: %w", cfg.Group, err)
+	w, err := m.roster.open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("join group %q: members log: %w", cfg.Group, err)
 	}
 	// Watch from the tail as it is before our join record, not from
 	// "now" at the first read, which could miss a record appended in
 	// between.
-	tail, _, err := cfg.Client.Tail(ctx, cfg.membersURL())
+	tail, _, err := cfg.Client.Tail(ctx, cfg.membersURL(w))
 	if err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
 	t0 := m.now()
-	if err := appendBestEffort(ctx, cfg.Client, cfg.RetryPolicy, cfg.membersURL(), memberRecord{Member: cfg.MemberID, Inc: m.inc, Kind: kindJoin}); err != nil {
+	if err := m.roster.append(ctx, memberRecord{Member: cfg.MemberID, Inc: m.inc, Kind: kindJoin}); err != nil {
 		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
+	}
+	if moved := m.roster.current(); moved != w {
+		// The group moved to the next log between our look and our
+		// join: read that one from its start.
+		w, tail = moved, reader.OffsetBeginning
 	}
 	m.extend(t0)
 	m.joinedAt = t0
@@ -123,7 +139,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	m.beatCtx, m.stopBeat = context.WithCancel(m.ctx)
 	watchReady := make(chan error, 1)
 	m.watchWG.Add(1)
-	go func() { defer m.watchWG.Done(); m.watch(tail, watchReady) }()
+	go func() { defer m.watchWG.Done(); m.watch(w, tail, watchReady) }()
 	if err := <-watchReady; err != nil {
 		m.cancel()
 		m.watchWG.Wait()
@@ -133,7 +149,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	go func() { defer m.beatWG.Done(); m.heartbeat() }()
 	m.coordWG.Add(1)
 	go func() { defer m.coordWG.Done(); m.coordinate() }()
-	m.log.Info("Joined consumer group", nil)
+	m.log.Info("Joined consumer group", watermill.LogFields{"members_log": protocol.RedactURL(cfg.membersURL(w))})
 	return m, nil
 }
 
@@ -206,9 +222,9 @@ func (m *Member) expireIfPast() {
 }
 
 // Leave hands every stream over and leaves the group: it revokes each
-// lease, waits for its consumer to Release it (at most half of what is
-// left of ctx), releases what is left with the last stored position, stops
-// heart-beating and tells the others. ctx must still be live: use a fresh one with a
+// lease, waits for its consumer to Release it (for what is left of ctx
+// but a reserve, see releaseGrace), releases what is left with the last
+// stored position, stops heart-beating and tells the others. ctx must still be live: use a fresh one with a
 // timeout when shutting down after a cancellation. Leave is idempotent.
 func (m *Member) Leave(ctx context.Context) error {
 	m.leaveMu.Lock()
@@ -250,7 +266,7 @@ func (m *Member) Leave(ctx context.Context) error {
 	// the newer instance (a member of an earlier version, which does not
 	// tell incarnations apart, would take the ID for gone).
 	if m.Err() == nil {
-		if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindLeave}); err != nil {
+		if err := m.roster.append(ctx, memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindLeave}); err != nil {
 			errs = append(errs, fmt.Errorf("announce leave: %w", err))
 		}
 	}
@@ -264,11 +280,12 @@ func (m *Member) Leave(ctx context.Context) error {
 }
 
 // releaseGrace bounds the wait for consumers to release their leases:
-// half of what is left of ctx, so that the forced releases after it and
-// the leave record still have time.
+// what is left of ctx but a reserve (half of it, at most 5 s) for the
+// forced releases after it and the leave record.
 func releaseGrace(ctx context.Context) (context.Context, context.CancelFunc) {
 	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+		reserve := min(time.Until(d)/2, 5*time.Second)
+		return context.WithDeadline(ctx, d.Add(-reserve))
 	}
 	return context.WithCancel(ctx)
 }
@@ -287,7 +304,7 @@ func (m *Member) forget(l *Lease) {
 // it without waiting for a heartbeat.
 func (m *Member) released(ctx context.Context, l *Lease) {
 	m.log.Info("Released consumer group stream", l.fields())
-	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindRelease, Stream: l.stream}); err != nil {
+	if err := m.roster.append(ctx, memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindRelease, Stream: l.stream}); err != nil {
 		m.log.Debug("Could not announce a release; the next heartbeat will do", watermill.LogFields{"err": err})
 	}
 }

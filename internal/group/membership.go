@@ -2,8 +2,7 @@ package group
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"slices"
 	"time"
 
@@ -14,54 +13,107 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
-// heartbeat appends a heartbeat every HeartbeatInterval. Before each, a
-// session whose deadline passed is ended (its leases lost), so a member
-// resumed after a pause never extends a session the others gave up on.
+// unreachableLogEvery bounds how often a member that cannot reach the
+// server says so: at once, then at most this often.
+const unreachableLogEvery = 30 * time.Second
+
+// heartbeat appends a heartbeat every HeartbeatInterval, or at once when
+// another member joined (so that it learns the live set within a round
+// trip instead of an interval). Before each, a session whose deadline
+// passed is ended (its leases lost), so a member resumed after a pause
+// never extends a session the others gave up on; and a members log whose
+// window the server's clock has left is rotated.
 func (m *Member) heartbeat() {
 	t := time.NewTicker(m.cfg.HeartbeatInterval)
 	defer t.Stop()
+	var failingSince time.Time
+	var lastLogged time.Time
 	for {
 		select {
 		case <-m.beatCtx.Done():
 			return
 		case <-t.C:
+		case <-m.beatNow:
 		}
 		m.expireIfPast()
+		if err := m.roster.rotate(m.beatCtx, m.cfg.MemberID, m.inc); err != nil && m.beatCtx.Err() == nil {
+			m.log.Debug("Could not start the next members log; trying again at the next heartbeat", watermill.LogFields{"err": err})
+		}
 		t0 := m.now()
-		status, _, _, err := post(m.beatCtx, m.cfg.Client, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindBeat}, -1, 0)
-		if err == nil && status >= 200 && status < 300 {
+		err := m.roster.append(m.beatCtx, memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindBeat})
+		if m.beatCtx.Err() != nil {
+			return
+		}
+		if err == nil {
 			m.extend(t0)
+			if !failingSince.IsZero() {
+				m.log.Info("Consumer group heartbeats reach the server again", watermill.LogFields{"failed_for": time.Since(failingSince).Round(time.Millisecond).String()})
+				failingSince = time.Time{}
+			}
 			continue
 		}
-		if m.beatCtx.Err() == nil {
-			m.log.Info("Consumer group heartbeat failed", watermill.LogFields{"err": err, "status": status})
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
+		if time.Since(lastLogged) >= unreachableLogEvery {
+			lastLogged = time.Now()
+			m.log.Error("Consumer group heartbeat failed; this member's streams are handed to others if it lasts SessionTimeout", err,
+				watermill.LogFields{"members_log": protocol.RedactURL(m.cfg.membersURL(m.roster.current())), "session_timeout": m.cfg.SessionTimeout.String()})
 		}
 	}
 }
 
-// watch reads the members stream from the tail it had at our join (it
-// never needs the history: every live member heartbeats within one
-// interval) and records when each member was last heard of, on this
-// member's own clock.
-func (m *Member) watch(from string, ready chan<- error) {
-	r, err := reader.New(reader.Config{URL: m.cfg.membersURL(), Offset: from, Client: m.cfg.Client, RetryPolicy: m.cfg.RetryPolicy})
+// watch reads the members logs from the tail the current one had at our
+// join (it never needs the history: every live member heartbeats within
+// one interval) and records when each member was last heard of, on this
+// member's own clock. At the end of a log it goes on with the log its
+// last record names, from the start.
+func (m *Member) watch(w int64, from string, ready chan<- error) {
+	ready <- nil
+	for m.ctx.Err() == nil {
+		next, ok := m.watchLog(w, from)
+		if !ok {
+			return
+		}
+		w, from = next, reader.OffsetBeginning
+	}
+}
+
+// watchLog reads members log w from offset until it ends, and returns the
+// log to read next; false when the member is leaving.
+func (m *Member) watchLog(w int64, from string) (int64, bool) {
+	url := m.cfg.membersURL(w)
+	r, err := reader.New(reader.Config{URL: url, Offset: from, Client: m.cfg.Client, RetryPolicy: m.cfg.RetryPolicy})
 	if err != nil {
-		ready <- err
-		return
+		m.log.Error("Cannot read the consumer group's members log", err, watermill.LogFields{"members_log": protocol.RedactURL(url)})
+		return 0, false
 	}
 	defer r.Close()
-	ready <- nil
+	next := int64(-1)
 	for {
 		chunk, err := r.Next(m.ctx)
 		if m.ctx.Err() != nil {
-			return
+			return 0, false
+		}
+		if errors.Is(err, protocol.ErrStreamNotFound) {
+			// Gone: a server that lost its data, or a log deleted after
+			// we stopped reading it. Go on with the log of the server's
+			// clock, created if need be.
+			w2 := max(w+1, m.roster.window())
+			if _, err := m.roster.create(m.ctx, w2); err != nil && !errors.Is(err, protocol.ErrStreamClosed) {
+				m.log.Info("Could not start the members log again; retrying", watermill.LogFields{"err": err})
+				if protocol.Sleep(m.ctx, m.cfg.HeartbeatInterval) != nil {
+					return 0, false
+				}
+			}
+			return w2, true
 		}
 		if err != nil {
 			// The reader already retried what may be retried; start again
 			// from where it stood after a pause, never from the history.
 			m.log.Info("Reading the consumer group members failed, retrying", watermill.LogFields{"err": err})
 			if protocol.Sleep(m.ctx, m.cfg.HeartbeatInterval) != nil {
-				return
+				return 0, false
 			}
 			continue
 		}
@@ -72,32 +124,40 @@ func (m *Member) watch(from string, ready chan<- error) {
 			continue
 		}
 		if len(data) > 0 {
-			var recs []memberRecord
-			if err := json.Unmarshal(data, &recs); err != nil {
-				m.log.Error("Unreadable consumer group members record", err, nil)
-				continue
+			recs, bad := decodeEach(data, memberRecord.problem)
+			for _, b := range bad {
+				m.log.Error("Skipping a record of the consumer group's members log that is not a member record", nil,
+					watermill.LogFields{"members_log": protocol.RedactURL(url), "record": b.String()})
+			}
+			for _, rec := range recs {
+				if rec.Kind == kindNext && rec.Window > w {
+					next = rec.Window
+				}
 			}
 			m.observe(recs)
 		}
 		if chunk.Closed {
-			m.log.Error("The consumer group members stream was closed; no more membership changes are seen", nil, nil)
-			return
+			if next < 0 {
+				next = max(w+1, m.roster.window())
+			}
+			return next, true
 		}
 	}
 }
 
-// observe takes in records of the members stream, in stream order. The
+// observe takes in records of the members log, in stream order. The
 // state of another member is kept per incarnation: a leave or heartbeat of
 // one incarnation of an ID never changes that of another, and a join of an
 // ID ends its earlier incarnations (the newer instance wins). A join of our
 // own ID by another incarnation after our own join means that we are the
-// older instance: we stop (supersede).
+// older instance: we stop (supersede). A join of another member makes us
+// heartbeat at once, so that it learns of us within a round trip.
 func (m *Member) observe(recs []memberRecord) {
 	now := m.now()
-	newer, found := "", false
+	newer, found, joined := "", false, false
 	m.mu.Lock()
 	for _, r := range recs {
-		if r.Member == "" {
+		if r.Kind == kindNext {
 			continue
 		}
 		if r.Member == m.cfg.MemberID {
@@ -136,6 +196,7 @@ func (m *Member) observe(recs []memberRecord) {
 				}
 			}
 			incs[r.Inc] = &incarnation{last: now}
+			joined = true
 		case kindLeave:
 			if st == nil {
 				incs[r.Inc] = &incarnation{last: now, left: true}
@@ -168,6 +229,12 @@ func (m *Member) observe(recs []memberRecord) {
 	m.mu.Unlock()
 	if found {
 		m.supersede(newer)
+	}
+	if joined {
+		select {
+		case m.beatNow <- struct{}{}:
+		default:
+		}
 	}
 	m.wake()
 }
@@ -204,6 +271,21 @@ func (m *Member) liveLocked(now time.Duration) []string {
 	return live
 }
 
+// departedLocked says why a member that was live is not any more: it
+// left, or it was not heard of for SessionTimeout (how long ago it was).
+func (m *Member) departedLocked(id string, now time.Duration) (left bool, silent time.Duration) {
+	silent = -1
+	for _, st := range m.members[id] {
+		if st.left {
+			left = true
+		}
+		if d := now - st.last; silent < 0 || d < silent {
+			silent = d
+		}
+	}
+	return left, silent
+}
+
 // syncMembers returns once the watcher has read every members record
 // appended before the call: it appends a heartbeat with a nonce and waits
 // to read it back.
@@ -218,7 +300,7 @@ func (m *Member) syncMembers(ctx context.Context) error {
 		delete(m.syncs, nonce)
 		m.mu.Unlock()
 	}()
-	if err := appendBestEffort(ctx, m.cfg.Client, m.cfg.RetryPolicy, m.cfg.membersURL(), memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindBeat, Sync: nonce}); err != nil {
+	if err := m.roster.append(ctx, memberRecord{Member: m.cfg.MemberID, Inc: m.inc, Kind: kindBeat, Sync: nonce}); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(m.cfg.SessionTimeout)
@@ -231,8 +313,14 @@ func (m *Member) syncMembers(ctx context.Context) error {
 	case <-m.ctx.Done():
 		return m.ctx.Err()
 	case <-timeout.C:
-		return fmt.Errorf("the members stream did not show our own record within %v", m.cfg.SessionTimeout)
+		return errSyncTimeout{m.cfg.SessionTimeout}
 	}
+}
+
+type errSyncTimeout struct{ d time.Duration }
+
+func (e errSyncTimeout) Error() string {
+	return "the members log did not show our own record within " + e.d.String()
 }
 
 // olderIncarnation reports whether inc, another incarnation of our own ID
@@ -248,7 +336,7 @@ func (m *Member) olderIncarnation(ctx context.Context, inc string) bool {
 		return true
 	}
 	if err := m.syncMembers(ctx); err != nil {
-		m.log.Info("Could not read the members stream up to now; not claiming from another instance of this member ID yet", watermill.LogFields{"err": err})
+		m.log.Info("Could not read the members log up to now; not claiming from another instance of this member ID yet", watermill.LogFields{"err": err})
 		return false
 	}
 	m.mu.Lock()

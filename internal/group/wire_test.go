@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -37,20 +39,28 @@ func TestWireRetries(t *testing.T) {
 	}
 	ops := []op{
 		{"fencedPost", http.MethodPost, true, false, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
-			o, reason, err := fencedPost(ctx, c, p, url, ownerRecord{Owner: "a", Claim: "c", Epoch: 0}, 0)
+			o, reason, err := fencedPost(ctx, c, p, url, ownerRecord{Owner: "a", Claim: "c", Epoch: 0}, 0, false)
 			if err == nil && o != written {
 				return errors.New("outcome " + strconv.Itoa(int(o)) + " " + reason)
 			}
 			return err
 		}},
-		{"appendBestEffort", http.MethodPost, true, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
-			return appendBestEffort(ctx, c, p, url, memberRecord{Member: "a", Kind: kindBeat})
+		{"roster.append", http.MethodPost, true, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			// A roster whose current log is url (window 0 of a group
+			// folder that is url without "/0").
+			r := &roster{cfg: Config{Client: c, RetryPolicy: p, window: time.Hour}, log: watermill.NopLogger{}}
+			r.cfg.BaseURL, r.cfg.Group, r.cfg.Topic = splitMembersURL(t, url)
+			return r.append(ctx, memberRecord{Member: "a", Kind: kindBeat})
 		}},
-		{"closeLog", http.MethodPost, true, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
-			return closeLog(ctx, c, p, url)
+		{"closeStream", http.MethodPost, true, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			return closeStream(ctx, c, p, url)
 		}},
-		{"putClosed", http.MethodPut, false, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
-			return putClosed(ctx, c, p, url, partitionsRecord{Partitions: 2})
+		{"createLog", http.MethodPut, false, true, func(ctx context.Context, p protocol.RetryPolicy, url string) error {
+			o, reason, err := createLog(ctx, c, p, url)
+			if err == nil && o != written {
+				return errors.New("outcome " + strconv.Itoa(int(o)) + " " + reason)
+			}
+			return err
 		}},
 	}
 	patient := protocol.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 5}
@@ -60,6 +70,9 @@ func TestWireRetries(t *testing.T) {
 		t.Run(o.name, func(t *testing.T) {
 			stream := func(t *testing.T) string {
 				url := srv.StreamURL(dstest.StreamPath(t))
+				if o.name == "roster.append" {
+					url = Config{BaseURL: url, Group: "g", Topic: "t"}.membersURL(0)
+				}
 				if o.existing {
 					require.NoError(t, c.CreateStream(t.Context(), url, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}))
 				}
@@ -103,4 +116,14 @@ func TestWireRetries(t *testing.T) {
 			})
 		})
 	}
+}
+
+// splitMembersURL takes apart the URL of members log 0 of a group.
+func splitMembersURL(t *testing.T, url string) (base, group, topic string) {
+	t.Helper()
+	const tail = "/__groups/g/t/members/0"
+	if !strings.HasSuffix(url, tail) {
+		t.Fatalf("%s is no members log 0 of group g on topic t", url)
+	}
+	return strings.TrimSuffix(url, tail), "g", "t"
 }

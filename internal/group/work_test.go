@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -172,7 +173,7 @@ func publish(t *testing.T, c *protocol.Client, base, topic string, parts, n int,
 	seq := map[string]int{}
 	flush := func(p int) {
 		body, _ := json.Marshal(batches[p])
-		url := base + "/" + StreamName(topic, p, parts)
+		url := base + "/" + partition.StreamName(topic, p, parts)
 		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.Do(req)
@@ -188,7 +189,7 @@ func publish(t *testing.T, c *protocol.Client, base, topic string, parts, n int,
 	for i := range n {
 		key := "k" + strconv.Itoa(i%100)
 		seq[key]++
-		p := Partition(key, parts)
+		p := partition.Of(key, parts)
 		batches[p] = append(batches[p], job{Key: key, Seq: seq[key]})
 		if len(batches[p]) == 100 {
 			flush(p)
@@ -213,7 +214,7 @@ func createStreams(t *testing.T, c *protocol.Client, base string, names []string
 func TestThreeMembersHandleTenThousandMessagesOverFourPartitionsOnce(t *testing.T) {
 	base := testBase(t)
 	const parts, n = 4, 10000
-	streams := StreamNames("jobs", parts)
+	streams := partition.StreamNames("jobs", parts)
 	c := &protocol.Client{HTTP: protocol.NewHTTPClient(8)}
 	createStreams(t, c, base, streams)
 	g, b := newLedger(), newBoard()
@@ -255,7 +256,7 @@ func TestThreeMembersHandleTenThousandMessagesOverFourPartitionsOnce(t *testing.
 func TestRollingDeployLosesNothing(t *testing.T) {
 	base := testBase(t)
 	const parts, n = 4, 10000
-	streams := StreamNames("jobs", parts)
+	streams := partition.StreamNames("jobs", parts)
 	c := &protocol.Client{HTTP: protocol.NewHTTPClient(8)}
 	createStreams(t, c, base, streams)
 	g := newLedger()
