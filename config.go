@@ -7,7 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -151,8 +151,8 @@ func (c PublisherConfig) Validate() error {
 	if c.Marshaler == nil {
 		return invalidConfig("Marshaler is nil")
 	}
-	if c.Partitions < 0 || c.Partitions > group.MaxPartitions {
-		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, group.MaxPartitions)
+	if c.Partitions < 0 || c.Partitions > partition.Max {
+		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, partition.Max)
 	}
 	if c.Marshaler.ContentType() == "" {
 		return invalidConfig("Marshaler.ContentType() is empty")

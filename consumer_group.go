@@ -10,11 +10,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
-// Defaults of a sharing ConsumerGroup (see SubscriberConfig), chosen from measurements (see
-// internal/group): a dead member is replaced after about 10 s; a member
-// that leaves hands over in milliseconds.
+// Defaults of a ConsumerGroup (see SubscriberConfig), chosen from
+// measurements (see internal/group): a dead member is replaced after about
+// 10 s; a member that leaves hands over in milliseconds.
 const (
 	defaultSessionTimeout    = 10 * time.Second
 	defaultHeartbeatInterval = time.Second
@@ -26,9 +29,10 @@ const (
 var ErrFenced = group.ErrFenced
 
 // ErrPartitionMismatch means a topic's partition count recorded on the
-// server differs from the configured one; the count of a topic never
-// changes.
-var ErrPartitionMismatch = group.ErrPartitionMismatch
+// server differs from the configured one (the count of a topic never
+// changes), or that a Publisher without Partitions wrote to a partitioned
+// topic, whose own stream no member reads.
+var ErrPartitionMismatch = partition.ErrMismatch
 
 // subscribeGroup joins the group on topic and returns the messages of
 // every stream this member comes to own. The channel is closed after
@@ -50,7 +54,6 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 		s.wg.Done()
 		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
-	s.logger.Info("Joined consumer group", watermill.LogFields{"topic": topic, "consumer_group": s.config.ConsumerGroup, "streams": len(streams)})
 	out := make(chan *message.Message)
 	subCtx, cancel := context.WithCancel(ctx)
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
@@ -59,14 +62,14 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 		defer close(out)
 		defer stopOnClose()
 		defer cancel()
-		s.member(subCtx, m, out)
+		s.member(subCtx, topic, m, out)
 	}()
 	return out, nil
 }
 
-// member runs one membership: a reader per lease, until the Subscribe
-// ends; then it leaves, handing every stream over.
-func (s *Subscriber) member(ctx context.Context, m *group.Member, out chan<- *message.Message) {
+// member runs one membership: a subscription per lease, until the
+// Subscribe ends; then it leaves, handing every stream over.
+func (s *Subscriber) member(ctx context.Context, topic string, m *group.Member, out chan<- *message.Message) {
 	var leases sync.WaitGroup
 	left := make(chan struct{})
 	go func() {
@@ -80,7 +83,9 @@ func (s *Subscriber) member(ctx context.Context, m *group.Member, out chan<- *me
 				watermill.LogFields{"member_id": m.ID(), "consumer_group": s.config.ConsumerGroup})
 		}
 		// A fresh context: the Subscribe's is done, and handing over
-		// is what a clean stop is for.
+		// is what a clean stop is for. Leave waits for each lease's
+		// subscription to finish its message in hand and store its
+		// position, then releases what is left.
 		leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaveTimeout())
 		defer cancel()
 		if err := m.Leave(leaveCtx); err != nil {
@@ -91,167 +96,161 @@ func (s *Subscriber) member(ctx context.Context, m *group.Member, out chan<- *me
 		leases.Add(1)
 		go func() {
 			defer leases.Done()
-			s.lease(ctx, l, out)
+			s.lease(ctx, topic, l, out)
 		}()
 	}
 	<-left
 	leases.Wait()
 }
 
+// leaveTimeout bounds a Leave: HandoverTimeout for the messages in hand,
+// and time for the final position writes, the releases and the leave
+// record (group.Leave keeps the last part of it for those).
 func (s *Subscriber) leaveTimeout() time.Duration {
-	if s.config.SessionTimeout > 0 {
-		return s.config.SessionTimeout
-	}
-	return defaultSessionTimeout
+	return s.config.HandoverTimeout + 10*time.Second
 }
 
-// lease reads one owned stream with a Subscriber of its own, whose
-// positions go through the lease (fenced), and forwards its messages while
-// the lease is valid.
-func (s *Subscriber) lease(ctx context.Context, l *group.Lease, out chan<- *message.Message) {
-	fields := watermill.LogFields{"stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.ConsumerGroup}
-	cfg := s.config
-	// A position-only reader of one stream: the group's settings are ours.
-	cfg.MemberID, cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.Partitions = "", 0, 0, 0
-	// Recorded even when the member is leaving already: once it owned the
-	// stream, a later owner must go on from this member's start.
-	posCtx, cancelPos := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
-	start, err := s.firstPosition(posCtx, l)
-	cancelPos()
-	if err != nil {
-		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
+// lease reads one owned stream, delivering straight to out, with its
+// positions stored through the lease (fenced). A handover (the lease
+// revoked, or ctx done) stops it softly: the message in hand is waited
+// for and its position stored before the lease is released; a lost lease
+// stops it at once.
+func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, out chan<- *message.Message) {
+	fields := watermill.LogFields{"topic": topic, "stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.ConsumerGroup}
+	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, l.Stream())
+	if err == nil {
+		fields["stream_url"] = protocol.RedactURL(streamURL)
+	}
+	start, ok := s.leaseStart(ctx, l, streamURL, fields)
+	if err != nil || !ok {
+		if err != nil {
+			s.logger.Error("An owned stream cannot be read; keeping it until this member leaves", err, fields)
+		}
+		s.keep(ctx, l)
 		s.release(ctx, l, fields)
 		return
 	}
-	cfg.OffsetStore = leaseStore{l: l, start: start}
-	cfg.HTTPClient = s.client.HTTP // shared, so closing this one keeps it
-	reader, err := NewSubscriber(cfg, s.logger)
-	if err != nil {
-		s.logger.Error("Reading an owned stream failed to start; handing it back", err, fields)
-		s.release(ctx, l, fields)
-		return
-	}
-	defer func() { _ = reader.Close() }()
-	readCtx, stop := context.WithCancel(ctx)
+	soft, stop := context.WithCancel(ctx)
 	defer stop()
-	msgs, err := reader.Subscribe(readCtx, l.Stream())
-	if err != nil {
-		s.logger.Error("Reading an owned stream failed to start; handing it back", err, fields)
-	} else if !forward(readCtx, l, msgs, out) {
+	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
+	defer kill()
+	defer onClose(l.Done(), stop)()
+	defer onClose(l.Ended(), kill)()
+	sub := &subscription{
+		s: s, topic: topic, streamURL: streamURL, fields: fields, out: out, pos: start,
+		valid: l.Valid, hard: hard,
+		positions: s.committer(func(ctx context.Context, pos Position) error {
+			raw, err := json.Marshal(pos)
+			if err != nil {
+				return err
+			}
+			return l.Store(ctx, raw)
+		}, fields),
+	}
+	sub.run(soft)
+	if soft.Err() == nil && hard.Err() == nil {
 		// The read ended on its own: the stream was closed (EOF), or an
 		// error the subscription logged. Handing the stream back would
 		// only have it claimed again at once, in a loop; this member keeps
 		// it until it loses it or leaves.
 		s.logger.Info("The subscription of an owned stream ended; keeping the stream until this member leaves", fields)
-		select {
-		case <-l.Done():
-		case <-readCtx.Done():
-		}
-	}
-	stop()
-	if msgs != nil {
-		for msg := range msgs {
-			msg.Nack() // never delivered: the next owner reads it
-		}
+		s.keep(ctx, l)
 	}
 	// The subscription stored its last position on the way out.
 	s.release(ctx, l, fields)
 }
 
-// forward hands the lease's messages to out, one at a time, until the
-// lease is revoked or lost or ctx ends (true), or the read ends on its own
-// (false). A message in a handler's hands when the lease is revoked (a
-// rebalance or Leave) is waited for until it is acked or nacked, so that
-// the next owner, which claims the stream only once this member releases
-// it, never gets it while this member still has it. A lost lease (fenced,
-// its session expired) and the end of ctx (Close) do not wait: the stream
-// may be another member's already, and the message's context is
-// cancelled.
-func forward(ctx context.Context, l *group.Lease, msgs <-chan *message.Message, out chan<- *message.Message) bool {
-	for {
-		var msg *message.Message
-		select {
-		case <-l.Done():
-			return true
-		case <-ctx.Done():
-			return true
-		case m, ok := <-msgs:
-			if !ok {
-				return ctx.Err() != nil
-			}
-			msg = m
-		}
-		if !l.Valid() {
-			msg.Nack() // never delivered: the next owner reads it
-			return true
-		}
-		select {
-		case out <- msg:
-		case <-l.Done():
-			msg.Nack()
-			return true
-		case <-ctx.Done():
-			msg.Nack()
-			return true
-		}
-		select {
-		case <-msg.Acked():
-		case <-msg.Nacked():
-		case <-l.Ended():
-		case <-ctx.Done():
-		}
+// keep holds a lease whose stream is not read until it is handed over or
+// lost, or the member leaves.
+func (s *Subscriber) keep(ctx context.Context, l *group.Lease) {
+	select {
+	case <-l.Done():
+	case <-ctx.Done():
 	}
 }
 
-// firstPosition is the stored position of a leased stream. A stream no
-// owner stored a position for yet starts where StartFrom says; with
-// StartFromTail that tail is stored at once, so that a later owner goes on
-// from the same place and never from a later tail (which would skip what
-// came in between).
-func (s *Subscriber) firstPosition(ctx context.Context, l *group.Lease) (json.RawMessage, error) {
-	if l.Start() != nil || s.config.StartFrom != StartFromTail {
-		return l.Start(), nil
+// onClose calls f once ch is closed, until the returned stop is called;
+// stop waits for the goroutine.
+func onClose(ch <-chan struct{}, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ch:
+			f()
+		case <-quit:
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
 	}
-	url, err := topicURL(s.config.BaseURL, s.config.TopicURL, l.Stream())
-	if err != nil {
-		return nil, err
+}
+
+// leaseStart is where the owner of a lease starts: the position the
+// previous owner stored, or, for a stream no owner stored a position for
+// yet, where StartFrom says. With StartFromTail that tail is stored at
+// once, so that a later owner goes on from the same place and never from
+// a later tail (which would skip what came in between). A stored
+// position that does not parse is logged at Error and OnPositionLost
+// decides. ok is false when the stream is not to be read.
+func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (Position, bool) {
+	if raw := l.Start(); raw != nil {
+		var pos Position
+		if err := json.Unmarshal(raw, &pos); err == nil && pos.Offset != "" && pos.Skip >= 0 {
+			return pos, true
+		}
+		s.logger.Error("The stored position of an owned stream does not parse; OnPositionLost decides where to go on", nil,
+			fields.Add(watermill.LogFields{"stored_position": string(raw)}))
+		if s.config.OnPositionLost == PositionLostStop {
+			return Position{}, false
+		}
+		if s.config.OnPositionLost == PositionLostFromStart {
+			return Position{Offset: reader.OffsetBeginning}, true
+		}
+	} else if s.config.StartFrom != StartFromTail {
+		return Position{Offset: reader.OffsetBeginning}, true
 	}
-	tail, exists, err := s.client.Tail(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	pos := Position{Offset: "-1"}
-	if exists {
+	// Recorded even when the member is leaving already: once it owned the
+	// stream, a later owner must go on from this member's start.
+	posCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
+	defer cancel()
+	pos := Position{Offset: reader.OffsetBeginning}
+	tail, exists, err := s.client.Tail(posCtx, streamURL)
+	if err == nil && exists {
 		pos.Offset = tail
 	}
-	raw, err := json.Marshal(pos)
+	if err == nil {
+		var raw json.RawMessage
+		if raw, err = json.Marshal(pos); err == nil {
+			err = l.Store(posCtx, raw)
+		}
+	}
 	if err != nil {
-		return nil, err
+		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
+		return Position{}, false
 	}
-	if err := l.Store(ctx, raw); err != nil {
-		return nil, err
-	}
-	return raw, nil
+	return pos, true
 }
 
 func (s *Subscriber) release(ctx context.Context, l *group.Lease, fields watermill.LogFields) {
-	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaveTimeout())
+	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
 	defer cancel()
 	if err := l.Release(relCtx, nil); err != nil {
 		s.logger.Info("Stream not released (lost or unreachable): the next owner starts from the last stored position", fields.Add(watermill.LogFields{"err": err}))
 	}
 }
 
-// streams lists the topic's streams: its partitions, as recorded on the
-// server.
+// groupStreams lists the topic's streams: its partitions, as recorded on
+// the server (a topic with no record gets one of Partitions, or 1).
 func (s *Subscriber) groupStreams(ctx context.Context, topic string) ([]string, error) {
-	url, err := topicURL(s.config.BaseURL, s.config.TopicURL, group.PartitionsStreamName(topic))
+	t, err := partitionedTopic(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return nil, err
 	}
 	n := s.config.Partitions
 	if n == 0 {
-		got, ok, err := group.LoadPartitions(ctx, s.client, s.client.Retry, url)
+		got, ok, err := partition.Load(ctx, s.client, s.client.Retry, t.RecordURL)
 		if err != nil {
 			return nil, wrap(err, "partitions of %q", topic)
 		}
@@ -260,10 +259,10 @@ func (s *Subscriber) groupStreams(ctx context.Context, topic string) ([]string, 
 			n = got
 		}
 	}
-	if err := group.EnsurePartitions(ctx, s.client, s.client.Retry, url, topic, n); err != nil {
+	if err := partition.Ensure(ctx, s.client, s.client.Retry, t, n); err != nil {
 		return nil, wrap(err, "partitions of %q", topic)
 	}
-	return group.StreamNames(topic, n), nil
+	return partition.StreamNames(topic, n), nil
 }
 
 // initializeGroup creates the streams of every partition of topic.
@@ -278,33 +277,4 @@ func (s *Subscriber) initializeGroup(topic string) error {
 		}
 	}
 	return nil
-}
-
-// leaseStore is the OffsetStore of one lease's Subscriber: the position
-// is the lease's, read from the claim (or recorded at its start) and
-// written fenced.
-type leaseStore struct {
-	l     *group.Lease
-	start json.RawMessage
-}
-
-// Load implements OffsetStore.
-func (ls leaseStore) Load(_ context.Context, _, stream string) (Position, bool, error) {
-	if ls.start == nil {
-		return Position{}, false, nil
-	}
-	var pos Position
-	if err := json.Unmarshal(ls.start, &pos); err != nil {
-		return Position{}, false, wrap(err, "stored position of %q", stream)
-	}
-	return pos, true, nil
-}
-
-// Store implements OffsetStore.
-func (ls leaseStore) Store(ctx context.Context, _, _ string, pos Position) error {
-	raw, err := json.Marshal(pos)
-	if err != nil {
-		return err
-	}
-	return ls.l.Store(ctx, raw)
 }

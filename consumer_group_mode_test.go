@@ -2,67 +2,85 @@ package durablestreams_test
 
 import (
 	"context"
-	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/require"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
-// TestConsumerGroupWithOffsetStoreWarnsOncePerSubscribe: a group with an
-// OffsetStore keeps only a position (fan-out), and each Subscribe says so;
-// a sharing group (no OffsetStore) does not.
-func TestConsumerGroupWithOffsetStoreWarnsOncePerSubscribe(t *testing.T) {
+// TestConsumerGroupWithAnOffsetStoreIsRefused: a ConsumerGroup with an
+// OffsetStore used to mean one position that every subscription read on
+// its own (each got every message). It is refused at NewSubscriber with
+// a typed error naming Checkpoint, never run with another meaning.
+func TestConsumerGroupWithAnOffsetStoreIsRefused(t *testing.T) {
 	base := dstest.StreamURL(t)
-	warnings := func(logger *watermill.CaptureLoggerAdapter) int {
-		n := 0
-		for _, m := range logger.Captured()[watermill.InfoLogLevel] {
-			if strings.Contains(m.Msg, "keeps only a position") {
-				n++
-			}
-		}
-		return n
+	stores := map[string]func(t *testing.T) ds.OffsetStore{
+		"memory": func(*testing.T) ds.OffsetStore { return ds.NewMemoryOffsetStore() },
+		"stream": func(t *testing.T) ds.OffsetStore {
+			store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: base})
+			require.NoError(t, err)
+			return store
+		},
 	}
-	logger := watermill.NewCaptureLogger()
-	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: ds.NewMemoryOffsetStore()}, logger)
-	require.NoError(t, err)
-	for range 2 {
-		ctx, cancel := context.WithCancel(context.Background())
-		_, err := sub.Subscribe(ctx, "t")
-		require.NoError(t, err)
-		cancel()
+	for name, store := range stores {
+		t.Run(name, func(t *testing.T) {
+			sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store(t)}, nil)
+			require.ErrorIs(t, err, ds.ErrInvalidConfig)
+			require.Nil(t, sub)
+			require.Contains(t, err.Error(), "Checkpoint")
+		})
 	}
-	// Captured reads the logger's map unlocked: count once nothing logs.
-	require.NoError(t, sub.Close())
-	require.Equal(t, 2, warnings(logger))
-
-	shared := watermill.NewCaptureLogger()
-	member := groupSubscriberWithLogger(t, base, "g2", shared)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
-	require.NoError(t, err)
-	defer pub.Close()
-	require.NoError(t, pub.Publish("t", keyed("k", 1)))
-	msgs, err := member.Subscribe(ctx, "t")
-	require.NoError(t, err)
-	select {
-	case msg := <-msgs: // read by a lease reader, which has started
-		msg.Ack()
-	case <-time.After(30 * time.Second):
-		t.Fatal("the only member never delivered")
-	}
-	require.NoError(t, member.Close())
-	require.Zero(t, warnings(shared), "a sharing group's lease readers must not warn")
 }
 
-func groupSubscriberWithLogger(t *testing.T, base, groupName string, logger watermill.LoggerAdapter) *ds.Subscriber {
-	t.Helper()
-	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: groupName}, logger)
+// TestTwoSubscribersOfOneConsumerGroupNeverBothHandleAMessage: the meaning
+// of a group name in Kafka, Redis Streams, SQL and NATS JetStream. Two
+// Subscribers (two replicas of a service) with one ConsumerGroup on one
+// topic: 200 messages, each handled by exactly one of them.
+func TestTwoSubscribersOfOneConsumerGroupNeverBothHandleAMessage(t *testing.T) {
+	base := dstest.StreamURL(t)
+	const n = 200
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base, Partitions: 2}, nil)
 	require.NoError(t, err)
-	return sub
+	t.Cleanup(func() { _ = pub.Close() })
+
+	var mu sync.Mutex
+	handledBy := map[string][]string{} // message UUID → replicas
+	all := make(chan struct{})
+	replica := func(name string) {
+		sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "service", Partitions: 2})
+		ctx, cancel := context.WithCancel(t.Context())
+		t.Cleanup(cancel)
+		msgs, err := sub.Subscribe(ctx, "commands")
+		require.NoError(t, err)
+		go func() {
+			for msg := range msgs {
+				mu.Lock()
+				handledBy[msg.UUID] = append(handledBy[msg.UUID], name)
+				if len(handledBy) == n {
+					close(all)
+				}
+				mu.Unlock()
+				msg.Ack()
+			}
+		}()
+	}
+	replica("a")
+	replica("b")
+	for i := range n {
+		require.NoError(t, pub.Publish("commands", keyed(keyOf(i%2, 2), i)))
+	}
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not every message was handled")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for uuid, by := range handledBy {
+		require.Len(t, by, 1, "message %s handled by %v", uuid, by)
+	}
 }

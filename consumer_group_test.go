@@ -227,7 +227,7 @@ func TestPartitionCountMismatchIsAnError(t *testing.T) {
 
 	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, Partitions: 2}, nil)
 	require.True(t, errors.Is(err, ds.ErrInvalidConfig), "no group: %v", err)
-	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"}, nil)
+	_, err = ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"}, nil)
 	require.True(t, errors.Is(err, ds.ErrInvalidConfig), "group settings with an OffsetStore: %v", err)
 
 }

@@ -12,7 +12,7 @@ const (
 	DefaultNackResendDelay     = defaultNackResendDelay
 	DefaultLiveTimeout         = defaultLiveTimeout
 	DefaultMaxReadBytes        = defaultMaxReadBytes
-	DefaultCommitInterval      = defaultCommitInterval
+	DefaultHandoverTimeout     = defaultHandoverTimeout
 	DefaultSessionTimeout      = defaultSessionTimeout
 	DefaultHeartbeatInterval   = defaultHeartbeatInterval
 	DefaultRequestTimeout      = defaultRequestTimeout

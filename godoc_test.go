@@ -182,7 +182,7 @@ func TestDefaultsShowTheirValues(t *testing.T) {
 		{"SubscriberConfig.NackResendDelay", ds.DefaultNackResendDelay},
 		{"SubscriberConfig.LiveTimeout", ds.DefaultLiveTimeout},
 		{"SubscriberConfig.MaxReadBytes", ds.DefaultMaxReadBytes},
-		{"SubscriberConfig.CommitInterval", ds.DefaultCommitInterval},
+		{"SubscriberConfig.HandoverTimeout", ds.DefaultHandoverTimeout},
 		{"SubscriberConfig.SessionTimeout", ds.DefaultSessionTimeout},
 		{"SubscriberConfig.HeartbeatInterval", ds.DefaultHeartbeatInterval},
 		{"ClientConfig.RequestTimeout", ds.DefaultRequestTimeout},

@@ -147,7 +147,7 @@ type logPointer struct {
 func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Position, bool, error) {
 	pos, ok, err := s.loadPosition(ctx, group, topic)
 	if err != nil {
-		return Position{}, false, errorf(publicError(err), "load position of group %q in %q", group, topic)
+		return Position{}, false, errorf(publicError(err), "load position of checkpoint %q in %q", group, topic)
 	}
 	return pos, ok, nil
 }
@@ -276,7 +276,7 @@ const maxRecordBytes = 64 << 10
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
 	if err := s.storePosition(ctx, group, topic, pos); err != nil {
-		return errorf(publicError(err), "store position of group %q in %q", group, topic)
+		return errorf(publicError(err), "store position of checkpoint %q in %q", group, topic)
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
 
 // defaultPartitionKey is PublisherConfig.PartitionKey's default.
@@ -35,7 +35,7 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 	var order []int
 	idx := make(map[int][]int)
 	for i, msg := range msgs {
-		k := group.Partition(p.partitionKey(topic, msg), n)
+		k := partition.Of(p.partitionKey(topic, msg), n)
 		if _, ok := idx[k]; !ok {
 			order = append(order, k)
 		}
@@ -48,7 +48,7 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 		}
 	}()
 	for _, k := range order {
-		part, err := p.prepare(group.StreamName(topic, k, n), msgs, idx[k])
+		part, err := p.prepare(partition.StreamName(topic, k, n), msgs, idx[k])
 		if err != nil {
 			return err
 		}
@@ -81,8 +81,8 @@ func (p *Publisher) closePartitions(ctx context.Context, topic string, final *me
 	finalPart := -1
 	var payload []byte
 	if final != nil {
-		finalPart = group.Partition(p.partitionKey(topic, final), n)
-		part, err := p.prepare(group.StreamName(topic, finalPart, n), []*message.Message{final}, nil)
+		finalPart = partition.Of(p.partitionKey(topic, final), n)
+		part, err := p.prepare(partition.StreamName(topic, finalPart, n), []*message.Message{final}, nil)
 		if err != nil {
 			return errorf(err, "close stream %q: final message (no partition closed)", topic)
 		}
@@ -103,14 +103,14 @@ func (p *Publisher) closePartitions(ctx context.Context, topic string, final *me
 			if k == finalPart {
 				m, body = final, payload
 			}
-			_, errs[k] = p.closeStream(ctx, group.StreamName(topic, k, n), m, body)
+			_, errs[k] = p.closeStream(ctx, partition.StreamName(topic, k, n), m, body)
 		}()
 	}
 	wg.Wait()
 	var closed, failed []string
 	var failures []error
 	for k, err := range errs {
-		name := group.StreamName(topic, k, n)
+		name := partition.StreamName(topic, k, n)
 		if err == nil {
 			closed = append(closed, name)
 			continue
@@ -164,13 +164,26 @@ func (p *Publisher) ensurePartitions(ctx context.Context, topic string) error {
 	if _, ok := p.partitioned.Load(topic); ok {
 		return nil
 	}
-	url, err := topicURL(p.config.BaseURL, p.config.TopicURL, group.PartitionsStreamName(topic))
+	t, err := partitionedTopic(p.config.BaseURL, p.config.TopicURL, topic)
 	if err != nil {
 		return err
 	}
-	if err := group.EnsurePartitions(ctx, p.client, p.client.Retry, url, topic, p.config.Partitions); err != nil {
+	if err := partition.Ensure(ctx, p.client, p.client.Retry, t, p.config.Partitions); err != nil {
 		return errorf(publicError(err), "partitions of %q (nothing published)", topic)
 	}
 	p.partitioned.Store(topic, true)
 	return nil
+}
+
+// partitionedTopic names the streams partition.Ensure touches for topic.
+func partitionedTopic(base string, hook func(string) (string, error), topic string) (partition.Topic, error) {
+	recordURL, err := topicURL(base, hook, partition.RecordName(topic))
+	if err != nil {
+		return partition.Topic{}, err
+	}
+	streamURL, err := topicURL(base, hook, topic)
+	if err != nil {
+		return partition.Topic{}, err
+	}
+	return partition.Topic{Name: topic, RecordURL: recordURL, StreamURL: streamURL}, nil
 }

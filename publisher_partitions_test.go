@@ -17,14 +17,14 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
-	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
 
 // keyOf returns a partition key that goes to partition part of n.
 func keyOf(part, n int) string {
 	for i := 0; ; i++ {
 		k := "key" + strconv.Itoa(i)
-		if group.Partition(k, n) == part {
+		if partition.Of(k, n) == part {
 			return k
 		}
 	}
@@ -32,7 +32,7 @@ func keyOf(part, n int) string {
 
 // partitionStream is the URL of partition part of n of topic.
 func partitionStream(base, topic string, part, n int) string {
-	return base + "/" + group.StreamName(topic, part, n)
+	return base + "/" + partition.StreamName(topic, part, n)
 }
 
 // streamStatus is the HTTP status of a HEAD of streamURL.
@@ -62,8 +62,8 @@ func (l endLogger) With(watermill.LogFields) watermill.LoggerAdapter { return l 
 
 // TestPartitionedCloseStreamClosesEveryPartition: CloseStream on a
 // partitioned topic writes the final message to its key's partition and
-// closes every partition stream (and creates no stream named after the
-// topic); later publishes to any partition, by this Publisher or another,
+// closes every partition stream (and writes nothing to the topic's own,
+// sealed stream); later publishes to any partition, by this Publisher or another,
 // fail with ErrStreamClosed; a group member reads the final message and
 // sees every partition end; a second CloseStream succeeds.
 func TestPartitionedCloseStreamClosesEveryPartition(t *testing.T) {
@@ -76,7 +76,8 @@ func TestPartitionedCloseStreamClosesEveryPartition(t *testing.T) {
 	offset, err := pub.CloseStream(context.Background(), topic, final)
 	require.NoError(t, err)
 	assert.Empty(t, offset, "a partitioned topic has no single final offset")
-	assert.Equal(t, http.StatusNotFound, streamStatus(t, base+"/"+topic), "CloseStream created a stream named after the topic, which no partition reads")
+	assert.Equal(t, http.StatusOK, streamStatus(t, base+"/"+topic), "the topic's own stream stays sealed")
+	assert.Empty(t, readJSONStream(t, base+"/"+topic), "CloseStream wrote to the topic's own stream, which no partition reads")
 	got := readJSONStream(t, partitionStream(base, topic, 3, n))
 	require.Len(t, got, 1, "the final message is the last of its key's partition")
 
@@ -128,7 +129,7 @@ func TestPartitionedCloseStreamClosesEveryPartition(t *testing.T) {
 		}
 	}
 	for part := range n {
-		assert.True(t, ended[group.StreamName(topic, part, n)], "partition %d", part)
+		assert.True(t, ended[partition.StreamName(topic, part, n)], "partition %d", part)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -30,7 +30,7 @@ var pubSubFeatures = tests.Features{
 
 // pubSubFactory makes a Publisher and a Subscriber; in a group, the
 // Subscriber shares the work with the group's other members, or, with a
-// store, keeps only the group's position there (TestPubSubReconnect).
+// store, reads alone as a Checkpoint kept there (TestPubSubReconnect).
 type pubSubFactory struct {
 	base  string
 	store ds.OffsetStore
@@ -49,12 +49,12 @@ func (f *pubSubFactory) withGroup(t *testing.T, group string) (message.Publisher
 		NackResendDelay: 10 * time.Millisecond,
 		CommitInterval:  50 * time.Millisecond,
 	}
-	if group != "" {
+	switch {
+	case group != "" && f.store != nil: // one reader that resumes at its stored position
+		cfg.Checkpoint, cfg.OffsetStore = group, f.store
+	case group != "": // the group shares the work: one member per message
 		cfg.ConsumerGroup = group
-		cfg.OffsetStore = f.store
-		if f.store == nil { // the group shares the work: one member per message
-			cfg.SessionTimeout, cfg.HeartbeatInterval = 2*time.Second, 200*time.Millisecond
-		}
+		cfg.SessionTimeout, cfg.HeartbeatInterval = 2*time.Second, 200*time.Millisecond
 	}
 	sub, err := ds.NewSubscriber(cfg, logger)
 	require.NoError(t, err)

@@ -42,11 +42,11 @@ func TestReliabilitySubscriberServerRestart(t *testing.T) {
 		})
 		require.NoError(t, err)
 		sub, err := ds.NewSubscriber(ds.SubscriberConfig{
-			BaseURL:       base,
-			ConsumerGroup: "billing",
-			OffsetStore:   store,
-			LiveTimeout:   10 * time.Second,
-			ClientConfig:  ds.ClientConfig{RetryPolicy: faultyRetryPolicy},
+			BaseURL:      base,
+			Checkpoint:   "billing",
+			OffsetStore:  store,
+			LiveTimeout:  10 * time.Second,
+			ClientConfig: ds.ClientConfig{RetryPolicy: faultyRetryPolicy},
 		}, nil)
 		require.NoError(t, err)
 		return sub

@@ -106,6 +106,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 
 	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
+	if s.config.Checkpoint != "" {
+		fields["checkpoint"] = s.config.Checkpoint
+	}
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
@@ -123,17 +126,29 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		out:       out,
 		pos:       start,
 	}
+	if s.config.Checkpoint != "" {
+		sub.positions = s.committer(func(ctx context.Context, pos Position) error {
+			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, pos)
+		}, fields)
+	}
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
-	s.warnPositionOnly(fields)
 	go func() {
 		defer s.wg.Done()
 		defer close(out)
 		defer stopOnClose()
 		defer cancel()
+		hard, kill := context.WithCancel(context.WithoutCancel(subCtx))
+		defer kill()
+		sub.hard = hard
 		sub.run(subCtx)
 		s.logger.Debug("Subscription ended", fields)
 	}()
 	return out, nil
+}
+
+// committer stores the positions of one subscription with store.
+func (s *Subscriber) committer(store func(context.Context, Position) error, fields watermill.LogFields) *committer {
+	return newCommitter(store, s.config.CommitInterval, s.config.RequestTimeout, s.logger, fields)
 }
 
 // prepare finds where a subscription starts and checks that the stream
@@ -188,16 +203,17 @@ func modeMismatch(topic string, streamJSON bool, streamType, configured string) 
 		ErrContentTypeMismatch, topic, strconv.Quote(streamType), strconv.Quote(configured))
 }
 
-// startPosition is the group's stored position or, for a group that has
-// none yet and anyone else, where StartFrom says. fresh: a group starts
-// at the tail and has stored no position yet; prepare stores it.
+// startPosition is the checkpoint's stored position or, for a checkpoint
+// that has none yet and anyone else, where StartFrom says. fresh: a
+// checkpoint starts at the tail and has stored no position yet; prepare
+// stores it.
 func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string) (pos Position, fresh bool, err error) {
-	if s.config.ConsumerGroup != "" {
-		pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.ConsumerGroup, topic)
+	if s.config.Checkpoint != "" {
+		pos, ok, err := s.config.OffsetStore.Load(ctx, s.config.Checkpoint, topic)
 		if err != nil {
 			if _, named := s.config.OffsetStore.(*StreamOffsetStore); !named {
-				// A StreamOffsetStore's error names the group and topic itself.
-				err = wrap(err, "load position of group %q in %q", s.config.ConsumerGroup, topic)
+				// A StreamOffsetStore's error names the checkpoint and topic itself.
+				err = wrap(err, "load position of checkpoint %q in %q", s.config.Checkpoint, topic)
 			}
 			return Position{}, false, err
 		}
@@ -208,7 +224,7 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	if s.config.StartFrom != StartFromTail {
 		return Position{Offset: reader.OffsetBeginning}, false, nil
 	}
-	fresh = s.config.ConsumerGroup != ""
+	fresh = s.config.Checkpoint != ""
 	// The tail is taken now, not at the first read, so that nothing
 	// appended between Subscribe and that read is missed. A stream that
 	// does not exist yet has no tail: all it will hold comes later.
@@ -222,15 +238,15 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	return Position{Offset: tail}, fresh, nil
 }
 
-// storeStart stores the tail a group starts from, before anything is
+// storeStart stores the tail a checkpoint starts from, before anything is
 // delivered: otherwise a run that stops before its first commit stores
 // nothing, and the next one starts from a later tail, skipping what was
 // published in between.
 func (s *Subscriber) storeStart(ctx context.Context, topic string, pos Position) error {
 	ctx, cancel := context.WithTimeout(ctx, s.config.RequestTimeout)
 	defer cancel()
-	if err := s.config.OffsetStore.Store(ctx, s.config.ConsumerGroup, topic, pos); err != nil {
-		return wrap(err, "store the start position of group %q in %q", s.config.ConsumerGroup, topic)
+	if err := s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, pos); err != nil {
+		return wrap(err, "store the start position of checkpoint %q in %q", s.config.Checkpoint, topic)
 	}
 	return nil
 }
@@ -252,14 +268,9 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	return s.initialize(topic)
 }
 
-// checkTopic rejects a reserved topic (see ErrInvalidTopic), except in
-// the reader of a group's lease, which reads a partition's stream by its
-// name, and, in a sharing group, a topic the group's streams cannot be
-// named after.
+// checkTopic rejects a reserved topic (see ErrInvalidTopic) and, in a
+// consumer group, a topic the group's streams cannot be named after.
 func (s *Subscriber) checkTopic(topic string) error {
-	if _, lease := s.config.OffsetStore.(leaseStore); lease {
-		return nil
-	}
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
@@ -301,18 +312,4 @@ func (s *Subscriber) Close() error {
 	}
 	s.logger.Debug("Subscriber closed", nil)
 	return nil
-}
-
-// warnPositionOnly says, once per Subscribe, that a group with an
-// OffsetStore shares no work (at Info: Watermill's LoggerAdapter has no
-// Warn level).
-func (s *Subscriber) warnPositionOnly(fields watermill.LogFields) {
-	if s.config.ConsumerGroup == "" {
-		return
-	}
-	if _, lease := s.config.OffsetStore.(leaseStore); lease {
-		return
-	}
-	s.logger.Info("WARNING: ConsumerGroup with an OffsetStore keeps only a position: every subscription of the group gets every message (fan-out). "+
-		"To share the work among the group's members, leave OffsetStore nil", fields.Add(watermill.LogFields{"consumer_group": s.config.ConsumerGroup}))
 }

@@ -23,10 +23,13 @@ func BenchmarkGroupDrain(b *testing.B) {
 		} else {
 			srv = dstest.Restartable(b)
 		}
-		for _, interval := range []time.Duration{-2, ds.CommitEveryAck, 100 * time.Millisecond, ds.DefaultCommitInterval} {
+		for _, interval := range []time.Duration{-2, ds.CommitEveryAck, 100 * time.Millisecond, 0} {
 			name := "nogroup"
 			if interval != -2 {
 				name = "group-" + interval.String()
+				if interval == 0 {
+					name = "group-default"
+				}
 				if interval == ds.CommitEveryAck {
 					name = "group-every-ack"
 				}
@@ -48,7 +51,7 @@ func BenchmarkGroupDrain(b *testing.B) {
 							b.Fatal(err)
 						}
 						store = &countingStore{OffsetStore: offsets}
-						cfg.ConsumerGroup, cfg.OffsetStore, cfg.CommitInterval = "g", store, interval
+						cfg.Checkpoint, cfg.OffsetStore, cfg.CommitInterval = "g", store, interval
 					}
 					sub, err := ds.NewSubscriber(cfg, nil)
 					if err != nil {
@@ -103,7 +106,7 @@ func BenchmarkRestartAfterDrain(b *testing.B) {
 				if err := store.Store(b.Context(), "g", "t", stored); err != nil {
 					b.Fatal(err)
 				}
-				sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}, nil)
+				sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store}, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

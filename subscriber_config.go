@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -68,9 +69,14 @@ const (
 	defaultLiveTimeout = 65 * time.Second
 	// defaultMaxReadBytes bounds the body of one read: 64 MiB.
 	defaultMaxReadBytes = 64 << 20
-	// defaultCommitInterval spaces the writes of a group's position: one
-	// write per second costs well under 1% of a drain (see the README).
-	defaultCommitInterval = time.Second
+	// defaultHandoverTimeout bounds the wait for a message in a
+	// handler's hands when a subscription stops: well inside a Kubernetes
+	// termination grace period (30s) with room for the final writes and
+	// the leave, inside the Router's CloseTimeout (30s), which waits for
+	// the handlers after it closed the subscriber, and inside the 15s in
+	// which Watermill's universal tests expect a held message's context
+	// to end after Close.
+	defaultHandoverTimeout = 10 * time.Second
 	// CommitEveryAck as CommitInterval stores the position after every
 	// ack, before the next message is delivered: one write per message.
 	CommitEveryAck time.Duration = -1
@@ -99,26 +105,32 @@ type SubscriberConfig struct {
 	StartFrom StartFrom
 
 	// ConsumerGroup names a group of subscriptions, usually the replicas
-	// of one service. Without an OffsetStore the group shares the work:
-	// each message goes to one member at a time, in stream order,
-	// at-least-once; a topic of one stream has one active member, the
-	// others stand by, and a partitioned topic has its partitions shared
-	// out. A member that leaves hands its streams over at once; one that
-	// dies is replaced after SessionTimeout. Positions are kept on the
-	// server, in streams under BaseURL/__groups/ written fenced, so a member
-	// that lost a stream stores nothing there (ErrFenced). Fan-out is what
-	// different groups are for. Such a group needs BaseURL, also with
-	// TopicURL; a nested topic (TopicURL) works when none of its parts
-	// between slashes is empty, a dot segment, "members" or "streams"
-	// (else ErrInvalidTopic). NewSubscriber checks the group's settings
-	// as Subscribe would, with the defaults filled in. Empty: no group,
-	// every Subscribe starts at StartFrom.
+	// of one service, that share the work: each message goes to one member
+	// at a time, in stream order, at-least-once, as in Kafka, Redis
+	// Streams, SQL and NATS JetStream consumer groups. A topic of one
+	// stream has one active member, the others stand by; a partitioned
+	// topic has its partitions shared out. A member that stops hands its
+	// streams over once the message in its handler's hands is acked (see
+	// HandoverTimeout); one that dies is replaced after SessionTimeout.
+	// Positions are kept on the server, in streams under BaseURL/__groups/
+	// written fenced, so a member that lost a stream stores nothing there
+	// (ErrFenced). Fan-out is what different groups are for. Such a group
+	// needs BaseURL, also with TopicURL; a nested topic (TopicURL) works
+	// when none of its parts between slashes is empty, a dot segment,
+	// "members" or "streams" (else ErrInvalidTopic). NewSubscriber checks
+	// the group's settings as Subscribe would, with the defaults filled
+	// in. A ConsumerGroup with an OffsetStore is ErrInvalidConfig: use
+	// Checkpoint for one reader that resumes at a stored position. Empty:
+	// no group.
 	ConsumerGroup string
-	// OffsetStore, with a ConsumerGroup, keeps only the group's position:
-	// a Subscribe resumes after the group's last acknowledged message, but
-	// subscriptions of one group do not share work (each gets every
-	// message), and each Subscribe logs a warning saying so. Leave it nil
-	// to share the work. NewMemoryOffsetStore() or NewStreamOffsetStore(...).
+	// Checkpoint names the stored position of one reader: a Subscribe
+	// resumes after the last message acknowledged under this name, kept in
+	// OffsetStore (NewMemoryOffsetStore() or NewStreamOffsetStore(...)).
+	// It shares no work: two subscriptions with one Checkpoint each get
+	// every message and overwrite each other's position. For several
+	// replicas that share the work, use ConsumerGroup. Needs OffsetStore.
+	Checkpoint string
+	// OffsetStore keeps the Checkpoint's position. Needs Checkpoint.
 	OffsetStore OffsetStore
 	// MemberID names this member of a sharing ConsumerGroup; unique among
 	// the live members. Default: a random UUID per Subscribe. A member
@@ -140,14 +152,29 @@ type SubscriberConfig struct {
 	// publisher with another count gets ErrPartitionMismatch).
 	Partitions int
 
-	// CommitInterval spaces the writes of a group's position: it is
-	// stored at most this long after an ack moved it, and on every clean
-	// end of a subscription (Close, the Subscribe context, the end of the
-	// stream, an error). After a crash, the messages acked within the last
-	// CommitInterval (and those whose position write was on the wire) may
-	// be delivered again; nothing is ever skipped. Default: 1s;
-	// CommitEveryAck stores after every ack.
+	// CommitInterval spaces the writes of the position of a
+	// ConsumerGroup or Checkpoint. Default (0): one write in flight at a
+	// time, the next one as soon as it lands, carrying the latest ack;
+	// delivery never waits for it. After a crash, what comes again is the
+	// message in hand and those acked while the last write was on the
+	// wire. A CommitInterval above zero writes at most once per interval
+	// (after a crash, the messages acked within the last interval may come
+	// again); CommitEveryAck writes after every ack, before the next
+	// delivery (one write per message). Every clean stop (Close, the
+	// Subscribe context, a handover, the end of the stream, an error)
+	// stores the last position first; nothing is ever skipped.
 	CommitInterval time.Duration
+	// HandoverTimeout bounds how long a stop (Close, the end of the
+	// Subscribe context, Router.Close, a rebalance of a ConsumerGroup)
+	// waits for the message a handler holds to be acked or nacked, with
+	// its context still live, before the position is stored and the
+	// stream handed over: a rolling deploy then hands nothing over twice.
+	// A handler that does not answer in time has its message's context
+	// cancelled and the message is delivered again (an Error is logged
+	// naming it). Applies to a ConsumerGroup or Checkpoint; without one,
+	// a stop does not wait. Default: 10s; well below a Kubernetes
+	// termination grace period and the Router's CloseTimeout, both 30s.
+	HandoverTimeout time.Duration
 	// OnPositionLost decides what happens when the stored position is one
 	// the stream cannot honour (it was deleted and recreated, or
 	// truncated). Default: PositionLostFromStart. Each case the stream
@@ -218,8 +245,8 @@ func (c *SubscriberConfig) setDefaults() {
 			c.ContentType = m.ContentType()
 		}
 	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = defaultCommitInterval
+	if c.HandoverTimeout == 0 {
+		c.HandoverTimeout = defaultHandoverTimeout
 	}
 	if c.NackResendDelay == 0 {
 		c.NackResendDelay = defaultNackResendDelay
@@ -273,6 +300,7 @@ func (c SubscriberConfig) Validate() error {
 	if err := checkDurations(
 		namedDuration{"NackResendDelay", c.NackResendDelay},
 		namedDuration{"LiveTimeout", c.LiveTimeout},
+		namedDuration{"HandoverTimeout", c.HandoverTimeout},
 	); err != nil {
 		return err
 	}
@@ -282,21 +310,34 @@ func (c SubscriberConfig) Validate() error {
 	return nil
 }
 
-// sharesWork: a ConsumerGroup without OffsetStore, whose members share
-// the topic's streams.
-func (c *SubscriberConfig) sharesWork() bool { return c.ConsumerGroup != "" && c.OffsetStore == nil }
+// sharesWork: a ConsumerGroup, whose members share the topic's streams.
+func (c *SubscriberConfig) sharesWork() bool { return c.ConsumerGroup != "" }
 
-// validateGroup checks the settings of a sharing group, which mean
-// nothing without one.
+// storesPosition: a ConsumerGroup or a Checkpoint keeps a position.
+func (c *SubscriberConfig) storesPosition() bool { return c.ConsumerGroup != "" || c.Checkpoint != "" }
+
+// validateGroup checks the settings of a ConsumerGroup, which mean
+// nothing without one, and of a Checkpoint.
 func (c SubscriberConfig) validateGroup() error {
+	switch {
+	case c.ConsumerGroup != "" && c.OffsetStore != nil:
+		return invalidConfig("ConsumerGroup with an OffsetStore: a ConsumerGroup shares the work among its members and keeps its positions on the server itself. " +
+			"For one reader that resumes at a stored position (every subscription gets every message), set Checkpoint instead of ConsumerGroup; to share the work, drop OffsetStore")
+	case c.ConsumerGroup != "" && c.Checkpoint != "":
+		return invalidConfig("ConsumerGroup and Checkpoint are exclusive: a ConsumerGroup keeps its own positions")
+	case c.Checkpoint != "" && c.OffsetStore == nil:
+		return invalidConfig("Checkpoint needs an OffsetStore (NewMemoryOffsetStore() or NewStreamOffsetStore(...))")
+	case c.Checkpoint == "" && c.OffsetStore != nil:
+		return invalidConfig("OffsetStore needs a Checkpoint: the name its position is stored under")
+	}
 	if !c.sharesWork() {
 		if c.MemberID != "" || c.SessionTimeout != 0 || c.HeartbeatInterval != 0 || c.Partitions != 0 {
-			return invalidConfig("MemberID, SessionTimeout, HeartbeatInterval and Partitions need a ConsumerGroup without OffsetStore")
+			return invalidConfig("MemberID, SessionTimeout, HeartbeatInterval and Partitions need a ConsumerGroup")
 		}
 		return nil
 	}
-	if c.Partitions < 0 || c.Partitions > group.MaxPartitions {
-		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, group.MaxPartitions)
+	if c.Partitions < 0 || c.Partitions > partition.Max {
+		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, partition.Max)
 	}
 	// The group's streams live under BaseURL, whatever TopicURL says.
 	if c.TopicURL != nil && c.BaseURL == "" {

@@ -25,7 +25,7 @@ func requireLostLogged(t testing.TB, logs *capturingLogger, stored ds.Position) 
 	t.Helper()
 	text := logs.text()
 	require.Contains(t, text, "ERROR The stream cannot honour the stored position")
-	require.Contains(t, text, "consumer_group:g")
+	require.Contains(t, text, "checkpoint:g")
 	require.Contains(t, text, "topic:t")
 	require.Contains(t, text, "stored_offset:"+stored.Offset)
 	require.Contains(t, text, "stream_offset:")
@@ -52,7 +52,7 @@ func TestRecreatedStreamIsReadFromItsStart(t *testing.T) {
 	httpDo(t, "PUT", base+"/t", "application/json", "")
 	publishBacklog(t, base+"/t", 20, 5)
 
-	sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store})
+	sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store})
 	drain(t, sub, "t", 20)
 	requireLostLogged(t, logs, stored)
 	require.Contains(t, logs.text(), "stored_skip:200")
@@ -67,7 +67,7 @@ func TestRecreatedStreamIsReadFromItsStart(t *testing.T) {
 func TestOffsetPastTheTailIsReadFromTheStart(t *testing.T) {
 	base := dstest.StreamURL(t)
 	store := ds.NewMemoryOffsetStore()
-	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}
+	cfg := ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store}
 	first := newTestSubscriber(t, cfg)
 	require.NoError(t, first.SubscribeInitialize("t"))
 	publishBacklog(t, base+"/t", 50, 10)
@@ -99,7 +99,7 @@ func TestGoneOffsetIsReadFromTheStart(t *testing.T) {
 			require.NoError(t, store.Store(t.Context(), "g", "t", stored))
 			require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: base + "/t", Method: "GET", Status: status, Count: 1}))
 
-			sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store})
+			sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store})
 			drain(t, sub, "t", 4)
 			requireLostLogged(t, logs, stored)
 		})
@@ -116,7 +116,7 @@ func TestPositionLostStop(t *testing.T) {
 	httpDo(t, "PUT", base+"/t", "application/json", "")
 	publishBacklog(t, base+"/t", 20, 5)
 
-	sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store, OnPositionLost: ds.PositionLostStop})
+	sub, logs := newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store, OnPositionLost: ds.PositionLostStop})
 	ch, err := sub.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	requireClosed(t, ch)
@@ -126,7 +126,7 @@ func TestPositionLostStop(t *testing.T) {
 	require.Equal(t, stored, pos)
 
 	// FromTail goes on with what comes next.
-	sub, logs = newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store, OnPositionLost: ds.PositionLostFromTail})
+	sub, logs = newLoggedSubscriber(t, ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store, OnPositionLost: ds.PositionLostFromTail})
 	ch, err = sub.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return strings.Contains(logs.text(), "going on from its tail") }, 10*time.Second, 5*time.Millisecond)
@@ -147,7 +147,7 @@ func TestPositionLostFromTailStoresTheTailAtOnce(t *testing.T) {
 	httpDo(t, "PUT", base+"/t", "application/json", "")
 	publishBacklog(t, base+"/t", 20, 5)
 	tail := tailOf(t, base+"/t")
-	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store, OnPositionLost: ds.PositionLostFromTail, CommitInterval: time.Hour}
+	cfg := ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store, OnPositionLost: ds.PositionLostFromTail, CommitInterval: time.Hour}
 	crashed, _ := newLoggedSubscriber(t, cfg)
 	_, err := crashed.Subscribe(t.Context(), "t")
 	require.NoError(t, err)

@@ -74,7 +74,7 @@ func TestCommitIntervalHoldsDuringNackResendDelay(t *testing.T) {
 	base := dstest.StreamURL(t)
 	store := &countingStore{OffsetStore: ds.NewMemoryOffsetStore()}
 	cfg := ds.SubscriberConfig{
-		BaseURL: base, ConsumerGroup: "g", OffsetStore: store,
+		BaseURL: base, Checkpoint: "g", OffsetStore: store,
 		CommitInterval: 20 * time.Millisecond, NackResendDelay: time.Hour,
 	}
 	sub := newTestSubscriber(t, cfg)

@@ -50,11 +50,12 @@ func TestPositionOfResumesAfterEachMessage(t *testing.T) {
 		store := ds.NewMemoryOffsetStore()
 		for i, pos := range positions[:5] {
 			require.NoError(t, store.Store(t.Context(), "g", "t", pos))
-			resumed := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, Mode: mode, ConsumerGroup: "g", OffsetStore: store})
+			resumed := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: base, Mode: mode, Checkpoint: "g", OffsetStore: store})
 			ch, err := resumed.Subscribe(t.Context(), "t")
 			require.NoError(t, err)
 			got := receive(t, ch)
 			require.Equal(t, msgs[i+1].UUID, got.UUID, "resuming after message %d at %+v", i, pos)
+			got.Nack() // not handled: Close does not wait for it
 			require.NoError(t, resumed.Close())
 		}
 	})
@@ -92,11 +93,13 @@ func TestPositionOfByteModeFrameAcrossAppends(t *testing.T) {
 
 	store := ds.NewMemoryOffsetStore()
 	require.NoError(t, store.Store(t.Context(), "g", "t", positions[1]))
-	cfg.ConsumerGroup, cfg.OffsetStore = "g", store
+	cfg.Checkpoint, cfg.OffsetStore = "g", store
 	resumed := newTestSubscriber(t, cfg)
 	ch, err = resumed.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
-	require.Equal(t, msgs[2].UUID, receive(t, ch).UUID)
+	got := receive(t, ch)
+	require.Equal(t, msgs[2].UUID, got.UUID)
+	got.Nack() // not handled: the stop does not wait for it
 }
 
 func TestPositionOfNeedsAReceivedMessage(t *testing.T) {

@@ -19,7 +19,7 @@ func TestResumeAfterRestartWithStreamOffsetStore(t *testing.T) {
 			require.NoError(t, err)
 			return store
 		}
-		cfg := ds.SubscriberConfig{BaseURL: base, Mode: mode, ConsumerGroup: "billing", OffsetStore: newStore()}
+		cfg := ds.SubscriberConfig{BaseURL: base, Mode: mode, Checkpoint: "billing", OffsetStore: newStore()}
 		msgs := newMessages(7)
 		first := newTestSubscriber(t, cfg)
 		require.NoError(t, first.SubscribeInitialize("t"))
@@ -35,7 +35,8 @@ func TestResumeAfterRestartWithStreamOffsetStore(t *testing.T) {
 		}
 		unacked := receive(t, ch)
 		requireSameMessage(t, msgs[4], unacked)
-		require.NoError(t, first.Close()) // a restart: msgs[4] was never acked
+		unacked.Nack()                    // its handler failed,
+		require.NoError(t, first.Close()) // then a restart: msgs[4] was never acked
 
 		httpDo(t, "POST", base+"/t", "application/json", envelopes(t, msgs[5:]...))
 		cfg.OffsetStore = newStore() // a new process knows nothing in memory
@@ -49,7 +50,7 @@ func TestResumeAfterRestartWithStreamOffsetStore(t *testing.T) {
 		}
 
 		// Another group starts at the beginning.
-		cfg.ConsumerGroup = "audit"
+		cfg.Checkpoint = "audit"
 		third := newTestSubscriber(t, cfg)
 		ch, err = third.Subscribe(t.Context(), "t")
 		require.NoError(t, err)
@@ -97,12 +98,12 @@ func TestPartialFramesAcrossReads(t *testing.T) {
 		client, signal := newGetSignal()
 		store := ds.NewMemoryOffsetStore()
 		cfg := ds.SubscriberConfig{
-			BaseURL:       base,
-			Mode:          mode,
-			Unmarshaler:   framed,
-			ConsumerGroup: "g",
-			OffsetStore:   store,
-			ClientConfig:  ds.ClientConfig{HTTPClient: client},
+			BaseURL:      base,
+			Mode:         mode,
+			Unmarshaler:  framed,
+			Checkpoint:   "g",
+			OffsetStore:  store,
+			ClientConfig: ds.ClientConfig{HTTPClient: client},
 		}
 		sub := newTestSubscriber(t, cfg)
 		require.NoError(t, sub.SubscribeInitialize("t"))

@@ -37,7 +37,7 @@ func TestCloseEndsASubscribeLoadingItsPosition(t *testing.T) {
 	store, err := ds.NewStreamOffsetStore(storeCfg)
 	require.NoError(t, err)
 	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: base + "/__offsets/g/t", Method: "GET", Status: 503, Count: 100000}))
-	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}, nil)
+	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store}, nil)
 	require.NoError(t, err)
 
 	done := make(chan error, 1)

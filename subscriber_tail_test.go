@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -40,7 +41,9 @@ func TestGroupStartFromTailStoresItsStartAtOnce(t *testing.T) {
 				forReadModes(t, func(t *testing.T, mode ds.ReadMode) {
 					base := dstest.StreamURL(t)
 					offsets := store.make(t, base)
-					cfg := ds.SubscriberConfig{BaseURL: base, Mode: mode, ConsumerGroup: "g", OffsetStore: offsets, StartFrom: ds.StartFromTail}
+					cfg := ds.SubscriberConfig{BaseURL: base, Mode: mode, Checkpoint: "g", OffsetStore: offsets, StartFrom: ds.StartFromTail,
+						HandoverTimeout: 50 * time.Millisecond, // "close with a message unacked" gives up on it at once
+					}
 					first := newTestSubscriber(t, cfg)
 					require.NoError(t, first.SubscribeInitialize("t"))
 					httpDo(t, "POST", base+"/t", "application/json", envelopes(t, newMessages(2)...)) // history: not for the group
@@ -59,6 +62,7 @@ func TestGroupStartFromTailStoresItsStartAtOnce(t *testing.T) {
 					case "close before any message":
 						require.NoError(t, first.Close())
 					case "close with a message unacked":
+						// Held past HandoverTimeout: the stop gives up on it.
 						requireSameMessage(t, later[0], receive(t, ch))
 						require.NoError(t, first.Close())
 					default:
@@ -86,7 +90,7 @@ func TestGroupStartFromTailStoresItsStartAtOnce(t *testing.T) {
 func TestGroupStartFromTailOfAMissingStream(t *testing.T) {
 	base := dstest.StreamURL(t)
 	offsets := ds.NewMemoryOffsetStore()
-	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: offsets, StartFrom: ds.StartFromTail}
+	cfg := ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: offsets, StartFrom: ds.StartFromTail}
 	first := newTestSubscriber(t, cfg)
 	_, err := first.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
@@ -111,7 +115,7 @@ func TestGroupStartFromTailKeepsAStoredPosition(t *testing.T) {
 	base := dstest.StreamURL(t)
 	offsets := ds.NewMemoryOffsetStore()
 	require.NoError(t, offsets.Store(t.Context(), "g", "t", ds.Position{Offset: "-1", Skip: 1}))
-	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: offsets, StartFrom: ds.StartFromTail}
+	cfg := ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: offsets, StartFrom: ds.StartFromTail}
 	sub := newTestSubscriber(t, cfg)
 	require.NoError(t, sub.SubscribeInitialize("t"))
 	msgs := newMessages(2)
@@ -121,7 +125,9 @@ func TestGroupStartFromTailKeepsAStoredPosition(t *testing.T) {
 	pos, _, err := offsets.Load(t.Context(), "g", "t")
 	require.NoError(t, err)
 	require.Equal(t, ds.Position{Offset: "-1", Skip: 1}, pos)
-	requireSameMessage(t, msgs[1], receive(t, ch))
+	got := receive(t, ch)
+	requireSameMessage(t, msgs[1], got)
+	got.Nack() // not handled: the stop does not wait for it
 }
 
 // failingLoadStore is an OffsetStore whose Load fails.
@@ -145,10 +151,10 @@ func TestLoadErrorNamesTheGroupOnce(t *testing.T) {
 	t.Cleanup(func() { _ = streamStore.Close() })
 	for name, store := range map[string]ds.OffsetStore{"stream": streamStore, "own": failingLoadStore{}} {
 		t.Run(name, func(t *testing.T) {
-			sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: dstest.StreamURL(t), ConsumerGroup: "g", OffsetStore: store})
+			sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: dstest.StreamURL(t), Checkpoint: "g", OffsetStore: store})
 			_, err := sub.Subscribe(t.Context(), "t")
 			require.Error(t, err)
-			require.Equal(t, 1, strings.Count(err.Error(), `load position of group "g" in "t"`), "%v", err)
+			require.Equal(t, 1, strings.Count(err.Error(), `load position of checkpoint "g" in "t"`), "%v", err)
 		})
 	}
 }

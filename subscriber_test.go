@@ -109,7 +109,7 @@ func TestSubscriberConfigValidation(t *testing.T) {
 	for name, cfg := range map[string]ds.SubscriberConfig{
 		"no base":              {},
 		"bad scheme":           {BaseURL: "ftp://x"},
-		"member with store":    {BaseURL: "http://x", ConsumerGroup: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"},
+		"member with store":    {BaseURL: "http://x", Checkpoint: "g", OffsetStore: ds.NewMemoryOffsetStore(), MemberID: "m"},
 		"partitions, no group": {BaseURL: "http://x", Partitions: 2},
 		"slow heartbeat":       {BaseURL: "http://x", ConsumerGroup: "g", SessionTimeout: time.Second, HeartbeatInterval: time.Second},
 		"bad member id":        {BaseURL: "http://x", ConsumerGroup: "g", MemberID: "a/b"},
@@ -196,7 +196,7 @@ func TestPoisonMessageStopsByDefault(t *testing.T) {
 	base := dstest.StreamURL(t)
 	store := ds.NewMemoryOffsetStore()
 	logs := newCapturingLogger()
-	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store}
+	cfg := ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store}
 	cfg.RetryPolicy = fastSubRetry
 	sub, err := ds.NewSubscriber(cfg, logs)
 	require.NoError(t, err)
@@ -254,7 +254,7 @@ func TestPoisonMessageHookStopsAndKeepsPosition(t *testing.T) {
 	store := ds.NewMemoryOffsetStore()
 	var poison []byte
 	stop := errors.New("stop here")
-	cfg := ds.SubscriberConfig{BaseURL: base, ConsumerGroup: "g", OffsetStore: store,
+	cfg := ds.SubscriberConfig{BaseURL: base, Checkpoint: "g", OffsetStore: store,
 		OnUnmarshalError: func(topic string, data []byte, err error) error {
 			poison = append([]byte(nil), data...)
 			require.ErrorIs(t, err, ds.ErrInvalidEnvelope)

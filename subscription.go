@@ -17,14 +17,35 @@ import (
 // errStopped ends a subscription on the OnUnmarshalError hook's word.
 var errStopped = errors.New("subscription stopped by OnUnmarshalError")
 
-// subscription is one Subscribe: a reader, and delivery of one message at
-// a time.
+// errStopping ends a read that a stop asked for: no message is in hand.
+var errStopping = errors.New("subscription stopping")
+
+// subscription reads one stream and delivers its messages, one at a time:
+// a plain Subscribe, or one stream a consumer group member owns.
+//
+// It ends in one of two ways. A stop (the Subscribe context, Close, a
+// lease handed over) ends reading and sending at once, but a message
+// already in a handler's hands is waited for, up to HandoverTimeout, so
+// that its ack counts and the next reader does not get it again. A kill (a
+// lease lost to another member) ends everything at once and cancels the
+// context of the message in hand.
 type subscription struct {
-	s         *Subscriber
+	s *Subscriber
+	// topic is what the Unmarshaler and the logs are told; the stream
+	// may be one of its partitions.
 	topic     string
 	streamURL string
 	fields    watermill.LogFields
 	out       chan<- *message.Message
+	// positions stores where the subscription stands (nil: nowhere, a
+	// subscription without a group or checkpoint).
+	positions *committer
+	// valid, when set, must hold before each delivery (a lease's local
+	// deadline).
+	valid func() bool
+	// hard ends the message in hand at once (a lease lost); it outlives
+	// the stop (the ctx of run) by up to HandoverTimeout otherwise.
+	hard context.Context
 
 	// pos is where the subscription stands: Skip messages after Offset are
 	// consumed (acked, or skipped as poison). Reading again from pos and
@@ -32,14 +53,12 @@ type subscription struct {
 	pos Position
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
-	// dirty: pos moved since it was last stored; due fires when it must
-	// be stored at the latest (nil while clean).
-	dirty bool
-	due   *time.Timer
 }
 
+// run reads and delivers until ctx (the stop) ends, the stream ends or an
+// error ends the subscription, then stores the position reached.
 func (sub *subscription) run(ctx context.Context) {
-	defer sub.commit(ctx)
+	defer sub.finish()
 	failures := 0 // in a row: a read that moved the position resets it
 	for {
 		before := sub.pos
@@ -48,7 +67,7 @@ func (sub *subscription) run(ctx context.Context) {
 			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
 			return
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || sub.hard.Err() != nil || errors.Is(err, errStopping) {
 			return
 		}
 		if lost := sub.lostPosition(ctx, err); lost != nil {
@@ -69,6 +88,17 @@ func (sub *subscription) run(ctx context.Context) {
 		if protocol.Sleep(ctx, wait) != nil {
 			return
 		}
+	}
+}
+
+// finish stores the position reached: the write in flight lands, then
+// the last position is written, before a lease is handed over.
+func (sub *subscription) finish() {
+	if sub.positions == nil {
+		return
+	}
+	if err := sub.positions.close(); err != nil && !errors.Is(err, ErrFenced) {
+		sub.s.logger.Error("Could not store the final position; the messages after the last stored one may come again", err, sub.fields)
 	}
 }
 
@@ -137,9 +167,6 @@ func (sub *subscription) consume(ctx context.Context) error {
 		var ok bool
 		select {
 		case b, ok = <-batches:
-		case <-sub.commitDue():
-			sub.commit(ctx)
-			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -186,6 +213,9 @@ func (sub *subscription) consume(ctx context.Context) error {
 // handle delivers one decoded frame, or applies the poison policy. It
 // returns once the message is acked.
 func (sub *subscription) handle(ctx context.Context, f decoded) error {
+	if ctx.Err() != nil {
+		return errStopping
+	}
 	if f.err != nil {
 		hook := sub.s.config.OnUnmarshalError
 		if hook == nil {
@@ -207,131 +237,17 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 	return nil
 }
 
-// deliver sends a copy of msg and waits for its ack; a nack sends a fresh
-// copy of msg again after NackResendDelay. msg itself never leaves here,
-// so what a handler changes in a message, or writes to it after nacking,
-// touches nothing sent later. A position write that falls due meanwhile
-// is done.
-func (sub *subscription) deliver(ctx context.Context, msg *message.Message) error {
-	for {
-		sent := msg.Copy()
-		msgCtx, cancel := context.WithCancel(ctx)
-		sent.SetContext(msgCtx)
-	send:
-		for {
-			select {
-			case sub.out <- sent:
-				break send
-			case <-sub.commitDue():
-				sub.commit(ctx)
-			case <-ctx.Done():
-				cancel()
-				return ctx.Err()
-			}
-		}
-	wait:
-		select {
-		case <-sent.Acked():
-			// No per-message log: building its fields costs more than
-			// the rest of the delivery (the Router logs each message).
-			cancel()
-			return nil
-		case <-sent.Nacked():
-			cancel()
-			sub.s.logger.Trace("Message nacked, sending it again", sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID}))
-			if err := sub.pause(ctx, sub.s.config.NackResendDelay); err != nil {
-				return err
-			}
-		case <-sub.commitDue():
-			sub.commit(ctx)
-			goto wait
-		case <-ctx.Done():
-			cancel()
-			select {
-			case <-sent.Acked():
-				// Acked just before Close: select picks at random among
-				// ready cases, and an ack that happened must count.
-				return nil
-			default:
-				return ctx.Err()
-			}
-		}
-	}
-}
-
-// pause waits d, doing a position write that falls due meanwhile.
-func (sub *subscription) pause(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			return nil
-		case <-sub.commitDue():
-			sub.commit(ctx)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // consumed counts one more message as done.
 func (sub *subscription) consumed(ctx context.Context) {
 	sub.pos.Skip++
 	sub.moved(ctx)
 }
 
-// moved notes that pos moved: it is stored now (CommitEveryAck) or within
-// CommitInterval.
+// moved hands the position to the committer, which stores it at once
+// when no write is in flight (or with the next one), within
+// CommitInterval, or before the next delivery (CommitEveryAck).
 func (sub *subscription) moved(ctx context.Context) {
-	if sub.s.config.ConsumerGroup == "" {
-		return
+	if sub.positions != nil {
+		sub.positions.moved(ctx, sub.pos)
 	}
-	sub.dirty = true
-	interval := sub.s.config.CommitInterval
-	if interval == CommitEveryAck {
-		sub.commit(ctx)
-		return
-	}
-	if sub.due == nil {
-		sub.due = time.NewTimer(interval)
-	}
-}
-
-// commitDue fires when a moved position must be stored.
-func (sub *subscription) commitDue() <-chan time.Time {
-	if sub.due == nil {
-		return nil
-	}
-	return sub.due.C
-}
-
-// commit stores the position of a consumer group if it moved. It runs
-// even when the subscription is ending, so that an ack that happened is
-// not forgotten; a failure only means messages may come again, and the
-// position is tried again at the next commit.
-func (sub *subscription) commit(ctx context.Context) {
-	if sub.due != nil {
-		sub.due.Stop()
-		sub.due = nil
-	}
-	if sub.s.config.ConsumerGroup == "" || !sub.dirty {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sub.s.config.RequestTimeout)
-	defer cancel()
-	if err := sub.storePosition(ctx, sub.pos); err != nil {
-		sub.s.logger.Error("Could not store the position; messages after it may come again", err, sub.fields)
-		return
-	}
-	sub.dirty = false
-}
-
-// storePosition is the one place a group's position is written.
-func (sub *subscription) storePosition(ctx context.Context, pos Position) error {
-	cfg := sub.s.config
-	return cfg.OffsetStore.Store(ctx, cfg.ConsumerGroup, sub.topic, pos)
 }

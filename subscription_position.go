@@ -53,6 +53,10 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 		if sub.pastTailConfirmed(ctx, past) {
 			return &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
 		}
+	case errors.Is(err, ErrStreamNotFound) && sub.started:
+		// The stream was there and is gone: deleted (a new one may come
+		// at its URL), or a server that lost its data.
+		return &positionLostError{stored: sub.pos, reason: "the stream was deleted: " + err.Error()}
 	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
 		return &positionLostError{stored: sub.pos, reason: err.Error()}
 	}
@@ -63,15 +67,16 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 // It reports whether the subscription goes on.
 func (sub *subscription) recover(ctx context.Context, lost *positionLostError) bool {
 	cfg := sub.s.config
+	// Whatever comes next reads a stream that may not exist (yet): it is
+	// waited for.
+	sub.started = false
 	fields := sub.fields.Add(watermill.LogFields{
-		"consumer_group": cfg.ConsumerGroup,
-		"stored_offset":  lost.stored.Offset,
-		"stored_skip":    lost.stored.Skip,
-		"stream_offset":  lost.stream,
+		"stored_offset": lost.stored.Offset,
+		"stored_skip":   lost.stored.Skip,
+		"stream_offset": lost.stream,
 	})
 	switch cfg.OnPositionLost {
 	case PositionLostStop:
-		sub.dirty = false // keep the stored position for an operator
 		sub.s.logger.Error("The stream cannot honour the stored position; the subscription stops (OnPositionLost)", lost, fields)
 		return false
 	case PositionLostFromTail:
@@ -89,8 +94,9 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 		// before its next commit would leave the lost position, and the
 		// next run would go on from a later tail, skipping what came in
 		// between.
-		sub.dirty = true
-		sub.commit(ctx)
+		if sub.positions != nil {
+			_ = sub.positions.storeNow(ctx, sub.pos)
+		}
 		return true
 	default:
 		sub.s.logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))

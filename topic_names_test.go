@@ -14,6 +14,7 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
 
 // nestedHook maps "a/b" to base/a/b, each part escaped: the TopicURL hook
@@ -183,7 +184,7 @@ func TestGroupSharesANestedTopicThroughTopicURL(t *testing.T) {
 		h.mu.Unlock()
 		// The group's streams of the topic are under BaseURL/__groups/,
 		// the topic escaped into one segment.
-		require.True(t, streamExists(t, base+"/__groups/g/"+url.PathEscape(topic)+"/members"), topic)
+		require.True(t, streamExists(t, base+"/__groups/g/"+url.PathEscape(topic)+"/streams/"+url.PathEscape(partition.StreamName(topic, 0, 2))), topic)
 	}
 }
 

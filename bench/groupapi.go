@@ -8,6 +8,7 @@ import (
 
 	durablestreams "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
 
 // This file is the bench's only use of the consumer-group API (issue 14),
@@ -52,5 +53,5 @@ func newKeyedPublisher(baseURL string, partitions int) (message.Publisher, error
 // partitionStreams are the streams of a topic of n partitions, plus the
 // one that records n: what a run deletes afterwards.
 func partitionStreams(topic string, n int) []string {
-	return append(group.StreamNames(topic, n), group.PartitionsStreamName(topic))
+	return append(partition.StreamNames(topic, n), partition.RecordName(topic))
 }

@@ -85,19 +85,14 @@ func run(ctx context.Context, out io.Writer, server string) error {
 	}
 	defer publisher.Close()
 
-	// Each handler reads as a consumer group of its own name, whose
-	// position is kept on the Durable Streams server: a restarted service
-	// goes on after the last handled message.
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL})
-	if err != nil {
-		return err
-	}
-	defer positions.Close() // deferred before the Router's Close, so it runs after it
+	// Each handler reads as a consumer group of its own name, kept on the
+	// Durable Streams server: the replicas of this service share its
+	// messages (each handled once), and a restarted service goes on after
+	// the last handled message.
 	newSubscriber := func(handlerName string) (message.Subscriber, error) {
 		return ds.NewSubscriber(ds.SubscriberConfig{
 			BaseURL:       baseURL,
 			ConsumerGroup: handlerName,
-			OffsetStore:   positions,
 		}, logger)
 	}
 

@@ -207,10 +207,10 @@ func newSession(baseURL, group string, logger watermill.LoggerAdapter) (*session
 		return nil, err
 	}
 	subscriber, err := ds.NewSubscriber(ds.SubscriberConfig{
-		BaseURL:       baseURL,
-		Unmarshaler:   ds.RawJSONMarshaler{},
-		ConsumerGroup: group,
-		OffsetStore:   positions,
+		BaseURL:     baseURL,
+		Unmarshaler: ds.RawJSONMarshaler{},
+		Checkpoint:  group,
+		OffsetStore: positions,
 	}, logger)
 	if err != nil {
 		_ = positions.Close()

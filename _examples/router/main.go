@@ -108,18 +108,15 @@ func run(ctx context.Context, out io.Writer, server string) error {
 		fmt.Fprintf(out, "published %s to %s at offset %s\n", order.ID, ordersTopic, msg.Metadata.Get(ds.MetadataOffset))
 	}
 
-	// The consumer group keeps its position on the Durable Streams server
-	// itself, so a restarted service resumes after the last acked order.
-	positions, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: baseURL})
-	if err != nil {
-		return err
-	}
-	defer positions.Close() // deferred before the Router's Close, so it runs after it
+	// The consumer group keeps its positions on the Durable Streams server
+	// itself and shares the orders among every replica running this
+	// program: each order is confirmed by one of them, and a restarted
+	// service resumes after the last acked order.
 	// Every order ends as one output (confirmed or poisoned); the Router
 	// is closed only once each has been reported durable, so that closing
 	// cannot cut a report short.
 	outputs := make(chan struct{}, len(orders))
-	router, err := newRouter(baseURL, positions, publisher, offsetPrinter{out: out, printed: outputs}, logger)
+	router, err := newRouter(baseURL, publisher, offsetPrinter{out: out, printed: outputs}, logger)
 	if err != nil {
 		return err
 	}
@@ -144,11 +141,10 @@ func run(ctx context.Context, out io.Writer, server string) error {
 }
 
 // newRouter wires the handler and its middlewares.
-func newRouter(baseURL string, positions ds.OffsetStore, publisher message.Publisher, printer offsetPrinter, logger watermill.LoggerAdapter) (*message.Router, error) {
+func newRouter(baseURL string, publisher message.Publisher, printer offsetPrinter, logger watermill.LoggerAdapter) (*message.Router, error) {
 	subscriber, err := ds.NewSubscriber(ds.SubscriberConfig{
 		BaseURL:       baseURL,
 		ConsumerGroup: "confirm-orders",
-		OffsetStore:   positions,
 	}, logger)
 	if err != nil {
 		return nil, err
