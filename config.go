@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
@@ -255,7 +256,9 @@ func baseURLProblem(base string) string {
 	return ""
 }
 
-func (c *PublisherConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(true) }
+func (c *PublisherConfig) client(logger watermill.LoggerAdapter) (*protocol.Client, bool) {
+	return c.ClientConfig.newClient(true, logger)
+}
 
 func (c *PublisherConfig) streamOptions() protocol.StreamOptions {
 	return protocol.StreamOptions{

@@ -55,7 +55,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if config.ProducerID == "" {
 		config.ProducerID = "watermill-" + watermill.NewUUID()
 	}
-	client, ownHTTP := config.client()
+	client, ownHTTP := config.client(logger)
 	p := &Publisher{
 		config:    config,
 		logger:    logger,

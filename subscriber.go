@@ -64,7 +64,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	client, ownHTTP := config.client()
+	client, ownHTTP := config.client(logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		config:  config,

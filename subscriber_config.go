@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
@@ -328,7 +330,9 @@ func (c SubscriberConfig) validateGroup() error {
 	return nil
 }
 
-func (c *SubscriberConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(false) }
+func (c *SubscriberConfig) client(logger watermill.LoggerAdapter) (*protocol.Client, bool) {
+	return c.ClientConfig.newClient(false, logger)
+}
 
 func (c *SubscriberConfig) readMode() reader.Mode {
 	if c.Mode == ReadSSE {

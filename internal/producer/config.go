@@ -130,7 +130,7 @@ func (c Config) Validate() error {
 		return bad("MaxInFlight %d must be at least 1", c.MaxInFlight)
 	case c.MaxBufferedBytes < c.MaxBatchBytes:
 		return bad("MaxBufferedBytes %d is below MaxBatchBytes %d", c.MaxBufferedBytes, c.MaxBatchBytes)
-	case c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0:
+	case c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0 || c.Retry.MaxUnreachable < 0:
 		return bad("Retry has a negative field: %+v", c.Retry)
 	case c.Client == nil:
 		return bad("Client is nil")

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -127,6 +128,7 @@ func TestAnswerTable(t *testing.T) {
 		{name: "final failure before writing (certificate, HeaderFunc)", sent: plain, ans: answer{err: errNet}, kind: rejected},
 		// How the retries ended.
 		{name: "gave up, never written", sent: plain, ans: answer{err: protocol.ErrRetriesExhausted, gaveUp: true}, kind: unanswered, mayBe: false, errIs: protocol.ErrRetriesExhausted},
+		{name: "gave up, server unreachable on every try", sent: plain, ans: answer{err: fmt.Errorf("%w: %w", protocol.ErrServerUnreachable, protocol.ErrRetriesExhausted), gaveUp: true}, kind: unanswered, mayBe: false, errIs: protocol.ErrServerUnreachable},
 		{name: "gave up, may be written", sent: plain, ans: answer{err: protocol.ErrOutcomeUnknown, gaveUp: true, mayBeWritten: true}, kind: unanswered, mayBe: true, errIs: protocol.ErrOutcomeUnknown},
 	}
 	for _, r := range rows {

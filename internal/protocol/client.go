@@ -27,6 +27,9 @@ type Client struct {
 	// Retry bounds the retries of idempotent requests the client sends on
 	// its own (stream creation). The zero value tries once.
 	Retry RetryPolicy
+	// Reach, if set, hears of every request, to log a server that cannot
+	// be reached and its return.
+	Reach *Reach
 }
 
 // NewRequest builds a request bound to ctx with the configured headers.
@@ -55,13 +58,16 @@ func (c *Client) WithTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.RequestTimeout)
 }
 
-// Do sends a request with the client's HTTP client.
+// Do sends a request with the client's HTTP client; every request of the
+// library goes through it, so Reach hears of each.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return hc.Do(req)
+	resp, err := hc.Do(req)
+	c.Reach.observe(req, err)
+	return resp, err
 }
 
 // Send is Do that also reports whether the request was written out in
