@@ -37,6 +37,7 @@ type Publisher struct {
 
 	topics  *topicRegistry
 	streams *streamSettings
+	root    *rootCheck
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
 }
@@ -64,6 +65,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
 		streams:   &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
+		root:      &rootCheck{base: config.BaseURL, logger: logger},
 	}
 	p.topics = newTopicRegistry(p)
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
@@ -101,6 +103,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
+	p.root.note()
 	if len(msgs) == 0 {
 		return nil
 	}

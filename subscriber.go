@@ -2,6 +2,7 @@ package durablestreams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -48,6 +49,7 @@ type Subscriber struct {
 	closed  bool
 	wg      sync.WaitGroup
 	streams *streamSettings
+	root    *rootCheck
 }
 
 var (
@@ -74,6 +76,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		ctx:     ctx,
 		cancel:  cancel,
 		streams: &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
+		root:    &rootCheck{base: config.BaseURL, logger: logger},
 	}, nil
 }
 
@@ -90,6 +93,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := s.checkTopic(topic); err != nil {
 		return nil, err
 	}
+	s.root.note()
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return nil, err
@@ -109,7 +113,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
-		return nil, errorf(publicError(err), "subscribe to %q", topic)
+		return nil, errorf(publicError(s.root.hint(err)), "subscribe to %q", topic)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -165,6 +169,9 @@ func (s *Subscriber) checkMode(ctx context.Context, topic, streamURL string) err
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, ErrNotStreamEndpoint) {
+			return err // no read would do better
 		}
 		// Missing, or not answering now: the first read checks again.
 		return nil
@@ -246,6 +253,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if err := s.checkTopic(topic); err != nil {
 		return err
 	}
+	s.root.note()
 	if s.config.sharesWork() {
 		return s.initializeGroup(topic)
 	}
@@ -278,7 +286,7 @@ func (s *Subscriber) initialize(topic string) error {
 	}
 	err = s.streams.ensure(s.ctx, topic, streamURL, s.config.streamOptions())
 	if err != nil {
-		return errorf(publicError(err), "initialize %q", topic)
+		return errorf(publicError(s.root.hint(err)), "initialize %q", topic)
 	}
 	return nil
 }
