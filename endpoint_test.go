@@ -104,15 +104,22 @@ func TestBaseURLOutsideTheStreamRootIsSaidOnce(t *testing.T) {
 	assert.Empty(t, quiet.find("ERROR", ""), "%s", quiet)
 }
 
-// TestSubscribeBesideTheRootNamesTheExpectedRoot: the error of a Subscribe
-// whose BaseURL misses the root, at a server that answers there as no
-// stream does, says where streams were expected.
-func TestSubscribeBesideTheRootNamesTheExpectedRoot(t *testing.T) {
+// TestBesideTheRootTheErrorNamesTheExpectedRoot: the error of a Publish
+// or Subscribe whose BaseURL misses the root, at a server that answers
+// there as no stream does, says where streams were expected.
+func TestBesideTheRootTheErrorNamesTheExpectedRoot(t *testing.T) {
 	host := fakeWebServer(t, http.StatusOK)
 	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: host + "/v1"}, nil)
 	require.NoError(t, err)
 	defer sub.Close()
 	_, err = sub.Subscribe(t.Context(), "orders")
+	require.ErrorIs(t, err, ds.ErrNotStreamEndpoint)
+	require.ErrorContains(t, err, "streams were expected under "+host+"/v1/stream")
+
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: host}, nil)
+	require.NoError(t, err)
+	defer pub.Close()
+	err = pub.Publish("orders", message.NewMessage(watermill.NewUUID(), []byte(`{}`)))
 	require.ErrorIs(t, err, ds.ErrNotStreamEndpoint)
 	require.ErrorContains(t, err, "streams were expected under "+host+"/v1/stream")
 }

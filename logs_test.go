@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 )
@@ -14,6 +15,7 @@ type logEntry struct {
 	Msg    string
 	Err    error
 	Fields watermill.LogFields
+	At     time.Time
 }
 
 func (e logEntry) String() string {
@@ -35,6 +37,7 @@ func newLogRecorder() *logRecorder { return &logRecorder{changed: make(chan stru
 func (l *logRecorder) add(e logEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	e.At = time.Now()
 	l.entries = append(l.entries, e)
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -83,16 +86,16 @@ func (l *logRecorder) String() string {
 }
 
 func (l *logRecorder) Error(msg string, err error, f watermill.LogFields) {
-	l.add(logEntry{"ERROR", msg, err, f.Copy()})
+	l.add(logEntry{Level: "ERROR", Msg: msg, Err: err, Fields: f.Copy()})
 }
 func (l *logRecorder) Info(msg string, f watermill.LogFields) {
-	l.add(logEntry{"INFO", msg, nil, f.Copy()})
+	l.add(logEntry{Level: "INFO", Msg: msg, Fields: f.Copy()})
 }
 func (l *logRecorder) Debug(msg string, f watermill.LogFields) {
-	l.add(logEntry{"DEBUG", msg, nil, f.Copy()})
+	l.add(logEntry{Level: "DEBUG", Msg: msg, Fields: f.Copy()})
 }
 func (l *logRecorder) Trace(msg string, f watermill.LogFields) {
-	l.add(logEntry{"TRACE", msg, nil, f.Copy()})
+	l.add(logEntry{Level: "TRACE", Msg: msg, Fields: f.Copy()})
 }
 func (l *logRecorder) With(f watermill.LogFields) watermill.LoggerAdapter {
 	return &logRecorderWith{l, f}

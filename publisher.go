@@ -174,7 +174,7 @@ func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (
 		part.payloads[j] = payload
 	}
 
-	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL)
+	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL, !p.config.Async)
 	if err != nil {
 		return prepared{}, errorf(p.mapErr(err), "publish to %q", stream)
 	}
