@@ -40,6 +40,7 @@ const unresolvableURL = "http://durable-streams.invalid:4437/v1/stream"
 // Close then returns at once. Before, the Publish retried for 2 minutes
 // without a log line.
 func TestPublishWithDefaultsToAServerThatIsNotThere(t *testing.T) {
+	t.Parallel() // waits out the default 10s, beside the other such tests
 	for _, c := range []struct{ name, base, cause string }{
 		{"closed port", closedPortURL(t), "connection refused"},
 		{"unresolvable host", unresolvableURL, "no such host"},

@@ -67,6 +67,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		logger = watermill.NopLogger{}
 	}
 	client, ownHTTP := config.client(logger)
+	client.Retry.RefusedPoll = refusedPoll
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		config:  config,
@@ -147,9 +148,14 @@ func (s *Subscriber) prepare(ctx context.Context, topic, streamURL string) (Posi
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.ctx, cancel)()
-	pos, fresh, err := s.startPosition(ctx, topic, streamURL)
+	// The mode first: its one HEAD tells (and the log says) at once when
+	// the server cannot be reached, while finding the position may wait
+	// for it up to RetryPolicy.MaxUnreachable.
+	err := s.checkMode(ctx, topic, streamURL)
+	var pos Position
+	var fresh bool
 	if err == nil {
-		err = s.checkMode(ctx, topic, streamURL)
+		pos, fresh, err = s.startPosition(ctx, topic, streamURL)
 	}
 	if err == nil && fresh {
 		err = s.storeStart(ctx, topic, pos)
@@ -219,7 +225,7 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	// The tail is taken now, not at the first read, so that nothing
 	// appended between Subscribe and that read is missed. A stream that
 	// does not exist yet has no tail: all it will hold comes later.
-	tail, exists, err := s.client.Tail(ctx, streamURL)
+	tail, exists, err := s.tailAtSubscribe(ctx, topic, streamURL)
 	if err != nil {
 		return Position{}, false, wrap(err, "find the tail of %q", topic)
 	}

@@ -32,6 +32,9 @@ type subscription struct {
 	pos Position
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
+	// outage: the server could not be reached since the stream was last
+	// found missing or lost (see lostOrVanished).
+	outage bool
 	// dirty: pos moved since it was last stored; due fires when it must
 	// be stored at the latest (nil while clean).
 	dirty bool
@@ -43,6 +46,7 @@ func (sub *subscription) run(ctx context.Context) {
 	failures := 0 // in a row: a read that moved the position resets it
 	for {
 		before := sub.pos
+		mark := sub.s.client.Reach.Outages()
 		err := sub.consume(ctx)
 		if err == nil {
 			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
@@ -51,7 +55,7 @@ func (sub *subscription) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if lost := sub.lostPosition(ctx, err); lost != nil {
+		if lost := sub.lostOrVanished(ctx, err, mark); lost != nil {
 			if !sub.recover(ctx, lost) {
 				return
 			}
@@ -80,6 +84,9 @@ func (sub *subscription) retryWait(err error, failures int) (time.Duration, bool
 		cut  *reader.BodyError
 		past *reader.PastTailError
 	)
+	if wait, ok := sub.unreachableWait(err, backoff); ok {
+		return wait, true
+	}
 	switch {
 	case errors.As(err, &cut) || errors.As(err, &past):
 		// A body cut short, or an answer behind the stream's own tail
