@@ -72,8 +72,12 @@ type PublisherConfig struct {
 	DisableAutoClaim bool
 
 	// Async makes Publish return once its messages are buffered, instead of
-	// once the server has acknowledged them. Errors then go to
-	// OnAsyncError; Close flushes what is buffered.
+	// once the server has acknowledged them, also before the topic's
+	// stream exists (the messages wait for its creation). Errors, a failed
+	// creation's too, then go to OnAsyncError; Close flushes what is
+	// buffered. With RetryPolicy.MaxUnreachable, a message that cannot
+	// reach the server fails with ErrServerUnreachable after it: publish
+	// it again from OnAsyncError to ride out a longer outage.
 	Async bool
 	// OnAsyncError receives the error of every message that failed after
 	// an async Publish returned. It may be called from several goroutines
@@ -95,7 +99,9 @@ type PublisherConfig struct {
 	MaxBufferedBytes int
 
 	// CloseTimeout bounds how long Close waits for buffered messages to be
-	// acknowledged. Default: 30s.
+	// acknowledged, and for the streams they wait for to be created. A
+	// creation no caller waits for any more (its Publish gave up) is cut
+	// at once. Default: 30s.
 	CloseTimeout time.Duration
 	// IdleProducerTimeout is how long a topic's producer may go unused
 	// before it is flushed and released, so that a Publisher writing to

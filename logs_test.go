@@ -110,9 +110,15 @@ type logRecorderWith struct {
 func (w *logRecorderWith) Error(msg string, err error, f watermill.LogFields) {
 	w.parent.Error(msg, err, w.fields.Add(f))
 }
-func (w *logRecorderWith) Info(msg string, f watermill.LogFields)  { w.parent.Info(msg, w.fields.Add(f)) }
-func (w *logRecorderWith) Debug(msg string, f watermill.LogFields) { w.parent.Debug(msg, w.fields.Add(f)) }
-func (w *logRecorderWith) Trace(msg string, f watermill.LogFields) { w.parent.Trace(msg, w.fields.Add(f)) }
+func (w *logRecorderWith) Info(msg string, f watermill.LogFields) {
+	w.parent.Info(msg, w.fields.Add(f))
+}
+func (w *logRecorderWith) Debug(msg string, f watermill.LogFields) {
+	w.parent.Debug(msg, w.fields.Add(f))
+}
+func (w *logRecorderWith) Trace(msg string, f watermill.LogFields) {
+	w.parent.Trace(msg, w.fields.Add(f))
+}
 func (w *logRecorderWith) With(f watermill.LogFields) watermill.LoggerAdapter {
 	return &logRecorderWith{w.parent, w.fields.Add(f)}
 }

@@ -86,8 +86,12 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 // *PublishError with each message's outcome. Each message's Context bounds
 // its wait: when it ends, the messages without a result fail with an error
 // matching ErrOutcomeUnknown, since they may still be written. Every
-// other error means "not written". With Async, Publish returns once the
-// messages are buffered, and OnAsyncError gets the failures.
+// other error means "not written". A server that cannot be reached fails
+// the call within RetryPolicy.MaxUnreachable (10s) with an error matching
+// ErrServerUnreachable, and ErrNotStreamEndpoint tells a BaseURL where no
+// stream endpoint answers. With Async, Publish returns once the messages
+// are buffered, also before the stream exists, and OnAsyncError gets the
+// failures.
 //
 // With Partitions, each message goes to its key's partition of topic (see
 // PublisherConfig.Partitions), and the above holds for the call as a

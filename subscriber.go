@@ -25,8 +25,10 @@ import (
 // before a message that does not unmarshal (unless
 // SubscriberConfig.OnUnmarshalError skips it) or exceeds MaxReadBytes: a
 // consumer group's position never moves past a message nobody handled.
-// A stream that does not exist yet is waited for. A stored position the
-// stream cannot honour goes by SubscriberConfig.OnPositionLost.
+// A stream that does not exist yet is waited for, and so is a server that
+// cannot be reached (logged at Error). A stored position the stream cannot
+// honour goes by SubscriberConfig.OnPositionLost; so does a stream found
+// missing after the server could not be reached (a restart lost it).
 //
 // With a sharing ConsumerGroup (no OffsetStore), the Subscribe channel
 // stays open while the member owns streams whose subscriptions ended on
@@ -89,7 +91,11 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 // locate them in the stream (see PositionOf). A stream in JSON mode read
 // by a byte-mode Unmarshaler, or the other way round, is
 // ErrContentTypeMismatch. Close ends a Subscribe still loading its
-// position (ErrSubscriberClosed).
+// position (ErrSubscriberClosed). A Subscribe that needs no answer to
+// start (from the beginning, no stored position to load) returns at once
+// even when the server cannot be reached; one that must ask the server
+// where to start (StartFromTail, a StreamOffsetStore) waits for it at most
+// RetryPolicy.MaxUnreachable (10s), then fails with ErrServerUnreachable.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := s.checkTopic(topic); err != nil {
 		return nil, err

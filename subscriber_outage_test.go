@@ -138,6 +138,7 @@ func TestStartFromTailWhileTheServerIsDownStartsWhenItAnswers(t *testing.T) {
 	t.Logf("the tail was taken %s after the server was started again", time.Since(up).Round(time.Millisecond))
 	notice := logs.find("ERROR", "StartFromTail starts at the tail it showed when it answered again")
 	require.Len(t, notice, 1, "%s", logs)
+	t.Logf("%s", notice[0])
 	assert.Equal(t, base+"/orders", notice[0].Fields["stream_url"])
 	assert.NotEmpty(t, notice[0].Fields["offset"])
 	_, ok = logs.wait(timeout(t, 10*time.Second), "INFO", "Durable Streams server answers again")
@@ -190,6 +191,7 @@ func TestRestartedServerThatLostTheStreamIsNoticed(t *testing.T) {
 			require.NoError(t, srv.Restart(false)) // in memory: back empty
 			lost, ok := logs.wait(timeout(t, 10*time.Second), "ERROR", "cannot honour the stored position")
 			require.True(t, ok, "the lost position is logged:\n%s", logs)
+			t.Logf("%s", lost)
 			require.ErrorContains(t, lost.Err, "the stream is missing after the server could not be reached")
 			assert.Equal(t, base+"/orders", lost.Fields["stream_url"])
 
