@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -32,7 +34,9 @@ type ClientConfig struct {
 	// bound, SubscriberConfig.LiveTimeout). Default: 30s.
 	RequestTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
-	// The zero value means DefaultRetryPolicy().
+	// The zero value means DefaultRetryPolicy(): a request fails with
+	// ErrServerUnreachable after 10s without reaching the server, and
+	// after 2 minutes of other failures.
 	RetryPolicy RetryPolicy
 }
 
@@ -58,12 +62,25 @@ type RetryPolicy struct {
 	// MaxElapsed is the longest a request is retried, from its first try.
 	// Zero means no limit other than MaxAttempts and the caller's context.
 	MaxElapsed time.Duration
+	// MaxUnreachable is the longest a request is retried while no try
+	// reaches the server (connection refused, unknown host, unreachable
+	// network, connect timeout), counted from its first try or from the
+	// last try that reached the server; then it fails with
+	// ErrServerUnreachable, so that a Publish against a server that is
+	// not there returns within seconds. Raise it (or set it to zero, which
+	// leaves only MaxElapsed) to ride out longer outages. Zero means no
+	// limit other than MaxElapsed and MaxAttempts.
+	MaxUnreachable time.Duration
 }
 
 // DefaultRetryPolicy rides through a server restart or a short outage:
-// backoff from 50ms to 5s, for at most 2 minutes per request.
+// backoff from 50ms to 5s, for at most 2 minutes per request, of which at
+// most 10s without reaching the server.
 func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 2 * time.Minute}
+	return RetryPolicy{
+		InitialBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 2 * time.Minute,
+		MaxUnreachable: protocol.DefaultMaxUnreachable,
+	}
 }
 
 func (c *ClientConfig) setDefaults() {
@@ -88,14 +105,17 @@ func (c ClientConfig) validate() error {
 		namedDuration{"RetryPolicy.InitialBackoff", p.InitialBackoff},
 		namedDuration{"RetryPolicy.MaxBackoff", p.MaxBackoff},
 		namedDuration{"RetryPolicy.MaxElapsed", p.MaxElapsed},
+		namedDuration{"RetryPolicy.MaxUnreachable", p.MaxUnreachable},
 	)
 }
 
 // newClient is the one place that builds the HTTP plumbing: it returns the
 // protocol client and whether the HTTP client was made here (and so is ours
 // to close). compressedReads false makes our own client ask for no gzip,
-// which the reference server would otherwise do on its only thread.
-func (c ClientConfig) newClient(compressedReads bool) (client *protocol.Client, ours bool) {
+// which the reference server would otherwise do on its only thread. The
+// client logs to logger (nil: nowhere) when the server cannot be reached
+// and when it answers again.
+func (c ClientConfig) newClient(compressedReads bool, logger watermill.LoggerAdapter) (client *protocol.Client, ours bool) {
 	hc := c.HTTPClient
 	if hc == nil {
 		hc = protocol.NewHTTPClient(64)
@@ -109,10 +129,16 @@ func (c ClientConfig) newClient(compressedReads bool) (client *protocol.Client, 
 		HeaderFunc:     protocol.HeaderFunc(c.HeaderFunc),
 		RequestTimeout: c.RequestTimeout,
 		Retry:          c.RetryPolicy.internal(),
+		Reach:          &protocol.Reach{Logger: logger},
 	}, c.HTTPClient == nil
 }
 
-func (p RetryPolicy) internal() protocol.RetryPolicy { return protocol.RetryPolicy(p) }
+func (p RetryPolicy) internal() protocol.RetryPolicy {
+	return protocol.RetryPolicy{
+		MaxAttempts: p.MaxAttempts, InitialBackoff: p.InitialBackoff, MaxBackoff: p.MaxBackoff,
+		MaxElapsed: p.MaxElapsed, MaxUnreachable: p.MaxUnreachable,
+	}
+}
 
 // ErrInvalidConfig is wrapped by every configuration error; the message
 // names the field as it is written in Go.

@@ -2,9 +2,15 @@ package durablestreams
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
@@ -28,7 +34,9 @@ const minBatchBytes = 3
 type PublisherConfig struct {
 	// BaseURL is the URL under which each topic is a stream, for example
 	// http://127.0.0.1:4437/v1/stream. The topic is appended as one escaped
-	// path segment.
+	// path segment. It must be an http or https URL with a host, without
+	// query, fragment or whitespace, and with a port (if any) in 1-65535:
+	// else NewPublisher fails with ErrInvalidConfig.
 	BaseURL string
 	// TopicURL, if set, maps a topic to its stream URL instead of BaseURL.
 	TopicURL func(topic string) (string, error)
@@ -64,8 +72,12 @@ type PublisherConfig struct {
 	DisableAutoClaim bool
 
 	// Async makes Publish return once its messages are buffered, instead of
-	// once the server has acknowledged them. Errors then go to
-	// OnAsyncError; Close flushes what is buffered.
+	// once the server has acknowledged them, also before the topic's
+	// stream exists (the messages wait for its creation). Errors, a failed
+	// creation's too, then go to OnAsyncError; Close flushes what is
+	// buffered. With RetryPolicy.MaxUnreachable, a message that cannot
+	// reach the server fails with ErrServerUnreachable after it: publish
+	// it again from OnAsyncError to ride out a longer outage.
 	Async bool
 	// OnAsyncError receives the error of every message that failed after
 	// an async Publish returned. It may be called from several goroutines
@@ -87,7 +99,9 @@ type PublisherConfig struct {
 	MaxBufferedBytes int
 
 	// CloseTimeout bounds how long Close waits for buffered messages to be
-	// acknowledged. Default: 30s.
+	// acknowledged, and for the streams they wait for to be created. A
+	// creation no caller waits for any more (its Publish gave up) is cut
+	// at once. Default: 30s.
 	CloseTimeout time.Duration
 	// IdleProducerTimeout is how long a topic's producer may go unused
 	// before it is flushed and released, so that a Publisher writing to
@@ -198,20 +212,59 @@ func validateBaseURL(base string, hook func(string) (string, error)) error {
 	if base == "" {
 		return invalidConfig("BaseURL is empty (or set TopicURL)")
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return invalidConfig("BaseURL: %v", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return invalidConfig("BaseURL %q: scheme must be http or https", protocol.RedactURL(base))
-	}
-	if u.Host == "" {
-		return invalidConfig("BaseURL %q has no host", protocol.RedactURL(base))
+	if reason := baseURLProblem(base); reason != "" {
+		return invalidConfig("BaseURL %q %s", protocol.RedactURL(base), reason)
 	}
 	return nil
 }
 
-func (c *PublisherConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(true) }
+// baseURLProblem says why a base URL cannot work ("" if it can). Each
+// case used to be accepted and then wrote where no reader looks: a query
+// or fragment sent every topic into one stream (topics are appended to
+// the path, and the reader adds its own query), whitespace became part of
+// the path ("%20"), and a bad port or scheme was retried like an outage.
+func baseURLProblem(base string) string {
+	if i := strings.IndexFunc(base, unicode.IsSpace); i >= 0 {
+		return fmt.Sprintf("contains whitespace at byte %d", i)
+	}
+	if !strings.Contains(base, "://") {
+		return "must start with http:// or https://"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, credentials included
+		}
+		return "is not a URL: " + err.Error()
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must start with http:// or https://"
+	case u.Host == "":
+		return "has no host"
+	case u.RawQuery != "" || u.ForceQuery:
+		return "has a query; the topic is appended to the path and a reader adds its own query"
+	case u.Fragment != "" || strings.Contains(base, "#"):
+		return "has a fragment, which is never sent to the server"
+	}
+	if u.Hostname() == "" {
+		return "has no host"
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return "has an empty port"
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("has port %s, outside 1-65535", p)
+		}
+	}
+	return ""
+}
+
+func (c *PublisherConfig) client(logger watermill.LoggerAdapter) (*protocol.Client, bool) {
+	return c.ClientConfig.newClient(true, logger)
+}
 
 func (c *PublisherConfig) streamOptions() protocol.StreamOptions {
 	return protocol.StreamOptions{

@@ -43,6 +43,21 @@ var (
 	// ErrRetriesExhausted means a retryable failure outlasted the
 	// RetryPolicy and no try reached the server: nothing was written.
 	ErrRetriesExhausted = protocol.ErrRetriesExhausted
+	// ErrServerUnreachable means no try of a request reached the server
+	// (connection refused, unknown host, unreachable network, connect
+	// timeout) for RetryPolicy.MaxUnreachable (default 10s), or when the
+	// retries or the caller's context ended. Nothing was written, unless
+	// the error also matches ErrOutcomeUnknown (an earlier try reached the
+	// server before it went away): that is what counts. It also matches
+	// ErrRetriesExhausted when the policy ended the retries.
+	ErrServerUnreachable = protocol.ErrServerUnreachable
+	// ErrNotStreamEndpoint means the server answered, but not as a Durable
+	// Streams endpoint does: a create answered 404, or a create or append
+	// answered success without Stream-Next-Offset (a web server, a proxy's
+	// default route, a path beside the stream root). Nothing was written
+	// to a stream; check BaseURL (the reference servers keep streams
+	// under /v1/stream).
+	ErrNotStreamEndpoint = protocol.ErrNotStreamEndpoint
 	// ErrOutcomeUnknown means a request ended without an answer after it
 	// may have reached the server, and retrying within the RetryPolicy did not
 	// settle it. The message may or may not have been written; publishing

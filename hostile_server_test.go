@@ -25,6 +25,7 @@ func fakeHostileServer(t *testing.T, post http.HandlerFunc) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPut:
+			w.Header().Set("Stream-Next-Offset", "0_0") // PROTOCOL.md §5.1
 			w.WriteHeader(http.StatusCreated)
 		case http.MethodPost:
 			post(w, r)

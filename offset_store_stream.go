@@ -99,7 +99,7 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 	if err := config.Validate(); err != nil {
 		return nil, err
 	}
-	client, ownHTTP := config.ClientConfig.newClient(true)
+	client, ownHTTP := config.ClientConfig.newClient(true, nil)
 	return &StreamOffsetStore{
 		base:    strings.TrimRight(config.BaseURL, "/") + "/" + offsetsRoot,
 		rotate:  config.RotateEvery,

@@ -37,6 +37,7 @@ type Publisher struct {
 
 	topics  *topicRegistry
 	streams *streamSettings
+	root    *rootCheck
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
 }
@@ -55,7 +56,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if config.ProducerID == "" {
 		config.ProducerID = "watermill-" + watermill.NewUUID()
 	}
-	client, ownHTTP := config.client()
+	client, ownHTTP := config.client(logger)
 	p := &Publisher{
 		config:    config,
 		logger:    logger,
@@ -64,6 +65,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
 		streams:   &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
+		root:      &rootCheck{base: config.BaseURL, logger: logger},
 	}
 	p.topics = newTopicRegistry(p)
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
@@ -84,8 +86,12 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 // *PublishError with each message's outcome. Each message's Context bounds
 // its wait: when it ends, the messages without a result fail with an error
 // matching ErrOutcomeUnknown, since they may still be written. Every
-// other error means "not written". With Async, Publish returns once the
-// messages are buffered, and OnAsyncError gets the failures.
+// other error means "not written". A server that cannot be reached fails
+// the call within RetryPolicy.MaxUnreachable (10s) with an error matching
+// ErrServerUnreachable, and ErrNotStreamEndpoint tells a BaseURL where no
+// stream endpoint answers. With Async, Publish returns once the messages
+// are buffered, also before the stream exists, and OnAsyncError gets the
+// failures.
 //
 // With Partitions, each message goes to its key's partition of topic (see
 // PublisherConfig.Partitions), and the above holds for the call as a
@@ -101,6 +107,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
+	p.root.note()
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -171,7 +178,7 @@ func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (
 		part.payloads[j] = payload
 	}
 
-	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL)
+	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL, !p.config.Async)
 	if err != nil {
 		return prepared{}, errorf(p.mapErr(err), "publish to %q", stream)
 	}

@@ -30,6 +30,7 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 	if err := checkTopic(topic); err != nil {
 		return "", err
 	}
+	p.root.note()
 	if p.config.Partitions > 1 {
 		return "", p.closePartitions(ctx, topic, final)
 	}
@@ -50,7 +51,7 @@ func (p *Publisher) closeStream(ctx context.Context, stream string, final *messa
 	if err != nil {
 		return "", err
 	}
-	tp, err := p.topics.acquire(ctx, stream, streamURL)
+	tp, err := p.topics.acquire(ctx, stream, streamURL, true)
 	if errors.Is(err, ErrStreamClosed) && payload == nil {
 		// Closed already, which is all a close-only call asks for.
 		offset, _, terr := p.client.Tail(ctx, streamURL)

@@ -21,12 +21,18 @@ type streamSettings struct {
 	logger watermill.LoggerAdapter
 	strict bool
 	warned sync.Map // topics whose stream settings differ, logged once each
+	// announced: stream URLs whose first creation (or finding) was logged.
+	announced sync.Map
 }
 
 func (s *streamSettings) ensure(ctx context.Context, topic, streamURL string, opts protocol.StreamOptions) error {
-	differs, err := s.client.EnsureStream(ctx, streamURL, opts)
-	if err != nil || !differs {
+	created, differs, err := s.client.EnsureStream(ctx, streamURL, opts)
+	if err != nil {
 		return err
+	}
+	s.announce(topic, streamURL, created)
+	if !differs {
+		return nil
 	}
 	if s.strict {
 		return fmt.Errorf("%w: %s has another TTL or expiry (StrictStreamSettings)", ErrStreamConflict, protocol.RedactURL(streamURL))
@@ -36,4 +42,17 @@ func (s *streamSettings) ensure(ctx context.Context, topic, streamURL string, op
 			watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)})
 	}
 	return nil
+}
+
+// announce logs, once per stream URL, where a topic's stream is: a URL
+// written where no reader looks is found in the log, not by its absence.
+func (s *streamSettings) announce(topic, streamURL string, created bool) {
+	if _, done := s.announced.LoadOrStore(streamURL, true); done {
+		return
+	}
+	msg := "Stream found"
+	if created {
+		msg = "Stream created"
+	}
+	s.logger.Info(msg, watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)})
 }

@@ -2,6 +2,7 @@ package durablestreams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -24,8 +25,10 @@ import (
 // before a message that does not unmarshal (unless
 // SubscriberConfig.OnUnmarshalError skips it) or exceeds MaxReadBytes: a
 // consumer group's position never moves past a message nobody handled.
-// A stream that does not exist yet is waited for. A stored position the
-// stream cannot honour goes by SubscriberConfig.OnPositionLost.
+// A stream that does not exist yet is waited for, and so is a server that
+// cannot be reached (logged at Error). A stored position the stream cannot
+// honour goes by SubscriberConfig.OnPositionLost; so does a stream found
+// missing after the server could not be reached (a restart lost it).
 //
 // With a sharing ConsumerGroup (no OffsetStore), the Subscribe channel
 // stays open while the member owns streams whose subscriptions ended on
@@ -48,6 +51,7 @@ type Subscriber struct {
 	closed  bool
 	wg      sync.WaitGroup
 	streams *streamSettings
+	root    *rootCheck
 }
 
 var (
@@ -64,7 +68,8 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	client, ownHTTP := config.client()
+	client, ownHTTP := config.client(logger)
+	client.Retry.RefusedPoll = refusedPoll
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		config:  config,
@@ -74,6 +79,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		ctx:     ctx,
 		cancel:  cancel,
 		streams: &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
+		root:    &rootCheck{base: config.BaseURL, logger: logger},
 	}, nil
 }
 
@@ -85,11 +91,16 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 // locate them in the stream (see PositionOf). A stream in JSON mode read
 // by a byte-mode Unmarshaler, or the other way round, is
 // ErrContentTypeMismatch. Close ends a Subscribe still loading its
-// position (ErrSubscriberClosed).
+// position (ErrSubscriberClosed). A Subscribe that needs no answer to
+// start (from the beginning, no stored position to load) returns at once
+// even when the server cannot be reached; one that must ask the server
+// where to start (StartFromTail, a StreamOffsetStore) waits for it at most
+// RetryPolicy.MaxUnreachable (10s), then fails with ErrServerUnreachable.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := s.checkTopic(topic); err != nil {
 		return nil, err
 	}
+	s.root.note()
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return nil, err
@@ -112,7 +123,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.wg.Done()
-		return nil, errorf(publicError(err), "subscribe to %q", topic)
+		return nil, errorf(publicError(s.root.hint(err)), "subscribe to %q", topic)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -158,9 +169,14 @@ func (s *Subscriber) prepare(ctx context.Context, topic, streamURL string) (Posi
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.ctx, cancel)()
-	pos, fresh, err := s.startPosition(ctx, topic, streamURL)
+	// The mode first: its one HEAD tells (and the log says) at once when
+	// the server cannot be reached, while finding the position may wait
+	// for it up to RetryPolicy.MaxUnreachable.
+	err := s.checkMode(ctx, topic, streamURL)
+	var pos Position
+	var fresh bool
 	if err == nil {
-		err = s.checkMode(ctx, topic, streamURL)
+		pos, fresh, err = s.startPosition(ctx, topic, streamURL)
 	}
 	if err == nil && fresh {
 		err = s.storeStart(ctx, topic, pos)
@@ -180,6 +196,9 @@ func (s *Subscriber) checkMode(ctx context.Context, topic, streamURL string) err
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, ErrNotStreamEndpoint) {
+			return err // no read would do better
 		}
 		// Missing, or not answering now: the first read checks again.
 		return nil
@@ -228,7 +247,7 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	// The tail is taken now, not at the first read, so that nothing
 	// appended between Subscribe and that read is missed. A stream that
 	// does not exist yet has no tail: all it will hold comes later.
-	tail, exists, err := s.client.Tail(ctx, streamURL)
+	tail, exists, err := s.tailAtSubscribe(ctx, topic, streamURL)
 	if err != nil {
 		return Position{}, false, wrap(err, "find the tail of %q", topic)
 	}
@@ -262,6 +281,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if err := s.checkTopic(topic); err != nil {
 		return err
 	}
+	s.root.note()
 	if s.config.sharesWork() {
 		return s.initializeGroup(topic)
 	}
@@ -289,7 +309,7 @@ func (s *Subscriber) initialize(topic string) error {
 	}
 	err = s.streams.ensure(s.ctx, topic, streamURL, s.config.streamOptions())
 	if err != nil {
-		return errorf(publicError(err), "initialize %q", topic)
+		return errorf(publicError(s.root.hint(err)), "initialize %q", topic)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
@@ -28,10 +30,15 @@ type StartFrom int
 const (
 	// StartFromBeginning (the default) delivers every message in the stream.
 	StartFromBeginning StartFrom = iota
-	// StartFromTail delivers only messages appended after Subscribe. A
-	// ConsumerGroup stores that tail as its position before Subscribe
-	// returns, so a next run goes on from it even if this one stopped
-	// before its first commit.
+	// StartFromTail delivers only messages appended after the tail that
+	// Subscribe takes before it returns. A ConsumerGroup stores that tail
+	// as its position before Subscribe returns, so a next run goes on
+	// from it even if this one stopped before its first commit. When the
+	// server cannot be reached at Subscribe, the tail is the one it shows
+	// at its first answer (polled within about 250ms of its return), which
+	// is logged at Error: what was appended before it is not delivered.
+	// Subscribe fails with ErrServerUnreachable if the server does not
+	// answer within RetryPolicy.MaxUnreachable.
 	StartFromTail
 )
 
@@ -40,6 +47,9 @@ const (
 // recreated, or truncated, so the stored offset lies past its tail (or
 // the server answers 410 Gone or 400 for it), or fewer messages follow it
 // than the position says were consumed.
+// A stream missing (404) after the server could not be reached (a
+// restart lost it: an in-memory server comes back empty) is such a case
+// too, for a subscription with or without a group.
 // Each case is logged at Error with the group, the topic, the stored
 // position and where the stream stands. A stream recreated that has grown
 // past the stored offset by the time the group reads it again cannot be
@@ -229,9 +239,12 @@ type SubscriberConfig struct {
 	// and retry policy. When the
 	// retries of a read run out, the subscription logs the error, waits
 	// RetryPolicy.MaxBackoff and goes on: only Close, the Subscribe
-	// context, or a closed, deleted or gone stream end it. Our own HTTP
-	// client asks for no compressed reads; a client given here keeps its
-	// own choice.
+	// context, or a closed, deleted or gone stream end it. A server that
+	// cannot be reached is logged at Error at the first failed request,
+	// then every 10s while it lasts, and at Info when it answers; a
+	// refused connection is tried again within 250ms, so that a restarted
+	// server is read at once. Our own HTTP client asks for no compressed
+	// reads; a client given here keeps its own choice.
 	ClientConfig
 }
 
@@ -369,7 +382,9 @@ func (c SubscriberConfig) validateGroup() error {
 	return nil
 }
 
-func (c *SubscriberConfig) client() (*protocol.Client, bool) { return c.ClientConfig.newClient(false) }
+func (c *SubscriberConfig) client(logger watermill.LoggerAdapter) (*protocol.Client, bool) {
+	return c.ClientConfig.newClient(false, logger)
+}
 
 func (c *SubscriberConfig) readMode() reader.Mode {
 	if c.Mode == ReadSSE {

@@ -53,6 +53,9 @@ type subscription struct {
 	pos Position
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
+	// outage: the server could not be reached since the stream was last
+	// found missing or lost (see lostOrVanished).
+	outage bool
 }
 
 // run reads and delivers until ctx (the stop) ends, the stream ends or an
@@ -62,6 +65,7 @@ func (sub *subscription) run(ctx context.Context) {
 	failures := 0 // in a row: a read that moved the position resets it
 	for {
 		before := sub.pos
+		mark := sub.s.client.Reach.Outages()
 		err := sub.consume(ctx)
 		if err == nil {
 			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
@@ -70,7 +74,7 @@ func (sub *subscription) run(ctx context.Context) {
 		if ctx.Err() != nil || sub.hard.Err() != nil || errors.Is(err, errStopping) {
 			return
 		}
-		if lost := sub.lostPosition(ctx, err); lost != nil {
+		if lost := sub.lostOrVanished(ctx, err, mark); lost != nil {
 			if !sub.recover(ctx, lost) {
 				return
 			}
@@ -110,6 +114,9 @@ func (sub *subscription) retryWait(err error, failures int) (time.Duration, bool
 		cut  *reader.BodyError
 		past *reader.PastTailError
 	)
+	if wait, ok := sub.unreachableWait(err, backoff); ok {
+		return wait, true
+	}
 	switch {
 	case errors.As(err, &cut) || errors.As(err, &past):
 		// A body cut short, or an answer behind the stream's own tail

@@ -56,7 +56,11 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 	case errors.Is(err, ErrStreamNotFound) && sub.started:
 		// The stream was there and is gone: deleted (a new one may come
 		// at its URL), or a server that lost its data.
-		return &positionLostError{stored: sub.pos, reason: "the stream was deleted: " + err.Error()}
+		reason := "the stream was deleted: "
+		if sub.outage {
+			reason = "the stream is missing after the server could not be reached (a restart lost it?): "
+		}
+		return &positionLostError{stored: sub.pos, reason: reason + err.Error()}
 	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
 		return &positionLostError{stored: sub.pos, reason: err.Error()}
 	}

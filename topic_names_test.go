@@ -65,6 +65,13 @@ func TestReservedTopicsAreRejected(t *testing.T) {
 		{topic: "__offsets", why: `"__offsets" is reserved`},
 		{topic: "__groups/g/t/members", why: `"__groups" is reserved`, nested: true},
 		{topic: "__offsets/g/t", why: `"__offsets" is reserved`, nested: true},
+		// PROTOCOL.md §6: the segment is the server's control route.
+		{topic: "__ds", why: `"__ds" is reserved by the protocol`},
+		{topic: "__ds/subscriptions/x", why: `"__ds" is reserved by the protocol`, nested: true},
+		{topic: "tenant/__ds/subscriptions", why: `"__ds" is reserved by the protocol`, nested: true},
+		// Dot segments through a hook would leave the topic's place.
+		{topic: "t/../__groups/g/t/members", why: "a dot segment", nested: true},
+		{topic: "./__groups/g/t/members", why: "a dot segment", nested: true},
 	} {
 		t.Run(c.topic, func(t *testing.T) {
 			pubs := map[string]*ds.Publisher{"hook": hookPub}
@@ -108,6 +115,7 @@ func TestTopicsNearTheReservedNamesWork(t *testing.T) {
 	for _, topic := range []string{
 		"p0", "partitions", "orders.p", "orders.px", "orders.p1x", "orders.P1",
 		"orders.partition", "orders.partitions2", "orders-p0", "__groupsx", "_groups", "x.__groups",
+		"__groups-x", "__offsets.log", "__offsetsx", "__dsx", "_ds", "x__ds",
 	} {
 		t.Run(topic, func(t *testing.T) {
 			msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
@@ -267,4 +275,45 @@ func TestNewSubscriberRejectsWhatAGroupSubscribeWould(t *testing.T) {
 			require.NoError(t, err, "NewSubscriber accepted it, so Subscribe must")
 		})
 	}
+}
+
+// TestTopicURLHookResultIsChecked: the URL a TopicURL hook returns is
+// checked as BaseURL is: one that would write into a group's members
+// stream through a dot segment, into the protocol's control routes, or
+// that carries a query the reader's own would break, is ErrInvalidTopic
+// at every entry point, and nothing is written. Before, each was used as
+// it was.
+func TestTopicURLHookResultIsChecked(t *testing.T) {
+	base := dstest.StreamURL(t)
+	for _, c := range []struct {
+		name, url, why string
+	}{
+		{"dot segment into a group's members stream", base + "/t/../__groups/g/t/members", "has a dot segment"},
+		{"current-directory segment", base + "/./t", "has a dot segment"},
+		{"escaped dot segment", base + "/t/%2e%2e/__groups/g/t/members", "has a dot segment"},
+		{"control route", base + "/t/__ds/subscriptions/s", `has the reserved segment "__ds"`},
+		{"offsets tree", base + "/__offsets/g/t", `has the reserved segment "__offsets"`},
+		{"query", base + "/t?token=x", "has a query or fragment"},
+		{"fragment", base + "/t#x", "has a query or fragment"},
+		{"another scheme", "ftp://127.0.0.1/t", "is not an http or https URL"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hook := func(string) (string, error) { return c.url, nil }
+			pub, _ := newTestPublisher(t, ds.PublisherConfig{TopicURL: hook})
+			sub := newTestSubscriber(t, ds.SubscriberConfig{TopicURL: hook})
+			check := func(what string, err error) {
+				t.Helper()
+				require.ErrorIs(t, err, ds.ErrInvalidTopic, what)
+				require.Contains(t, err.Error(), c.why, what)
+				require.NotContains(t, err.Error(), "token=x", what)
+			}
+			check("Publish", pub.Publish("t", message.NewMessage(watermill.NewUUID(), []byte(`{}`))))
+			_, err := pub.CloseStream(t.Context(), "t", nil)
+			check("CloseStream", err)
+			_, err = sub.Subscribe(t.Context(), "t")
+			check("Subscribe", err)
+			check("SubscribeInitialize", sub.SubscribeInitialize("t"))
+		})
+	}
+	require.False(t, streamExists(t, base+"/__groups/g/t/members"), "a stream was created through a dot segment")
 }

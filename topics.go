@@ -19,9 +19,17 @@ type topicProducer struct {
 	topic       string
 	redactedURL string
 
-	ready    chan struct{} // closed once producer or initErr is set
+	// producer exists from the start, holding its requests back until
+	// the stream does (its Gate), so that an async Publish buffers at once.
 	producer *producer.Producer
-	initErr  error
+	// ready is closed once the stream exists (initErr nil) or its creation
+	// failed (initErr set); gate tells the producer the same.
+	ready   chan struct{}
+	initErr error
+	gate    chan error
+	// cancel ends the creation: Close does so at once for a creation no
+	// caller waits for any more.
+	cancel context.CancelFunc
 
 	users    int       // Publish calls using it; guarded by topicRegistry.mu
 	lastUsed time.Time // guarded by topicRegistry.mu
@@ -33,12 +41,21 @@ type topicProducer struct {
 	idleRetired atomic.Bool
 }
 
-// started reports whether the producer is ready to use; reading
-// tp.producer is safe once it returns true.
+// started reports whether the stream exists and the producer sends.
 func (tp *topicProducer) started() bool {
 	select {
 	case <-tp.ready:
 		return tp.initErr == nil
+	default:
+		return false
+	}
+}
+
+// failed reports whether creating the stream failed.
+func (tp *topicProducer) failed() bool {
+	select {
+	case <-tp.ready:
+		return tp.initErr != nil
 	default:
 		return false
 	}
@@ -89,12 +106,15 @@ func newTopicRegistry(p *Publisher) *topicRegistry {
 	return r
 }
 
-// acquire returns the topic's producer, creating stream and producer on
+// acquire returns the topic's producer, starting stream creation on
 // first use; the caller must release it. Creation runs under the
-// Publisher's lifetime, bounded by RequestTimeout and RetryPolicy; ctx
-// bounds only this caller's wait. A producer whose stream turned out
-// missing (404, 410) is replaced, so that the stream is created again.
-func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*topicProducer, error) {
+// Publisher's lifetime, bounded by RequestTimeout and RetryPolicy. With
+// wait, acquire returns once the stream exists, and ctx bounds only this
+// caller's wait; without (an async Publish), it returns at once: the
+// producer buffers until the stream exists, and fails what it holds if it
+// cannot be created. A producer whose stream turned out missing (404,
+// 410) is replaced, so that the stream is created again.
+func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string, wait bool) (*topicProducer, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -106,27 +126,25 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 		r.goRetire(tp)
 		ok = false
 	}
+	if ok && tp.failed() {
+		// Its creation failed a moment ago; create forgets it too. Try
+		// again rather than hand out its error.
+		delete(r.topics, topic)
+		ok = false
+	}
 	if !ok {
-		tp = &topicProducer{
-			topic:       topic,
-			redactedURL: protocol.RedactURL(streamURL),
-			ready:       make(chan struct{}),
-			logger:      r.pub.logger,
+		var err error
+		if tp, err = r.newTopic(topic, streamURL); err != nil {
+			r.mu.Unlock()
+			return nil, err
 		}
-		r.topics[topic] = tp
-		r.workers.Add(1)
-		go func() {
-			defer r.workers.Done()
-			tp.producer, tp.initErr = r.start(r.ctx, topic, streamURL)
-			if tp.initErr != nil && r.ctx.Err() != nil {
-				tp.initErr = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, topic, tp.initErr)
-			}
-			close(tp.ready)
-		}()
 	}
 	tp.users++
 	r.mu.Unlock()
 
+	if !wait {
+		return tp, nil
+	}
 	select {
 	case <-tp.ready:
 	default:
@@ -134,20 +152,85 @@ func (r *topicRegistry) acquire(ctx context.Context, topic, streamURL string) (*
 		case <-tp.ready:
 		case <-ctx.Done():
 			r.release(tp)
-			return nil, wrap(context.Cause(ctx), "waiting for the stream of %q to be created", topic)
+			return nil, r.waitEnded(ctx, tp)
 		}
 	}
 	if tp.initErr != nil {
-		r.mu.Lock()
-		if r.topics[topic] == tp {
-			// Forget it so that the next Publish tries again.
-			delete(r.topics, topic)
-		}
-		tp.users--
-		r.mu.Unlock()
+		r.release(tp)
 		return nil, tp.initErr
 	}
 	return tp, nil
+}
+
+// newTopic makes a topic's producer, held back by its gate, and starts
+// creating its stream. Needs r.mu.
+func (r *topicRegistry) newTopic(topic, streamURL string) (*topicProducer, error) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	tp := &topicProducer{
+		topic:       topic,
+		redactedURL: protocol.RedactURL(streamURL),
+		ready:       make(chan struct{}),
+		gate:        make(chan error, 1),
+		cancel:      cancel,
+		logger:      r.pub.logger,
+	}
+	prod, err := r.newProducer(topic, streamURL, tp.gate)
+	if err != nil {
+		cancel()
+		return nil, wrap(err, "producer for %q", topic)
+	}
+	tp.producer = prod
+	r.topics[topic] = tp
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		defer cancel()
+		r.create(ctx, tp, streamURL)
+	}()
+	return tp, nil
+}
+
+// create creates tp's stream, then opens its producer's gate; when it
+// fails, the producer fails what it holds (async messages reach
+// OnAsyncError), and the topic is forgotten so that the next Publish
+// tries again.
+func (r *topicRegistry) create(ctx context.Context, tp *topicProducer, streamURL string) {
+	p := r.pub
+	err := p.streams.ensure(ctx, tp.topic, streamURL, p.config.streamOptions())
+	if err != nil {
+		err = wrap(p.root.hint(err), "create stream for %q", tp.topic)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, tp.topic, err)
+		}
+	}
+	tp.initErr = err
+	tp.gate <- err
+	close(tp.ready)
+	if err == nil {
+		p.logger.Debug("Producer started", watermill.LogFields{"topic": tp.topic, "stream_url": tp.redactedURL})
+		return
+	}
+	r.mu.Lock()
+	if r.topics[tp.topic] == tp {
+		delete(r.topics, tp.topic)
+	}
+	r.mu.Unlock()
+	// Every message it held failed with err; Close only joins it.
+	closeCtx, cancel := detachedContext(p.config.CloseTimeout)
+	defer cancel()
+	_ = tp.producer.Close(closeCtx)
+}
+
+// waitEnded is the error of a caller whose context ended while the
+// stream was being created: not written (nothing was handed over), and
+// saying why creation takes so long when the server cannot be reached.
+func (r *topicRegistry) waitEnded(ctx context.Context, tp *topicProducer) error {
+	cause := context.Cause(ctx)
+	if last := r.pub.client.Reach.LastFailure(tp.redactedURL); last != nil {
+		return fmt.Errorf("waiting for the stream of %q (%s) to be created: %w (%w: %w)",
+			tp.topic, tp.redactedURL, cause, ErrServerUnreachable, last)
+	}
+	return fmt.Errorf("waiting for the stream of %q (%s) to be created: %w", tp.topic, tp.redactedURL, cause)
 }
 
 // streamMissing: the producer met a 404 or 410; its messages failed and a
@@ -190,14 +273,13 @@ func nextEpoch() int64 {
 	}
 }
 
-func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*producer.Producer, error) {
+// newProducer makes the producer of a topic's stream, which sends nothing
+// before gate yields; it sends no request.
+func (r *topicRegistry) newProducer(topic, streamURL string, gate <-chan error) (*producer.Producer, error) {
 	p := r.pub
-	fields := watermill.LogFields{"topic": topic, "stream_url": protocol.RedactURL(streamURL)}
-	if err := p.streams.ensure(ctx, topic, streamURL, p.config.streamOptions()); err != nil {
-		return nil, wrap(err, "create stream for %q", topic)
-	}
-	prod, err := producer.New(producer.Config{
+	return producer.New(producer.Config{
 		URL:              streamURL,
+		Gate:             gate,
 		ContentType:      p.config.Marshaler.ContentType(),
 		ProducerID:       p.config.ProducerID,
 		Epoch:            nextEpoch(),
@@ -210,11 +292,6 @@ func (r *topicRegistry) start(ctx context.Context, topic, streamURL string) (*pr
 		Client:           p.client,
 		Logger:           p.logger.With(watermill.LogFields{"topic": topic}),
 	})
-	if err != nil {
-		return nil, wrap(err, "producer for %q", topic)
-	}
-	p.logger.Debug("Producer started", fields)
-	return prod, nil
 }
 
 // reap releases producers idle for longer than idle.
@@ -268,12 +345,15 @@ func (r *topicRegistry) retire(tp *topicProducer) {
 	})
 }
 
+// snapshot returns every producer that may hold messages: those whose
+// stream exists, and those whose stream is being created (an async
+// Publish buffers there).
 func (r *topicRegistry) snapshot() []*topicProducer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]*topicProducer, 0, len(r.topics))
 	for _, tp := range r.topics {
-		if tp.started() {
+		if tp.started() || !tp.failed() {
 			out = append(out, tp)
 		}
 	}
@@ -304,14 +384,28 @@ func (r *topicRegistry) close(ctx context.Context) error {
 	close(r.stopReaper)
 	r.reaperDone.Wait()
 
-	// Producers still being created finish first, so none is missed, but
-	// no longer than ctx (CloseTimeout) allows: then creation is cancelled.
+	// Streams still being created: one that a caller still waits for
+	// (a synchronous Publish in acquire, async messages buffered) is
+	// waited for, no longer than ctx (CloseTimeout) allows; one nobody
+	// waits for any more (its Publish gave up) is cut short at once.
 	r.mu.Lock()
-	pending := make([]*topicProducer, 0, len(r.topics))
+	var pending, abandoned []*topicProducer
 	for _, tp := range r.topics {
-		pending = append(pending, tp)
+		select {
+		case <-tp.ready:
+			continue
+		default:
+		}
+		if tp.users == 0 && tp.producer.Idle() {
+			abandoned = append(abandoned, tp)
+		} else {
+			pending = append(pending, tp)
+		}
 	}
 	r.mu.Unlock()
+	for _, tp := range abandoned {
+		tp.cancel()
+	}
 	for _, tp := range pending {
 		select {
 		case <-tp.ready:
@@ -319,6 +413,9 @@ func (r *topicRegistry) close(ctx context.Context) error {
 			r.cancel()
 			<-tp.ready
 		}
+	}
+	for _, tp := range abandoned {
+		<-tp.ready
 	}
 	// A creation that CloseTimeout cut short is blamed; of the started
 	// producers only those whose messages did not all get a result (an

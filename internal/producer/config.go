@@ -37,8 +37,15 @@ const (
 
 // Config configures a Producer for one stream.
 type Config struct {
-	// URL of the stream, which must already exist.
+	// URL of the stream, which must already exist, or exist once Gate
+	// says so.
 	URL string
+	// Gate, if not nil, holds every request back until it yields: nil
+	// once the stream exists, or why it cannot (then every message
+	// appended so far, and every later Append, fails with that error; none
+	// was sent). Appends are buffered meanwhile, so that a caller who asked
+	// only for buffering need not wait for the stream to be created.
+	Gate <-chan error
 	// ContentType is the stream's content type; the producer works in JSON
 	// mode (one JSON value per message, batched as an array) iff it is
 	// application/json, and in byte mode (payloads concatenated) otherwise.
@@ -130,7 +137,7 @@ func (c Config) Validate() error {
 		return bad("MaxInFlight %d must be at least 1", c.MaxInFlight)
 	case c.MaxBufferedBytes < c.MaxBatchBytes:
 		return bad("MaxBufferedBytes %d is below MaxBatchBytes %d", c.MaxBufferedBytes, c.MaxBatchBytes)
-	case c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0:
+	case c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxElapsed < 0 || c.Retry.MaxUnreachable < 0:
 		return bad("Retry has a negative field: %+v", c.Retry)
 	case c.Client == nil:
 		return bad("Client is nil")

@@ -38,6 +38,9 @@ type sequencer struct {
 
 	// lastWrite is the write signal of the latest launch.
 	lastWrite *writeSignal
+	// gate holds every launch back until it yields (Config.Gate); nil once
+	// it has, or without one.
+	gate <-chan error
 
 	timer    *time.Timer
 	deadline time.Time
@@ -55,6 +58,7 @@ func newSequencer(p *Producer) *sequencer {
 		claim:   -1,
 		probing: true,
 		timer:   t,
+		gate:    p.cfg.Gate,
 	}
 }
 
@@ -71,6 +75,11 @@ func (s *sequencer) run() {
 			s.handle(r)
 		case <-s.timer.C:
 			s.deadline = time.Time{}
+		case err := <-s.gate:
+			s.gate = nil
+			if err != nil {
+				s.setFatal(err) // nothing was sent: every batch fails with it
+			}
 		case <-stop:
 			stop = nil
 			s.stop()
@@ -151,6 +160,9 @@ func (s *sequencer) pumpOnce() bool {
 	if s.fatal != nil || s.gaveUp() {
 		s.failWaiting()
 		return false
+	}
+	if s.gate != nil {
+		return false // the stream may not exist yet
 	}
 	if s.rebase {
 		if s.inFlight > 0 {

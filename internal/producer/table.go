@@ -190,6 +190,12 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 	}
 	closed := isTrue(h.Get(protocol.HeaderClosed))
 	switch {
+	case (a.status == http.StatusOK || a.status == http.StatusCreated) && o.offset == "":
+		// §5.2: a success carries the new tail. One without it is no
+		// Durable Streams endpoint's (a web server or a proxy's default
+		// route answering 200 to anything): nothing reached a stream.
+		o.kind, o.err = rejected, notStreamEndpoint(a.status, url)
+
 	case a.status == http.StatusOK || a.status == http.StatusCreated:
 		// A close that the server answers 200 without Stream-Closed did
 		// not close: the final message is written, the stream is open.
@@ -200,7 +206,7 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 		}
 
 	case a.status == http.StatusNoContent:
-		return classifyDuplicate(s, a, o)
+		return classifyDuplicate(s, a, o, url)
 
 	case a.status == http.StatusConflict && closed:
 		o.kind = closedByOthers
@@ -260,7 +266,7 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 }
 
 // classifyDuplicate reads a 204: the server held this (epoch, seq) already.
-func classifyDuplicate(s sent, a answer, o outcome) outcome {
+func classifyDuplicate(s sent, a answer, o outcome, url string) outcome {
 	h := a.header
 	if s.close {
 		closed := isTrue(h.Get(protocol.HeaderClosed))
@@ -287,6 +293,12 @@ func classifyDuplicate(s sent, a answer, o outcome) outcome {
 		return o
 	}
 	last, ok := headerInt(h, protocol.HeaderProducerSeq)
+	if !ok && o.offset == "" {
+		// Neither producer state nor the new tail (§5.2): no Durable
+		// Streams endpoint answers an append so.
+		o.kind, o.err = rejected, notStreamEndpoint(a.status, url)
+		return o
+	}
 	if !ok {
 		// No producer state in the answer: a server that does not do
 		// idempotent producers answers a plain append 204 (§5.2).
@@ -297,6 +309,13 @@ func classifyDuplicate(s sent, a answer, o outcome) outcome {
 	// else wrote it.
 	o.kind, o.seq = duplicateOfOthers, max(last, s.seq)
 	return o
+}
+
+// notStreamEndpoint fails a success answer that no Durable Streams
+// endpoint gives.
+func notStreamEndpoint(status int, url string) error {
+	return fmt.Errorf("%w: POST %s answered %d %s without %s", protocol.ErrNotStreamEndpoint, url, status,
+		http.StatusText(status), protocol.HeaderNextOffset)
 }
 
 // needsHeadCheck: a 204 to a close proves nothing by its headers (see

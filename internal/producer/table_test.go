@@ -2,6 +2,7 @@ package producer
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -57,13 +58,19 @@ func TestAnswerTable(t *testing.T) {
 	rows := []row{
 		// §5.2.1: 200 new data.
 		{name: "200 written", sent: plain, ans: answer{status: 200, header: hdr("Stream-Next-Offset", off, "Producer-Seq", "5")}, kind: acknowledged, offset: off},
-		{name: "200 after a lost try", sent: retried, ans: answer{status: 200, header: hdr("Producer-Seq", "5")}, kind: acknowledged},
+		{name: "200 after a lost try", sent: retried, ans: answer{status: 200, header: hdr("Stream-Next-Offset", off, "Producer-Seq", "5")}, kind: acknowledged, offset: off},
+		// §5.2: a success carries Stream-Next-Offset; a web server's 200
+		// to anything (Caddy outside its stream root) does not.
+		{name: "200 without Stream-Next-Offset: no stream endpoint", sent: plain, ans: answer{status: 200}, kind: rejected, errIs: protocol.ErrNotStreamEndpoint, errHas: []string{"200 OK without Stream-Next-Offset"}},
+		{name: "201 without Stream-Next-Offset: no stream endpoint", sent: plain, ans: answer{status: 201, header: hdr("Producer-Seq", "5")}, kind: rejected, errIs: protocol.ErrNotStreamEndpoint},
+		{name: "200 without Stream-Next-Offset after a lost try", sent: retried, ans: answer{status: 200}, kind: rejected, errIs: protocol.ErrOutcomeUnknown, streamIs: protocol.ErrNotStreamEndpoint},
 		// §5.2.1: 204 duplicate; Caddy adds Stream-Next-Offset, Node does not.
 		{name: "204 duplicate of an earlier try", sent: retried, ans: answer{status: 204, header: hdr("Producer-Seq", "5")}, kind: duplicateOfOurs},
 		{name: "204 duplicate of an earlier try, with offset (Caddy)", sent: retried, ans: answer{status: 204, header: hdr("Producer-Seq", "5", "Stream-Next-Offset", off)}, kind: duplicateOfOurs, offset: off},
 		{name: "204 to a first try: another request's seq", sent: plain, ans: answer{status: 204, header: hdr("Producer-Seq", "7")}, kind: duplicateOfOthers, seq: 7},
 		{name: "204 to a first try, with offset (Caddy)", sent: plain, ans: answer{status: 204, header: hdr("Producer-Seq", "5", "Stream-Next-Offset", off)}, kind: duplicateOfOthers, seq: 5},
-		{name: "204 without producer state (§5.2 plain append success)", sent: plain, ans: answer{status: 204}, kind: acknowledged},
+		{name: "204 without producer state (§5.2 plain append success)", sent: plain, ans: answer{status: 204, header: hdr("Stream-Next-Offset", off)}, kind: acknowledged, offset: off},
+		{name: "204 without producer state or offset: no stream endpoint", sent: plain, ans: answer{status: 204}, kind: rejected, errIs: protocol.ErrNotStreamEndpoint},
 		// §5.2.1: 409 sequence gap.
 		{name: "409 gap: an earlier batch has not landed", sent: plain, ans: answer{status: 409, header: hdr("Producer-Expected-Seq", "4", "Producer-Received-Seq", "5")}, kind: gap, seq: 4},
 		{name: "409 stale gap: expected seq acknowledged since", sent: plain, ans: answer{status: 409, header: hdr("Producer-Expected-Seq", "3", "Producer-Received-Seq", "5")}, kind: staleGap, seq: 3},
@@ -88,7 +95,8 @@ func TestAnswerTable(t *testing.T) {
 		{name: "409 to a close: closed by another request", sent: closeOnly, ans: answer{status: 409, header: hdr("Stream-Closed", "true", "Stream-Next-Offset", off)}, kind: closedByOthers, offset: off},
 		// §5.3 and §5.2.1 "Stream Closure with Idempotent Producers".
 		{name: "200 close with final message", sent: closeFinal, ans: answer{status: 200, header: hdr("Stream-Closed", "true", "Stream-Next-Offset", off)}, kind: closedByUs, offset: off},
-		{name: "200 to a close without Stream-Closed", sent: closeFinal, ans: answer{status: 200}, kind: acknowledged},
+		{name: "200 to a close without Stream-Closed", sent: closeFinal, ans: answer{status: 200, header: hdr("Stream-Next-Offset", off)}, kind: acknowledged, offset: off},
+		{name: "200 to a close without Stream-Closed or offset: no stream endpoint", sent: closeFinal, ans: answer{status: 200}, kind: rejected, errIs: protocol.ErrNotStreamEndpoint},
 		{name: "204 close-only, confirmed closed", sent: closeOnly, ans: answer{status: 204, header: hdr("Stream-Closed", "true", "Producer-Seq", "5"), headClosed: &yes}, kind: closedByUs},
 		{name: "204 close-only, HEAD unknown, header says closed", sent: closeOnly, ans: answer{status: 204, header: hdr("Stream-Closed", "true")}, kind: closedByUs},
 		{name: "204 close-only echoing Stream-Closed, stream open (Node quirk)", sent: closeOnly, ans: answer{status: 204, header: hdr("Stream-Closed", "true", "Producer-Seq", "5"), headClosed: &no}, kind: duplicateOfOthers, seq: 5},
@@ -127,6 +135,7 @@ func TestAnswerTable(t *testing.T) {
 		{name: "final failure before writing (certificate, HeaderFunc)", sent: plain, ans: answer{err: errNet}, kind: rejected},
 		// How the retries ended.
 		{name: "gave up, never written", sent: plain, ans: answer{err: protocol.ErrRetriesExhausted, gaveUp: true}, kind: unanswered, mayBe: false, errIs: protocol.ErrRetriesExhausted},
+		{name: "gave up, server unreachable on every try", sent: plain, ans: answer{err: fmt.Errorf("%w: %w", protocol.ErrServerUnreachable, protocol.ErrRetriesExhausted), gaveUp: true}, kind: unanswered, mayBe: false, errIs: protocol.ErrServerUnreachable},
 		{name: "gave up, may be written", sent: plain, ans: answer{err: protocol.ErrOutcomeUnknown, gaveUp: true, mayBeWritten: true}, kind: unanswered, mayBe: true, errIs: protocol.ErrOutcomeUnknown},
 	}
 	for _, r := range rows {

@@ -27,6 +27,9 @@ type Client struct {
 	// Retry bounds the retries of idempotent requests the client sends on
 	// its own (stream creation). The zero value tries once.
 	Retry RetryPolicy
+	// Reach, if set, hears of every request, to log a server that cannot
+	// be reached and its return.
+	Reach *Reach
 }
 
 // NewRequest builds a request bound to ctx with the configured headers.
@@ -55,13 +58,16 @@ func (c *Client) WithTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.RequestTimeout)
 }
 
-// Do sends a request with the client's HTTP client.
+// Do sends a request with the client's HTTP client; every request of the
+// library goes through it, so Reach hears of each.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return hc.Do(req)
+	resp, err := hc.Do(req)
+	c.Reach.observe(req, err)
+	return resp, err
 }
 
 // Send is Do that also reports whether the request was written out in
@@ -101,21 +107,35 @@ type StreamOptions struct {
 // configuration (PUT is idempotent, so network errors, 429 and 5xx are
 // retried under c.Retry). A stream that exists with another content type
 // is ErrContentTypeMismatch, naming both types; one that exists closed is
-// ErrStreamClosed.
+// ErrStreamClosed. An answer no Durable Streams endpoint gives is
+// ErrNotStreamEndpoint (see createAnswer).
 func (c *Client) CreateStream(ctx context.Context, url string, opts StreamOptions) error {
-	return c.retry(ctx, func() Try { return c.createStream(ctx, url, opts) })
+	_, err := c.createOrFind(ctx, url, opts)
+	return err
+}
+
+// createOrFind is CreateStream that also tells whether this call created
+// the stream (201) rather than found it (200).
+func (c *Client) createOrFind(ctx context.Context, url string, opts StreamOptions) (created bool, err error) {
+	err = c.retry(ctx, func() Try {
+		var t Try
+		created, t = c.createStream(ctx, url, opts)
+		return t
+	})
+	return created, err
 }
 
 // EnsureStream is CreateStream for a caller that uses an existing stream
 // as it is: one with the same content type but another TTL, expiry or
 // closed state is no error, and differs tells the caller to say so (a
 // caller that wants a strict check treats differs as ErrStreamConflict).
-func (c *Client) EnsureStream(ctx context.Context, url string, opts StreamOptions) (differs bool, err error) {
-	err = c.CreateStream(ctx, url, opts)
+// created tells that this call created the stream.
+func (c *Client) EnsureStream(ctx context.Context, url string, opts StreamOptions) (created, differs bool, err error) {
+	created, err = c.createOrFind(ctx, url, opts)
 	if errors.Is(err, ErrStreamConflict) {
-		return true, nil
+		return false, true, nil
 	}
-	return false, err
+	return created, false, err
 }
 
 // Tail returns the stream's current tail offset (HEAD), and false with no
@@ -145,18 +165,18 @@ func (c *Client) retry(ctx context.Context, try func() Try) error {
 	return RetryIdempotent(ctx, c.Retry, try)
 }
 
-func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) Try {
+func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) (created bool, t Try) {
 	if !opts.ExpiresAt.IsZero() && !opts.ExpiresAt.After(time.Now()) {
 		// The stream's whole life is over before it starts: a server
 		// refuses it (the reference server with a 500, which a retry
 		// would repeat until the policy ran out).
-		return Try{Err: fmt.Errorf("%w: %s cannot be created: its expiry %s has passed", ErrStreamGone, RedactURL(url), opts.ExpiresAt.UTC().Format(time.RFC3339))}
+		return false, Try{Err: fmt.Errorf("%w: %s cannot be created: its expiry %s has passed", ErrStreamGone, RedactURL(url), opts.ExpiresAt.UTC().Format(time.RFC3339))}
 	}
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req, err := c.NewRequest(ctx, http.MethodPut, url, nil)
 	if err != nil {
-		return Try{Err: err}
+		return false, Try{Err: err}
 	}
 	req.Header.Set("Content-Type", opts.ContentType)
 	if opts.TTL > 0 {
@@ -167,30 +187,76 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 	}
 	resp, written, err := c.Send(req)
 	if err != nil {
-		return TransportTry(fmt.Errorf("create stream %s: %w", RedactURL(url), err), written)
+		return false, TransportTry(fmt.Errorf("create stream %s: %w", RedactURL(url), err), written)
 	}
 	defer DrainClose(resp.Body)
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-		return Try{}
-	case http.StatusConflict:
+	switch createAnswer(resp.StatusCode, resp.Header) {
+	case createOK:
+		return resp.StatusCode == http.StatusCreated, Try{}
+	case createNoEndpoint:
+		return false, Try{Err: fmt.Errorf("%w: PUT %s answered %d %s%s", ErrNotStreamEndpoint, RedactURL(url),
+			resp.StatusCode, http.StatusText(resp.StatusCode), noOffset(resp.StatusCode, resp.Header))}
+	case createConflict:
 		h, t := c.head(ctx, url)
 		if t.Err == nil {
 			existing := strings.TrimSpace(h.Get("Content-Type"))
 			if !SameContentType(existing, opts.ContentType) {
-				return Try{Err: fmt.Errorf("%w: %s exists as %q, configured %q", ErrContentTypeMismatch, RedactURL(url), existing, opts.ContentType)}
+				return false, Try{Err: fmt.Errorf("%w: %s exists as %q, configured %q", ErrContentTypeMismatch, RedactURL(url), existing, opts.ContentType)}
 			}
 			if strings.EqualFold(h.Get(HeaderClosed), "true") {
-				return Try{Err: fmt.Errorf("%w: %s", ErrStreamClosed, RedactURL(url))}
+				return false, Try{Err: fmt.Errorf("%w: %s", ErrStreamClosed, RedactURL(url))}
 			}
 		}
-		return Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
+		return false, Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return StatusTry(&HTTPError{
+	return false, StatusTry(&HTTPError{
 		Method: http.MethodPut, URL: RedactURL(url), StatusCode: resp.StatusCode, Body: ErrorBody(body),
 		RetryAfter: RetryAfter(resp.Header, time.Minute),
 	})
+}
+
+// What an answer to a create (PUT) means.
+type createMeaning int
+
+const (
+	// createOther: an error answer the status says all about (400, 429,
+	// 5xx...): an HTTPError.
+	createOther createMeaning = iota
+	// createOK: created (201) or found with the same configuration (200).
+	createOK
+	// createConflict: the stream exists with another configuration (409).
+	createConflict
+	// createNoEndpoint: no Durable Streams endpoint answers so: a 404 or
+	// 405 to a PUT that forks nothing (PROTOCOL.md §5.1 gives 404 only for
+	// a fork's missing source), or a success without the Stream-Next-Offset
+	// §5.1 requires (a web server or a proxy's default route answering 200
+	// to anything).
+	createNoEndpoint
+)
+
+// createAnswer is the table of answers to a create, PROTOCOL.md §5.1.
+func createAnswer(status int, h http.Header) createMeaning {
+	switch status {
+	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
+		if h.Get(HeaderNextOffset) == "" {
+			return createNoEndpoint
+		}
+		return createOK
+	case http.StatusConflict:
+		return createConflict
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return createNoEndpoint
+	}
+	return createOther
+}
+
+// noOffset explains a success that is no Durable Streams answer.
+func noOffset(status int, h http.Header) string {
+	if status < 300 && h.Get(HeaderNextOffset) == "" {
+		return " without " + HeaderNextOffset
+	}
+	return ""
 }
 
 // ContentType returns the content type of an existing stream (HEAD).
@@ -223,6 +289,10 @@ func (c *Client) head(ctx context.Context, url string) (http.Header, Try) {
 		})
 		t.MayBeWritten = false
 		return nil, t
+	}
+	if resp.Header.Get(HeaderNextOffset) == "" {
+		// §5.5: a stream's HEAD carries its tail; a web server's does not.
+		return nil, Try{Err: fmt.Errorf("%w: HEAD %s answered 200 without %s", ErrNotStreamEndpoint, RedactURL(url), HeaderNextOffset)}
 	}
 	return resp.Header, Try{}
 }

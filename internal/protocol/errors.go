@@ -32,6 +32,13 @@ var (
 	ErrInvalidConfig = errors.New("invalid config")
 	// ErrRetriesExhausted: a retryable failure outlasted the retry policy.
 	ErrRetriesExhausted = errors.New("retries exhausted")
+	// ErrServerUnreachable: no try of a request reached the server (see
+	// Unreachable) for as long as the retry policy allows.
+	ErrServerUnreachable = errors.New("server unreachable")
+	// ErrNotStreamEndpoint: the server answered, but not as a Durable
+	// Streams endpoint does (a 404 to a create, a success without
+	// Stream-Next-Offset): the URL is no stream root.
+	ErrNotStreamEndpoint = errors.New("not a Durable Streams endpoint")
 )
 
 // StaleEpochError is the 403 a fenced producer gets. It matches
@@ -112,6 +119,20 @@ func Retryable(err error) bool {
 		errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// Unreachable reports whether a request failed because the server could
+// not be reached at all: its name did not resolve, the connection was
+// refused, the network or host is unreachable, or the dial timed out. Such
+// a try never reached the server, so it changed nothing.
+func Unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	return errors.As(err, &dnsErr) ||
+		(errors.As(err, &opErr) && opErr.Op == "dial") ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH)
 }
 
 // RetryableStatus reports whether a status is worth retrying: 429 and

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -25,16 +26,39 @@ type RetryPolicy struct {
 	// MaxElapsed is the longest a request is retried, from its first try.
 	// Zero means no limit other than MaxAttempts and the caller's context.
 	MaxElapsed time.Duration
+	// MaxUnreachable is the longest a request is retried while no try
+	// reaches the server (see Unreachable), counted from the first try or
+	// from the last one that reached it; then Retry fails with
+	// ErrServerUnreachable. Zero means no limit other than MaxElapsed.
+	MaxUnreachable time.Duration
+	// RefusedPoll, when not zero, caps the wait after a try whose
+	// connection was refused: a server's port refuses while it restarts,
+	// and a reader that must see the restarted stream before a writer
+	// fills it polls that cheap failure often.
+	RefusedPoll time.Duration
 }
 
-// DefaultRetryPolicy rides through a server restart or a short outage.
+// DefaultRetryPolicy rides through a server restart or a short outage,
+// and reports a server that cannot be reached within seconds.
 func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{
 		MaxAttempts:    0,
 		InitialBackoff: 50 * time.Millisecond,
 		MaxBackoff:     5 * time.Second,
 		MaxElapsed:     2 * time.Minute,
+		MaxUnreachable: DefaultMaxUnreachable,
 	}
+}
+
+// DefaultMaxUnreachable is how long a request waits for a server that
+// cannot be reached before it fails: about what a caller of a synchronous
+// call waits before it takes the silence for an outage.
+const DefaultMaxUnreachable = 10 * time.Second
+
+// jitter returns a uniform wait in [d/2, d] (see Backoff).
+func jitter(d time.Duration) time.Duration {
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
 
 // Backoff returns the wait before retry number attempt (1 = first retry):
@@ -53,8 +77,7 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 	if p.MaxBackoff > 0 && d > p.MaxBackoff {
 		d = p.MaxBackoff
 	}
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
+	return jitter(d)
 }
 
 // Allows reports whether another try may start after attempt tries that
@@ -171,9 +194,13 @@ func StatusTry(err *HTTPError) Try {
 //   - otherwise, when p ran out, one matching ErrRetriesExhausted, and when
 //     ctx ended, one matching ctx's cause. Neither was applied.
 //
-// Every other such error also wraps the last try's error.
+// When the last try did not reach the server (see Unreachable), the error
+// also matches ErrServerUnreachable (except with ErrOutcomeUnknown when
+// ctx ended), and p.MaxUnreachable ends the retries too. Every other such
+// error also wraps the last try's error.
 func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
 	start := time.Now()
+	reached := start // the end of the last try that reached the server
 	mayBeWritten := false
 	for n := 1; ; n++ {
 		t := try(n)
@@ -181,24 +208,41 @@ func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
 			return nil
 		}
 		mayBeWritten = mayBeWritten || t.MayBeWritten
+		unreachable := !t.MayBeWritten && Unreachable(t.Err)
+		if !unreachable {
+			reached = time.Now()
+		}
 		if ctx.Err() != nil {
-			return ended(mayBeWritten, n, start, context.Cause(ctx), t.Err)
+			return ended(mayBeWritten, unreachable, n, start, context.Cause(ctx), t.Err)
 		}
 		if !t.Retryable {
 			return t.Err
 		}
 		wait := max(p.Backoff(n), t.RetryAfter)
-		if p == (RetryPolicy{}) || !p.Allows(n, start, wait) {
-			sentinel := ErrRetriesExhausted
-			if mayBeWritten {
-				sentinel = ErrOutcomeUnknown
-			}
-			return fmt.Errorf("%w after %d tries in %s: %w", sentinel, n, time.Since(start).Round(time.Millisecond), t.Err)
+		if p.RefusedPoll > 0 && unreachable && errors.Is(t.Err, syscall.ECONNREFUSED) {
+			wait = min(wait, jitter(p.RefusedPoll))
+		}
+		if p == (RetryPolicy{}) || !p.Allows(n, start, wait) ||
+			(unreachable && p.MaxUnreachable > 0 && time.Since(reached)+wait > p.MaxUnreachable) {
+			return exhausted(mayBeWritten, unreachable, n, start, t.Err)
 		}
 		if err := Sleep(ctx, wait); err != nil {
-			return ended(mayBeWritten, n, start, context.Cause(ctx), t.Err)
+			return ended(mayBeWritten, unreachable, n, start, context.Cause(ctx), t.Err)
 		}
 	}
+}
+
+// exhausted is Retry's error when the policy ends the retries.
+func exhausted(mayBeWritten, unreachable bool, n int, start time.Time, last error) error {
+	sentinel := ErrRetriesExhausted
+	if mayBeWritten {
+		sentinel = ErrOutcomeUnknown
+	}
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if unreachable {
+		return fmt.Errorf("%w: %w after %d tries in %s: %w", ErrServerUnreachable, sentinel, n, elapsed, last)
+	}
+	return fmt.Errorf("%w after %d tries in %s: %w", sentinel, n, elapsed, last)
 }
 
 // RetryIdempotent is Retry for a request whose repeat cannot change more
@@ -214,13 +258,16 @@ func RetryIdempotent(ctx context.Context, p RetryPolicy, try func() Try) error {
 	})
 }
 
-func ended(mayBeWritten bool, n int, start time.Time, cause, last error) error {
+func ended(mayBeWritten, unreachable bool, n int, start time.Time, cause, last error) error {
 	elapsed := time.Since(start).Round(time.Millisecond)
 	if mayBeWritten {
 		// The cause is named, not wrapped: an outcome-unknown error must not
 		// match a sentinel that means "not written" (a producer's "closed").
 		// The last try's error carries the context's cause too.
 		return fmt.Errorf("%w: gave up after %d tries in %s: %v (last try: %v)", ErrOutcomeUnknown, n, elapsed, cause, last)
+	}
+	if unreachable {
+		return fmt.Errorf("gave up after %d tries in %s: %w (last try: %w: %w)", n, elapsed, cause, ErrServerUnreachable, last)
 	}
 	return fmt.Errorf("gave up after %d tries in %s: %w (last try: %w)", n, elapsed, cause, last)
 }

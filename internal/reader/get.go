@@ -75,6 +75,12 @@ func (r *Reader) readAnswer(resp *http.Response, target string) (readHeaders, er
 	default:
 		return readHeaders{}, statusError(resp, target)
 	}
+	if resp.Header.Get(protocol.HeaderNextOffset) == "" {
+		// §5.6: every read answer carries the next offset; a web server's
+		// 200 to anything (Caddy outside its stream root) does not.
+		return readHeaders{}, fmt.Errorf("%w: GET %s answered %d %s without %s (%w)", protocol.ErrNotStreamEndpoint,
+			protocol.RedactURL(r.cfg.URL), resp.StatusCode, http.StatusText(resp.StatusCode), protocol.HeaderNextOffset, ErrProtocol)
+	}
 	h, err := parseReadHeaders(resp.Header)
 	if err != nil {
 		return readHeaders{}, fmt.Errorf("read %s: %w", protocol.RedactURL(r.cfg.URL), err)

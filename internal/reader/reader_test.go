@@ -265,7 +265,8 @@ func TestEmptyAnswersDoNotSpin(t *testing.T) {
 	require.Less(t, hits.Load(), int64(15), "requests in one second")
 }
 
-// fakeNoOffsetServer answers without Stream-Next-Offset.
+// fakeNoOffsetServer answers without Stream-Next-Offset, as a web server
+// that is no Durable Streams endpoint does: the error says so.
 func TestMissingOffsetIsProtocolError(t *testing.T) {
 	fakeNoOffsetServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("[1]"))
@@ -275,6 +276,8 @@ func TestMissingOffsetIsProtocolError(t *testing.T) {
 	require.NoError(t, err)
 	_, err = r.Next(t.Context())
 	require.ErrorIs(t, err, ErrProtocol)
+	require.ErrorIs(t, err, protocol.ErrNotStreamEndpoint)
+	require.ErrorContains(t, err, "GET "+fakeNoOffsetServer.URL+" answered 200 OK without Stream-Next-Offset")
 }
 
 func TestDecodeBase64(t *testing.T) {
