@@ -187,3 +187,22 @@ func partitionedTopic(base string, hook func(string) (string, error), topic stri
 	}
 	return partition.Topic{Name: topic, RecordURL: recordURL, StreamURL: streamURL}, nil
 }
+
+// sealedForPartitions explains a closed topic stream met by a Publisher
+// without Partitions: when the topic is partitioned, its own stream is
+// sealed so that nothing is written where no member reads, and the error
+// says to set Partitions (ErrPartitionMismatch). Otherwise err stands.
+func (p *Publisher) sealedForPartitions(ctx context.Context, topic string, err error) error {
+	if p.config.Partitions > 0 {
+		return err
+	}
+	t, terr := partitionedTopic(p.config.BaseURL, p.config.TopicURL, topic)
+	if terr != nil {
+		return err
+	}
+	n, ok, lerr := partition.Load(ctx, p.client, p.client.Retry, t.RecordURL)
+	if lerr != nil || !ok || n <= 1 {
+		return err
+	}
+	return &partition.MismatchError{Topic: topic, Recorded: n}
+}

@@ -269,3 +269,26 @@ func TestPartitionedPublishErrorCoversTheWholeCall(t *testing.T) {
 	require.Equal(t, 1, strings.Count(msg, "durablestreams:"), msg)
 	require.Len(t, readJSONStream(t, partitionStream(base, topic, 0, n)), 2)
 }
+
+// TestPlainPublisherOnAPartitionedTopicIsRefused: a Publisher without
+// Partitions on a topic recorded as partitioned writes nothing (the
+// topic's own stream is sealed, so no message lands where no member
+// reads) and gets ErrPartitionMismatch naming the recorded count; the
+// messages the partitioned Publisher wrote are all still read by a group.
+func TestPlainPublisherOnAPartitionedTopicIsRefused(t *testing.T) {
+	base := dstest.StreamURL(t)
+	const n = 3
+	pub := partitionedPublisher(t, base, n)
+	require.NoError(t, pub.Publish("orders", keyed(keyOf(1, n), 1)))
+
+	plain, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = plain.Close() })
+	for range 2 { // the second Publish asks the server again: still refused
+		err = plain.Publish("orders", keyed("k", 2))
+		require.ErrorIs(t, err, ds.ErrPartitionMismatch)
+		require.ErrorContains(t, err, "Partitions = 3")
+	}
+	assert.Empty(t, readJSONStream(t, base+"/orders"), "the topic's own stream stays empty")
+	require.Len(t, readJSONStream(t, partitionStream(base, "orders", 1, n)), 1)
+}

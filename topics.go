@@ -198,6 +198,9 @@ func (r *topicRegistry) create(ctx context.Context, tp *topicProducer, streamURL
 	p := r.pub
 	err := p.streams.ensure(ctx, tp.topic, streamURL, p.config.streamOptions())
 	if err != nil {
+		if errors.Is(err, ErrStreamClosed) {
+			err = p.sealedForPartitions(ctx, tp.topic, err)
+		}
 		err = wrap(p.root.hint(err), "create stream for %q", tp.topic)
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, tp.topic, err)
