@@ -38,10 +38,9 @@ func TestGroupChildMember(t *testing.T) {
 	// Its log goes to stdout too: the pause test waits for the line
 	// that says the member lost its stream.
 	sub, err := ds.NewSubscriber(ds.SubscriberConfig{
-		// A position stored per ack, so that what comes again is only what
-		// the member had in hand (the default interval would add up to one
-		// CommitInterval of acked messages).
-		BaseURL: base, ConsumerGroup: "g", CommitInterval: ds.CommitEveryAck,
+		// The default CommitInterval: one position write in flight per
+		// stream, the next carrying the latest ack.
+		BaseURL: base, ConsumerGroup: "g",
 		MemberID: "z-child", Partitions: partitions,
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 	}, watermill.NewStdLoggerWithOut(os.Stdout, false, false))
@@ -133,10 +132,13 @@ func TestGroupMemberKilledWhileDraining(t *testing.T) {
 	for id, n := range h.times {
 		assert.Equal(t, 1, n, "message %s handled %d times by the survivors", id, n)
 	}
-	// Positions are stored per ack: only a message in the child's hands
-	// (printed, not yet stored) comes again, at most one per partition.
+	// With the default CommitInterval what comes again is, per stream the
+	// child owned, the messages acked while its last position write was on
+	// the wire and the one in its hands: a few, never the drain since the
+	// last interval (before the default changed: 82-307 per kill). The
+	// bound only catches positions that are not stored as they move.
 	t.Logf("child handled %d before SIGKILL; survivors %v; handled again: %d", byChild, h.by, again)
-	assert.LessOrEqual(t, again, 4, "redelivered more than the messages in the killed member's hands")
+	assert.LessOrEqual(t, again, 100, "redelivered more than one write's round trip of acks per stream")
 }
 
 // groupChild is a member process and what it printed.
