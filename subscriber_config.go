@@ -326,9 +326,6 @@ func (c SubscriberConfig) Validate() error {
 // sharesWork: a ConsumerGroup, whose members share the topic's streams.
 func (c *SubscriberConfig) sharesWork() bool { return c.ConsumerGroup != "" }
 
-// storesPosition: a ConsumerGroup or a Checkpoint keeps a position.
-func (c *SubscriberConfig) storesPosition() bool { return c.ConsumerGroup != "" || c.Checkpoint != "" }
-
 // validateGroup checks the settings of a ConsumerGroup, which mean
 // nothing without one, and of a Checkpoint.
 func (c SubscriberConfig) validateGroup() error {
