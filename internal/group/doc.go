@@ -43,8 +43,7 @@
 // rendezvous hashing, so every member has the same count or one more and a
 // join or leave moves only the streams that must move (the others keep
 // delivering: cooperative, as Kafka's KIP-429). A new member claims as
-// soon as it has read its own join back: into an empty group it delivers
-// within one request round trip. Joins, leaves, members declared dead and
+// soon as it has read its own join back (no warm-up wait). Joins, leaves, members declared dead and
 // each stream that moves are logged at Info.
 //
 // # Incarnations of one member ID
