@@ -1,14 +1,21 @@
-// Command cqrs runs Watermill's CQRS component on Durable Streams: every
-// command and every event type is a stream. A BookRoom command is handled
-// by a command handler that publishes a RoomBooked event; an event handler
-// builds a read model from the events.
+// Command cqrs runs Watermill's CQRS component on Durable Streams with
+// three replicas of one service, as it would be deployed: a BookRoom
+// command is handled by a command handler that publishes a RoomBooked
+// event; an event handler builds a read model from the events.
+//
+// Commands and events are keyed by room (the aggregate): the command and
+// event topics have three partitions, ds.KeyCommands and ds.KeyEvents set
+// each message's partition key from its PartitionKey method, and every
+// handler reads as a ConsumerGroup of its own name. So the replicas share
+// the work, each command is handled by exactly one of them, and the
+// commands of one room are handled in order.
 //
 // The messages are encoded by cqrs.JSONMarshaler, which names each one in
 // its "name" metadata; the Durable Streams JSONMarshaler keeps metadata,
 // so the processors can route what they read back. Any reader of the
 // streams (a browser, the official clients) sees envelopes such as
 //
-//	{"uuid":"…","metadata":{"name":"RoomBooked"},"payload":{"room_id":"101",…}}
+//	{"uuid":"…","metadata":{"name":"RoomBooked","partition_key":"101"},"payload":{"room_id":"101",…}}
 //
 // It needs a Durable Streams server: pass its base URL with -server or in
 // DURABLE_STREAMS_URL (streams live under <server>/v1/stream/):
@@ -48,6 +55,9 @@ type BookRoom struct {
 	Nights int    `json:"nights"`
 }
 
+// PartitionKey keys the command by its aggregate, the room.
+func (c *BookRoom) PartitionKey() string { return c.RoomID }
+
 // RoomBooked is an event.
 type RoomBooked struct {
 	BookingID string `json:"booking_id"`
@@ -55,6 +65,14 @@ type RoomBooked struct {
 	Guest     string `json:"guest"`
 	Nights    int    `json:"nights"`
 }
+
+// PartitionKey keys the event by its aggregate, the room.
+func (e *RoomBooked) PartitionKey() string { return e.RoomID }
+
+const (
+	replicas   = 3
+	partitions = 3
+)
 
 func main() {
 	server := flag.String("server", os.Getenv("DURABLE_STREAMS_URL"),
@@ -77,50 +95,96 @@ func run(ctx context.Context, out io.Writer, server string) error {
 	logger := watermill.NewStdLogger(false, false)
 	// Every run gets streams of its own under this URL.
 	baseURL := server + "/v1/stream/examples/cqrs-" + watermill.NewShortUUID()
-	marshaler := cqrs.JSONMarshaler{GenerateName: cqrs.StructName}
 
-	publisher, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: baseURL}, logger)
+	publisher, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: baseURL, Partitions: partitions}, logger)
 	if err != nil {
 		return err
 	}
 	defer publisher.Close()
-
-	// Each handler reads as a consumer group of its own name, kept on the
-	// Durable Streams server: the replicas of this service share its
-	// messages (each handled once), and a restarted service goes on after
-	// the last handled message.
-	newSubscriber := func(handlerName string) (message.Subscriber, error) {
-		return ds.NewSubscriber(ds.SubscriberConfig{
-			BaseURL:       baseURL,
-			ConsumerGroup: handlerName,
-		}, logger)
-	}
-
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+	commandBus, eventBus, err := newBuses(publisher, logger)
 	if err != nil {
 		return err
 	}
+
+	report := newBookingsReport()
+	work := newTally()
+	for i := range replicas {
+		stop, err := startReplica(ctx, fmt.Sprintf("replica-%d", i+1), baseURL, eventBus, report, work, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	// Book rooms until every replica has handled commands: the group
+	// hands partitions to a replica as it joins.
+	rooms := []string{"101", "102", "103", "104", "105", "106", "107", "108", "109"}
+	guests := []string{"Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret"}
+	sent := 0
+	for round := 0; round < 10 && work.replicas() < replicas; round++ {
+		for i, room := range rooms {
+			cmd := &BookRoom{RoomID: room, Guest: fmt.Sprintf("%s-%d", guests[(i+round)%len(guests)], round), Nights: 1 + i%3}
+			// Send returns once the command stream has it: durable.
+			if err := commandBus.Send(ctx, cmd); err != nil {
+				return err
+			}
+			sent++
+		}
+		if _, err := report.waitFor(ctx, sent); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "sent %d BookRoom commands\n", sent)
+	for _, line := range work.lines() {
+		fmt.Fprintln(out, line)
+	}
+	if twice := work.twice(); twice > 0 {
+		return fmt.Errorf("%d commands were handled more than once", twice)
+	}
+	fmt.Fprintf(out, "every command handled once; bookings in the report: %d\n", sent)
+	return nil
+}
+
+// newBuses sends commands and publishes events keyed by their aggregate.
+func newBuses(publisher message.Publisher, logger watermill.LoggerAdapter) (*cqrs.CommandBus, *cqrs.EventBus, error) {
 	commandBus, err := cqrs.NewCommandBusWithConfig(publisher, cqrs.CommandBusConfig{
 		GeneratePublishTopic: func(p cqrs.CommandBusGeneratePublishTopicParams) (string, error) {
 			return "commands." + p.CommandName, nil
 		},
+		OnSend:    ds.KeyCommands,
 		Marshaler: marshaler,
 		Logger:    logger,
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	eventBus, err := cqrs.NewEventBusWithConfig(publisher, cqrs.EventBusConfig{
 		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) {
 			return "events." + p.EventName, nil
 		},
+		OnPublish: ds.KeyEvents,
 		Marshaler: marshaler,
 		Logger:    logger,
 	})
-	if err != nil {
-		return err
-	}
+	return commandBus, eventBus, err
+}
 
+var marshaler = cqrs.JSONMarshaler{GenerateName: cqrs.StructName}
+
+// startReplica runs one replica of the service: a Router with the
+// command and event handlers, each reading as a ConsumerGroup of its own
+// name, shared with the other replicas. It returns once the Router runs;
+// stop closes it.
+func startReplica(ctx context.Context, name, baseURL string, eventBus *cqrs.EventBus, report *bookingsReport, work *tally, logger watermill.LoggerAdapter) (stop func(), err error) {
+	newSubscriber := func(handlerName string) (message.Subscriber, error) {
+		// Partitions as the Publisher's: the first of them to start
+		// records the count on the server.
+		return ds.NewSubscriber(ds.SubscriberConfig{BaseURL: baseURL, ConsumerGroup: handlerName, Partitions: partitions}, logger)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+	if err != nil {
+		return nil, err
+	}
 	commandProcessor, err := cqrs.NewCommandProcessorWithConfig(router, cqrs.CommandProcessorConfig{
 		GenerateSubscribeTopic: func(p cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
 			return "commands." + p.CommandName, nil
@@ -132,7 +196,7 @@ func run(ctx context.Context, out io.Writer, server string) error {
 		Logger:    logger,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	eventProcessor, err := cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
 		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
@@ -141,22 +205,15 @@ func run(ctx context.Context, out io.Writer, server string) error {
 		SubscriberConstructor: func(p cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
 			return newSubscriber(p.HandlerName)
 		},
-		// The processor routes by the "name" metadata, which has made the
-		// round trip through the stream.
-		OnHandle: func(p cqrs.EventProcessorOnHandleParams) error {
-			fmt.Fprintf(out, "handling %s read from %s\n", p.Message.Metadata.Get("name"), message.SubscribeTopicFromCtx(p.Message.Context()))
-			return p.Handler.Handle(p.Message.Context(), p.Event)
-		},
 		Marshaler: marshaler,
 		Logger:    logger,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-
-	report := newBookingsReport()
 	err = commandProcessor.AddHandlers(cqrs.NewCommandHandler("BookRoomHandler",
 		func(ctx context.Context, cmd *BookRoom) error {
+			work.handled(name, cmd.RoomID+"/"+cmd.Guest)
 			// Publish returns once the event stream has it; only then is
 			// the command acked. A command handled again after a crash
 			// books the same id, so the read model stays right.
@@ -168,46 +225,68 @@ func run(ctx context.Context, out io.Writer, server string) error {
 			})
 		}))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := eventProcessor.AddHandlers(cqrs.NewEventHandler("BookingsReport", report.onRoomBooked)); err != nil {
-		return err
+		return nil, err
 	}
-
-	routerDone := make(chan error, 1)
-	go func() { routerDone <- router.Run(ctx) }()
-	defer func() {
+	done := make(chan error, 1)
+	go func() { done <- router.Run(ctx) }()
+	stop = func() {
 		_ = router.Close()
-		<-routerDone
-	}()
+		<-done
+	}
 	select {
 	case <-router.Running():
-	case err := <-routerDone:
-		return fmt.Errorf("router stopped: %w", err)
+		return stop, nil
+	case err := <-done:
+		return nil, fmt.Errorf("%s: router stopped: %w", name, err)
 	}
+}
 
-	commands := []*BookRoom{
-		{RoomID: "101", Guest: "Ada", Nights: 3},
-		{RoomID: "102", Guest: "Grace", Nights: 1},
-		{RoomID: "103", Guest: "Linus", Nights: 2},
-	}
-	for _, cmd := range commands {
-		// Send returns once the command stream has it: durable.
-		if err := commandBus.Send(ctx, cmd); err != nil {
-			return err
+// tally counts the commands each replica handled.
+type tally struct {
+	mu    sync.Mutex
+	by    map[string]int // replica → commands
+	times map[string]int // command → times handled
+}
+
+func newTally() *tally { return &tally{by: map[string]int{}, times: map[string]int{}} }
+
+func (t *tally) handled(replica, command string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.by[replica]++
+	t.times[command]++
+}
+
+func (t *tally) replicas() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.by)
+}
+
+func (t *tally) twice() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, times := range t.times {
+		if times > 1 {
+			n++
 		}
-		fmt.Fprintf(out, "sent BookRoom for room %s\n", cmd.RoomID)
 	}
+	return n
+}
 
-	lines, err := report.waitFor(ctx, len(commands))
-	if err != nil {
-		return err
+func (t *tally) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lines []string
+	for replica, n := range t.by {
+		lines = append(lines, fmt.Sprintf("%s handled %d commands", replica, n))
 	}
-	fmt.Fprintln(out, "bookings report:")
-	for _, line := range lines {
-		fmt.Fprintln(out, "  "+line)
-	}
-	return nil
+	slices.Sort(lines)
+	return lines
 }
 
 // bookingsReport is a read model built from RoomBooked events.
