@@ -20,16 +20,29 @@ const claimParallelism = 4
 func (m *Member) coordinate() {
 	t := time.NewTicker(max(m.cfg.HeartbeatInterval/4, 10*time.Millisecond))
 	defer t.Stop()
+	// settle fires when a member that has read its own join back has
+	// waited settleDelay: it claims then, not at the next tick.
+	settle := time.NewTimer(time.Hour)
+	defer settle.Stop()
 	for {
 		select {
 		case <-m.coordCtx.Done():
 			return
 		case <-m.poke:
 		case <-t.C:
+		case <-settle.C:
 		}
 		m.expireIfPast()
-		m.rebalance(m.coordCtx)
+		if wait := m.rebalance(m.coordCtx); wait > 0 {
+			settle.Reset(wait)
+		}
 	}
+}
+
+// settleDelay is how long a member waits after reading its own join back
+// before it claims (see settledLocked).
+func (m *Member) settleDelay() time.Duration {
+	return min(m.cfg.HeartbeatInterval/4, 50*time.Millisecond)
 }
 
 // settled says whether this member has heard enough to act: it has read
@@ -39,15 +52,26 @@ func (m *Member) coordinate() {
 // Claiming too early is safe (claims are fenced), only wasteful: the
 // stream moves on at once.
 func (m *Member) settledLocked(now time.Duration) bool {
-	return m.ownJoinSeen && now-m.joinedAt >= min(m.cfg.HeartbeatInterval/4, 50*time.Millisecond)
+	return m.ownJoinSeen && now-m.joinedAt >= m.settleDelay()
 }
 
-func (m *Member) rebalance(ctx context.Context) {
+// rebalance revokes and claims what the assignment says; before the
+// member has settled it does nothing and returns how long until it will
+// have (0: settled, or not to be waited for on a timer).
+func (m *Member) rebalance(ctx context.Context) time.Duration {
 	now := m.now()
 	m.mu.Lock()
-	if m.superseded != nil || !m.settledLocked(now) {
+	if m.superseded != nil {
 		m.mu.Unlock()
-		return
+		return 0
+	}
+	if !m.settledLocked(now) {
+		var wait time.Duration
+		if m.ownJoinSeen {
+			wait = m.joinedAt + m.settleDelay() - now
+		}
+		m.mu.Unlock()
+		return max(wait, 0)
 	}
 	live := m.liveLocked(now)
 	m.noteLiveLocked(live, now)
@@ -74,6 +98,7 @@ func (m *Member) rebalance(ctx context.Context) {
 		}
 	}
 	m.claimAll(ctx, claim)
+	return 0
 }
 
 // claimAll tries to claim each stream, a few at a time, and hands every
