@@ -15,7 +15,7 @@ import (
 
 // The group-drain rows measure what a consumer group costs a drain: the
 // same backlog drained through the same Router with and without
-// ConsumerGroup + StreamOffsetStore, on the in-memory server and on a
+// Checkpoint + StreamOffsetStore, on the in-memory server and on a
 // file-backed one. They use only the Subscriber's basic fields and its
 // defaults (CommitInterval included), so that they keep measuring what a
 // user gets when those defaults change; position writes per 1,000

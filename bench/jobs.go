@@ -132,10 +132,10 @@ func allJobs(b *bench) []job {
 			}, "8-pub-64k")},
 		{group: "9", runs: 3, lines: []line{
 			{id: "9-mem", what: fmt.Sprintf("Subscriber + Router draining %d msgs, no group (in-memory server)", groupN), unit: "msgs/s"},
-			{id: "9-mem-group", what: "the same with ConsumerGroup + StreamOffsetStore, Subscriber defaults", unit: "msgs/s", ratios: []ratio{{to: "9-mem"}}},
+			{id: "9-mem-group", what: "the same with Checkpoint + StreamOffsetStore, Subscriber defaults", unit: "msgs/s", ratios: []ratio{{to: "9-mem"}}},
 			{id: "9-mem-writes", what: "row 9-mem-group's position writes (POSTs to __offsets streams) per 1,000 msgs", unit: "writes"},
 			{id: "9-file", what: fmt.Sprintf("Subscriber + Router draining %d msgs, no group (file-backed server)", groupN), unit: "msgs/s"},
-			{id: "9-file-group", what: "the same with ConsumerGroup + StreamOffsetStore, Subscriber defaults", unit: "msgs/s", ratios: []ratio{{to: "9-file"}}},
+			{id: "9-file-group", what: "the same with Checkpoint + StreamOffsetStore, Subscriber defaults", unit: "msgs/s", ratios: []ratio{{to: "9-file"}}},
 			{id: "9-file-writes", what: "row 9-file-group's position writes per 1,000 msgs", unit: "writes"},
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 			return groupDrainRunBoth(ctx, r, groupN)

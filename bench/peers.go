@@ -70,7 +70,7 @@ func (b *bench) peerList(names map[string]bool, addrs peerAddrs) ([]peer, error)
 				_ = pub.Close()
 				return nil, nil, nil, err
 			}
-			cfg.ConsumerGroup, cfg.OffsetStore = "bench-"+uuid.NewString()[:8], store
+			cfg.Checkpoint, cfg.OffsetStore = "bench-"+uuid.NewString()[:8], store
 		}
 		sub, err := durablestreams.NewSubscriber(cfg, nil)
 		if err != nil {
@@ -104,7 +104,7 @@ func (b *bench) peerList(names map[string]bool, addrs peerAddrs) ([]peer, error)
 				return oursCfg(b.baseURL(), false)
 			},
 			serverPID: func() int { return b.srv.PID() }},
-		{name: "ours-group", durability: "as ours; the Subscriber in a ConsumerGroup (StreamOffsetStore, defaults)",
+		{name: "ours-group", durability: "as ours; the Subscriber with a Checkpoint (StreamOffsetStore, defaults)",
 			open: func(context.Context) (message.Publisher, message.Subscriber, func() error, error) {
 				return oursCfg(b.baseURL(), true)
 			},

@@ -85,15 +85,18 @@ func routerDrainRun(ctx context.Context, r *runCtx, topic string, n int, hc *htt
 }
 
 // groupDrainRun is routerDrainRun on the server at baseURL, with a
-// consumer group whose positions go to store (an empty group: none).
+// Checkpoint whose positions go to store, or, without a store, a sharing
+// ConsumerGroup (an empty group: neither).
 func groupDrainRun(ctx context.Context, r *runCtx, baseURL, topic string, n int, hc *http.Client,
 	group string, store durablestreams.OffsetStore, lineIDs ...string) (drain, error) {
-	sub, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{
-		BaseURL:       baseURL,
-		ConsumerGroup: group,
-		OffsetStore:   store,
-		ClientConfig:  durablestreams.ClientConfig{HTTPClient: hc},
-	}, nil)
+	cfg := durablestreams.SubscriberConfig{BaseURL: baseURL, ClientConfig: durablestreams.ClientConfig{HTTPClient: hc}}
+	switch {
+	case store != nil: // one reader resuming at its stored position
+		cfg.Checkpoint, cfg.OffsetStore = group, store
+	case group != "": // a sharing group
+		cfg.ConsumerGroup = group
+	}
+	sub, err := durablestreams.NewSubscriber(cfg, nil)
 	if err != nil {
 		return drain{}, err
 	}
