@@ -6,6 +6,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
 // deliver sends a copy of msg and waits for its ack; a nack sends a fresh
@@ -41,7 +43,7 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 			return err
 		}
 		sub.s.logger.Trace("Message nacked, sending it again", sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID}))
-		if err := pause(ctx, sub.s.config.NackResendDelay); err != nil {
+		if err := protocol.Sleep(ctx, sub.s.config.NackResendDelay); err != nil {
 			return errStopping
 		}
 	}
@@ -89,20 +91,5 @@ func ackedAnyway(sent *message.Message) (bool, error) {
 		return true, nil
 	default:
 		return false, errStopping
-	}
-}
-
-// pause waits d, or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

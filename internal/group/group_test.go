@@ -177,12 +177,7 @@ func TestDeadMemberIsReplacedAndFencedByTheServer(t *testing.T) {
 	cfgA := fast(t, base, "t", "a", "t")
 	cfgA.SessionTimeout, cfgA.Margin = 30*time.Second, time.Second
 	a := join(t, cfgA)
-	var lease *Lease
-	select {
-	case lease = <-a.Assignments():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a got no lease")
-	}
+	lease := firstLease(t, a)
 	ctx := context.Background()
 	if err := lease.Store(ctx, json.RawMessage(`{"offset":"1"}`)); err != nil {
 		t.Fatal(err)
@@ -254,12 +249,7 @@ func TestDeadMemberIsReplacedAndFencedByTheServer(t *testing.T) {
 func TestLeaveReleasesWhatTheConsumerDidNot(t *testing.T) {
 	base := testBase(t)
 	a := join(t, fast(t, base, "t", "a", "t"))
-	var lease *Lease
-	select {
-	case lease = <-a.Assignments():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a got no lease")
-	}
+	lease := firstLease(t, a)
 	ctx := context.Background()
 	if err := lease.Store(ctx, json.RawMessage(`"kept"`)); err != nil {
 		t.Fatal(err)
@@ -285,12 +275,7 @@ func TestLeaveReleasesWhatTheConsumerDidNot(t *testing.T) {
 func TestLeaseIsInvalidOnceTheLocalDeadlinePasses(t *testing.T) {
 	base := testBase(t)
 	a := join(t, fast(t, base, "t", "a", "t"))
-	var lease *Lease
-	select {
-	case lease = <-a.Assignments():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a got no lease")
-	}
+	lease := firstLease(t, a)
 	if !lease.Valid() {
 		t.Fatal("a fresh lease is not valid")
 	}
@@ -323,12 +308,7 @@ func TestLeaseIsInvalidOnceTheLocalDeadlinePasses(t *testing.T) {
 func TestLeaseLostToALocalExpiryStillReleases(t *testing.T) {
 	base := testBase(t)
 	a := join(t, fast(t, base, "t", "a", "t"))
-	var lease *Lease
-	select {
-	case lease = <-a.Assignments():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a got no lease")
-	}
+	lease := firstLease(t, a)
 	ctx := context.Background()
 	if err := lease.Store(ctx, json.RawMessage(`"kept"`)); err != nil {
 		t.Fatal(err)
@@ -357,12 +337,7 @@ func TestLeaseLostToALocalExpiryStillReleases(t *testing.T) {
 func TestAnExpiredReleaseIsRefusedOnceAnotherClaimed(t *testing.T) {
 	base := testBase(t)
 	a := join(t, fast(t, base, "t", "a", "t"))
-	var lease *Lease
-	select {
-	case lease = <-a.Assignments():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a got no lease")
-	}
+	lease := firstLease(t, a)
 	a.stopBeat()
 	a.beatWG.Wait()
 	b := join(t, fast(t, base, "t", "b", "t"))
@@ -381,12 +356,7 @@ func TestPositionLogsRotateAndAClaimReadsOnlyTheLast(t *testing.T) {
 	cfg := fast(t, base, "t", "a", "t")
 	cfg.rotateEvery, cfg.hintEvery = 5, 2
 	a := join(t, cfg)
-	var lease *Lease
-	select {
-	case lease = <-a.Assignments():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a got no lease")
-	}
+	lease := firstLease(t, a)
 	ctx := context.Background()
 	for i := 1; i <= 23; i++ {
 		if err := lease.Store(ctx, json.RawMessage(fmt.Sprint(i))); err != nil {

@@ -162,3 +162,15 @@ func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.R
 	recs, _, _, err := readRecords(ctx, c, policy, url, func(ownerRecord) string { return "" })
 	return recs, err
 }
+
+// firstLease is m's first assignment, within 5 s.
+func firstLease(t *testing.T, m *Member) *Lease {
+	t.Helper()
+	select {
+	case l := <-m.Assignments():
+		return l
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s got no lease", m.cfg.MemberID)
+		return nil
+	}
+}

@@ -343,28 +343,13 @@ func claimOf(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
 	return ownerRecord{}, false
 }
 
-// closeStream closes a stream without a body (idempotent: 204 when it is
-// closed already). A missing stream has nothing to close.
+// closeStream closes a stream without a body; a missing stream has
+// nothing to close.
 func closeStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) error {
-	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
-		ctx, cancel := c.WithTimeout(ctx)
-		defer cancel()
-		req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
-		if err != nil {
-			return protocol.Try{Err: err}
-		}
-		req.Header.Set(protocol.HeaderClosed, "true")
-		resp, written, err := c.Send(req)
-		if err != nil {
-			return protocol.TransportTry(fmt.Errorf("close %s: %w", protocol.RedactURL(url), err), written)
-		}
-		protocol.DrainClose(resp.Body)
-		switch resp.StatusCode {
-		case http.StatusNoContent, http.StatusOK, http.StatusNotFound, http.StatusConflict:
-			return protocol.Try{}
-		}
-		return protocol.StatusTry(statusError(http.MethodPost, url, resp.StatusCode, resp.Header))
-	})
+	if err := c.CloseStream(ctx, policy, url); err != nil && !errors.Is(err, protocol.ErrStreamNotFound) {
+		return err
+	}
+	return nil
 }
 
 // deleteStream drops a stream no record names any more; failing only

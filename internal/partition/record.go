@@ -172,9 +172,7 @@ func seal(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, 
 	if err := checkUnwritten(ctx, c, t); err != nil {
 		return err
 	}
-	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
-		return closeOnce(ctx, c, t.StreamURL)
-	})
+	return c.CloseStream(ctx, policy, t.StreamURL)
 }
 
 // putClosed creates a closed JSON stream whose whole content is record
@@ -215,26 +213,6 @@ func putOnce(ctx context.Context, c *protocol.Client, url string, body []byte) p
 		return protocol.Try{Err: fmt.Errorf("%w: %s exists but is open or of another type", protocol.ErrStreamConflict, protocol.RedactURL(url))}
 	}
 	return protocol.StatusTry(statusError(http.MethodPut, url, resp))
-}
-
-func closeOnce(ctx context.Context, c *protocol.Client, url string) protocol.Try {
-	ctx, cancel := c.WithTimeout(ctx)
-	defer cancel()
-	req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return protocol.Try{Err: err}
-	}
-	req.Header.Set(protocol.HeaderClosed, "true")
-	resp, written, err := c.Send(req)
-	if err != nil {
-		return protocol.TransportTry(fmt.Errorf("close %s: %w", protocol.RedactURL(url), err), written)
-	}
-	protocol.DrainClose(resp.Body)
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusNoContent, http.StatusConflict:
-		return protocol.Try{} // closed, by us or before
-	}
-	return protocol.StatusTry(statusError(http.MethodPost, url, resp))
 }
 
 func statusError(method, url string, resp *http.Response) *protocol.HTTPError {

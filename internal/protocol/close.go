@@ -1,0 +1,37 @@
+package protocol
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// CloseStream closes the stream at url without appending to it. A stream
+// closed already, by anyone, counts as closed (409 Stream-Closed); a
+// missing one is ErrStreamNotFound. Closing is idempotent, so transient
+// failures are retried under policy.
+func (c *Client) CloseStream(ctx context.Context, policy RetryPolicy, url string) error {
+	return RetryIdempotent(ctx, policy, func() Try {
+		ctx, cancel := c.WithTimeout(ctx)
+		defer cancel()
+		req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
+		if err != nil {
+			return Try{Err: err}
+		}
+		req.Header.Set(HeaderClosed, "true")
+		resp, written, err := c.Send(req)
+		if err != nil {
+			return TransportTry(fmt.Errorf("close %s: %w", RedactURL(url), err), written)
+		}
+		DrainClose(resp.Body)
+		switch resp.StatusCode {
+		case http.StatusOK, http.StatusNoContent, http.StatusConflict:
+			return Try{}
+		}
+		return StatusTry(&HTTPError{
+			Method: http.MethodPost, URL: RedactURL(url), StatusCode: resp.StatusCode,
+			RetryAfter: RetryAfter(resp.Header, time.Minute),
+		})
+	})
+}
