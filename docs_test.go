@@ -66,12 +66,12 @@ func configFields(t *testing.T, files []*ast.File, typeName string) map[string]b
 	return nil
 }
 
-// readmeTable returns the field names in the first column of the table
-// under the given README heading.
-func readmeTable(t *testing.T, readme, heading string) map[string]bool {
+// docTable returns the field names in the first column of the table
+// under the given heading of a document.
+func docTable(t *testing.T, doc, heading string) map[string]bool {
 	t.Helper()
-	_, after, found := strings.Cut(readme, "\n"+heading+"\n")
-	require.True(t, found, "README has no heading %q", heading)
+	_, after, found := strings.Cut(doc, "\n"+heading+"\n")
+	require.True(t, found, "%s has no heading %q", configurationDoc, heading)
 	row := regexp.MustCompile("^\\| `(\\w+)` \\|")
 	names := map[string]bool{}
 	for _, line := range strings.Split(after, "\n")[1:] {
@@ -85,23 +85,26 @@ func readmeTable(t *testing.T, readme, heading string) map[string]bool {
 	return names
 }
 
-// TestREADMEConfigTables keeps the README's configuration tables and the
-// Config types in step: every field is documented in both places, and the
-// README names no field that does not exist.
-func TestREADMEConfigTables(t *testing.T) {
+// configurationDoc holds the configuration tables.
+const configurationDoc = "docs/configuration.md"
+
+// TestConfigurationTables keeps the configuration tables and the Config
+// types in step: every field is documented in both places, and the tables
+// name no field that does not exist.
+func TestConfigurationTables(t *testing.T) {
 	files := rootPackage(t)
-	raw, err := os.ReadFile("README.md")
+	raw, err := os.ReadFile(configurationDoc)
 	require.NoError(t, err)
 	for _, typeName := range []string{"PublisherConfig", "SubscriberConfig", "StreamOffsetStoreConfig", "ClientConfig"} {
 		fields := configFields(t, files, typeName)
-		table := readmeTable(t, string(raw), "### "+typeName)
+		table := docTable(t, string(raw), "## "+typeName)
 		for name, documented := range fields {
 			assert.True(t, documented, "%s.%s has no doc comment", typeName, name)
-			assert.True(t, table[name], "README table for %s lacks %s", typeName, name)
+			assert.True(t, table[name], "the table for %s lacks %s", typeName, name)
 		}
 		for name := range table {
 			_, ok := fields[name]
-			assert.True(t, ok, "README table for %s names %s, which %s does not have", typeName, name, typeName)
+			assert.True(t, ok, "the table for %s names %s, which %s does not have", typeName, name, typeName)
 		}
 	}
 }
@@ -149,25 +152,123 @@ func exportedRecv(recv *ast.FieldList) bool {
 	return ok && ident.IsExported()
 }
 
-// TestREADMEGuaranteesNameRealTests: every test the README names as
-// evidence exists.
-func TestREADMEGuaranteesNameRealTests(t *testing.T) {
-	raw, err := os.ReadFile("README.md")
+// documents are the README and every page under docs/.
+func documents(t *testing.T) map[string]string {
+	t.Helper()
+	pages, err := filepath.Glob("docs/*.md")
 	require.NoError(t, err)
-	named := regexp.MustCompile("`(Test\\w+)`").FindAllStringSubmatch(string(raw), -1)
-	require.NotEmpty(t, named)
-
-	var sources strings.Builder
-	for _, pattern := range []string{"*_test.go", "internal/*/*_test.go", "_examples/*/*_test.go"} {
-		files, err := filepath.Glob(pattern)
+	docs := map[string]string{}
+	for _, p := range append([]string{"README.md"}, pages...) {
+		raw, err := os.ReadFile(p)
 		require.NoError(t, err)
-		for _, f := range files {
-			src, err := os.ReadFile(f)
-			require.NoError(t, err)
+		docs[p] = string(raw)
+	}
+	return docs
+}
+
+// testSources is the text of every Go test file of the repository.
+func testSources(t *testing.T) string {
+	t.Helper()
+	var sources strings.Builder
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != ".") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, "_test.go") {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
 			sources.Write(src)
 		}
+		return nil
+	})
+	require.NoError(t, err)
+	return sources.String()
+}
+
+// TestDocsNameRealTests: every test the README and docs/ name as evidence
+// exists.
+func TestDocsNameRealTests(t *testing.T) {
+	sources := testSources(t)
+	named := 0
+	for page, text := range documents(t) {
+		for _, m := range regexp.MustCompile("`(Test\\w+)`").FindAllStringSubmatch(text, -1) {
+			named++
+			assert.Contains(t, sources, "func "+m[1]+"(", "%s names %s, which does not exist", page, m[1])
+		}
 	}
-	for _, m := range named {
-		assert.Contains(t, sources.String(), "func "+m[1]+"(", "README names %s, which does not exist", m[1])
+	require.NotZero(t, named)
+}
+
+// TestDocsLinksResolve: every relative link of the README and docs/ leads
+// to a file of the repository, and every #anchor to a heading of its page.
+func TestDocsLinksResolve(t *testing.T) {
+	docs := documents(t)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for page, text := range docs {
+		for _, m := range link.FindAllStringSubmatch(text, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+				_, err := os.Stat(path)
+				assert.NoError(t, err, "%s links to %s", page, target)
+			}
+			if anchor != "" {
+				doc, ok := docs[filepath.ToSlash(path)]
+				if assert.True(t, ok, "%s links to an anchor of %s, which is no page", page, target) {
+					assert.Contains(t, anchors(doc), anchor, "%s links to %s: no such heading", page, target)
+				}
+			}
+		}
+	}
+}
+
+// anchors are the GitHub anchors of a page's headings.
+func anchors(doc string) []string {
+	var out []string
+	inCode := false
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range title {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// TestREADMEIsShortAndListsEveryExample: the README is read to the end (at
+// most 300 lines, the details live in docs/), and its examples table has
+// every example.
+func TestREADMEIsShortAndListsEveryExample(t *testing.T) {
+	readme := documents(t)["README.md"]
+	assert.LessOrEqual(t, strings.Count(readme, "\n"), 300, "README.md is longer than 300 lines: move details to docs/")
+	examples, err := filepath.Glob("_examples/*/main.go")
+	require.NoError(t, err)
+	require.NotEmpty(t, examples)
+	for _, e := range examples {
+		name := filepath.Base(filepath.Dir(e))
+		assert.Contains(t, readme, "| [`"+name+"`](_examples/"+name+") |", "the README's examples table lacks %s", name)
 	}
 }
