@@ -116,8 +116,11 @@ func (g *gatedStore) Store(ctx context.Context, group, topic string, pos ds.Posi
 // TestDefaultCommitKeepsOneWriteInFlight: by default delivery never waits
 // for a position write, one write is on the wire at a time, and the next
 // one carries the latest ack: while the first write hangs, the whole
-// backlog is delivered, and its release costs one more write, not one per
-// ack.
+// backlog is delivered, and its release costs a bounded number of writes,
+// not one per ack: one carrying every ack taken in meanwhile, and at most
+// two more for the moves that may come after it (the last ack, which the
+// subscription takes in just after the handler gave it, and the read's
+// end, skip 0), whichever lands while the previous write is on the wire.
 func TestDefaultCommitKeepsOneWriteInFlight(t *testing.T) {
 	base := dstest.StreamURL(t)
 	store := &gatedStore{OffsetStore: ds.NewMemoryOffsetStore(), release: make(chan struct{})}
@@ -131,7 +134,7 @@ func TestDefaultCommitKeepsOneWriteInFlight(t *testing.T) {
 	require.NoError(t, sub.Close())
 
 	require.EqualValues(t, 1, store.maxIn.Load(), "writes in flight at once")
-	require.LessOrEqual(t, store.stores.Load(), int64(3), "writes for %d acks", n)
+	require.LessOrEqual(t, store.stores.Load(), int64(4), "writes for %d acks", n)
 	pos, ok, err := store.Load(t.Context(), "g", "t")
 	require.NoError(t, err)
 	require.True(t, ok)
