@@ -37,11 +37,11 @@ var ErrPartitionMismatch = partition.ErrMismatch
 // subscribeGroup joins the group on topic and returns the messages of
 // every stream this member comes to own. The channel is closed after
 // Close or when ctx is done, once this member has handed its streams over.
-// The caller holds s.wg for it.
+// The caller entered it (see enter).
 func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	streams, err := s.groupStreams(ctx, topic)
 	if err != nil {
-		s.wg.Done()
+		s.exit(topic)
 		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
 	m, err := group.Join(ctx, group.Config{
@@ -51,14 +51,14 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 		RetryPolicy: s.client.Retry, Logger: s.logger,
 	})
 	if err != nil {
-		s.wg.Done()
+		s.exit(topic)
 		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
 	out := make(chan *message.Message)
 	subCtx, cancel := context.WithCancel(ctx)
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
 	go func() {
-		defer s.wg.Done()
+		defer s.exit(topic)
 		defer close(out)
 		defer stopOnClose()
 		defer cancel()

@@ -47,9 +47,12 @@ type Subscriber struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	closed  bool
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+	// named holds the topics with a live subscription that is one named
+	// member or reader (see namesOne).
+	named   map[string]bool
 	streams *streamSettings
 	root    *rootCheck
 }
@@ -105,13 +108,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrSubscriberClosed
+	if err := s.enter(topic); err != nil {
+		return nil, err
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	if s.config.sharesWork() {
 		return s.subscribeGroup(ctx, topic)
 	}
@@ -122,7 +121,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
-		s.wg.Done()
+		s.exit(topic)
 		return nil, errorf(publicError(s.root.hint(err)), "subscribe to %q", topic)
 	}
 
@@ -144,7 +143,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
 	go func() {
-		defer s.wg.Done()
+		defer s.exit(topic)
 		defer close(out)
 		defer stopOnClose()
 		defer cancel()
@@ -155,6 +154,40 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.logger.Debug("Subscription ended", fields)
 	}()
 	return out, nil
+}
+
+// enter counts a new subscription to topic in, unless the Subscriber is
+// closed or the subscription would be a second one under one name: a
+// MemberID names one member of a group (a second live one supersedes the
+// first), a Checkpoint one reader (two would store each other's
+// positions). exit counts it out.
+func (s *Subscriber) enter(topic string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrSubscriberClosed
+	}
+	if s.config.namesOne() {
+		if s.named[topic] {
+			return invalidConfig("this Subscriber already has a live subscription to %q as %s: it names one %s. "+
+				"End that subscription first, or use a Subscriber per %[3]s", topic, s.config.oneName(), s.config.oneKind())
+		}
+		if s.named == nil {
+			s.named = map[string]bool{}
+		}
+		s.named[topic] = true
+	}
+	s.wg.Add(1)
+	return nil
+}
+
+func (s *Subscriber) exit(topic string) {
+	if s.config.namesOne() {
+		s.mu.Lock()
+		delete(s.named, topic)
+		s.mu.Unlock()
+	}
+	s.wg.Done()
 }
 
 // committer stores the positions of one subscription with store.

@@ -1,6 +1,7 @@
 package durablestreams
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -137,8 +138,10 @@ type SubscriberConfig struct {
 	// resumes after the last message acknowledged under this name, kept in
 	// OffsetStore (NewMemoryOffsetStore() or NewStreamOffsetStore(...)).
 	// It shares no work: two subscriptions with one Checkpoint each get
-	// every message and overwrite each other's position. For several
-	// replicas that share the work, use ConsumerGroup. Needs OffsetStore.
+	// every message and overwrite each other's position (a second live
+	// Subscribe of one Subscriber to one topic under it is
+	// ErrInvalidConfig). For several replicas that share the work, use
+	// ConsumerGroup. Needs OffsetStore.
 	Checkpoint string
 	// OffsetStore keeps the Checkpoint's position. Needs Checkpoint.
 	OffsetStore OffsetStore
@@ -147,7 +150,8 @@ type SubscriberConfig struct {
 	// restarted with the same ID takes its streams back at once. If two
 	// live instances share one ID, the one that joined last wins: the
 	// older one loses its streams, logs an Error naming the ID and its
-	// subscription ends (the channel closes).
+	// subscription ends (the channel closes). A second live Subscribe of
+	// one Subscriber to one topic under a MemberID is ErrInvalidConfig.
 	MemberID string
 	// SessionTimeout is how long a silent member of a sharing ConsumerGroup
 	// counts as alive: it bounds the failover after a crash. Default: 10s.
@@ -321,6 +325,26 @@ func (c SubscriberConfig) Validate() error {
 		return invalidConfig("MaxReadBytes is negative (%d)", c.MaxReadBytes)
 	}
 	return nil
+}
+
+// namesOne: a subscription of this config is one named member of a
+// group (MemberID) or one named reader (Checkpoint).
+func (c *SubscriberConfig) namesOne() bool {
+	return c.Checkpoint != "" || c.sharesWork() && c.MemberID != ""
+}
+
+func (c *SubscriberConfig) oneName() string {
+	if c.Checkpoint != "" {
+		return fmt.Sprintf("Checkpoint %q", c.Checkpoint)
+	}
+	return fmt.Sprintf("MemberID %q of ConsumerGroup %q", c.MemberID, c.ConsumerGroup)
+}
+
+func (c *SubscriberConfig) oneKind() string {
+	if c.Checkpoint != "" {
+		return "reader"
+	}
+	return "member"
 }
 
 // sharesWork: a ConsumerGroup, whose members share the topic's streams.
