@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
@@ -101,7 +102,7 @@ func TestPublishDeadlineWhileTheServerIsNotThereNamesTheCause(t *testing.T) {
 	began := time.Now()
 	require.NoError(t, pub.Close(), "nothing the caller asked for was pending")
 	took := time.Since(began)
-	t.Logf("Close after a Publish that gave up: %s (CloseTimeout %s)", took.Round(time.Millisecond), ds.DefaultCloseTimeout)
+	t.Logf("Close after a Publish that gave up: %s (CloseTimeout %s)", took.Round(time.Millisecond), defaults.CloseTimeout)
 	assert.Less(t, took, 2*time.Second)
 }
 
