@@ -158,7 +158,7 @@ func TestREADMEGuaranteesNameRealTests(t *testing.T) {
 	require.NotEmpty(t, named)
 
 	var sources strings.Builder
-	for _, pattern := range []string{"*_test.go", "internal/*/*_test.go", "_examples/*/*_test.go"} {
+	for _, pattern := range []string{"*_test.go", "systemtest/*_test.go", "internal/*/*_test.go", "_examples/*/*_test.go"} {
 		files, err := filepath.Glob(pattern)
 		require.NoError(t, err)
 		for _, f := range files {
