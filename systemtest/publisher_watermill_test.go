@@ -34,7 +34,7 @@ func TestCQRSEventBusKeepsEventName(t *testing.T) {
 
 	require.NoError(t, bus.Publish(context.Background(), &userCreated{ID: "u-1", Name: "Ada"}))
 
-	got := decodeAll(t, readJSONStream(t, base+"/events.durablestreams_test.userCreated"))
+	got := decodeAll(t, readJSONStream(t, base+"/events."+marshaler.Name(&userCreated{})))
 	require.Len(t, got, 1)
 	assert.Equal(t, marshaler.Name(&userCreated{}), marshaler.NameFromMessage(got[0]))
 	var event userCreated
