@@ -8,12 +8,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
-
-// defaultRequestTimeout bounds each HTTP request when
-// ClientConfig.RequestTimeout is zero.
-const defaultRequestTimeout = 30 * time.Second
 
 // ClientConfig holds the HTTP settings that PublisherConfig,
 // SubscriberConfig and StreamOffsetStoreConfig share; each embeds it. The
@@ -85,7 +82,7 @@ func DefaultRetryPolicy() RetryPolicy {
 
 func (c *ClientConfig) setDefaults() {
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = defaultRequestTimeout
+		c.RequestTimeout = defaults.RequestTimeout
 	}
 	if c.RetryPolicy == (RetryPolicy{}) {
 		c.RetryPolicy = DefaultRetryPolicy()

@@ -13,17 +13,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
-)
-
-// Defaults of PublisherConfig.
-const (
-	defaultLinger              = 5 * time.Millisecond
-	defaultMaxBatchBytes       = 1 << 20
-	defaultMaxBufferedBytes    = 64 << 20
-	defaultCloseTimeout        = 30 * time.Second
-	defaultIdleProducerTimeout = time.Minute
 )
 
 // minBatchBytes fits the smallest request: a JSON array of one 1-byte message.
@@ -137,20 +129,20 @@ func (c *PublisherConfig) setDefaults() {
 		c.Marshaler = JSONMarshaler{}
 	}
 	if c.Linger == 0 {
-		c.Linger = defaultLinger
+		c.Linger = defaults.Linger
 	}
 	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = defaultMaxBatchBytes
+		c.MaxBatchBytes = defaults.MaxBatchBytes
 	}
 	if c.MaxBufferedBytes == 0 {
-		c.MaxBufferedBytes = defaultMaxBufferedBytes
+		c.MaxBufferedBytes = defaults.MaxBufferedBytes
 	}
 	c.ClientConfig.setDefaults()
 	if c.CloseTimeout == 0 {
-		c.CloseTimeout = defaultCloseTimeout
+		c.CloseTimeout = defaults.CloseTimeout
 	}
 	if c.IdleProducerTimeout == 0 {
-		c.IdleProducerTimeout = defaultIdleProducerTimeout
+		c.IdleProducerTimeout = defaults.IdleProducerTimeout
 	}
 	if c.PartitionKey == "" {
 		c.PartitionKey = defaultPartitionKey

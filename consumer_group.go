@@ -15,14 +15,6 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
-// Defaults of a ConsumerGroup (see SubscriberConfig), chosen from
-// measurements (see internal/group): a dead member is replaced after about
-// 10 s; a member that leaves hands over in milliseconds.
-const (
-	defaultSessionTimeout    = 10 * time.Second
-	defaultHeartbeatInterval = time.Second
-)
-
 // ErrFenced means a member lost a stream to another (a newer owner
 // claimed it, or its own session expired): it stores nothing more for that
 // stream and stops reading it.

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	ds "github.com/durablestreams/watermill-durablestreams"
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -174,21 +174,21 @@ func TestDefaultsShowTheirValues(t *testing.T) {
 		field string // Type.Field
 		value any
 	}{
-		{"PublisherConfig.Linger", ds.DefaultLinger},
-		{"PublisherConfig.MaxBatchBytes", ds.DefaultMaxBatchBytes},
-		{"PublisherConfig.MaxBufferedBytes", ds.DefaultMaxBufferedBytes},
-		{"PublisherConfig.CloseTimeout", ds.DefaultCloseTimeout},
-		{"PublisherConfig.IdleProducerTimeout", ds.DefaultIdleProducerTimeout},
-		{"SubscriberConfig.NackResendDelay", ds.DefaultNackResendDelay},
-		{"SubscriberConfig.LiveTimeout", ds.DefaultLiveTimeout},
-		{"SubscriberConfig.MaxReadBytes", ds.DefaultMaxReadBytes},
-		{"SubscriberConfig.HandoverTimeout", ds.DefaultHandoverTimeout},
-		{"SubscriberConfig.SessionTimeout", ds.DefaultSessionTimeout},
-		{"SubscriberConfig.HeartbeatInterval", ds.DefaultHeartbeatInterval},
-		{"ClientConfig.RequestTimeout", ds.DefaultRequestTimeout},
-		{"StreamOffsetStoreConfig.RotateEvery", ds.DefaultRotateEvery},
-		{"FramedMarshaler.MaxFrameBytes", ds.DefaultMaxFrameBytes},
-		{"LinesMarshaler.MaxFrameBytes", ds.DefaultMaxFrameBytes},
+		{"PublisherConfig.Linger", defaults.Linger},
+		{"PublisherConfig.MaxBatchBytes", defaults.MaxBatchBytes},
+		{"PublisherConfig.MaxBufferedBytes", defaults.MaxBufferedBytes},
+		{"PublisherConfig.CloseTimeout", defaults.CloseTimeout},
+		{"PublisherConfig.IdleProducerTimeout", defaults.IdleProducerTimeout},
+		{"SubscriberConfig.NackResendDelay", defaults.NackResendDelay},
+		{"SubscriberConfig.LiveTimeout", defaults.LiveTimeout},
+		{"SubscriberConfig.MaxReadBytes", defaults.MaxReadBytes},
+		{"SubscriberConfig.HandoverTimeout", defaults.HandoverTimeout},
+		{"SubscriberConfig.SessionTimeout", defaults.SessionTimeout},
+		{"SubscriberConfig.HeartbeatInterval", defaults.HeartbeatInterval},
+		{"ClientConfig.RequestTimeout", defaults.RequestTimeout},
+		{"StreamOffsetStoreConfig.RotateEvery", defaults.RotateEvery},
+		{"FramedMarshaler.MaxFrameBytes", defaults.MaxFrameBytes},
+		{"LinesMarshaler.MaxFrameBytes", defaults.MaxFrameBytes},
 	}
 	docs := fieldDocs(t)
 	for _, row := range rows {
@@ -201,10 +201,10 @@ func TestDefaultsShowTheirValues(t *testing.T) {
 		assert.Regexp(t, want, doc, "%s does not show its default", row.field)
 	}
 
-	assert.Equal(t, reader.DefaultLiveTimeout, time.Duration(ds.DefaultLiveTimeout))
-	assert.Equal(t, int64(reader.DefaultMaxBodyBytes), int64(ds.DefaultMaxReadBytes))
-	assert.Equal(t, group.DefaultSessionTimeout, time.Duration(ds.DefaultSessionTimeout))
-	assert.Equal(t, group.DefaultHeartbeatInterval, time.Duration(ds.DefaultHeartbeatInterval))
+	assert.Equal(t, reader.DefaultLiveTimeout, time.Duration(defaults.LiveTimeout))
+	assert.Equal(t, int64(reader.DefaultMaxBodyBytes), int64(defaults.MaxReadBytes))
+	assert.Equal(t, group.DefaultSessionTimeout, time.Duration(defaults.SessionTimeout))
+	assert.Equal(t, group.DefaultHeartbeatInterval, time.Duration(defaults.HeartbeatInterval))
 }
 
 // defaultText writes a default as the docs do: "5ms", "65s", "1m", "64 MiB", "1000".

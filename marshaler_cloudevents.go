@@ -108,42 +108,12 @@ func (m CloudEventsMarshaler) marshalError(msg *message.Message, reason string, 
 // Marshal encodes msg as a CloudEvent. The result never shares memory
 // with msg.
 func (m CloudEventsMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
-	if !utf8.ValidString(msg.UUID) {
-		return nil, m.marshalError(msg, "UUID", ErrInvalidUTF8)
-	}
-	for k, v := range msg.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, m.marshalError(msg, "metadata key "+quoteKey(k), ErrInvalidUTF8)
-		}
-	}
 	typeKey := m.typeKey()
-	source, ok := msg.Metadata[ceKeySource]
-	if !ok {
-		source = m.Source
+	source, err := m.checkEvent(msg, typeKey)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case msg.UUID == "":
-		return nil, m.marshalError(msg, "no UUID for the event id", ErrInvalidCloudEvent)
-	case msg.Metadata[typeKey] == "":
-		return nil, m.marshalError(msg, "no event type in metadata key "+quoteKey(typeKey), ErrInvalidCloudEvent)
-	case source == "":
-		return nil, m.marshalError(msg, "no source (set CloudEventsMarshaler.Source)", ErrInvalidCloudEvent)
-	}
-	if t, ok := msg.Metadata[ceKeyTime]; ok {
-		if _, err := time.Parse(time.RFC3339Nano, t); err != nil {
-			return nil, m.marshalError(msg, "metadata "+ceKeyTime+" is not an RFC 3339 time", ErrInvalidCloudEvent)
-		}
-	}
-
-	kind, contentType := m.payloadForm(msg.Payload)
-	if ct, ok := msg.Metadata[ceKeyDataContentType]; ok {
-		contentType = ct
-		// "data" as JSON only with a JSON type, as a string only with
-		// another, so that Unmarshal reads it back the same.
-		if (kind == payloadJSON) != isJSONContentType(ct) {
-			kind = payloadBase64
-		}
-	}
+	kind, contentType := m.dataForm(msg)
 	b := make([]byte, 0, 128+len(msg.Payload)*4/3+len(msg.UUID))
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = jsonscan.AppendString(b, msg.UUID)
@@ -173,6 +143,59 @@ func (m CloudEventsMarshaler) Marshal(_ string, msg *message.Message) ([]byte, e
 		b = base64.StdEncoding.AppendEncode(b, msg.Payload)
 		b = append(b, '"')
 	}
+	b = appendExtensions(b, msg, typeKey)
+	return append(b, '}'), nil
+}
+
+// checkEvent refuses a message that makes no valid CloudEvent, and
+// returns the event's source.
+func (m CloudEventsMarshaler) checkEvent(msg *message.Message, typeKey string) (string, error) {
+	if !utf8.ValidString(msg.UUID) {
+		return "", m.marshalError(msg, "UUID", ErrInvalidUTF8)
+	}
+	for k, v := range msg.Metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return "", m.marshalError(msg, "metadata key "+quoteKey(k), ErrInvalidUTF8)
+		}
+	}
+	source, ok := msg.Metadata[ceKeySource]
+	if !ok {
+		source = m.Source
+	}
+	switch {
+	case msg.UUID == "":
+		return "", m.marshalError(msg, "no UUID for the event id", ErrInvalidCloudEvent)
+	case msg.Metadata[typeKey] == "":
+		return "", m.marshalError(msg, "no event type in metadata key "+quoteKey(typeKey), ErrInvalidCloudEvent)
+	case source == "":
+		return "", m.marshalError(msg, "no source (set CloudEventsMarshaler.Source)", ErrInvalidCloudEvent)
+	}
+	if t, ok := msg.Metadata[ceKeyTime]; ok {
+		if _, err := time.Parse(time.RFC3339Nano, t); err != nil {
+			return "", m.marshalError(msg, "metadata "+ceKeyTime+" is not an RFC 3339 time", ErrInvalidCloudEvent)
+		}
+	}
+	return source, nil
+}
+
+// dataForm is how the payload goes into the event ("data" as JSON or as a
+// string, or "data_base64") and its datacontenttype.
+func (m CloudEventsMarshaler) dataForm(msg *message.Message) (payloadKind, string) {
+	kind, contentType := m.payloadForm(msg.Payload)
+	if ct, ok := msg.Metadata[ceKeyDataContentType]; ok {
+		contentType = ct
+		// "data" as JSON only with a JSON type, as a string only with
+		// another, so that Unmarshal reads it back the same.
+		if (kind == payloadJSON) != isJSONContentType(ct) {
+			kind = payloadBase64
+		}
+	}
+	return kind, contentType
+}
+
+// appendExtensions appends the metadata that is no CloudEvents attribute
+// of its own as extension attributes, sorted by name.
+func appendExtensions(b []byte, msg *message.Message, typeKey string) []byte {
 	type ext struct{ name, value string }
 	var extBuf [8]ext
 	exts := extBuf[:0]
@@ -189,7 +212,7 @@ func (m CloudEventsMarshaler) Marshal(_ string, msg *message.Message) ([]byte, e
 		b = append(b, ':')
 		b = jsonscan.AppendString(b, e.value)
 	}
-	return append(b, '}'), nil
+	return b
 }
 
 func isCEKey(k string) bool {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 )
 
 // FramedMarshaler writes messages to byte-mode streams as self-delimiting
@@ -42,10 +44,6 @@ var (
 	_ FrameSplitter        = FramedMarshaler{}
 )
 
-// defaultMaxFrameBytes is the frame size limit of FramedMarshaler and
-// LinesMarshaler when MaxFrameBytes is zero.
-const defaultMaxFrameBytes = 16 << 20
-
 const (
 	framedMarshalerName = "FramedMarshaler"
 	frameHeaderLen      = 8
@@ -64,7 +62,7 @@ func (m FramedMarshaler) ContentType() string {
 
 func (m FramedMarshaler) maxFrame() int {
 	if m.MaxFrameBytes <= 0 {
-		return defaultMaxFrameBytes
+		return defaults.MaxFrameBytes
 	}
 	return min(m.MaxFrameBytes, maxFrameLen)
 }

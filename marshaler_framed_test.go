@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 )
 
 func TestFramedMarshalerRoundTrip(t *testing.T) {
@@ -45,7 +47,7 @@ func TestFramedMarshalerSplitsConcatenatedStream(t *testing.T) {
 		stream = append(stream, data...)
 	}
 	for _, chunk := range []int{7, 4096, len(stream)} {
-		frames, err := splitAll(m, stream, chunk, defaultMaxFrameBytes)
+		frames, err := splitAll(m, stream, chunk, defaults.MaxFrameBytes)
 		require.NoError(t, err, "chunk %d", chunk)
 		require.Len(t, frames, len(msgs))
 		for i, frame := range frames {
@@ -227,7 +229,7 @@ func FuzzFramedRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		frames, err := splitAll(m, append(bytes.Clone(data), data...), 5, defaultMaxFrameBytes)
+		frames, err := splitAll(m, append(bytes.Clone(data), data...), 5, defaults.MaxFrameBytes)
 		if err != nil || len(frames) != 2 {
 			t.Fatalf("split: %d frames, %v", len(frames), err)
 		}

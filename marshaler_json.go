@@ -287,36 +287,44 @@ func (d *envelopeDecoder) field(key []byte) (string, error) {
 		if d.payloads++; d.payloads > 1 {
 			return "more than one payload field", nil
 		}
-		raw, escaped, err := c.String()
-		if err != nil {
-			return `"` + string(key) + `" is not a string`, nil
-		}
-		if string(key) == "payload_text" {
-			if escaped {
-				d.payload = jsonscan.AppendUnquoted(nil, raw)
-			} else {
-				d.payload = append([]byte(nil), raw[1:len(raw)-1]...)
-			}
-			return "", nil
-		}
-		if escaped {
-			// Base64 needs no escapes, but JSON allows them.
-			d.scratch = jsonscan.AppendUnquoted(d.scratch[:0], raw)
-			raw = d.scratch
-		} else {
-			raw = raw[1 : len(raw)-1]
-		}
-		p, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(raw))), raw)
-		if err != nil {
-			return `"payload_base64" is not base64`, nil
-		}
-		d.payload = p
+		return d.stringPayload(string(key)), nil
 	default:
 		if _, err := c.Value(); err != nil {
 			return "", err
 		}
 	}
 	return "", nil
+}
+
+// stringPayload decodes the string value of "payload_text" or
+// "payload_base64" (key) into d.payload, and returns why it is invalid,
+// if it is.
+func (d *envelopeDecoder) stringPayload(key string) string {
+	raw, escaped, err := d.c.String()
+	if err != nil {
+		return `"` + key + `" is not a string`
+	}
+	if key == "payload_text" {
+		if escaped {
+			d.payload = jsonscan.AppendUnquoted(nil, raw)
+		} else {
+			d.payload = append([]byte(nil), raw[1:len(raw)-1]...)
+		}
+		return ""
+	}
+	if escaped {
+		// Base64 needs no escapes, but JSON allows them.
+		d.scratch = jsonscan.AppendUnquoted(d.scratch[:0], raw)
+		raw = d.scratch
+	} else {
+		raw = raw[1 : len(raw)-1]
+	}
+	p, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(raw))), raw)
+	if err != nil {
+		return `"payload_base64" is not base64`
+	}
+	d.payload = p
+	return ""
 }
 
 // string decodes a JSON string at the cursor into d.strs.

@@ -6,6 +6,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 )
 
 // LinesMarshaler writes each payload as one line ending in "\n" to a
@@ -44,7 +46,7 @@ func (m LinesMarshaler) ContentType() string {
 
 func (m LinesMarshaler) maxFrame() int {
 	if m.MaxFrameBytes <= 0 {
-		return defaultMaxFrameBytes
+		return defaults.MaxFrameBytes
 	}
 	return m.MaxFrameBytes
 }

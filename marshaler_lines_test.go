@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 )
 
 func TestLinesMarshalerRoundTrip(t *testing.T) {
@@ -31,7 +33,7 @@ func TestLinesMarshalerRoundTrip(t *testing.T) {
 		stream = append(stream, data...)
 	}
 	for _, chunk := range []int{1, 5, 1 << 16} {
-		frames, err := splitAll(m, stream, chunk, defaultMaxFrameBytes)
+		frames, err := splitAll(m, stream, chunk, defaults.MaxFrameBytes)
 		require.NoError(t, err)
 		require.Len(t, frames, len(payloads))
 		for i, frame := range frames {
@@ -145,7 +147,7 @@ func FuzzLinesRoundTrip(f *testing.F) {
 			}
 			return
 		}
-		frames, err := splitAll(m, append(bytes.Clone(data), data...), 3, defaultMaxFrameBytes)
+		frames, err := splitAll(m, append(bytes.Clone(data), data...), 3, defaults.MaxFrameBytes)
 		if err != nil || len(frames) != 2 {
 			t.Fatalf("split: %d frames, %v", len(frames), err)
 		}

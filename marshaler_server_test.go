@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/stretchr/testify/assert"
@@ -191,7 +192,7 @@ func TestFramedMarshalerThroughReferenceServer(t *testing.T) {
 		body = append(body, data...)
 	}
 	serverDo(t, http.MethodPost, url, m.ContentType(), body)
-	frames, err := splitAll(m, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, defaultMaxFrameBytes)
+	frames, err := splitAll(m, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, defaults.MaxFrameBytes)
 	require.NoError(t, err)
 	require.Len(t, frames, len(msgs))
 	for i, frame := range frames {

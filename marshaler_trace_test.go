@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
@@ -53,7 +54,7 @@ func TestTraceContextSurvivesMarshalers(t *testing.T) {
 					body = append(body, data...)
 				}
 				serverDo(t, http.MethodPost, url, fm.ContentType(), body)
-				frames, err := splitAll(fm, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, defaultMaxFrameBytes)
+				frames, err := splitAll(fm, serverDo(t, http.MethodGet, url+"?offset=-1", "", nil), 1<<16, defaults.MaxFrameBytes)
 				require.NoError(t, err)
 				for _, f := range frames {
 					msg, err := m.Unmarshal("t", f)

@@ -14,14 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
-
-// defaultRotateEvery is how many positions a StreamOffsetStore log takes
-// before the store starts a new one.
-const defaultRotateEvery = 1000
 
 // StreamOffsetStoreConfig configures a StreamOffsetStore.
 type StreamOffsetStoreConfig struct {
@@ -40,7 +37,7 @@ type StreamOffsetStoreConfig struct {
 
 func (c *StreamOffsetStoreConfig) setDefaults() {
 	if c.RotateEvery == 0 {
-		c.RotateEvery = defaultRotateEvery
+		c.RotateEvery = defaults.RotateEvery
 	}
 	c.ClientConfig.setDefaults()
 }

@@ -226,31 +226,9 @@ func (p *Publisher) validate(tp *topicProducer, payload []byte) error {
 func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []prepared) error {
 	w := newWaiter(len(msgs))
 	for _, part := range parts {
-		for j, payload := range part.payloads {
-			i := part.index(j)
-			if err := part.tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
-				// This message and the rest of its stream's part were not
-				// appended; the earlier ones are buffered and will be
-				// written: wait for them so the caller learns their fate
-				// too.
-				w.set(i, "", p.mapErr(err))
-				for k := j + 1; k < len(part.payloads); k++ {
-					w.set(part.index(k), "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
-				}
-				break
-			}
-		}
+		p.appendPart(msgs, part, w)
 	}
-	owner := func(int) *topicProducer { return parts[0].tp }
-	if len(parts) > 1 || parts[0].idx != nil {
-		owners := make([]*topicProducer, len(msgs))
-		for _, part := range parts {
-			for j := range part.payloads {
-				owners[part.index(j)] = part.tp
-			}
-		}
-		owner = func(i int) *topicProducer { return owners[i] }
-	}
+	owner := partOwners(len(msgs), parts)
 	err := w.wait(topic, msgs)
 	var pubErr *PublishError
 	if errors.As(err, &pubErr) {
@@ -285,6 +263,39 @@ func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []p
 		})
 	}
 	return err
+}
+
+// appendPart appends the messages of one stream's part, each reporting to
+// w.
+func (p *Publisher) appendPart(msgs []*message.Message, part prepared, w *waiter) {
+	for j, payload := range part.payloads {
+		i := part.index(j)
+		if err := part.tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
+			// This message and the rest of its stream's part were not
+			// appended; the earlier ones are buffered and will be
+			// written: wait for them so the caller learns their fate
+			// too.
+			w.set(i, "", p.mapErr(err))
+			for k := j + 1; k < len(part.payloads); k++ {
+				w.set(part.index(k), "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
+			}
+			return
+		}
+	}
+}
+
+// partOwners tells the producer of each of the call's n messages.
+func partOwners(n int, parts []prepared) func(int) *topicProducer {
+	if len(parts) <= 1 && parts[0].idx == nil {
+		return func(int) *topicProducer { return parts[0].tp }
+	}
+	owners := make([]*topicProducer, n)
+	for _, part := range parts {
+		for j := range part.payloads {
+			owners[part.index(j)] = part.tp
+		}
+	}
+	return func(i int) *topicProducer { return owners[i] }
 }
 
 func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
@@ -71,27 +72,9 @@ const (
 	PositionLostStop
 )
 
-// Subscriber defaults.
-const (
-	defaultNackResendDelay = 100 * time.Millisecond
-	// defaultLiveTimeout bounds a long-poll request (and the silence on an
-	// SSE connection); it must exceed the server's long-poll timeout,
-	// which the reference server sets to 30s.
-	defaultLiveTimeout = 65 * time.Second
-	// defaultMaxReadBytes bounds the body of one read: 64 MiB.
-	defaultMaxReadBytes = 64 << 20
-	// defaultHandoverTimeout bounds the wait for a message in a
-	// handler's hands when a subscription stops: well inside a Kubernetes
-	// termination grace period (30s) with room for the final writes and
-	// the leave, inside the Router's CloseTimeout (30s), which waits for
-	// the handlers after it closed the subscriber, and inside the 15s in
-	// which Watermill's universal tests expect a held message's context
-	// to end after Close.
-	defaultHandoverTimeout = 10 * time.Second
-	// CommitEveryAck as CommitInterval stores the position after every
-	// ack, before the next message is delivered: one write per message.
-	CommitEveryAck time.Duration = -1
-)
+// CommitEveryAck as CommitInterval stores the position after every ack,
+// before the next message is delivered: one write per message.
+const CommitEveryAck time.Duration = -1
 
 // SubscriberConfig configures a Subscriber.
 type SubscriberConfig struct {
@@ -263,17 +246,17 @@ func (c *SubscriberConfig) setDefaults() {
 		}
 	}
 	if c.HandoverTimeout == 0 {
-		c.HandoverTimeout = defaultHandoverTimeout
+		c.HandoverTimeout = defaults.HandoverTimeout
 	}
 	if c.NackResendDelay == 0 {
-		c.NackResendDelay = defaultNackResendDelay
+		c.NackResendDelay = defaults.NackResendDelay
 	}
 	c.ClientConfig.setDefaults()
 	if c.LiveTimeout == 0 {
-		c.LiveTimeout = defaultLiveTimeout
+		c.LiveTimeout = defaults.LiveTimeout
 	}
 	if c.MaxReadBytes == 0 {
-		c.MaxReadBytes = defaultMaxReadBytes
+		c.MaxReadBytes = defaults.MaxReadBytes
 	}
 }
 

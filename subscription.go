@@ -180,41 +180,51 @@ func (sub *subscription) consume(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		if b.err != nil {
-			return b.err
-		}
-		sub.started = true
-		if b.first && sub.pos.Skip == 0 && pass == 0 && !b.carried {
-			// Nothing consumed past the old offset: the read's own start
-			// names the same place, and is never "now".
-			sub.pos.Offset = b.chunk.Offset
-		}
-		for _, f := range b.frames {
-			if pass > 0 {
-				pass--
-				sub.pos.Skip++
-				continue
-			}
-			if err := sub.handle(ctx, f); err != nil {
-				return err
-			}
-		}
-		if !b.last {
-			continue
-		}
-		if pass > 0 && b.chunk.UpToDate {
-			return &positionLostError{
-				stored: Position{Offset: start, Skip: sub.pos.Skip + pass}, stream: b.chunk.NextOffset,
-				reason: fmt.Sprintf("only %d messages follow the offset", sub.pos.Skip),
-			}
-		}
-		if !b.partial && pass == 0 {
-			// The whole read is consumed: its end names the place, and a
-			// restart reads only what came after it.
-			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
-			sub.moved(ctx)
+		if err := sub.consumeBatch(ctx, b, &pass, start); err != nil {
+			return err
 		}
 	}
+}
+
+// consumeBatch delivers the frames of one decoded batch of the read that
+// started at start, after passing over *pass of them (messages consumed
+// before), and keeps the position.
+func (sub *subscription) consumeBatch(ctx context.Context, b batch, pass *int, start string) error {
+	if b.err != nil {
+		return b.err
+	}
+	sub.started = true
+	if b.first && sub.pos.Skip == 0 && *pass == 0 && !b.carried {
+		// Nothing consumed past the old offset: the read's own start
+		// names the same place, and is never "now".
+		sub.pos.Offset = b.chunk.Offset
+	}
+	for _, f := range b.frames {
+		if *pass > 0 {
+			*pass--
+			sub.pos.Skip++
+			continue
+		}
+		if err := sub.handle(ctx, f); err != nil {
+			return err
+		}
+	}
+	if !b.last {
+		return nil
+	}
+	if *pass > 0 && b.chunk.UpToDate {
+		return &positionLostError{
+			stored: Position{Offset: start, Skip: sub.pos.Skip + *pass}, stream: b.chunk.NextOffset,
+			reason: fmt.Sprintf("only %d messages follow the offset", sub.pos.Skip),
+		}
+	}
+	if !b.partial && *pass == 0 {
+		// The whole read is consumed: its end names the place, and a
+		// restart reads only what came after it.
+		sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
+		sub.moved(ctx)
+	}
+	return nil
 }
 
 // handle delivers one decoded frame, or applies the poison policy. It

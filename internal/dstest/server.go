@@ -111,24 +111,13 @@ func Start(opts Options) (*Server, error) {
 	return nil, err
 }
 
+// start launches the server process and waits until it says READY, is
+// gone, or readyTimeout passes.
 func (s *Server) start() error {
 	dir := Dir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@durable-streams", "server", "package.json")); err != nil {
-		return fmt.Errorf("%w: run `npm ci --prefix %s` (needs Node.js >= 18 and npm)", ErrNotInstalled, dir)
-	}
-	node, err := exec.LookPath("node")
+	node, args, err := s.command(dir)
 	if err != nil {
-		return fmt.Errorf("dstest: node not found on PATH (install Node.js >= 18): %w", err)
-	}
-
-	args := []string{
-		filepath.Join(dir, "server.mjs"),
-		"--watch-stdin",
-		"--port", strconv.Itoa(s.opts.Port),
-		"--long-poll-ms", strconv.FormatInt(s.opts.LongPollTimeout.Milliseconds(), 10),
-	}
-	if s.opts.DataDir != "" {
-		args = append(args, "--data-dir", s.opts.DataDir)
+		return err
 	}
 
 	lifelineR, lifelineW, err := os.Pipe()
@@ -163,6 +152,52 @@ func (s *Server) start() error {
 		close(exited)
 	}()
 
+	ready := readReady(stdout)
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case base := <-ready:
+		s.mu.Lock()
+		s.URL, s.cmd, s.exited, s.lifeline, s.stderr = base, cmd, exited, lifelineW, stderr
+		s.pinPortLocked(base)
+		s.mu.Unlock()
+		return nil
+	case <-exited:
+		_ = lifelineW.Close()
+		return fmt.Errorf("dstest: server exited before it was ready: %s", stderr.String())
+	case <-timer.C:
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = lifelineW.Close()
+		return fmt.Errorf("dstest: server not ready after %s: %s", readyTimeout, stderr.String())
+	}
+}
+
+// command is the node command line that runs the launcher in dir with
+// the server's options.
+func (s *Server) command(dir string) (string, []string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@durable-streams", "server", "package.json")); err != nil {
+		return "", nil, fmt.Errorf("%w: run `npm ci --prefix %s` (needs Node.js >= 18 and npm)", ErrNotInstalled, dir)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return "", nil, fmt.Errorf("dstest: node not found on PATH (install Node.js >= 18): %w", err)
+	}
+	args := []string{
+		filepath.Join(dir, "server.mjs"),
+		"--watch-stdin",
+		"--port", strconv.Itoa(s.opts.Port),
+		"--long-poll-ms", strconv.FormatInt(s.opts.LongPollTimeout.Milliseconds(), 10),
+	}
+	if s.opts.DataDir != "" {
+		args = append(args, "--data-dir", s.opts.DataDir)
+	}
+	return node, args, nil
+}
+
+// readReady reads the launcher's stdout until it closes, and sends the
+// base URL of its READY line.
+func readReady(stdout *os.File) <-chan string {
 	ready := make(chan string, 1)
 	go func() {
 		defer stdout.Close()
@@ -176,31 +211,19 @@ func (s *Server) start() error {
 		// Keep draining so the child never blocks writing to a full pipe.
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
+	return ready
+}
 
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case base := <-ready:
-		s.mu.Lock()
-		s.URL, s.cmd, s.exited, s.lifeline, s.stderr = base, cmd, exited, lifelineW, stderr
-		if s.opts.Port == 0 {
-			// Pin the port so a restart comes back at the same URL.
-			if u, err := url.Parse(base); err == nil {
-				if _, port, err := net.SplitHostPort(u.Host); err == nil {
-					s.opts.Port, _ = strconv.Atoi(port)
-				}
-			}
+// pinPortLocked pins the port of base when the server chose it, so that
+// a restart comes back at the same URL.
+func (s *Server) pinPortLocked(base string) {
+	if s.opts.Port != 0 {
+		return
+	}
+	if u, err := url.Parse(base); err == nil {
+		if _, port, err := net.SplitHostPort(u.Host); err == nil {
+			s.opts.Port, _ = strconv.Atoi(port)
 		}
-		s.mu.Unlock()
-		return nil
-	case <-exited:
-		_ = lifelineW.Close()
-		return fmt.Errorf("dstest: server exited before it was ready: %s", stderr.String())
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = lifelineW.Close()
-		return fmt.Errorf("dstest: server not ready after %s: %s", readyTimeout, stderr.String())
 	}
 }
 

@@ -94,6 +94,20 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	m := newMember(cfg)
+	w, tail, err := m.announce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.start(ctx, w, tail); err != nil {
+		return nil, err
+	}
+	m.log.Info("Joined consumer group", watermill.LogFields{"members_log": protocol.RedactURL(cfg.membersURL(w))})
+	return m, nil
+}
+
+// newMember is a member of cfg's group that has not joined yet.
+func newMember(cfg Config) *Member {
 	m := &Member{
 		cfg:         cfg,
 		log:         cfg.Logger.With(watermill.LogFields{"group": cfg.Group, "topic": cfg.Topic, "member": cfg.MemberID}),
@@ -111,20 +125,27 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	m.log = m.log.With(watermill.LogFields{"incarnation": m.inc})
 	m.roster = &roster{cfg: cfg, log: m.log}
 	m.session.Store(&sessionState{})
+	return m
+}
+
+// announce appends the member's join record to the group's current
+// members log, and returns that log and the offset to watch it from.
+func (m *Member) announce(ctx context.Context) (int64, string, error) {
+	cfg := m.cfg
 	w, err := m.roster.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("join group %q: members log: %w", cfg.Group, err)
+		return 0, "", fmt.Errorf("join group %q: members log: %w", cfg.Group, err)
 	}
 	// Watch from the tail as it is before our join record, not from
 	// "now" at the first read, which could miss a record appended in
 	// between.
 	tail, _, err := cfg.Client.Tail(ctx, cfg.membersURL(w))
 	if err != nil {
-		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
+		return 0, "", fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
 	t0 := m.now()
 	if err := m.roster.append(ctx, memberRecord{Member: cfg.MemberID, Inc: m.inc, Kind: kindJoin}); err != nil {
-		return nil, fmt.Errorf("join group %q: %w", cfg.Group, err)
+		return 0, "", fmt.Errorf("join group %q: %w", cfg.Group, err)
 	}
 	if moved := m.roster.current(); moved != w {
 		// The group moved to the next log between our look and our
@@ -133,7 +154,12 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	m.extend(t0)
 	m.joinedAt = t0
+	return w, tail, nil
+}
 
+// start runs the member's goroutines: the watch of members log w from
+// tail (waited for until it reads), the heartbeat and the coordination.
+func (m *Member) start(ctx context.Context, w int64, tail string) error {
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.coordCtx, m.stopCoord = context.WithCancel(m.ctx)
 	m.beatCtx, m.stopBeat = context.WithCancel(m.ctx)
@@ -143,14 +169,13 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	if err := <-watchReady; err != nil {
 		m.cancel()
 		m.watchWG.Wait()
-		return nil, fmt.Errorf("watch group %q: %w", cfg.Group, err)
+		return fmt.Errorf("watch group %q: %w", m.cfg.Group, err)
 	}
 	m.beatWG.Add(1)
 	go func() { defer m.beatWG.Done(); m.heartbeat() }()
 	m.coordWG.Add(1)
 	go func() { defer m.coordWG.Done(); m.coordinate() }()
-	m.log.Info("Joined consumer group", watermill.LogFields{"members_log": protocol.RedactURL(cfg.membersURL(w))})
-	return m, nil
+	return nil
 }
 
 // ID is the member's ID.

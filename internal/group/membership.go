@@ -96,17 +96,7 @@ func (m *Member) watchLog(w int64, from string) (int64, bool) {
 			return 0, false
 		}
 		if errors.Is(err, protocol.ErrStreamNotFound) {
-			// Gone: a server that lost its data, or a log deleted after
-			// we stopped reading it. Go on with the log of the server's
-			// clock, created if need be.
-			w2 := max(w+1, m.roster.window())
-			if _, err := m.roster.create(m.ctx, w2); err != nil && !errors.Is(err, protocol.ErrStreamClosed) {
-				m.log.Info("Could not start the members log again; retrying", watermill.LogFields{"err": err})
-				if protocol.Sleep(m.ctx, m.cfg.HeartbeatInterval) != nil {
-					return 0, false
-				}
-			}
-			return w2, true
+			return m.logGone(w)
 		}
 		if err != nil {
 			// The reader already retried what may be retried; start again
@@ -124,17 +114,7 @@ func (m *Member) watchLog(w int64, from string) (int64, bool) {
 			continue
 		}
 		if len(data) > 0 {
-			recs, bad := decodeEach(data, memberRecord.problem)
-			for _, b := range bad {
-				m.log.Error("Skipping a record of the consumer group's members log that is not a member record", nil,
-					watermill.LogFields{"members_log": protocol.RedactURL(url), "record": b.String()})
-			}
-			for _, rec := range recs {
-				if rec.Kind == kindNext && rec.Window > w {
-					next = rec.Window
-				}
-			}
-			m.observe(recs)
+			next = m.takeRecords(url, data, w, next)
 		}
 		if chunk.Closed {
 			if next < 0 {
@@ -143,6 +123,39 @@ func (m *Member) watchLog(w int64, from string) (int64, bool) {
 			return next, true
 		}
 	}
+}
+
+// logGone goes on after members log w is gone: a server that lost its
+// data, or a log deleted after we stopped reading it. The log to read next
+// is the one of the server's clock, created if need be; false when the
+// member is leaving.
+func (m *Member) logGone(w int64) (int64, bool) {
+	w2 := max(w+1, m.roster.window())
+	if _, err := m.roster.create(m.ctx, w2); err != nil && !errors.Is(err, protocol.ErrStreamClosed) {
+		m.log.Info("Could not start the members log again; retrying", watermill.LogFields{"err": err})
+		if protocol.Sleep(m.ctx, m.cfg.HeartbeatInterval) != nil {
+			return 0, false
+		}
+	}
+	return w2, true
+}
+
+// takeRecords decodes a chunk of members log w (at url), skipping what is
+// not a member record, observes the records, and returns the log to read
+// next as far as the chunk tells (next, unless it names a later one).
+func (m *Member) takeRecords(url string, data []byte, w, next int64) int64 {
+	recs, bad := decodeEach(data, memberRecord.problem)
+	for _, b := range bad {
+		m.log.Error("Skipping a record of the consumer group's members log that is not a member record", nil,
+			watermill.LogFields{"members_log": protocol.RedactURL(url), "record": b.String()})
+	}
+	for _, rec := range recs {
+		if rec.Kind == kindNext && rec.Window > w {
+			next = rec.Window
+		}
+	}
+	m.observe(recs)
+	return next
 }
 
 // observe takes in records of the members log, in stream order. The
@@ -157,75 +170,19 @@ func (m *Member) observe(recs []memberRecord) {
 	newer, found, joined := "", false, false
 	m.mu.Lock()
 	for _, r := range recs {
-		if r.Kind == kindNext {
-			continue
-		}
-		if r.Member == m.cfg.MemberID {
-			switch {
-			case r.Inc == m.inc:
-				if r.Kind == kindJoin {
-					m.ownJoinSeen = true
-				}
-				if ch, ok := m.syncs[r.Sync]; ok && r.Sync != "" {
-					close(ch)
-					delete(m.syncs, r.Sync)
-				}
-			case r.Kind != kindJoin:
-				// Records of another instance with our ID: we count our ID
-				// as alive anyway, and tell older from newer by joins.
-			case m.ownJoinSeen:
-				if !found {
-					newer, found = r.Inc, true
-				}
-			default:
-				m.older[r.Inc] = true // it joined before us
-			}
-			continue
-		}
-		incs := m.members[r.Member]
-		if incs == nil {
-			incs = make(map[string]*incarnation)
-			m.members[r.Member] = incs
-		}
-		st := incs[r.Inc]
-		switch r.Kind {
-		case kindJoin:
-			for inc, other := range incs {
-				if inc != r.Inc && !other.left {
-					other.left, other.last = true, now
-				}
-			}
-			incs[r.Inc] = &incarnation{last: now}
-			joined = true
-		case kindLeave:
-			if st == nil {
-				incs[r.Inc] = &incarnation{last: now, left: true}
-			} else {
-				st.left, st.last = true, now
+		switch {
+		case r.Kind == kindNext:
+		case r.Member == m.cfg.MemberID:
+			if inc, ok := m.ownRecordLocked(r); ok && !found {
+				newer, found = inc, true
 			}
 		default:
-			// A heartbeat after a leave does not bring an incarnation
-			// back: only a join does.
-			if st == nil {
-				incs[r.Inc] = &incarnation{last: now}
-			} else if !st.left {
-				st.last = now
+			if m.otherRecordLocked(r, now) {
+				joined = true
 			}
 		}
 	}
-	// Forget incarnations long gone, so that the map does not grow with
-	// every member that ever lived (a dead one is dead after
-	// SessionTimeout).
-	for id, incs := range m.members {
-		for inc, st := range incs {
-			if now-st.last > 10*m.cfg.SessionTimeout {
-				delete(incs, inc)
-			}
-		}
-		if len(incs) == 0 {
-			delete(m.members, id)
-		}
-	}
+	m.forgetLocked(now)
 	m.mu.Unlock()
 	if found {
 		m.supersede(newer)
@@ -237,6 +194,82 @@ func (m *Member) observe(recs []memberRecord) {
 		}
 	}
 	m.wake()
+}
+
+// ownRecordLocked takes in a record of our own ID: ours (our join seen, a
+// sync answered), or another instance's. It returns the incarnation of a
+// join of our ID after our own: a newer instance, which supersedes us.
+func (m *Member) ownRecordLocked(r memberRecord) (string, bool) {
+	switch {
+	case r.Inc == m.inc:
+		if r.Kind == kindJoin {
+			m.ownJoinSeen = true
+		}
+		if ch, ok := m.syncs[r.Sync]; ok && r.Sync != "" {
+			close(ch)
+			delete(m.syncs, r.Sync)
+		}
+	case r.Kind != kindJoin:
+		// Records of another instance with our ID: we count our ID
+		// as alive anyway, and tell older from newer by joins.
+	case m.ownJoinSeen:
+		return r.Inc, true
+	default:
+		m.older[r.Inc] = true // it joined before us
+	}
+	return "", false
+}
+
+// otherRecordLocked takes in a record of another member's incarnation at
+// now, and reports whether it is a join.
+func (m *Member) otherRecordLocked(r memberRecord, now time.Duration) bool {
+	incs := m.members[r.Member]
+	if incs == nil {
+		incs = make(map[string]*incarnation)
+		m.members[r.Member] = incs
+	}
+	st := incs[r.Inc]
+	switch r.Kind {
+	case kindJoin:
+		for inc, other := range incs {
+			if inc != r.Inc && !other.left {
+				other.left, other.last = true, now
+			}
+		}
+		incs[r.Inc] = &incarnation{last: now}
+		return true
+	case kindLeave:
+		if st == nil {
+			incs[r.Inc] = &incarnation{last: now, left: true}
+		} else {
+			st.left, st.last = true, now
+		}
+	default:
+		// A heartbeat after a leave does not bring an incarnation
+		// back: only a join does.
+		if st == nil {
+			incs[r.Inc] = &incarnation{last: now}
+		} else if !st.left {
+			st.last = now
+		}
+	}
+	return false
+}
+
+// forgetLocked forgets incarnations long gone, so that the map does not
+// grow with every member that ever lived (a dead one is dead after
+// SessionTimeout).
+func (m *Member) forgetLocked(now time.Duration) {
+	for id, incs := range m.members {
+		for inc, st := range incs {
+			if now-st.last > 10*m.cfg.SessionTimeout {
+				delete(incs, inc)
+			}
+		}
+		if len(incs) == 0 {
+			delete(m.members, id)
+		}
+	}
 }
 
 // aliveLocked reports whether incarnation inc of member id counts as alive:

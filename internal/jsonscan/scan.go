@@ -99,7 +99,9 @@ func (s *scanner) skipSpace() {
 	s.pos = i
 }
 
-// run scans until the value ends, the data ends or an error.
+// run scans until the value ends, the data ends or an error: each pass of
+// its loop is one step of the state machine (a string's rest, or the
+// token at s.pos).
 func (s *scanner) run() result {
 	d := s.data
 	for {
@@ -107,16 +109,8 @@ func (s *scanner) run() result {
 		case stDone:
 			return resDone
 		case stString, stKeyString:
-			if r := s.str(); r != resDone {
+			if r := s.stringRest(); r != resDone {
 				return r
-			}
-			if s.state == stKeyString {
-				if s.an != nil {
-					s.an.key(s)
-				}
-				s.state = stColon
-			} else {
-				s.valueEnd()
 			}
 			continue
 		}
@@ -126,72 +120,97 @@ func (s *scanner) run() result {
 				return s.end()
 			}
 		}
-		c := d[s.pos]
-		switch s.state {
-		case stFirstElem:
-			if c == ']' {
-				s.pos++
-				s.pop()
-				continue
-			}
-			fallthrough
-		case stValue:
-			if r := s.value(c); r != resDone {
-				return r
-			}
-		case stFirstKey:
-			if c == '}' {
-				s.pos++
-				s.pop()
-				continue
-			}
-			fallthrough
-		case stKey:
-			if c != '"' {
-				return s.fail("expected object key")
-			}
-			if r := s.member(); r != resDone {
-				return r
-			}
-		case stColon:
-			if c != ':' {
-				return s.fail("expected ':'")
-			}
-			s.pos++
-			s.state = stValue
-		case stAfterValue:
-			top := s.stack[len(s.stack)-1]
-			switch {
-			case c == ',':
-				// What usually follows comes next at once: a key, a value.
-				s.pos++
-				s.state = stValue
-				if top == '{' {
-					s.state = stKey
-				}
-				if s.pos >= len(d) {
-					continue
-				}
-				switch c := d[s.pos]; {
-				case c == '"' && top == '{':
-					if r := s.member(); r != resDone {
-						return r
-					}
-				case c > ' ' && top == '[':
-					if r := s.value(c); r != resDone {
-						return r
-					}
-				}
-			case c == top+2: // ']' is '['+2, '}' is '{'+2
-				s.pos++
-				s.pop()
-			case top == '{':
-				return s.fail("expected ',' or '}'")
-			default:
-				return s.fail("expected ',' or ']'")
-			}
+		if r := s.token(d[s.pos]); r != resDone {
+			return r
 		}
 	}
+}
+
+// stringRest scans the rest of the string at s.tok, a key or a value, and
+// moves past it. resDone: the string ended.
+func (s *scanner) stringRest() result {
+	if r := s.str(); r != resDone {
+		return r
+	}
+	if s.state == stKeyString {
+		if s.an != nil {
+			s.an.key(s)
+		}
+		s.state = stColon
+	} else {
+		s.valueEnd()
+	}
+	return resDone
+}
+
+// token scans what starts with c at s.pos in the state the scanner is in.
+// resDone: the scan goes on.
+func (s *scanner) token(c byte) result {
+	switch s.state {
+	case stFirstElem:
+		if c == ']' {
+			s.pos++
+			s.pop()
+			return resDone
+		}
+		fallthrough
+	case stValue:
+		return s.value(c)
+	case stFirstKey:
+		if c == '}' {
+			s.pos++
+			s.pop()
+			return resDone
+		}
+		fallthrough
+	case stKey:
+		if c != '"' {
+			return s.fail("expected object key")
+		}
+		return s.member()
+	case stColon:
+		if c != ':' {
+			return s.fail("expected ':'")
+		}
+		s.pos++
+		s.state = stValue
+	case stAfterValue:
+		return s.afterValue(c)
+	}
+	return resDone
+}
+
+// afterValue scans c after a value in a container: a ',' and what
+// usually follows it at once (a key, a value), or the container's end.
+// resDone: the scan goes on.
+func (s *scanner) afterValue(c byte) result {
+	d := s.data
+	top := s.stack[len(s.stack)-1]
+	switch {
+	case c == ',':
+		s.pos++
+		s.state = stValue
+		if top == '{' {
+			s.state = stKey
+		}
+		if s.pos >= len(d) {
+			return resDone
+		}
+		switch c := d[s.pos]; {
+		case c == '"' && top == '{':
+			return s.member()
+		case c > ' ' && top == '[':
+			return s.value(c)
+		}
+	case c == top+2: // ']' is '['+2, '}' is '{'+2
+		s.pos++
+		s.pop()
+	case top == '{':
+		return s.fail("expected ',' or '}'")
+	default:
+		return s.fail("expected ',' or ']'")
+	}
+	return resDone
 }
 
 // member scans a key at s.pos, its ':' and the value if it follows at

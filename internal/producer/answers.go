@@ -29,7 +29,8 @@ var errConflicts = errors.New("the server kept refusing this batch's sequence nu
 	"(another producer with the same id and epoch is writing?)")
 
 // handle applies the final answer of one request: the one place where an
-// outcome of the answer table changes the owner's state.
+// outcome of the answer table changes the owner's state. Each kind of
+// outcome is one step below: written, closed, renumbered or failed.
 func (s *sequencer) handle(r result) {
 	b := r.a.b
 	b.inFlight = false
@@ -43,29 +44,54 @@ func (s *sequencer) handle(r result) {
 	o := classify(r.sent(s.acked), r.ans, protocol.RedactURL(s.p.cfg.URL))
 	switch o.kind {
 	case acknowledged, duplicateOfOurs:
-		b.notified = r.notified
-		if b.closeResult != nil && o.kind == acknowledged {
-			// A 200 to a close without Stream-Closed: the final message is
-			// written, but the stream is open.
-			s.ackWith(b, o.offset, fmt.Errorf("close %s: the server wrote the final message "+
-				"but did not answer Stream-Closed: true; the stream is open", protocol.RedactURL(s.p.cfg.URL)))
-			return
-		}
-		s.ack(b, o.offset)
+		s.written(r, o)
+	case closedByUs, closedByOthers:
+		s.closed(b, o)
+	case duplicateOfOthers, gap, staleGap, stateLost:
+		s.seqTaken(r, o)
+	case fenced, notFound, rejected, unanswered, retryable:
+		s.failed(b, o)
+	}
+}
 
-	case closedByUs:
+// written acknowledges a batch the server wrote (by this request or an
+// earlier one of ours).
+func (s *sequencer) written(r result, o outcome) {
+	b := r.a.b
+	b.notified = r.notified
+	if b.closeResult != nil && o.kind == acknowledged {
+		// A 200 to a close without Stream-Closed: the final message is
+		// written, but the stream is open.
+		s.ackWith(b, o.offset, fmt.Errorf("close %s: the server wrote the final message "+
+			"but did not answer Stream-Closed: true; the stream is open", protocol.RedactURL(s.p.cfg.URL)))
+		return
+	}
+	s.ack(b, o.offset)
+}
+
+// closed records a closed stream: closed by this batch, or by another
+// writer before it.
+func (s *sequencer) closed(b *batch, o outcome) {
+	if o.kind == closedByUs {
 		s.streamClosed(o.offset, true)
 		s.ack(b, o.offset)
+		return
+	}
+	s.streamClosed(o.offset, false)
+	if b.closeResult != nil && len(b.dones) == 0 {
+		s.ack(b, o.offset) // close-only: the stream is closed, as asked
+		return
+	}
+	s.setFatal(o.streamErr)
+	s.fail(b, s.unknownIf(b, o.err))
+}
 
-	case closedByOthers:
-		s.streamClosed(o.offset, false)
-		if b.closeResult != nil && len(b.dones) == 0 {
-			s.ack(b, o.offset) // close-only: the stream is closed, as asked
-			return
-		}
-		s.setFatal(o.streamErr)
-		s.fail(b, s.unknownIf(b, o.err))
-
+// seqTaken sends a batch again after an answer that says its seq is taken
+// or early: a duplicate of another writer's, a gap, a stale gap, or a
+// producer the server no longer knows.
+func (s *sequencer) seqTaken(r result, o outcome) {
+	b := r.a.b
+	switch o.kind {
 	case duplicateOfOthers:
 		s.p.log.Debug("Sequence number already used on the server, renumbering", watermill.LogFields{
 			"epoch": r.a.epoch, "seq": r.a.seq, "server_seq": o.seq,
@@ -100,7 +126,13 @@ func (s *sequencer) handle(r result) {
 		}
 		s.claim = max(s.claim, s.epoch+1)
 		s.conflict(b)
+	}
+}
 
+// failed handles a batch the server refused or did not answer: fenced,
+// not found, rejected, unanswered or retryable past its budget.
+func (s *sequencer) failed(b *batch, o outcome) {
+	switch o.kind {
 	case fenced:
 		if s.p.cfg.AutoClaim && o.seq < protocol.MaxInteger {
 			s.claim = max(s.claim, o.seq+1)

@@ -170,40 +170,18 @@ func mayBeOurs(s sent, a answer, o outcome) outcome {
 	return o
 }
 
+// classifyAnswer reads one answer by its status; the longer readings are
+// the functions below it.
 func classifyAnswer(s sent, a answer, url string) outcome {
 	if a.err != nil {
-		if a.gaveUp {
-			return outcome{kind: unanswered, mayBeWritten: a.mayBeWritten, err: a.err}
-		}
-		if a.retryable || a.mayBeWritten {
-			return outcome{kind: retryable, mayBeWritten: a.mayBeWritten, err: a.err}
-		}
-		// A failure before the request was written that would fail again
-		// (a refused certificate, a HeaderFunc error): nothing applied.
-		return outcome{kind: rejected, err: a.err}
+		return classifyUnanswered(a)
 	}
 	h := a.header
 	o := outcome{offset: h.Get(protocol.HeaderNextOffset)}
-	httpErr := func() error {
-		return &protocol.HTTPError{Method: http.MethodPost, URL: url, StatusCode: a.status, Body: a.body,
-			RetryAfter: protocol.RetryAfter(h, maxRetryAfter)}
-	}
 	closed := isTrue(h.Get(protocol.HeaderClosed))
 	switch {
-	case (a.status == http.StatusOK || a.status == http.StatusCreated) && o.offset == "":
-		// §5.2: a success carries the new tail. One without it is no
-		// Durable Streams endpoint's (a web server or a proxy's default
-		// route answering 200 to anything): nothing reached a stream.
-		o.kind, o.err = rejected, notStreamEndpoint(a.status, url)
-
 	case a.status == http.StatusOK || a.status == http.StatusCreated:
-		// A close that the server answers 200 without Stream-Closed did
-		// not close: the final message is written, the stream is open.
-		if s.close && closed {
-			o.kind = closedByUs
-		} else {
-			o.kind = acknowledged
-		}
+		return classifyWritten(s, a, o, url, closed)
 
 	case a.status == http.StatusNoContent:
 		return classifyDuplicate(s, a, o, url)
@@ -213,19 +191,7 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamClosed, url)
 
 	case a.status == http.StatusConflict && h.Get(protocol.HeaderExpectedSeq) != "":
-		expected, ok := headerInt(h, protocol.HeaderExpectedSeq)
-		switch {
-		case !ok || expected > s.seq:
-			// Unreadable, or a claim that we are behind what we sent,
-			// which §5.2.1 answers with 204: not an answer to trust.
-			o.kind, o.err = rejected, httpErr()
-		case expected <= s.ackedAtSend:
-			o.kind, o.seq = stateLost, expected
-		case expected <= s.ackedNow:
-			o.kind, o.seq = staleGap, expected
-		default:
-			o.kind, o.seq = gap, expected
-		}
+		return classifyExpectedSeq(s, a, o, url)
 
 	case a.status == http.StatusConflict && carriesBody(s) && a.streamType != nil && !protocol.SameContentType(*a.streamType, s.contentType):
 		// §5.2: a 409 that is neither a closed stream nor a sequence gap,
@@ -236,13 +202,7 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 			protocol.ErrContentTypeMismatch, url, *a.streamType, s.contentType)
 
 	case a.status == http.StatusForbidden && h.Get(protocol.HeaderProducerEpoch) != "":
-		server, ok := headerInt(h, protocol.HeaderProducerEpoch)
-		if !ok {
-			o.kind, o.err = rejected, httpErr()
-			break
-		}
-		o.kind, o.seq = fenced, server
-		o.err = &protocol.StaleEpochError{ServerEpoch: server, Epoch: s.epoch}
+		return classifyFenced(s, a, o, url)
 
 	case a.status == http.StatusNotFound:
 		o.kind = notFound
@@ -253,15 +213,86 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamGone, url)
 
 	case protocol.RetryableStatus(a.status):
-		o.kind, o.err = retryable, httpErr()
+		o.kind, o.err = retryable, answerError(a, url)
 		// A 429 is refused before anything is applied; a 5xx may come
 		// from a proxy after the server wrote.
 		o.mayBeWritten = a.status >= 500
 		o.retryAfter = protocol.RetryAfter(h, maxRetryAfter)
 
 	default:
-		o.kind, o.err = rejected, httpErr()
+		o.kind, o.err = rejected, answerError(a, url)
 	}
+	return o
+}
+
+// classifyWritten reads a 200 or 201: the batch written, or the stream
+// closed by it.
+func classifyWritten(s sent, a answer, o outcome, url string, closed bool) outcome {
+	switch {
+	case o.offset == "":
+		// §5.2: a success carries the new tail. One without it is no
+		// Durable Streams endpoint's (a web server or a proxy's default
+		// route answering 200 to anything): nothing reached a stream.
+		o.kind, o.err = rejected, notStreamEndpoint(a.status, url)
+	case s.close && closed:
+		o.kind = closedByUs
+	default:
+		// A close that the server answers 200 without Stream-Closed did
+		// not close: the final message is written, the stream is open.
+		o.kind = acknowledged
+	}
+	return o
+}
+
+// classifyUnanswered reads a request that drew no answer: given up on,
+// retryable, or failed before it was written.
+func classifyUnanswered(a answer) outcome {
+	if a.gaveUp {
+		return outcome{kind: unanswered, mayBeWritten: a.mayBeWritten, err: a.err}
+	}
+	if a.retryable || a.mayBeWritten {
+		return outcome{kind: retryable, mayBeWritten: a.mayBeWritten, err: a.err}
+	}
+	// A failure before the request was written that would fail again
+	// (a refused certificate, a HeaderFunc error): nothing applied.
+	return outcome{kind: rejected, err: a.err}
+}
+
+// answerError is the error of an answer the table reads as a refusal.
+func answerError(a answer, url string) error {
+	return &protocol.HTTPError{Method: http.MethodPost, URL: url, StatusCode: a.status, Body: a.body,
+		RetryAfter: protocol.RetryAfter(a.header, maxRetryAfter)}
+}
+
+// classifyExpectedSeq reads a 409 with Stream-Expected-Seq: how far the
+// server is from the seq sent.
+func classifyExpectedSeq(s sent, a answer, o outcome, url string) outcome {
+	expected, ok := headerInt(a.header, protocol.HeaderExpectedSeq)
+	switch {
+	case !ok || expected > s.seq:
+		// Unreadable, or a claim that we are behind what we sent,
+		// which §5.2.1 answers with 204: not an answer to trust.
+		o.kind, o.err = rejected, answerError(a, url)
+	case expected <= s.ackedAtSend:
+		o.kind, o.seq = stateLost, expected
+	case expected <= s.ackedNow:
+		o.kind, o.seq = staleGap, expected
+	default:
+		o.kind, o.seq = gap, expected
+	}
+	return o
+}
+
+// classifyFenced reads a 403 with Producer-Epoch: a newer epoch holds the
+// stream.
+func classifyFenced(s sent, a answer, o outcome, url string) outcome {
+	server, ok := headerInt(a.header, protocol.HeaderProducerEpoch)
+	if !ok {
+		o.kind, o.err = rejected, answerError(a, url)
+		return o
+	}
+	o.kind, o.seq = fenced, server
+	o.err = &protocol.StaleEpochError{ServerEpoch: server, Epoch: s.epoch}
 	return o
 }
 

@@ -128,33 +128,40 @@ func (r *Reader) stepSSE(ctx context.Context) (Chunk, bool, error) {
 			}
 			parts = append(parts, data)
 		case "control":
-			c, err := parseControl(ev.Data)
-			if err != nil {
-				r.Close()
-				return Chunk{}, false, err
+			chunk, ok, err := r.closeBatch(ev.Data, parts)
+			if err != nil || ok {
+				return chunk, ok, err
 			}
-			sawControl = true
-			data, err := r.joinParts(parts)
-			if err != nil {
-				r.Close()
-				return Chunk{}, false, err
-			}
-			parts, size = nil, 0
-			h := readHeaders{NextOffset: c.StreamNextOffset, Cursor: c.StreamCursor, UpToDate: c.UpToDate || c.StreamClosed, Closed: c.StreamClosed}
-			hasData := len(data) > 0 && !(protocol.IsJSON(r.contentType) && isEmptyJSONArray(data))
-			chunk, ok, err := r.advance(h, bytes.NewReader(data), hasData)
-			if err != nil {
-				r.Close()
-				return Chunk{}, false, err
-			}
-			if chunk.Closed {
-				r.Close()
-			}
-			if ok {
-				return chunk, true, nil
-			}
+			sawControl, parts, size = true, nil, 0
 		}
 	}
+}
+
+// closeBatch takes in the control event (data) that closes the batch of
+// data events parts: ok when it is a chunk to hand over. An error, or a
+// closed stream, closes the connection.
+func (r *Reader) closeBatch(control []byte, parts [][]byte) (Chunk, bool, error) {
+	c, err := parseControl(control)
+	if err != nil {
+		r.Close()
+		return Chunk{}, false, err
+	}
+	data, err := r.joinParts(parts)
+	if err != nil {
+		r.Close()
+		return Chunk{}, false, err
+	}
+	h := readHeaders{NextOffset: c.StreamNextOffset, Cursor: c.StreamCursor, UpToDate: c.UpToDate || c.StreamClosed, Closed: c.StreamClosed}
+	hasData := len(data) > 0 && !(protocol.IsJSON(r.contentType) && isEmptyJSONArray(data))
+	chunk, ok, err := r.advance(h, bytes.NewReader(data), hasData)
+	if err != nil {
+		r.Close()
+		return Chunk{}, false, err
+	}
+	if chunk.Closed {
+		r.Close()
+	}
+	return chunk, ok, nil
 }
 
 // catchUpInstead reads what an SSE batch too large for MaxBodyBytes held
