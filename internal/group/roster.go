@@ -43,6 +43,14 @@ type roster struct {
 // has read or written it for three windows.
 func (r *roster) membersTTL() time.Duration { return 3 * r.cfg.window }
 
+// ttlSeconds is d as a Stream-TTL: whole seconds, rounded up, so that a
+// TTL under a second (a window under a third of a second) is not 0,
+// which the reference server refuses (500) and the Caddy server takes
+// as a stream expired at once.
+func ttlSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
 // window is the members log of the server's clock now.
 func (r *roster) window() int64 {
 	r.mu.Lock()
@@ -119,7 +127,7 @@ func (r *roster) create(ctx context.Context, w int64) (http.Header, error) {
 			return protocol.Try{Err: err}
 		}
 		req.Header.Set("Content-Type", protocol.ContentTypeJSON)
-		req.Header.Set(protocol.HeaderTTL, strconv.FormatInt(int64(r.membersTTL()/time.Second), 10))
+		req.Header.Set(protocol.HeaderTTL, strconv.FormatInt(ttlSeconds(r.membersTTL()), 10))
 		resp, written, err := c.Send(req)
 		if err != nil {
 			return protocol.TransportTry(fmt.Errorf("create %s: %w", protocol.RedactURL(url), err), written)
