@@ -1,4 +1,4 @@
-package durablestreams_test
+package systemtest
 
 import (
 	"context"
