@@ -159,6 +159,7 @@ func allJobs(b *bench) []job {
 			{id: "11-fail-max", what: "the same, max", unit: "ms"},
 			{id: "11-hand-p50", what: fmt.Sprintf("clean handover: active member's Close to first delivery by the standby, p50 of %d tries", tries), unit: "ms"},
 			{id: "11-hand-max", what: "the same, max", unit: "ms"},
+			{id: "11-joinmoves", what: "diagnostic: tries in which the standby's join took the stream from the member delivering it (rendezvous assignment)", unit: "%"},
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 			return failoverAll(ctx, r, tries, session, heartbeat)
 		}},
