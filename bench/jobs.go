@@ -9,7 +9,7 @@ import (
 
 // groupNames are the row groups -rows selects from.
 func groupNames() []string {
-	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
 }
 
 // allJobs lists the rows of issue #6 in table order.
@@ -25,7 +25,9 @@ func allJobs(b *bench) []job {
 	shareN := b.scaled(20_000, 100)
 	tries, session, heartbeat, timings := 10, time.Duration(0), time.Duration(0),
 		fmt.Sprintf("library defaults: SessionTimeout %v, HeartbeatInterval %v", defaultSessionTimeout, defaultHeartbeatInterval)
+	joinRuns, joinWindow := 5, 3*time.Second
 	if b.opts.quick {
+		joinWindow = time.Second
 		tries, session, heartbeat = 2, 2*time.Second, 500*time.Millisecond
 		timings = "-quick: SessionTimeout 2s, HeartbeatInterval 0.5s, not the defaults"
 	}
@@ -163,6 +165,7 @@ func allJobs(b *bench) []job {
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 			return failoverAll(ctx, r, tries, session, heartbeat)
 		}},
+		joinPauseJob(joinRuns, joinWindow),
 	}
 }
 
