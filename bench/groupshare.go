@@ -161,7 +161,7 @@ func joinDrainPair(ctx context.Context, r *runCtx, n int, groupFirst bool) (map[
 		return err
 	}
 	drainGroup := func() (err error) {
-		grouped, err = groupDrainRun(ctx, r, baseURL, topic, n, nil, "bench-join-"+uuid.NewString()[:8], nil, "10-group", "10-group-first")
+		grouped, err = groupDrainRun(ctx, r, baseURL, topic, n, nil, "bench-join-"+uuid.NewString()[:8], nil, "10-group", "10-group-first", "10-group-drain")
 		return err
 	}
 	order := []func() error{drainPlain, drainGroup}
@@ -178,6 +178,8 @@ func joinDrainPair(ctx context.Context, r *runCtx, n int, groupFirst bool) (map[
 		"10-nogroup-first": millis(plain.first.Sub(plain.start)),
 		"10-group":         grouped.rate,
 		"10-group-first":   millis(grouped.first.Sub(grouped.start)),
+		// The first message is the start: n-1 were handled after it.
+		"10-group-drain": rate(n-1, grouped.done.Sub(grouped.first)),
 	}, nil
 }
 

@@ -148,6 +148,7 @@ func allJobs(b *bench) []job {
 			{id: "10-group", what: "the same with a sharing ConsumerGroup (1 member, defaults): its join into the empty group counted", unit: "msgs/s", ratios: []ratio{{to: "10-nogroup", atLeast: 0.8}}},
 			{id: "10-nogroup-first", what: "diagnostic: 10-nogroup, Router.Run to the first message handled", unit: "ms"},
 			{id: "10-group-first", what: "diagnostic: 10-group, Router.Run to the first message handled (the join)", unit: "ms", ratios: []ratio{{to: "10-nogroup-first"}}},
+			{id: "10-group-drain", what: "diagnostic: 10-group from its first message handled to the last (the drain without the join)", unit: "msgs/s", ratios: []ratio{{to: "10-nogroup"}}},
 			{id: "10-one", what: fmt.Sprintf("group drain of %d msgs, 1 member, topic of 1 stream (GroupSubscriber, in-process Router handler acks; first to last message handled)", shareN), unit: "msgs/s"},
 			{id: "10-p4m1", what: "the same, topic of 4 partitions, 1 member", unit: "msgs/s", ratios: []ratio{{to: "10-one"}}},
 			{id: "10-p4m2", what: "the same, 4 partitions, 2 members (one process)", unit: "msgs/s", ratios: []ratio{{to: "10-one"}, {to: "10-p4m1"}}},

@@ -281,7 +281,7 @@ func joinPauseRun(ctx context.Context, r *runCtx, window time.Duration) (map[str
 		if err := join(); err != nil {
 			return err
 		}
-		if err := sleepCtx(ctx, joinAt.Add(window).Sub(time.Now())); err != nil {
+		if err := sleepCtx(ctx, time.Until(joinAt.Add(window))); err != nil {
 			return err
 		}
 		end = time.Now()
