@@ -72,31 +72,78 @@ func (k *killSwitch) client() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// firstDelivery consumes a member's messages (acking them) and closes
-// got at its first one.
-type firstDelivery struct {
-	once sync.Once
+// deliveries consumes a member's messages (acking them): got closes at
+// its first one; arm watches for the first one after a moment.
+type deliveries struct {
 	got  chan struct{}
-	at   time.Time
 	done chan struct{}
+
+	mu    sync.Mutex
+	n     int
+	last  time.Time
+	watch chan struct{} // closed at the first delivery after arm
+	at    time.Time     // when watch closed
 }
 
-func consume(msgs <-chan *message.Message) *firstDelivery {
-	f := &firstDelivery{got: make(chan struct{}), done: make(chan struct{})}
+func consume(msgs <-chan *message.Message) *deliveries {
+	f := &deliveries{got: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
 		for msg := range msgs {
-			f.once.Do(func() { f.at = time.Now(); close(f.got) })
+			now := time.Now()
+			f.mu.Lock()
+			if f.n++; f.n == 1 {
+				close(f.got)
+			}
+			f.last = now
+			if f.watch != nil && f.at.IsZero() {
+				f.at = now
+				close(f.watch)
+			}
+			f.mu.Unlock()
 			msg.Ack()
 		}
 	}()
 	return f
 }
 
-// failoverTry is one try: a fresh topic and group, member "a" active and
-// "b" standing by; then a is killed (kill) or closed, and the result is
-// the time from then to b's first delivery.
-func failoverTry(ctx context.Context, r *runCtx, kill bool, session, heartbeat time.Duration) (time.Duration, error) {
+// lastAt is when the member last delivered (zero: never).
+func (f *deliveries) lastAt() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// arm returns a channel closed at the member's next delivery.
+func (f *deliveries) arm() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watch, f.at = make(chan struct{}), time.Time{}
+	return f.watch
+}
+
+func (f *deliveries) armedAt() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.at
+}
+
+// failoverMember is one member of a try, with the switch that kills it.
+type failoverMember struct {
+	sub       groupMember
+	ks        *killSwitch
+	hc        *http.Client
+	closeOnce sync.Once
+	d         *deliveries
+}
+
+func (m *failoverMember) close() { m.closeOnce.Do(func() { _ = m.sub.Close() }) }
+
+// failoverTry is one try: a fresh topic and group, member "a" subscribes
+// first, then "b"; the assignment (rendezvous hashing) gives the stream
+// to either. The one that delivers is then killed (kill) or closed, and
+// the result is the time from then to the other's first delivery.
+func failoverTry(ctx context.Context, r *runCtx, kill bool, session, heartbeat time.Duration) (_ time.Duration, moved bool, err error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	baseURL := r.b.baseURL()
@@ -110,79 +157,78 @@ func failoverTry(ctx context.Context, r *runCtx, kill bool, session, heartbeat t
 
 	pub, err := newKeyedPublisher(baseURL, 1)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer pub.Close()
 	// The first message creates the topic and records its count.
 	if err := pub.Publish(topic, message.NewMessage(uuid.NewString(), []byte(`{}`))); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	trickleCtx, stopTrickle := context.WithCancel(ctx)
 	trickled := make(chan error, 1)
 	go func() { trickled <- trickle(trickleCtx, pub, topic) }()
 	defer func() { stopTrickle(); <-trickled }()
 
-	// The members sort a < b, so a keeps the stream when b joins.
-	ks := &killSwitch{}
-	hcA := ks.client()
-	defer hcA.CloseIdleConnections()
-	a, err := newGroupMember(baseURL, group, "a", hcA, session, heartbeat)
-	if err != nil {
-		return 0, err
+	var members []*failoverMember
+	defer func() {
+		for _, m := range members {
+			m.close()
+			<-m.d.done
+			m.hc.CloseIdleConnections()
+		}
+	}()
+	for _, id := range []string{"a", "b"} {
+		m := &failoverMember{ks: &killSwitch{}}
+		m.hc = m.ks.client()
+		if m.sub, err = newGroupMember(baseURL, group, id, m.hc, session, heartbeat); err != nil {
+			return 0, false, err
+		}
+		msgs, err := m.sub.Subscribe(ctx, topic)
+		if err != nil {
+			_ = m.sub.Close()
+			return 0, false, err
+		}
+		m.d = consume(msgs)
+		members = append(members, m)
+		if id == "a" {
+			if err := waitFor(ctx, m.d.got, "member a's first delivery"); err != nil {
+				return 0, false, err
+			}
+		}
 	}
-	var closeOnce sync.Once
-	closeA := func() { closeOnce.Do(func() { _ = a.Close() }) }
-	defer closeA()
-	msgsA, err := a.Subscribe(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	fa := consume(msgsA)
-	defer func() { closeA(); <-fa.done }()
-	if err := waitFor(ctx, fa.got, "member a's first delivery"); err != nil {
-		return 0, err
-	}
-	b, err := newGroupMember(baseURL, group, "b", nil, session, heartbeat)
-	if err != nil {
-		return 0, err
-	}
-	defer b.Close()
-	msgsB, err := b.Subscribe(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	fb := consume(msgsB)
-	defer func() { _ = b.Close(); <-fb.done }()
-	// b listens 1.5 heartbeat intervals before it claims anything; past
-	// that it is a settled standby.
+	// b claims as soon as it has read its own join back; after three
+	// heartbeat intervals the two have settled: one delivers, the other
+	// stands by.
 	settle := heartbeat
 	if settle == 0 {
 		settle = defaultHeartbeatInterval
 	}
-	select {
-	case <-time.After(3 * settle):
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := sleepCtx(ctx, 3*settle); err != nil {
+		return 0, false, err
 	}
-	select {
-	case <-fb.got:
-		return 0, fmt.Errorf("standby b delivered before a went away")
-	default:
+	active, standby := members[0], members[1]
+	if standby.d.lastAt().After(active.d.lastAt()) {
+		active, standby = standby, active
 	}
+	if time.Since(standby.d.lastAt()) < settle {
+		return 0, false, fmt.Errorf("both members delivered within the last %v", settle)
+	}
+	next := standby.d.arm()
 
 	t0 := time.Now()
 	if kill {
-		// a cannot reach the server any more: its Close (Leave) hands
-		// nothing over; it only ends a's goroutines meanwhile.
-		ks.kill()
+		// The active member cannot reach the server any more: its Close
+		// (Leave) hands nothing over; it only ends its goroutines
+		// meanwhile.
+		active.ks.kill()
 	}
 	closing := make(chan struct{})
-	go func() { defer close(closing); closeA() }()
+	go func() { defer close(closing); active.close() }()
 	defer func() { <-closing }()
-	if err := waitFor(ctx, fb.got, "member b's first delivery"); err != nil {
-		return 0, err
+	if err := waitFor(ctx, next, "the standby's first delivery"); err != nil {
+		return 0, false, err
 	}
-	return fb.at.Sub(t0), nil
+	return standby.d.armedAt().Sub(t0), active == members[1], nil
 }
 
 // trickle publishes a message every trickleEvery until ctx is done.
@@ -203,6 +249,16 @@ func trickle(ctx context.Context, pub message.Publisher, topic string) error {
 	}
 }
 
+// sleepCtx sleeps d, or less if ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func waitFor(ctx context.Context, ch <-chan struct{}, what string) error {
 	select {
 	case <-ch:
@@ -215,23 +271,31 @@ func waitFor(ctx context.Context, ch <-chan struct{}, what string) error {
 // failoverAll is the failover and handover tries, alternating.
 func failoverAll(ctx context.Context, r *runCtx, tries int, session, heartbeat time.Duration) (map[string]float64, error) {
 	var fails, hands []time.Duration
+	moves := 0
 	for i := range tries {
-		d, err := failoverTry(ctx, r, true, session, heartbeat)
+		d, moved, err := failoverTry(ctx, r, true, session, heartbeat)
 		if err != nil {
 			return nil, fmt.Errorf("failover try %d: %w", i+1, err)
 		}
 		fails = append(fails, d)
-		d, err = failoverTry(ctx, r, false, session, heartbeat)
+		if moved {
+			moves++
+		}
+		d, moved, err = failoverTry(ctx, r, false, session, heartbeat)
 		if err != nil {
 			return nil, fmt.Errorf("handover try %d: %w", i+1, err)
 		}
 		hands = append(hands, d)
+		if moved {
+			moves++
+		}
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return map[string]float64{
-		"11-fail-p50": ms(percentile(fails, 50)),
-		"11-fail-max": ms(percentile(fails, 100)),
-		"11-hand-p50": ms(percentile(hands, 50)),
-		"11-hand-max": ms(percentile(hands, 100)),
+		"11-fail-p50":  ms(percentile(fails, 50)),
+		"11-fail-max":  ms(percentile(fails, 100)),
+		"11-hand-p50":  ms(percentile(hands, 50)),
+		"11-hand-max":  ms(percentile(hands, 100)),
+		"11-joinmoves": 100 * float64(moves) / float64(2*tries),
 	}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -54,4 +55,34 @@ func newKeyedPublisher(baseURL string, partitions int) (message.Publisher, error
 // one that records n: what a run deletes afterwards.
 func partitionStreams(topic string, n int) []string {
 	return append(partition.StreamNames(topic, n), partition.RecordName(topic))
+}
+
+// partitionStreamName is the stream (a topic for a Subscriber without a
+// group) of partition i of a topic of n partitions.
+func partitionStreamName(topic string, i, n int) string { return partition.StreamName(topic, i, n) }
+
+// partitionKeys returns one partition key per partition of a topic of n
+// partitions: keys[i] goes to partition i.
+func partitionKeys(n int) []string {
+	keys := make([]string, n)
+	found := 0
+	for k := 0; found < n; k++ {
+		key := "key-" + strconv.Itoa(k)
+		if i := partition.Of(key, n); keys[i] == "" {
+			keys[i] = key
+			found++
+		}
+	}
+	return keys
+}
+
+// newPartitionedPublisher returns an async publisher that spreads each
+// topic over partitions streams by the message's partition_key metadata
+// (the Publisher's default PartitionKey).
+func newPartitionedPublisher(baseURL string, partitions int) (message.Publisher, error) {
+	return durablestreams.NewPublisher(durablestreams.PublisherConfig{
+		BaseURL:    baseURL,
+		Async:      true,
+		Partitions: partitions,
+	}, nil)
 }

@@ -16,9 +16,9 @@ import (
 // members share a partitioned topic, all in this process, each member a
 // handler of one Router that only counts (the Router acks). A drain is
 // timed from the first message handled to the n-th, so that the members'
-// join (they listen 1.5 heartbeat intervals before claiming) is left out:
-// the rows measure throughput, not start-up. The CPU columns are sampled
-// at the same two points.
+// join is left out: the rows measure throughput, not start-up. The CPU
+// columns are sampled at the same two points. The issue 20 pair
+// (joinDrainPair) counts the join instead.
 
 // groupShareRun drains n messages of a fresh topic of partitions streams
 // with members members of a fresh group; it returns the rate and records
@@ -132,11 +132,66 @@ func writeKeyedBacklog(ctx context.Context, baseURL, topic string, partitions in
 	return nil
 }
 
-// groupShareAll is one run of the drain rows, interleaved: one member on a
-// topic of one stream (the reference), then 1, 2 and 4 members on a topic
-// of 4 partitions.
-func groupShareAll(ctx context.Context, r *runCtx, n int) (map[string]float64, error) {
-	values := make(map[string]float64)
+// joinDrainPair is the issue 20 drain in the watermill-benchmark method:
+// n messages already in a topic of one stream (written by a Publisher
+// with Partitions 1, so its count is recorded as a group reads it), then
+// drained through the same Router handler by a Subscriber without a group
+// and by a fresh sharing ConsumerGroup with the defaults, the clock
+// started before Router.Run, so Subscribe (the group's join) counts. The
+// two drains go in either order (groupFirst), so that neither always
+// reads the stream first.
+func joinDrainPair(ctx context.Context, r *runCtx, n int, groupFirst bool) (map[string]float64, error) {
+	c, err := r.b.corpusOf(jsonMode, n)
+	if err != nil {
+		return nil, err
+	}
+	baseURL := r.b.baseURL()
+	topic := "bench-join-" + uuid.NewString()[:8]
+	defer func() {
+		for _, s := range partitionStreams(topic, 1) {
+			r.b.deleteStream(baseURL + "/" + s)
+		}
+	}()
+	if err := writeKeyedBacklog(ctx, baseURL, topic, 1, c.messages()); err != nil {
+		return nil, err
+	}
+	var plain, grouped drain
+	drainPlain := func() (err error) {
+		plain, err = groupDrainRun(ctx, r, baseURL, topic, n, nil, "", nil, "10-nogroup", "10-nogroup-first")
+		return err
+	}
+	drainGroup := func() (err error) {
+		grouped, err = groupDrainRun(ctx, r, baseURL, topic, n, nil, "bench-join-"+uuid.NewString()[:8], nil, "10-group", "10-group-first", "10-group-drain")
+		return err
+	}
+	order := []func() error{drainPlain, drainGroup}
+	if groupFirst {
+		order[0], order[1] = order[1], order[0]
+	}
+	for _, f := range order {
+		if err := f(); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]float64{
+		"10-nogroup":       plain.rate,
+		"10-nogroup-first": millis(plain.first.Sub(plain.start)),
+		"10-group":         grouped.rate,
+		"10-group-first":   millis(grouped.first.Sub(grouped.start)),
+		// The first message is the start: n-1 were handled after it.
+		"10-group-drain": rate(n-1, grouped.done.Sub(grouped.first)),
+	}, nil
+}
+
+// groupShareAll is one run of the drain rows, interleaved: the issue 20
+// pair (no group, then a group, or the other way round: groupFirst), then
+// one member on a topic of one stream (the reference of the rest), then
+// 1, 2 and 4 members on a topic of 4 partitions.
+func groupShareAll(ctx context.Context, r *runCtx, n, joinN int, groupFirst bool) (map[string]float64, error) {
+	values, err := joinDrainPair(ctx, r, joinN, groupFirst)
+	if err != nil {
+		return nil, fmt.Errorf("10-nogroup/10-group: %w", err)
+	}
 	for _, c := range []struct {
 		id                  string
 		partitions, members int

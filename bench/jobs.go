@@ -9,7 +9,7 @@ import (
 
 // groupNames are the row groups -rows selects from.
 func groupNames() []string {
-	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
 }
 
 // allJobs lists the rows of issue #6 in table order.
@@ -25,11 +25,14 @@ func allJobs(b *bench) []job {
 	shareN := b.scaled(20_000, 100)
 	tries, session, heartbeat, timings := 10, time.Duration(0), time.Duration(0),
 		fmt.Sprintf("library defaults: SessionTimeout %v, HeartbeatInterval %v", defaultSessionTimeout, defaultHeartbeatInterval)
+	joinRuns, joinWindow := 5, 3*time.Second
 	if b.opts.quick {
+		joinWindow = time.Second
 		tries, session, heartbeat = 2, 2*time.Second, 500*time.Millisecond
 		timings = "-quick: SessionTimeout 2s, HeartbeatInterval 0.5s, not the defaults"
 	}
 	groupN := b.scaled(10_000, 100)
+	shareRuns := 0 // row 10 alternates the order of its no-group and group drains
 	return []job{
 		{group: "1a", runs: 5, lines: []line{{id: "1a-1", what: "raw POST, 1 msg/request, 1 connection", unit: "msgs/s"}},
 			run: rate1(func(ctx context.Context, r *runCtx) (float64, error) {
@@ -141,21 +144,29 @@ func allJobs(b *bench) []job {
 			return groupDrainRunBoth(ctx, r, groupN)
 		}},
 		{group: "10", runs: 3, lines: []line{
+			{id: "10-nogroup", what: fmt.Sprintf("watermill-benchmark method: %d msgs already in a topic of 1 stream, Subscriber without a group + Router handler; clock from before Router.Run (Subscribe included) to the last message handled", groupN), unit: "msgs/s"},
+			{id: "10-group", what: "the same with a sharing ConsumerGroup (1 member, defaults): its join into the empty group counted", unit: "msgs/s", ratios: []ratio{{to: "10-nogroup", atLeast: 0.8}}},
+			{id: "10-nogroup-first", what: "diagnostic: 10-nogroup, Router.Run to the first message handled", unit: "ms"},
+			{id: "10-group-first", what: "diagnostic: 10-group, Router.Run to the first message handled (the join)", unit: "ms", ratios: []ratio{{to: "10-nogroup-first"}}},
+			{id: "10-group-drain", what: "diagnostic: 10-group from its first message handled to the last (the drain without the join)", unit: "msgs/s", ratios: []ratio{{to: "10-nogroup"}}},
 			{id: "10-one", what: fmt.Sprintf("group drain of %d msgs, 1 member, topic of 1 stream (GroupSubscriber, in-process Router handler acks; first to last message handled)", shareN), unit: "msgs/s"},
 			{id: "10-p4m1", what: "the same, topic of 4 partitions, 1 member", unit: "msgs/s", ratios: []ratio{{to: "10-one"}}},
 			{id: "10-p4m2", what: "the same, 4 partitions, 2 members (one process)", unit: "msgs/s", ratios: []ratio{{to: "10-one"}, {to: "10-p4m1"}}},
 			{id: "10-p4m4", what: "the same, 4 partitions, 4 members (one process)", unit: "msgs/s", ratios: []ratio{{to: "10-one"}, {to: "10-p4m1"}}},
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
-			return groupShareAll(ctx, r, shareN)
+			shareRuns++
+			return groupShareAll(ctx, r, shareN, groupN, shareRuns%2 == 0)
 		}},
 		{group: "11", runs: 1, lines: []line{
 			{id: "11-fail-p50", what: fmt.Sprintf("failover, single-stream topic, 2 members: active member killed (in-process: its TCP connections closed, no new ones) to first delivery by the standby, p50 of %d tries (%s)", tries, timings), unit: "ms"},
 			{id: "11-fail-max", what: "the same, max", unit: "ms"},
 			{id: "11-hand-p50", what: fmt.Sprintf("clean handover: active member's Close to first delivery by the standby, p50 of %d tries", tries), unit: "ms"},
 			{id: "11-hand-max", what: "the same, max", unit: "ms"},
+			{id: "11-joinmoves", what: "diagnostic: tries in which the standby's join took the stream from the member delivering it (rendezvous assignment)", unit: "%"},
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 			return failoverAll(ctx, r, tries, session, heartbeat)
 		}},
+		joinPauseJob(joinRuns, joinWindow),
 	}
 }
 

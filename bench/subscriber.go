@@ -70,11 +70,11 @@ func rawCatchUpRun(ctx context.Context, r *runCtx, url string, n int, lineIDs ..
 	return rawCatchUp{rate: rate(n, elapsed), firstByte: first.Sub(sent), body: last.Sub(sent)}, nil
 }
 
-// drain is one run of a drain: its rate, and when it started and when
-// the n-th message was handled.
+// drain is one run of a drain: its rate, and when it started, when the
+// first message was handled (routerDrain only) and when the n-th was.
 type drain struct {
-	rate        float64
-	start, done time.Time
+	rate               float64
+	start, first, done time.Time
 }
 
 // routerDrainRun drains the backlog through a Subscriber and a Watermill
@@ -116,10 +116,17 @@ func routerDrain(ctx context.Context, r *runCtx, sub message.Subscriber, topic s
 		return drain{}, err
 	}
 	var handled atomic.Int64
-	var done time.Time
+	var first, done time.Time
 	all := make(chan struct{})
 	router.AddConsumerHandler("drain", topic, sub, func(*message.Message) error {
-		if handled.Add(1) == int64(n) {
+		switch handled.Add(1) {
+		case 1:
+			first = time.Now()
+			if n == 1 {
+				done = first
+				close(all)
+			}
+		case int64(n):
 			done = time.Now()
 			close(all)
 		}
@@ -156,7 +163,7 @@ func routerDrain(ctx context.Context, r *runCtx, sub message.Subscriber, topic s
 	if got := handled.Load(); got != int64(n) {
 		return drain{}, fmt.Errorf("handler saw %d messages, want %d", got, n)
 	}
-	return drain{rate: rate(n, elapsed), start: start, done: done}, nil
+	return drain{rate: rate(n, elapsed), start: start, first: first, done: done}, nil
 }
 
 // goChannelDrainRun drains n messages through the same Router from
