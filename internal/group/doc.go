@@ -41,10 +41,16 @@
 // SessionTimeout and has not left (a member never seen counts as seen at
 // our join). The assignment is a pure function of the live set: balanced
 // rendezvous hashing, so every member has the same count or one more and a
-// join or leave moves only the streams that must move (the others keep
-// delivering: cooperative, as Kafka's KIP-429). A new member claims as
-// soon as it has read its own join back (no warm-up wait). Joins, leaves, members declared dead and
-// each stream that moves are logged at Info.
+// join or leave moves few streams (3.82 of 12 on average for 3 → 4
+// members, where 3 must move; now and then one between two old members),
+// while the others keep delivering: cooperative, as Kafka's KIP-429. It is
+// not sticky: on a one-stream topic a newcomer takes the stream in about
+// half of the joins (a pause of about 60 ms, no message twice). A new
+// member claims settleDelay (50 ms with the defaults) after it has read
+// its own join back, so that members started together see each other
+// before they claim instead of handing streams round at once. Joins,
+// leaves, members declared dead and each stream that moves are logged at
+// Info.
 //
 // # Incarnations of one member ID
 //
