@@ -125,12 +125,15 @@ func (m *Member) watchLog(w int64, from string) (int64, bool) {
 	}
 }
 
-// logGone goes on after members log w is gone: a server that lost its
-// data, or a log deleted after we stopped reading it. The log to read next
-// is the one of the server's clock, created if need be; false when the
-// member is leaving.
+// logGone goes on after members log w was not found: a server that lost
+// its data, a log deleted after we stopped reading it, or the log a closed
+// one led to that its writers have not created yet (a log closed by hand,
+// with no next record). The log to read next is w itself when it is the
+// server's clock's or later, else the server's clock's: created if need
+// be, never passed over, for the members that append go to the same log
+// (see roster.follow). False when the member is leaving.
 func (m *Member) logGone(w int64) (int64, bool) {
-	w2 := max(w+1, m.roster.window())
+	w2 := max(w, m.roster.window())
 	if _, err := m.roster.create(m.ctx, w2); err != nil && !errors.Is(err, protocol.ErrStreamClosed) {
 		m.log.Info("Could not start the members log again; retrying", watermill.LogFields{"err": err})
 		if protocol.Sleep(m.ctx, m.cfg.HeartbeatInterval) != nil {
@@ -150,8 +153,12 @@ func (m *Member) takeRecords(url string, data []byte, w, next int64) int64 {
 			watermill.LogFields{"members_log": protocol.RedactURL(url), "record": b.String()})
 	}
 	for _, rec := range recs {
-		if rec.Kind == kindNext && rec.Window > w {
+		switch {
+		case m.roster.names(rec, w):
 			next = rec.Window
+		case rec.Kind == kindNext && rec.Window > m.roster.window()+1:
+			m.log.Error("Skipping a record of the consumer group's members log that names a log ahead of the server's clock", nil,
+				watermill.LogFields{"members_log": protocol.RedactURL(url), "window": rec.Window, "server_window": m.roster.window()})
 		}
 	}
 	m.observe(recs)

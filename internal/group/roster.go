@@ -183,11 +183,22 @@ func (r *roster) follow(ctx context.Context, w int64) (int64, error) {
 		return 0, err
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Kind == kindNext && recs[i].Window > w {
+		if r.names(recs[i], w) {
 			return recs[i].Window, nil
 		}
 	}
 	return max(w+1, r.window()), nil
+}
+
+// names says whether rec is a next record that log w may be followed by:
+// a later window, and none past the one after the server's clock (a
+// member rotates only when the server's clock has reached the new window;
+// one more allows for a clock read a moment apart). A record naming a
+// window far ahead, written by anyone but a member, would take the members
+// that follow it to a log that newcomers, who start at the server's clock,
+// never read: the group would split in two.
+func (r *roster) names(rec memberRecord, w int64) bool {
+	return rec.Kind == kindNext && rec.Window > w && rec.Window <= r.window()+1
 }
 
 // append writes rec to the current members log, following the group to
