@@ -62,14 +62,14 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 		defer close(out)
 		defer stopOnClose()
 		defer cancel()
-		s.member(subCtx, topic, m, out)
+		s.member(subCtx, topic, len(streams), m, out)
 	}()
 	return out, nil
 }
 
 // member runs one membership: a subscription per lease, until the
 // Subscribe ends; then it leaves, handing every stream over.
-func (s *Subscriber) member(ctx context.Context, topic string, m *group.Member, out chan<- *message.Message) {
+func (s *Subscriber) member(ctx context.Context, topic string, parts int, m *group.Member, out chan<- *message.Message) {
 	var leases sync.WaitGroup
 	left := make(chan struct{})
 	go func() {
@@ -96,7 +96,7 @@ func (s *Subscriber) member(ctx context.Context, topic string, m *group.Member, 
 		leases.Add(1)
 		go func() {
 			defer leases.Done()
-			s.lease(ctx, topic, l, out)
+			s.lease(ctx, topic, l, s.eoSource(topic, parts, l), out)
 		}()
 	}
 	<-left
@@ -115,7 +115,7 @@ func (s *Subscriber) leaveTimeout() time.Duration {
 // revoked, or ctx done) stops it softly: the message in hand is waited
 // for and its position stored before the lease is released; a lost lease
 // stops it at once.
-func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, out chan<- *message.Message) {
+func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, eo *eoSource, out chan<- *message.Message) {
 	fields := watermill.LogFields{"topic": topic, "stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.ConsumerGroup}
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, l.Stream())
 	if err == nil {
@@ -138,7 +138,7 @@ func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, ou
 	defer onClose(l.Ended(), kill)()
 	sub := &subscription{
 		s: s, topic: topic, streamURL: streamURL, fields: fields, out: out, pos: start,
-		valid: l.Valid, hard: hard,
+		valid: l.Valid, hard: hard, eo: eo,
 		positions: s.committer(func(ctx context.Context, pos Position) error {
 			raw, err := json.Marshal(pos)
 			if err != nil {

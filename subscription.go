@@ -46,6 +46,9 @@ type subscription struct {
 	// hard ends the message in hand at once (a lease lost); it outlives
 	// the stop (the ctx of run) by up to HandoverTimeout otherwise.
 	hard context.Context
+	// eo, for a group's stream, puts each delivery's exactly-once
+	// transaction in its context (see ExactlyOnce).
+	eo *eoSource
 
 	// pos is where the subscription stands: Skip messages after Offset are
 	// consumed (acked, or skipped as poison). Reading again from pos and
@@ -211,7 +214,7 @@ func (sub *subscription) consume(ctx context.Context) error {
 		if !b.partial && pass == 0 {
 			// The whole read is consumed: its end names the place, and a
 			// restart reads only what came after it.
-			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
+			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0, N: sub.pos.N}
 			sub.moved(ctx)
 		}
 	}
@@ -247,6 +250,7 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 // consumed counts one more message as done.
 func (sub *subscription) consumed(ctx context.Context) {
 	sub.pos.Skip++
+	sub.pos.N++
 	sub.moved(ctx)
 }
 

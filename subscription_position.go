@@ -93,7 +93,7 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 			tail = reader.OffsetBeginning
 		}
 		sub.s.logger.Error("The stream cannot honour the stored position; going on from its tail", lost, fields.Add(watermill.LogFields{"new_offset": tail}))
-		sub.pos = Position{Offset: tail}
+		sub.pos = Position{Offset: tail, N: sub.pos.N}
 		// Stored at once, as a StartFromTail start is: a run that stopped
 		// before its next commit would leave the lost position, and the
 		// next run would go on from a later tail, skipping what came in
@@ -104,7 +104,7 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 		return true
 	default:
 		sub.s.logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))
-		sub.pos = Position{Offset: reader.OffsetBeginning}
+		sub.pos = Position{Offset: reader.OffsetBeginning, N: sub.pos.N}
 	}
 	sub.moved(ctx)
 	return true

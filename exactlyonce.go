@@ -1,0 +1,139 @@
+package durablestreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+)
+
+// Errors of exactly-once consume → publish (see ExactlyOnce). Test for them
+// with errors.Is. None of them was written.
+var (
+	// ErrNotExactlyOnce means an output cannot be written exactly once:
+	// its input was not delivered by a consumer group of this package
+	// (SubscriberConfig.ConsumerGroup), or one Publish call mixed outputs
+	// of different inputs, or outputs with none. Nothing was written: the
+	// library never falls back to at-least-once on its own.
+	ErrNotExactlyOnce = errors.New("durablestreams: output cannot be written exactly once")
+	// ErrNotCoPartitioned means an output would leave its input's
+	// partition: the output topic has another partition count than the
+	// input topic, or the output's partition key maps to another
+	// partition. Exactly-once needs partition i of the output written only
+	// by the owner of partition i of the input (as Kafka Streams requires).
+	ErrNotCoPartitioned = errors.New("durablestreams: output topic is not co-partitioned with the input topic")
+	// ErrSecondWriter means another exactly-once writer (another consumer
+	// group, or another input topic) claimed the output stream first. Two
+	// writers would make each other's outputs look "already written", so
+	// the second one is refused.
+	ErrSecondWriter = errors.New("durablestreams: output stream already has another exactly-once writer")
+)
+
+// ExactlyOnce is a Router middleware that makes a handler's outputs
+// exactly-once: every message the handler returns, and every message
+// published during the handler with its input's context (a CQRS EventBus
+// inside a command handler does that), is written once per input, in
+// input order per partition, through crashes, pauses and rebalances.
+//
+//	router.AddMiddleware(durablestreams.ExactlyOnce)
+//
+// The input must come from a Subscriber with ConsumerGroup set, and the
+// outputs must go through a durablestreams Publisher to a topic
+// co-partitioned with the input. An input from anywhere else fails with
+// ErrNotExactlyOnce (it is nacked; it never runs at-least-once silently).
+// See docs/exactly-once.md.
+func ExactlyOnce(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		t := txnOf(msg.Context())
+		if t == nil {
+			return nil, fmt.Errorf("%w: message %s was not delivered by a consumer group of this package", ErrNotExactlyOnce, msg.UUID)
+		}
+		t.armed.Store(true)
+		outs, err := h(msg)
+		for _, out := range outs {
+			if out != nil {
+				out.SetContext(msg.Context())
+			}
+		}
+		return outs, err
+	}
+}
+
+// eoSource is what a group subscription knows about the stream it reads,
+// for the outputs of its messages.
+type eoSource struct {
+	group string
+	topic string // the input topic
+	// stream is the input stream: partition part of parts of topic.
+	stream      string
+	part, parts int
+	lease       *group.Lease
+}
+
+// eoTxn travels in the context of one delivery of one input: who may
+// write its outputs (the lease) and how they are numbered (the input's
+// ordinal, then one index per output).
+type eoTxn struct {
+	src     *eoSource
+	ordinal int64
+	// armed: the ExactlyOnce middleware runs the handler; without it the
+	// outputs are published as usual (at-least-once).
+	armed atomic.Bool
+	// next is the index of the input's next output.
+	next atomic.Int64
+}
+
+type eoTxnKey struct{}
+
+// withTxn gives a delivery's context its input's transaction.
+func (s *eoSource) withTxn(ctx context.Context, ordinal int64) context.Context {
+	if s == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, eoTxnKey{}, &eoTxn{src: s, ordinal: ordinal})
+}
+
+func txnOf(ctx context.Context) *eoTxn {
+	if ctx == nil {
+		return nil
+	}
+	t, _ := ctx.Value(eoTxnKey{}).(*eoTxn)
+	return t
+}
+
+// armedTxn returns the transaction the messages of one Publish call are
+// outputs of, nil when none is armed (an ordinary publish). Outputs of
+// several inputs, or mixed with other messages, are refused.
+func armedTxn(msgs []*message.Message) (*eoTxn, error) {
+	var t *eoTxn
+	for i, msg := range msgs {
+		if msg == nil {
+			return nil, nil // Publish's own checks refuse it
+		}
+		mt := txnOf(msg.Context())
+		if mt != nil && !mt.armed.Load() {
+			mt = nil
+		}
+		if i > 0 && mt != t {
+			return nil, fmt.Errorf("%w: one Publish call mixes outputs of different inputs (or outputs and other messages)", ErrNotExactlyOnce)
+		}
+		t = mt
+	}
+	return t, nil
+}
+
+// eoSource describes the stream a lease reads, for its outputs.
+func (s *Subscriber) eoSource(topic string, parts int, l *group.Lease) *eoSource {
+	src := &eoSource{group: s.config.ConsumerGroup, topic: topic, stream: l.Stream(), parts: max(parts, 1), lease: l}
+	for i := range src.parts {
+		if partition.StreamName(topic, i, parts) == l.Stream() {
+			src.part = i
+		}
+	}
+	return src
+}
