@@ -72,7 +72,14 @@ type eoSource struct {
 	// stream is the input stream: partition part of parts of topic.
 	stream      string
 	part, parts int
-	lease       *group.Lease
+	lease       eoLease
+}
+
+// eoLease is what outputs need of a group lease (a *group.Lease): its
+// epoch, a fencing token the server enforces, and whether it still holds.
+type eoLease interface {
+	Epoch() int64
+	Valid() bool
 }
 
 // eoTxn travels in the context of one delivery of one input: who may

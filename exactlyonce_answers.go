@@ -55,8 +55,9 @@ func (k eoKind) String() string { return eoKindNames[k] }
 type eoAnswer struct {
 	kind eoKind
 	// expected is Producer-Expected-Seq (eoSeqGap); epoch the server's
-	// Producer-Epoch (eoFenced), -1 when absent.
-	expected, epoch int64
+	// Producer-Epoch (eoFenced); last the server's last accepted
+	// Producer-Seq (eoDuplicate); -1 when absent.
+	expected, epoch, last int64
 }
 
 // classifyEO interprets every (status, header) combination of an
@@ -67,7 +68,7 @@ type eoAnswer struct {
 // type mismatch"); the Publisher creates each output stream with its own
 // content type first, so a mismatch means the stream was recreated.
 func classifyEO(status int, h http.Header, body string) eoAnswer {
-	a := eoAnswer{expected: -1, epoch: -1}
+	a := eoAnswer{expected: -1, epoch: -1, last: -1}
 	switch {
 	case status == http.StatusOK:
 		a.kind = eoWritten
@@ -76,7 +77,8 @@ func classifyEO(status int, h http.Header, body string) eoAnswer {
 		}
 	case status == http.StatusNoContent:
 		a.kind = eoDuplicate
-		if h.Get("Producer-Seq") == "" {
+		a.last = headerInt64(h, "Producer-Seq")
+		if a.last < 0 {
 			a.kind = eoNotEndpoint
 		}
 	case status == http.StatusForbidden:

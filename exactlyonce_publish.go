@@ -33,7 +33,7 @@ func (p *Publisher) publishExactlyOnce(topic string, t *eoTxn, msgs []*message.M
 		return errorf(err, "publish to %q exactly once (nothing written)", topic)
 	}
 	first := t.next.Add(int64(len(msgs))) - int64(len(msgs))
-	if err := p.eoWriter(t.src, stream, url).write(ctx, t, first, body); err != nil {
+	if err := eoWriterFor(t.src, stream, url).write(ctx, p, t, first, body); err != nil {
 		return errorf(publicError(err), "publish to %q exactly once", stream)
 	}
 	if p.trace {

@@ -21,7 +21,8 @@ import (
 // epoch is the input lease's epoch, so that the server refuses (403) a
 // former owner once a newer one wrote.
 type eoWriter struct {
-	mu         sync.Mutex
+	mu sync.Mutex
+	// p is the Publisher of the write in progress (client, marshaler).
 	p          *Publisher
 	topic      string // the output stream's name
 	url        string
@@ -32,35 +33,38 @@ type eoWriter struct {
 	seq        int64  // the next Producer-Seq
 }
 
-// eoWriters keeps a Publisher's writers.
-type eoWriters struct {
+// eoWriters keeps the writers of the process, shared by every Publisher:
+// two Publishers writing for one lease (a Router's and an EventBus's) must
+// share its Producer-Seq, or the second one's first request would be
+// answered 204 "duplicate" and its outputs dropped. One lease epoch is
+// held by one process, so the process is the scope that suffices.
+var eoWriters = struct {
 	mu sync.Mutex
 	m  map[string]*eoWriter
-}
+}{m: make(map[string]*eoWriter)}
 
-func (p *Publisher) eoWriter(src *eoSource, stream, url string) *eoWriter {
-	p.eo.mu.Lock()
-	defer p.eo.mu.Unlock()
+func eoWriterFor(src *eoSource, stream, url string) *eoWriter {
+	eoWriters.mu.Lock()
+	defer eoWriters.mu.Unlock()
 	writerID := src.group + "|" + src.stream
 	key := url + "\x00" + writerID
-	if w := p.eo.m[key]; w != nil {
+	if w := eoWriters.m[key]; w != nil {
 		return w
 	}
-	if p.eo.m == nil {
-		p.eo.m = make(map[string]*eoWriter)
-	}
-	w := &eoWriter{p: p, topic: stream, url: url, writerID: writerID, epoch: -1,
+	w := &eoWriter{topic: stream, url: url, writerID: writerID, epoch: -1,
 		producerID: "eo|" + writerID + "|" + stream}
-	p.eo.m[key] = w
+	eoWriters.m[key] = w
 	return w
 }
 
 // write appends body, the outputs of input t from index first on, in one
 // request. nil means the outputs are durable: written now, or by an
 // earlier delivery of the same input.
-func (w *eoWriter) write(ctx context.Context, t *eoTxn, first int64, body []byte) error {
+func (w *eoWriter) write(ctx context.Context, p *Publisher, t *eoTxn, first int64, body []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.p = p
+	defer func() { w.p = nil }()
 	if !w.ready {
 		if err := w.prepare(ctx); err != nil {
 			return err
@@ -78,7 +82,7 @@ func (w *eoWriter) write(ctx context.Context, t *eoTxn, first int64, body []byte
 	if err != nil {
 		return err
 	}
-	for gaps := 0; ; gaps++ {
+	for resync := 0; ; resync++ {
 		if !lease.Valid() {
 			return w.fenced(t, "the lease on the input stream is no longer valid", nil)
 		}
@@ -86,14 +90,31 @@ func (w *eoWriter) write(ctx context.Context, t *eoTxn, first int64, body []byte
 		if err != nil {
 			return err
 		}
-		if a.kind == eoSeqGap && gaps == 0 && a.expected >= 0 && a.expected < w.seq {
-			// The server forgot this producer (an in-memory server
-			// restarted): nothing was written; start where it says.
-			w.seq = a.expected
+		if resync < 2 && w.resync(a) {
 			continue
 		}
 		return w.settle(t, a, seq)
 	}
+}
+
+// resync adopts the server's Producer-Seq when an answer shows that
+// nothing was written because ours differs, and tells to send again.
+func (w *eoWriter) resync(a eoAnswer) bool {
+	switch {
+	case a.kind == eoSeqGap && a.expected >= 0 && a.expected < w.seq:
+		// The server forgot this producer (an in-memory server
+		// restarted): start where it says.
+		w.seq = a.expected
+		return true
+	case a.kind == eoDuplicate && a.last > w.seq:
+		// Not a retry of ours: the epoch went further than this writer
+		// knows (a second writer state for the same lease). Nothing of
+		// this request was written; go on from the server's seq, where
+		// Stream-Seq decides.
+		w.seq = a.last + 1
+		return true
+	}
+	return false
 }
 
 // settle turns an answer into write's result.

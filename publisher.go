@@ -40,8 +40,7 @@ type Publisher struct {
 	root    *rootCheck
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
-	// eo and eoCounts serve exactly-once outputs (see ExactlyOnce).
-	eo       eoWriters
+	// eoCounts: partition counts of exactly-once output topics.
 	eoCounts sync.Map
 }
 

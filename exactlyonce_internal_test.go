@@ -1,0 +1,151 @@
+package durablestreams
+
+import (
+	"context"
+	"sync/atomic"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+)
+
+// fakeLease stands for a group lease: an epoch and a validity the test sets.
+type fakeLease struct {
+	epoch   int64
+	invalid atomic.Bool
+}
+
+func (l *fakeLease) Epoch() int64 { return l.epoch }
+func (l *fakeLease) Valid() bool  { return !l.invalid.Load() }
+
+// eoOutputs builds the outputs of input ordinal of a source, as the
+// ExactlyOnce middleware hands them to Publish.
+func eoOutputs(src *eoSource, ordinal int64, payloads ...string) []*message.Message {
+	ctx := src.withTxn(context.Background(), ordinal)
+	txnOf(ctx).armed.Store(true)
+	msgs := make([]*message.Message, len(payloads))
+	for i, p := range payloads {
+		msgs[i] = message.NewMessage(watermill.NewUUID(), []byte(p))
+		msgs[i].SetContext(ctx)
+	}
+	return msgs
+}
+
+// otherProcess forgets the writers of this process, as a new process
+// starts without them.
+func otherProcess() {
+	eoWriters.mu.Lock()
+	defer eoWriters.mu.Unlock()
+	clear(eoWriters.m)
+}
+
+func eoPublisher(t *testing.T, base string, partitions int) *Publisher {
+	t.Helper()
+	pub, err := NewPublisher(PublisherConfig{BaseURL: base, Partitions: partitions}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, pub.Close()) })
+	return pub
+}
+
+// readStream returns the messages of a JSON-mode stream (one read: the
+// streams of these tests are small).
+func readStream(t *testing.T, url string) []json.RawMessage {
+	t.Helper()
+	resp, err := http.Get(url + "?offset=-1")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var msgs []json.RawMessage
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&msgs))
+	return msgs
+}
+
+func partitionOf(msg *message.Message) int {
+	return partition.Of(msg.Metadata.Get(defaultPartitionKey), 8)
+}
+
+func TestExactlyOnceRedeliveryIsAnsweredAlreadyWritten(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub := eoPublisher(t, base, 0)
+	lease := &fakeLease{epoch: 1}
+	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: lease}
+	for ord := range int64(3) {
+		require.NoError(t, pub.Publish("out", eoOutputs(src, ord, `{"n":1}`, `{"n":2}`)...))
+	}
+	// Input 1 again (a redelivery after a crash before its ack): no second copy.
+	require.NoError(t, pub.Publish("out", eoOutputs(src, 1, `{"n":1}`, `{"n":2}`)...))
+	// A fresh Publisher (a new process) at a newer epoch, redelivering 2.
+	otherProcess()
+	pub2 := eoPublisher(t, base, 0)
+	src2 := *src
+	src2.lease = &fakeLease{epoch: 2}
+	require.NoError(t, pub2.Publish("out", eoOutputs(&src2, 2, `{"n":1}`, `{"n":2}`)...))
+	require.NoError(t, pub2.Publish("out", eoOutputs(&src2, 3, `{"n":1}`)...))
+	assert.Len(t, readStream(t, base+"/out"), 7)
+}
+
+func TestExactlyOnceFormerOwnerIsFenced(t *testing.T) {
+	base := dstest.StreamURL(t)
+	old := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	oldPub := eoPublisher(t, base, 0)
+	require.NoError(t, oldPub.Publish("out", eoOutputs(old, 0, `{}`)...))
+	// A newer owner writes input 1; the former owner, resumed, tries input 2.
+	newer := *old
+	newer.lease = &fakeLease{epoch: 2}
+	otherProcess()
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(&newer, 1, `{}`)...))
+	otherProcess()
+	err := oldPub.Publish("out", eoOutputs(old, 2, `{}`)...)
+	require.ErrorIs(t, err, ErrFenced)
+	var stale *StaleEpochError
+	require.ErrorAs(t, err, &stale)
+	assert.Equal(t, int64(2), stale.ServerEpoch)
+	// A lease that no longer holds locally writes nothing.
+	l := newer.lease.(*fakeLease)
+	l.invalid.Store(true)
+	require.ErrorIs(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(&newer, 3, `{}`)...), ErrFenced)
+	assert.Len(t, readStream(t, base+"/out"), 2)
+}
+
+func TestExactlyOnceNotCoPartitionedIsRefused(t *testing.T) {
+	base := dstest.StreamURL(t)
+	src := &eoSource{group: "g", topic: "in", stream: "in.p3", part: 3, parts: 8, lease: &fakeLease{epoch: 1}}
+	err := eoPublisher(t, base, 4).Publish("out4", eoOutputs(src, 0, `{}`)...)
+	require.ErrorIs(t, err, ErrNotCoPartitioned)
+	pub := eoPublisher(t, base, 8)
+	msgs := eoOutputs(src, 0, `{}`)
+	for i := 0; i == 0 || partitionOf(msgs[0]) == 3; i++ {
+		msgs[0].Metadata.Set(defaultPartitionKey, "k"+string(rune('a'+i)))
+	}
+	require.ErrorIs(t, pub.Publish("out", msgs...), ErrNotCoPartitioned)
+	// No key: the output follows its input.
+	require.NoError(t, pub.Publish("out", eoOutputs(src, 0, `{}`)...))
+	assert.Len(t, readStream(t, base+"/out.p3"), 1)
+}
+
+func TestExactlyOnceSecondWriterIsRefused(t *testing.T) {
+	base := dstest.StreamURL(t)
+	a := &eoSource{group: "g1", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	b := &eoSource{group: "g2", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 0, `{}`)...))
+	err := eoPublisher(t, base, 0).Publish("out", eoOutputs(b, 5, `{}`)...)
+	require.ErrorIs(t, err, ErrSecondWriter)
+	// The first writer, restarted (at a newer epoch), is still welcome.
+	otherProcess()
+	a.lease = &fakeLease{epoch: 2}
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 1, `{}`)...))
+	assert.Len(t, readStream(t, base+"/out"), 2)
+}
+
+func TestExactlyOnceNeedsAGroupInput(t *testing.T) {
+	h := ExactlyOnce(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	_, err := h(message.NewMessage("x", nil))
+	require.ErrorIs(t, err, ErrNotExactlyOnce)
+}
