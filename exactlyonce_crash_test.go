@@ -77,26 +77,27 @@ func runEOCrash(t *testing.T, mode string, inputs int) {
 
 func sendEOInputs(t *testing.T, base, mode string, n int) {
 	pub := partitionedPublisher(t, base, eoPartitions)
-	if mode == "cqrs" {
-		bus, err := cqrs.NewCommandBusWithConfig(pub, cqrs.CommandBusConfig{
-			GeneratePublishTopic: func(cqrs.CommandBusGeneratePublishTopicParams) (string, error) { return "in", nil },
-			OnSend:               ds.KeyCommands,
-			Marshaler:            cqrs.JSONMarshaler{},
-		})
-		require.NoError(t, err)
-		for i := range n {
-			require.NoError(t, bus.Send(context.Background(), &eoCommand{Key: eoKey(i), Seq: i + 1}))
-		}
-		return
-	}
 	const batch = 500
 	for i := 0; i < n; i += batch {
 		var msgs []*message.Message
 		for j := i; j < min(i+batch, n); j++ {
-			msgs = append(msgs, keyed(eoKey(j), j+1))
+			msgs = append(msgs, eoInput(t, mode, j))
 		}
 		require.NoError(t, pub.Publish("in", msgs...))
 	}
+}
+
+// eoInput is input i: a keyed message, or a command as a CommandBus
+// sends it (marshaled, keyed by ds.KeyCommands).
+func eoInput(t *testing.T, mode string, i int) *message.Message {
+	if mode != "cqrs" {
+		return keyed(eoKey(i), i+1)
+	}
+	cmd := &eoCommand{Key: eoKey(i), Seq: i + 1}
+	msg, err := cqrs.JSONMarshaler{}.Marshal(cmd)
+	require.NoError(t, err)
+	require.NoError(t, ds.KeyCommands(cqrs.CommandBusOnSendParams{Command: cmd, Message: msg}))
+	return msg
 }
 
 func eoKey(i int) string { return "k" + strconv.Itoa(i%eoKeys) }
@@ -221,7 +222,7 @@ func checkEOOutputs(t *testing.T, streams [][]eoRecord, n int) {
 // stopped ones, until most inputs are done; at least one of each.
 func eoFaults(t *testing.T, children []*eoChild, seen *eoSeen, n int) map[string]int {
 	faults := map[string]int{}
-	kinds := []string{"kill", "stop", "term"}
+	kinds := []string{"stop", "kill", "term"}
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 21))
 	// One of each first; then more while the first 90% of the inputs flow.
 	for round := 0; round < 3 || (round < 12 && seen.count() < n*9/10); round++ {

@@ -6,5 +6,5 @@ package durablestreams_test
 // reliability build tag runs the full size.
 const (
 	eoRouterInputs = 10_000
-	eoCQRSInputs   = 2_000
+	eoCQRSInputs   = 5_000
 )
