@@ -2,9 +2,9 @@ package durablestreams
 
 import (
 	"context"
-	"sync/atomic"
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"

@@ -9,7 +9,7 @@ import (
 
 // groupNames are the row groups -rows selects from.
 func groupNames() []string {
-	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "13"}
 }
 
 // allJobs lists the rows of issue #6 in table order.
@@ -156,6 +156,7 @@ func allJobs(b *bench) []job {
 		}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 			return failoverAll(ctx, r, tries, session, heartbeat)
 		}},
+		eoBenchJob(b),
 	}
 }
 
