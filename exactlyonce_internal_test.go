@@ -149,3 +149,49 @@ func TestExactlyOnceNeedsAGroupInput(t *testing.T) {
 	_, err := h(message.NewMessage("x", nil))
 	require.ErrorIs(t, err, ErrNotExactlyOnce)
 }
+
+// An input whose outputs go to two topics, and whose first delivery wrote
+// only the first before it failed: the redelivery writes the second and
+// answers the first "already written".
+func TestExactlyOncePartialOutputsAreCompletedOnRedelivery(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub := eoPublisher(t, base, 0)
+	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	first := eoOutputs(src, 0, `{"to":"a"}`)
+	require.NoError(t, pub.Publish("a", first...))
+	// The member dies here; the next owner (a newer epoch, another
+	// process) redelivers the input.
+	otherProcess()
+	src2 := *src
+	src2.lease = &fakeLease{epoch: 2}
+	again := eoOutputs(&src2, 0, `{"to":"a"}`, `{"to":"b"}`)
+	pub2 := eoPublisher(t, base, 0)
+	require.NoError(t, pub2.Publish("a", again[0]))
+	require.NoError(t, pub2.Publish("b", again[1]))
+	assert.Len(t, readStream(t, base+"/a"), 1)
+	assert.Len(t, readStream(t, base+"/b"), 1)
+}
+
+// Two Publishers of one process writing for the same lease (a Router's and
+// an EventBus's) share the writer: the second one's outputs are not taken
+// for duplicates of the first one's.
+func TestExactlyOnceTwoPublishersOfOneProcessShareTheWriter(t *testing.T) {
+	base := dstest.StreamURL(t)
+	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 0, `{}`)...))
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 1, `{}`)...))
+	assert.Len(t, readStream(t, base+"/out"), 2)
+}
+
+// A writer whose Producer-Seq is behind the server's for its epoch (its
+// state was lost while the lease held) is answered 204 for a request that
+// wrote nothing: it catches up instead of dropping the outputs.
+func TestExactlyOnceWriterBehindTheServerCatchesUp(t *testing.T) {
+	base := dstest.StreamURL(t)
+	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 0, `{}`)...))
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 1, `{}`)...))
+	otherProcess()
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 2, `{}`)...))
+	assert.Len(t, readStream(t, base+"/out"), 3)
+}
