@@ -139,7 +139,7 @@ func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, eo
 	sub := &subscription{
 		s: s, topic: topic, streamURL: streamURL, fields: fields, out: out, pos: start,
 		valid: l.Valid, hard: hard, eo: eo,
-		positions: s.committer(func(ctx context.Context, pos Position) error {
+		positions: s.committer(func(ctx context.Context, pos streamPos) error {
 			raw, err := json.Marshal(pos)
 			if err != nil {
 				return err
@@ -194,28 +194,28 @@ func onClose(ch <-chan struct{}, f func()) (stop func()) {
 // a later tail (which would skip what came in between). A stored
 // position that does not parse is logged at Error and OnPositionLost
 // decides. ok is false when the stream is not to be read.
-func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (Position, bool) {
+func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (streamPos, bool) {
 	if raw := l.Start(); raw != nil {
-		var pos Position
-		if err := json.Unmarshal(raw, &pos); err == nil && pos.Offset != "" && pos.Skip >= 0 {
+		var pos streamPos
+		if err := json.Unmarshal(raw, &pos); err == nil && pos.Offset != "" && pos.Skip >= 0 && pos.N >= 0 {
 			return pos, true
 		}
 		s.logger.Error("The stored position of an owned stream does not parse; OnPositionLost decides where to go on", nil,
 			fields.Add(watermill.LogFields{"stored_position": string(raw)}))
 		if s.config.OnPositionLost == PositionLostStop {
-			return Position{}, false
+			return streamPos{}, false
 		}
 		if s.config.OnPositionLost == PositionLostFromStart {
-			return Position{Offset: reader.OffsetBeginning}, true
+			return streamPos{Position: Position{Offset: reader.OffsetBeginning}}, true
 		}
 	} else if s.config.StartFrom != StartFromTail {
-		return Position{Offset: reader.OffsetBeginning}, true
+		return streamPos{Position: Position{Offset: reader.OffsetBeginning}}, true
 	}
 	// Recorded even when the member is leaving already: once it owned the
 	// stream, a later owner must go on from this member's start.
 	posCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
 	defer cancel()
-	pos := Position{Offset: reader.OffsetBeginning}
+	pos := streamPos{Position: Position{Offset: reader.OffsetBeginning}}
 	tail, exists, err := s.client.Tail(posCtx, streamURL)
 	if err == nil && exists {
 		pos.Offset = tail
@@ -228,7 +228,7 @@ func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL s
 	}
 	if err != nil {
 		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
-		return Position{}, false
+		return streamPos{}, false
 	}
 	return pos, true
 }

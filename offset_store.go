@@ -13,12 +13,6 @@ import (
 type Position struct {
 	Offset string `json:"offset"` // a server offset; "-1" is the start
 	Skip   int    `json:"skip"`   // messages acknowledged after Offset
-	// N counts the messages consumed in the stream since the group first
-	// started reading it: the ordinal of the next one. Unlike Offset and
-	// Skip, which name one message in many ways (a read may start at any
-	// earlier offset), it names a message once, the same for every owner;
-	// exactly-once outputs are numbered by it (see docs/exactly-once.md).
-	N int64 `json:"n,omitempty"`
 }
 
 // OffsetStore keeps consumer-group positions. Implementations must be safe

@@ -53,7 +53,7 @@ type subscription struct {
 	// pos is where the subscription stands: Skip messages after Offset are
 	// consumed (acked, or skipped as poison). Reading again from pos and
 	// passing over Skip messages resumes exactly.
-	pos Position
+	pos streamPos
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
 	// outage: the server could not be reached since the stream was last
@@ -214,7 +214,7 @@ func (sub *subscription) consume(ctx context.Context) error {
 		if !b.partial && pass == 0 {
 			// The whole read is consumed: its end names the place, and a
 			// restart reads only what came after it.
-			sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0, N: sub.pos.N}
+			sub.pos = streamPos{Position: Position{Offset: b.chunk.NextOffset, Skip: 0}, N: sub.pos.N}
 			sub.moved(ctx)
 		}
 	}
@@ -229,7 +229,7 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 	if f.err != nil {
 		hook := sub.s.config.OnUnmarshalError
 		if hook == nil {
-			return &undecodableError{topic: sub.topic, pos: sub.pos, err: f.err}
+			return &undecodableError{topic: sub.topic, pos: sub.pos.Position, err: f.err}
 		}
 		if hookErr := hook(sub.topic, f.frame, f.err); hookErr != nil {
 			return fmt.Errorf("%w: %w", errStopped, hookErr)
