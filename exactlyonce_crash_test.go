@@ -59,13 +59,15 @@ func runEOCrash(t *testing.T, mode string, inputs int) {
 	}
 	base := dstest.StreamURL(t)
 	start := time.Now()
-	sendEOInputs(t, base, mode, inputs)
 	children := make([]*eoChild, 3)
 	for i := range children {
 		children[i] = startEOChild(t, base, mode, fmt.Sprintf("m%d", i))
 	}
 	seen := followEOOutputs(t, base, mode)
+	sent := make(chan error, 1)
+	go func() { sent <- sendEOInputs(base, mode, inputs) }()
 	faults := eoFaults(t, children, seen, inputs)
+	require.NoError(t, <-sent)
 	waitEOOutputs(t, seen, inputs)
 	for _, c := range children {
 		c.term(t)
@@ -75,29 +77,53 @@ func runEOCrash(t *testing.T, mode string, inputs int) {
 	t.Logf("%s: %d inputs, faults %v, %v in all", mode, inputs, faults, time.Since(start).Round(time.Millisecond))
 }
 
-func sendEOInputs(t *testing.T, base, mode string, n int) {
-	pub := partitionedPublisher(t, base, eoPartitions)
-	const batch = 500
+// sendEOInputs publishes the inputs while the faults happen: a batch
+// every eoFeedEvery over about eoFeedFor, so that the faults fall on a
+// flowing topic however fast the server is.
+func sendEOInputs(base, mode string, n int) error {
+	pub, err := ds.NewPublisher(ds.PublisherConfig{BaseURL: base, Partitions: eoPartitions}, nil)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	batch := max(n/int(eoFeedFor/eoFeedEvery), 1)
+	tick := time.NewTicker(eoFeedEvery)
+	defer tick.Stop()
 	for i := 0; i < n; i += batch {
 		var msgs []*message.Message
 		for j := i; j < min(i+batch, n); j++ {
-			msgs = append(msgs, eoInput(t, mode, j))
+			msg, err := eoInput(mode, j)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, msg)
 		}
-		require.NoError(t, pub.Publish("in", msgs...))
+		if err := pub.Publish("in", msgs...); err != nil {
+			return err
+		}
+		<-tick.C
 	}
+	return nil
 }
+
+// The feed of the crash tests' inputs.
+const (
+	eoFeedFor   = 8 * time.Second
+	eoFeedEvery = 100 * time.Millisecond
+)
 
 // eoInput is input i: a keyed message, or a command as a CommandBus
 // sends it (marshaled, keyed by ds.KeyCommands).
-func eoInput(t *testing.T, mode string, i int) *message.Message {
+func eoInput(mode string, i int) (*message.Message, error) {
 	if mode != "cqrs" {
-		return keyed(eoKey(i), i+1)
+		return keyed(eoKey(i), i+1), nil
 	}
 	cmd := &eoCommand{Key: eoKey(i), Seq: i + 1}
 	msg, err := cqrs.JSONMarshaler{}.Marshal(cmd)
-	require.NoError(t, err)
-	require.NoError(t, ds.KeyCommands(cqrs.CommandBusOnSendParams{Command: cmd, Message: msg}))
-	return msg
+	if err != nil {
+		return nil, err
+	}
+	return msg, ds.KeyCommands(cqrs.CommandBusOnSendParams{Command: cmd, Message: msg})
 }
 
 func eoKey(i int) string { return "k" + strconv.Itoa(i%eoKeys) }
