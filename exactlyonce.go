@@ -76,10 +76,12 @@ type eoSource struct {
 }
 
 // eoLease is what outputs need of a group lease (a *group.Lease): its
-// epoch, a fencing token the server enforces, and whether it still holds.
+// epoch, a fencing token the server enforces, and whether it still holds
+// (a revoked lease holds until it is released: the message in hand at a
+// handover may still write).
 type eoLease interface {
 	Epoch() int64
-	Valid() bool
+	Holds() bool
 }
 
 // eoTxn travels in the context of one delivery of one input: who may

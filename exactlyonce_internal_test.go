@@ -23,7 +23,7 @@ type fakeLease struct {
 }
 
 func (l *fakeLease) Epoch() int64 { return l.epoch }
-func (l *fakeLease) Valid() bool  { return !l.invalid.Load() }
+func (l *fakeLease) Holds() bool  { return !l.invalid.Load() }
 
 // eoOutputs builds the outputs of input ordinal of a source, as the
 // ExactlyOnce middleware hands them to Publish.

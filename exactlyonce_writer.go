@@ -83,7 +83,7 @@ func (w *eoWriter) write(ctx context.Context, p *Publisher, t *eoTxn, first int6
 		return err
 	}
 	for resync := 0; ; resync++ {
-		if !lease.Valid() {
+		if !lease.Holds() {
 			return w.fenced(t, "the lease on the input stream is no longer valid", nil)
 		}
 		a, err := w.post(ctx, body, seq)
