@@ -90,6 +90,9 @@ type eoLease interface {
 type eoTxn struct {
 	src     *eoSource
 	ordinal int64
+	// input is the input's UUID: the input itself published again (a
+	// PoisonQueue) is no output of it.
+	input string
 	// armed: the ExactlyOnce middleware runs the handler; without it the
 	// outputs are published as usual (at-least-once).
 	armed atomic.Bool
@@ -100,11 +103,11 @@ type eoTxn struct {
 type eoTxnKey struct{}
 
 // withTxn gives a delivery's context its input's transaction.
-func (s *eoSource) withTxn(ctx context.Context, ordinal int64) context.Context {
+func (s *eoSource) withTxn(ctx context.Context, ordinal int64, input string) context.Context {
 	if s == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, eoTxnKey{}, &eoTxn{src: s, ordinal: ordinal})
+	return context.WithValue(ctx, eoTxnKey{}, &eoTxn{src: s, ordinal: ordinal, input: input})
 }
 
 func txnOf(ctx context.Context) *eoTxn {
@@ -125,8 +128,8 @@ func armedTxn(msgs []*message.Message) (*eoTxn, error) {
 			return nil, nil // Publish's own checks refuse it
 		}
 		mt := txnOf(msg.Context())
-		if mt != nil && !mt.armed.Load() {
-			mt = nil
+		if mt != nil && (!mt.armed.Load() || msg.UUID == mt.input) {
+			mt = nil // not armed, or the input itself (a PoisonQueue)
 		}
 		if i > 0 && mt != t {
 			return nil, fmt.Errorf("%w: one Publish call mixes outputs of different inputs (or outputs and other messages)", ErrNotExactlyOnce)

@@ -28,7 +28,7 @@ func (l *fakeLease) Holds() bool  { return !l.invalid.Load() }
 // eoOutputs builds the outputs of input ordinal of a source, as the
 // ExactlyOnce middleware hands them to Publish.
 func eoOutputs(src *eoSource, ordinal int64, payloads ...string) []*message.Message {
-	ctx := src.withTxn(context.Background(), ordinal)
+	ctx := src.withTxn(context.Background(), ordinal, "input")
 	txnOf(ctx).armed.Store(true)
 	msgs := make([]*message.Message, len(payloads))
 	for i, p := range payloads {
@@ -194,4 +194,15 @@ func TestExactlyOnceWriterBehindTheServerCatchesUp(t *testing.T) {
 	otherProcess()
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 2, `{}`)...))
 	assert.Len(t, readStream(t, base+"/out"), 3)
+}
+
+// The input itself published again during its handler (a PoisonQueue) is
+// no output: it is published as usual, wherever its key says.
+func TestExactlyOnceInputRepublishedIsNoOutput(t *testing.T) {
+	base := dstest.StreamURL(t)
+	src := &eoSource{group: "g", topic: "in", stream: "in.p3", part: 3, parts: 8, lease: &fakeLease{epoch: 1}}
+	msgs := eoOutputs(src, 0, `{}`)
+	msgs[0].UUID = "input"
+	require.NoError(t, eoPublisher(t, base, 0).Publish("poison", msgs...))
+	assert.Len(t, readStream(t, base+"/poison"), 1)
 }
