@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -57,6 +59,9 @@ func (w *eoWriter) prepare(ctx context.Context) error {
 		return fmt.Errorf("%w: %q is written by %q; this writer is %q (one consumer group and one input topic per output topic)",
 			ErrSecondWriter, w.topic, owner, w.writerID)
 	}
+	w.p.logger.Info("Exactly-once output stream claimed", watermill.LogFields{
+		"topic": w.topic, "stream_url": protocol.RedactURL(w.url), "writer": w.writerID, "producer_id": w.producerID,
+	})
 	return nil
 }
 
