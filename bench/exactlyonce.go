@@ -40,7 +40,12 @@ func eoBenchJob(b *bench) job {
 	}, run: func(ctx context.Context, r *runCtx) (map[string]float64, error) {
 		values := make(map[string]float64)
 		for _, mode := range []string{"alo", "eo"} {
-			rate, lat, err := eoBenchRun(ctx, r, n, mode == "eo")
+			var rate float64
+			var lat []time.Duration
+			_, err := r.timed(func() (err error) {
+				rate, lat, err = eoBenchRun(ctx, r, n, mode == "eo")
+				return err
+			}, "13-"+mode)
 			if err != nil {
 				return nil, fmt.Errorf("13-%s: %w", mode, err)
 			}
