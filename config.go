@@ -145,7 +145,7 @@ func (c *PublisherConfig) setDefaults() {
 		c.IdleProducerTimeout = defaults.IdleProducerTimeout
 	}
 	if c.PartitionKey == "" {
-		c.PartitionKey = defaultPartitionKey
+		c.PartitionKey = defaults.PartitionKey
 	}
 }
 

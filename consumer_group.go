@@ -54,14 +54,14 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 		defer close(out)
 		defer stopOnClose()
 		defer cancel()
-		s.member(subCtx, topic, m, out)
+		s.member(subCtx, topic, len(streams), m, out)
 	}()
 	return out, nil
 }
 
 // member runs one membership: a subscription per lease, until the
 // Subscribe ends; then it leaves, handing every stream over.
-func (s *Subscriber) member(ctx context.Context, topic string, m *group.Member, out chan<- *message.Message) {
+func (s *Subscriber) member(ctx context.Context, topic string, parts int, m *group.Member, out chan<- *message.Message) {
 	var leases sync.WaitGroup
 	left := make(chan struct{})
 	go func() {
@@ -88,7 +88,7 @@ func (s *Subscriber) member(ctx context.Context, topic string, m *group.Member, 
 		leases.Add(1)
 		go func() {
 			defer leases.Done()
-			s.lease(ctx, topic, l, out)
+			s.lease(ctx, topic, l, s.eoSource(topic, parts, l), out)
 		}()
 	}
 	<-left
@@ -107,7 +107,7 @@ func (s *Subscriber) leaveTimeout() time.Duration {
 // revoked, or ctx done) stops it softly: the message in hand is waited
 // for and its position stored before the lease is released; a lost lease
 // stops it at once.
-func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, out chan<- *message.Message) {
+func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, eo *eoSource, out chan<- *message.Message) {
 	fields := watermill.LogFields{"topic": topic, "stream": l.Stream(), "epoch": l.Epoch(), "consumer_group": s.config.ConsumerGroup}
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, l.Stream())
 	if err == nil {
@@ -130,8 +130,8 @@ func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, ou
 	defer onClose(l.Ended(), kill)()
 	sub := &subscription{
 		s: s, topic: topic, streamURL: streamURL, fields: fields, out: out, pos: start,
-		valid: l.Valid, hard: hard,
-		positions: s.committer(func(ctx context.Context, pos Position) error {
+		valid: l.Valid, hard: hard, eo: eo,
+		positions: s.committer(func(ctx context.Context, pos streamPos) error {
 			raw, err := json.Marshal(pos)
 			if err != nil {
 				return err
@@ -186,28 +186,28 @@ func onClose(ch <-chan struct{}, f func()) (stop func()) {
 // a later tail (which would skip what came in between). A stored
 // position that does not parse is logged at Error and OnPositionLost
 // decides. ok is false when the stream is not to be read.
-func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (Position, bool) {
+func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (streamPos, bool) {
 	if raw := l.Start(); raw != nil {
-		var pos Position
-		if err := json.Unmarshal(raw, &pos); err == nil && pos.Offset != "" && pos.Skip >= 0 {
+		var pos streamPos
+		if err := json.Unmarshal(raw, &pos); err == nil && pos.Offset != "" && pos.Skip >= 0 && pos.N >= 0 {
 			return pos, true
 		}
 		s.logger.Error("The stored position of an owned stream does not parse; OnPositionLost decides where to go on", nil,
 			fields.Add(watermill.LogFields{"stored_position": string(raw)}))
 		if s.config.OnPositionLost == PositionLostStop {
-			return Position{}, false
+			return streamPos{}, false
 		}
 		if s.config.OnPositionLost == PositionLostFromStart {
-			return Position{Offset: reader.OffsetBeginning}, true
+			return streamPos{Position: Position{Offset: reader.OffsetBeginning}}, true
 		}
 	} else if s.config.StartFrom != StartFromTail {
-		return Position{Offset: reader.OffsetBeginning}, true
+		return streamPos{Position: Position{Offset: reader.OffsetBeginning}}, true
 	}
 	// Recorded even when the member is leaving already: once it owned the
 	// stream, a later owner must go on from this member's start.
 	posCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
 	defer cancel()
-	pos := Position{Offset: reader.OffsetBeginning}
+	pos := streamPos{Position: Position{Offset: reader.OffsetBeginning}}
 	tail, exists, err := s.client.Tail(posCtx, streamURL)
 	if err == nil && exists {
 		pos.Offset = tail
@@ -220,7 +220,7 @@ func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL s
 	}
 	if err != nil {
 		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
-		return Position{}, false
+		return streamPos{}, false
 	}
 	return pos, true
 }

@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 )
 
 // PartitionKeyer is a command or event that names its partition key,
@@ -32,6 +33,6 @@ func KeyEvents(p cqrs.OnEventSendParams) error {
 
 func setPartitionKey(v any, msg *message.Message) {
 	if k, ok := v.(PartitionKeyer); ok {
-		msg.Metadata.Set(defaultPartitionKey, k.PartitionKey())
+		msg.Metadata.Set(defaults.PartitionKey, k.PartitionKey())
 	}
 }

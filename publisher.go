@@ -40,6 +40,8 @@ type Publisher struct {
 	root    *rootCheck
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
+	// eoCounts: partition counts of exactly-once output topics.
+	eoCounts sync.Map
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -110,6 +112,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.root.note()
 	if len(msgs) == 0 {
 		return nil
+	}
+	if t, err := armedTxn(msgs); err != nil || t != nil {
+		if err != nil {
+			return errorf(err, "publish to %q", topic)
+		}
+		return p.publishExactlyOnce(topic, t, msgs)
 	}
 	if p.config.Partitions > 0 {
 		return p.publishPartitioned(topic, msgs)

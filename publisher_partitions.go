@@ -11,9 +11,6 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
 
-// defaultPartitionKey is PublisherConfig.PartitionKey's default.
-const defaultPartitionKey = "partition_key"
-
 // publishPartitioned writes each message to its key's partition of topic.
 // Every message is marshaled and validated, and every partition's producer
 // acquired, before any is buffered: a failure there fails the call and

@@ -134,11 +134,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		streamURL: streamURL,
 		fields:    fields,
 		out:       out,
-		pos:       start,
+		pos:       streamPos{Position: start},
 	}
 	if s.config.Checkpoint != "" {
-		sub.positions = s.committer(func(ctx context.Context, pos Position) error {
-			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, pos)
+		sub.positions = s.committer(func(ctx context.Context, pos streamPos) error {
+			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, pos.Position)
 		}, fields)
 	}
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
@@ -191,7 +191,7 @@ func (s *Subscriber) exit(topic string) {
 }
 
 // committer stores the positions of one subscription with store.
-func (s *Subscriber) committer(store func(context.Context, Position) error, fields watermill.LogFields) *committer {
+func (s *Subscriber) committer(store func(context.Context, streamPos) error, fields watermill.LogFields) *committer {
 	return newCommitter(store, s.config.CommitInterval, s.config.RequestTimeout, s.logger, fields)
 }
 

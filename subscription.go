@@ -46,11 +46,14 @@ type subscription struct {
 	// hard ends the message in hand at once (a lease lost); it outlives
 	// the stop (the ctx of run) by up to HandoverTimeout otherwise.
 	hard context.Context
+	// eo, for a group's stream, puts each delivery's exactly-once
+	// transaction in its context (see ExactlyOnce).
+	eo *eoSource
 
 	// pos is where the subscription stands: Skip messages after Offset are
 	// consumed (acked, or skipped as poison). Reading again from pos and
 	// passing over Skip messages resumes exactly.
-	pos Position
+	pos streamPos
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
 	// outage: the server could not be reached since the stream was last
@@ -221,7 +224,7 @@ func (sub *subscription) consumeBatch(ctx context.Context, b batch, pass *int, s
 	if !b.partial && *pass == 0 {
 		// The whole read is consumed: its end names the place, and a
 		// restart reads only what came after it.
-		sub.pos = Position{Offset: b.chunk.NextOffset, Skip: 0}
+		sub.pos = streamPos{Position: Position{Offset: b.chunk.NextOffset, Skip: 0}, N: sub.pos.N}
 		sub.moved(ctx)
 	}
 	return nil
@@ -236,7 +239,7 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 	if f.err != nil {
 		hook := sub.s.config.OnUnmarshalError
 		if hook == nil {
-			return &undecodableError{topic: sub.topic, pos: sub.pos, err: f.err}
+			return &undecodableError{topic: sub.topic, pos: sub.pos.Position, err: f.err}
 		}
 		if hookErr := hook(sub.topic, f.frame, f.err); hookErr != nil {
 			return fmt.Errorf("%w: %w", errStopped, hookErr)
@@ -257,6 +260,7 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 // consumed counts one more message as done.
 func (sub *subscription) consumed(ctx context.Context) {
 	sub.pos.Skip++
+	sub.pos.N++
 	sub.moved(ctx)
 }
 

@@ -17,7 +17,7 @@ import (
 // CommitInterval it writes at most once per interval; with CommitEveryAck
 // it writes before the next delivery.
 type committer struct {
-	store    func(ctx context.Context, pos Position) error
+	store    func(ctx context.Context, pos streamPos) error
 	interval time.Duration
 	timeout  time.Duration
 	logger   watermill.LoggerAdapter
@@ -28,7 +28,7 @@ type committer struct {
 	wmu sync.Mutex
 
 	mu      sync.Mutex
-	latest  Position
+	latest  streamPos
 	dirty   bool
 	closing bool
 	// failing: the last write failed (logged once, then every
@@ -43,7 +43,7 @@ type committer struct {
 // failureLogEvery bounds how often failing position writes are logged.
 const failureLogEvery = 30 * time.Second
 
-func newCommitter(store func(context.Context, Position) error, interval, timeout time.Duration, logger watermill.LoggerAdapter, fields watermill.LogFields) *committer {
+func newCommitter(store func(context.Context, streamPos) error, interval, timeout time.Duration, logger watermill.LoggerAdapter, fields watermill.LogFields) *committer {
 	c := &committer{
 		store: store, interval: interval, timeout: timeout, logger: logger, fields: fields,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
@@ -57,7 +57,7 @@ func newCommitter(store func(context.Context, Position) error, interval, timeout
 }
 
 // moved notes that the position is now pos.
-func (c *committer) moved(ctx context.Context, pos Position) {
+func (c *committer) moved(ctx context.Context, pos streamPos) {
 	c.mu.Lock()
 	c.latest, c.dirty = pos, true
 	c.mu.Unlock()
@@ -73,7 +73,7 @@ func (c *committer) moved(ctx context.Context, pos Position) {
 
 // storeNow stores pos before it returns (a start from the tail must be
 // stored before anything is delivered).
-func (c *committer) storeNow(ctx context.Context, pos Position) error {
+func (c *committer) storeNow(ctx context.Context, pos streamPos) error {
 	c.mu.Lock()
 	c.latest, c.dirty = pos, true
 	c.mu.Unlock()
@@ -100,7 +100,7 @@ func (c *committer) flush(ctx context.Context) error {
 
 // note logs a failed write (at once, then at a bounded rate) and a
 // recovery, and keeps a failed position to be written again.
-func (c *committer) note(pos Position, err error) {
+func (c *committer) note(pos streamPos, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {

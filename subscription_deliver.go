@@ -27,7 +27,7 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 		}
 		sent := msg.Copy()
 		msgCtx, cancel := context.WithCancel(sub.hard)
-		sent.SetContext(msgCtx)
+		sent.SetContext(sub.eo.withTxn(msgCtx, sub.pos.N, sent.UUID))
 		select {
 		case sub.out <- sent:
 		case <-ctx.Done():

@@ -51,7 +51,7 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 		return lost
 	case errors.As(err, &past):
 		if sub.pastTailConfirmed(ctx, past) {
-			return &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
+			return &positionLostError{stored: sub.pos.Position, stream: past.Tail, reason: past.Error()}
 		}
 	case errors.Is(err, ErrStreamNotFound) && sub.started:
 		// The stream was there and is gone: deleted (a new one may come
@@ -60,9 +60,9 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 		if sub.outage {
 			reason = "the stream is missing after the server could not be reached (a restart lost it?): "
 		}
-		return &positionLostError{stored: sub.pos, reason: reason + err.Error()}
+		return &positionLostError{stored: sub.pos.Position, reason: reason + err.Error()}
 	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
-		return &positionLostError{stored: sub.pos, reason: err.Error()}
+		return &positionLostError{stored: sub.pos.Position, reason: err.Error()}
 	}
 	return nil
 }
@@ -93,7 +93,7 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 			tail = reader.OffsetBeginning
 		}
 		sub.s.logger.Error("The stream cannot honour the stored position; going on from its tail", lost, fields.Add(watermill.LogFields{"new_offset": tail}))
-		sub.pos = Position{Offset: tail}
+		sub.pos = streamPos{Position: Position{Offset: tail}, N: sub.pos.N}
 		// Stored at once, as a StartFromTail start is: a run that stopped
 		// before its next commit would leave the lost position, and the
 		// next run would go on from a later tail, skipping what came in
@@ -104,7 +104,7 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 		return true
 	default:
 		sub.s.logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))
-		sub.pos = Position{Offset: reader.OffsetBeginning}
+		sub.pos = streamPos{Position: Position{Offset: reader.OffsetBeginning}, N: sub.pos.N}
 	}
 	sub.moved(ctx)
 	return true

@@ -9,7 +9,7 @@ import (
 
 // groupNames are the row groups -rows selects from.
 func groupNames() []string {
-	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
+	return []string{"1a", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"}
 }
 
 // allJobs lists the rows of issue #6 in table order.
@@ -167,6 +167,7 @@ func allJobs(b *bench) []job {
 			return failoverAll(ctx, r, tries, session, heartbeat)
 		}},
 		joinPauseJob(joinRuns, joinWindow),
+		eoBenchJob(b),
 	}
 }
 

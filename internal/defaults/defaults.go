@@ -54,3 +54,7 @@ const MaxFrameBytes = 16 << 20
 // RotateEvery is how many positions a StreamOffsetStore log takes before
 // the store starts a new one.
 const RotateEvery = 1000
+
+// PartitionKey is the metadata key PublisherConfig.PartitionKey defaults
+// to, which KeyCommands and KeyEvents set.
+const PartitionKey = "partition_key"

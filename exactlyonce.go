@@ -1,0 +1,177 @@
+package durablestreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+)
+
+// Errors of exactly-once consume → publish (see ExactlyOnce). Test for them
+// with errors.Is. None of them was written.
+var (
+	// ErrNotExactlyOnce means an output cannot be written exactly once:
+	// its input was not delivered by a consumer group of this package
+	// (SubscriberConfig.ConsumerGroup), or one Publish call mixed outputs
+	// of different inputs, or outputs with none. Nothing was written: the
+	// library never falls back to at-least-once on its own.
+	ErrNotExactlyOnce = errors.New("durablestreams: output cannot be written exactly once")
+	// ErrNotCoPartitioned means an output would leave its input's
+	// partition: the output topic has another partition count than the
+	// input topic, or the output's partition key maps to another
+	// partition. Exactly-once needs partition i of the output written only
+	// by the owner of partition i of the input (as Kafka Streams requires).
+	ErrNotCoPartitioned = errors.New("durablestreams: output topic is not co-partitioned with the input topic")
+	// ErrSecondWriter means another exactly-once writer (another consumer
+	// group, or another input topic) claimed the output stream first. Two
+	// writers would make each other's outputs look "already written", so
+	// the second one is refused.
+	ErrSecondWriter = errors.New("durablestreams: output stream already has another exactly-once writer")
+)
+
+// ExactlyOnce is a Router middleware that makes a handler's outputs
+// exactly-once: every message the handler returns, and every message
+// published during the handler with its input's context (a CQRS EventBus
+// inside a command handler does that), is written once per input, in
+// input order per partition, through crashes, pauses and rebalances.
+//
+//	router.AddMiddleware(durablestreams.ExactlyOnce)
+//
+// The input must come from a Subscriber with ConsumerGroup set, and the
+// outputs must go through a durablestreams Publisher to a topic
+// co-partitioned with the input. An input from anywhere else fails with
+// ErrNotExactlyOnce (it is nacked; it never runs at-least-once silently).
+// See docs/exactly-once.md.
+func ExactlyOnce(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		t := txnOf(msg.Context())
+		if t == nil {
+			return nil, fmt.Errorf("%w: message %s was not delivered by a consumer group of this package", ErrNotExactlyOnce, msg.UUID)
+		}
+		t.armed.Store(true)
+		outs, err := h(msg)
+		for _, out := range outs {
+			if out != nil {
+				out.SetContext(msg.Context())
+			}
+		}
+		return outs, err
+	}
+}
+
+// eoSource is what a group subscription knows about the stream it reads,
+// for the outputs of its messages.
+type eoSource struct {
+	group string
+	topic string // the input topic
+	// stream is the input stream: partition part of parts of topic.
+	stream      string
+	part, parts int
+	lease       eoLease
+}
+
+// eoLease is what outputs need of a group lease (a *group.Lease): its
+// epoch, a fencing token the server enforces, and whether it still holds
+// (a revoked lease holds until it is released: the message in hand at a
+// handover may still write).
+type eoLease interface {
+	Epoch() int64
+	Holds() bool
+}
+
+// eoTxn travels in the context of one delivery of one input: who may
+// write its outputs (the lease) and how they are numbered (the input's
+// ordinal, then one index per output).
+type eoTxn struct {
+	src     *eoSource
+	ordinal int64
+	// input is the input's UUID: the input itself published again (a
+	// PoisonQueue) is no output of it.
+	input string
+	// armed: the ExactlyOnce middleware runs the handler; without it the
+	// outputs are published as usual (at-least-once).
+	armed atomic.Bool
+	// next is the index of the input's next output.
+	next atomic.Int64
+}
+
+type eoTxnKey struct{}
+
+// withTxn gives a delivery's context its input's transaction.
+func (s *eoSource) withTxn(ctx context.Context, ordinal int64, input string) context.Context {
+	if s == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, eoTxnKey{}, &eoTxn{src: s, ordinal: ordinal, input: input})
+}
+
+func txnOf(ctx context.Context) *eoTxn {
+	if ctx == nil {
+		return nil
+	}
+	t, _ := ctx.Value(eoTxnKey{}).(*eoTxn)
+	return t
+}
+
+// armedTxn returns the transaction the messages of one Publish call are
+// outputs of, nil when none is armed (an ordinary publish). Outputs of
+// several inputs, or mixed with other messages, are refused.
+func armedTxn(msgs []*message.Message) (*eoTxn, error) {
+	var t *eoTxn
+	for i, msg := range msgs {
+		if msg == nil {
+			return nil, nil // Publish's own checks refuse it
+		}
+		mt := txnOf(msg.Context())
+		if mt != nil && (!mt.armed.Load() || msg.UUID == mt.input) {
+			mt = nil // not armed, or the input itself (a PoisonQueue)
+		}
+		if i > 0 && mt != t {
+			return nil, fmt.Errorf("%w: one Publish call mixes outputs of different inputs (or outputs and other messages)", ErrNotExactlyOnce)
+		}
+		t = mt
+	}
+	return t, nil
+}
+
+// eoSource describes the stream a lease reads, for its outputs.
+func (s *Subscriber) eoSource(topic string, parts int, l *group.Lease) *eoSource {
+	src := &eoSource{group: s.config.ConsumerGroup, topic: topic, stream: l.Stream(), parts: max(parts, 1), lease: l}
+	for i := range src.parts {
+		if partition.StreamName(topic, i, parts) == l.Stream() {
+			src.part = i
+		}
+	}
+	return src
+}
+
+// Delivery is where a message a consumer group delivered comes from. It
+// serves side effects of your own that must happen once per input (stream
+// and ordinal are a key) and audits of which owner wrote what.
+type Delivery struct {
+	// Stream is the stream the message was read from (a partition's
+	// stream of a partitioned topic).
+	Stream string
+	// Ordinal counts the messages of the stream the group consumed before
+	// this one: the same for every owner and every redelivery.
+	Ordinal int64
+	// Epoch is the generation of the lease the message was delivered
+	// under: every new owner of the stream has a higher one.
+	Epoch int64
+}
+
+// DeliveryOf tells where the message whose context ctx is (or derives
+// from) was delivered; false for a context that no consumer group
+// delivery carries.
+func DeliveryOf(ctx context.Context) (Delivery, bool) {
+	t := txnOf(ctx)
+	if t == nil {
+		return Delivery{}, false
+	}
+	return Delivery{Stream: t.src.stream, Ordinal: t.ordinal, Epoch: t.src.lease.Epoch()}, true
+}

@@ -1,0 +1,136 @@
+package durablestreams
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+)
+
+// publishExactlyOnce writes msgs, outputs of input t, in one request to
+// the partition of topic that matches the input's partition. It is
+// synchronous whatever Async says: the input is acked only after it
+// returns nil. An error matching ErrOutcomeUnknown may hide a write; any
+// other error means nothing was written. Either way the input is nacked
+// and its redelivery writes what is missing, never a second copy.
+func (p *Publisher) publishExactlyOnce(topic string, t *eoTxn, msgs []*message.Message) error {
+	ctx := msgs[0].Context()
+	stream, err := p.eoStream(ctx, topic, t, msgs)
+	if err != nil {
+		return errorf(err, "publish to %q exactly once (nothing written)", topic)
+	}
+	url, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
+	if err != nil {
+		return err
+	}
+	body, err := p.eoBody(stream, msgs)
+	if err != nil {
+		return errorf(err, "publish to %q exactly once (nothing written)", topic)
+	}
+	first := t.next.Add(int64(len(msgs))) - int64(len(msgs))
+	if err := eoWriterFor(t.src, stream, url).write(ctx, p, t, first, body); err != nil {
+		return errorf(publicError(err), "publish to %q exactly once", stream)
+	}
+	if p.trace {
+		for _, msg := range msgs {
+			p.logger.Trace("Message published exactly once", watermill.LogFields{
+				"topic": stream, "message_uuid": msg.UUID, "stream_url": protocol.RedactURL(url),
+				"input_stream": t.src.stream, "input_ordinal": t.ordinal,
+			})
+		}
+	}
+	return nil
+}
+
+// eoStream is the output stream of input t in topic: partition i of
+// topic for partition i of the input, when both have the same count;
+// an output whose key maps elsewhere is refused, not moved.
+func (p *Publisher) eoStream(ctx context.Context, topic string, t *eoTxn, msgs []*message.Message) (string, error) {
+	n, err := p.eoPartitions(ctx, topic)
+	if err != nil {
+		return "", err
+	}
+	if n != t.src.parts {
+		return "", fmt.Errorf("%w: %q has %d partition(s), the input %q has %d",
+			ErrNotCoPartitioned, topic, n, t.src.topic, t.src.parts)
+	}
+	if n > 1 {
+		for _, msg := range msgs {
+			key := p.partitionKey(topic, msg)
+			if key == "" {
+				continue // an output without a key follows its input
+			}
+			if k := partition.Of(key, n); k != t.src.part {
+				return "", fmt.Errorf("%w: output %s has partition key %q (partition %d), its input is in partition %d of %q",
+					ErrNotCoPartitioned, msg.UUID, key, k, t.src.part, t.src.topic)
+			}
+		}
+	}
+	return partition.StreamName(topic, t.src.part, n), nil
+}
+
+// eoPartitions is the partition count of an output topic: the
+// configured one (recorded on the server as usual), or, without
+// Partitions, the one recorded on the server (1 when none).
+func (p *Publisher) eoPartitions(ctx context.Context, topic string) (int, error) {
+	if p.config.Partitions > 0 {
+		if err := p.ensurePartitions(ctx, topic); err != nil {
+			return 0, err
+		}
+		return p.config.Partitions, nil
+	}
+	if n, ok := p.eoCounts.Load(topic); ok {
+		return n.(int), nil
+	}
+	t, err := partitionedTopic(p.config.BaseURL, p.config.TopicURL, topic)
+	if err != nil {
+		return 0, err
+	}
+	n, ok, err := partition.Load(ctx, p.client, p.client.Retry, t.RecordURL)
+	if err != nil {
+		return 0, publicError(err)
+	}
+	if !ok {
+		n = 1
+	}
+	p.eoCounts.Store(topic, n)
+	return n, nil
+}
+
+// eoBody is the request body of msgs: a JSON array in JSON mode (one
+// message each), the payloads one after another otherwise.
+func (p *Publisher) eoBody(stream string, msgs []*message.Message) ([]byte, error) {
+	jsonMode := protocol.IsJSON(p.config.Marshaler.ContentType())
+	var body []byte
+	if jsonMode {
+		body = append(body, '[')
+	}
+	for i, msg := range msgs {
+		if msg.Metadata == nil {
+			msg.Metadata = make(message.Metadata)
+		}
+		payload, err := p.config.Marshaler.Marshal(stream, msg)
+		if err != nil {
+			return nil, errorf(err, "marshal message %s", msg.UUID)
+		}
+		if len(payload) == 0 {
+			return nil, fmt.Errorf("%w: message %s", ErrEmptyMessage, msg.UUID)
+		}
+		if jsonMode && !p.validJSON && !json.Valid(payload) {
+			return nil, fmt.Errorf("%w: message %s", ErrInvalidJSON, msg.UUID)
+		}
+		if jsonMode && i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, payload...)
+	}
+	if jsonMode {
+		body = append(body, ']')
+	}
+	return body, nil
+}
