@@ -42,6 +42,10 @@ var (
 //
 //	router.AddMiddleware(durablestreams.ExactlyOnce)
 //
+// Add it after Retry and PoisonQueue (innermost), so that each retry of
+// the handler is numbered from the first output again: the outputs of a
+// run that failed are then found written, not written twice.
+//
 // The input must come from a Subscriber with ConsumerGroup set, and the
 // outputs must go through a durablestreams Publisher to a topic
 // co-partitioned with the input. An input from anywhere else fails with
@@ -54,6 +58,11 @@ func ExactlyOnce(h message.HandlerFunc) message.HandlerFunc {
 			return nil, fmt.Errorf("%w: message %s was not delivered by a consumer group of this package", ErrNotExactlyOnce, msg.UUID)
 		}
 		t.armed.Store(true)
+		// Each run of the handler is an attempt of its own, numbered from
+		// 0: a Retry middleware outside this one runs it again, and what
+		// an earlier run wrote is then answered "already written" instead
+		// of being written again under later numbers.
+		t.next.Store(0)
 		outs, err := h(msg)
 		for _, out := range outs {
 			if out != nil {

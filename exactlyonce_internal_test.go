@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"net/http"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -206,4 +208,36 @@ func TestExactlyOnceInputRepublishedIsNoOutput(t *testing.T) {
 	msgs[0].UUID = "input"
 	require.NoError(t, eoPublisher(t, base, 0).Publish("poison", msgs...))
 	assert.Len(t, readStream(t, base+"/poison"), 1)
+}
+
+// TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero: a handler that
+// publishes an event and then fails is run again by a Retry middleware
+// outside ExactlyOnce (Watermill's usual order: Retry, then ExactlyOnce
+// last). Each run is an attempt of its own, numbered from 0, so the
+// event the failed run already wrote is answered "already written": one
+// event, not one per run.
+func TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub := eoPublisher(t, base, 0)
+	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	in := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	in.SetContext(src.withTxn(context.Background(), 0, in.UUID))
+	runs := 0
+	handler := func(msg *message.Message) ([]*message.Message, error) {
+		runs++
+		ev := message.NewMessage(watermill.NewUUID(), []byte(`{"event":1}`))
+		ev.SetContext(msg.Context())
+		if err := pub.Publish("events", ev); err != nil {
+			return nil, err
+		}
+		if runs < 3 {
+			return nil, errors.New("a later step failed")
+		}
+		return nil, nil
+	}
+	retry := middleware.Retry{MaxRetries: 2}.Middleware
+	_, err := retry(ExactlyOnce(handler))(in)
+	require.NoError(t, err)
+	require.Equal(t, 3, runs)
+	assert.Len(t, readStream(t, base+"/events"), 1, "events written for one input run three times")
 }
