@@ -13,7 +13,9 @@ import (
 // the base URL, or that names one of the library's own streams: a topic
 // whose last dot-separated part is "partitions" or "p<digits>" (reserved
 // for partitioned topics: "<topic>.partitions" records the partition count
-// and "<topic>.p<i>" is partition i), whose first slash-separated part is
+// and "<topic>.p<i>" is partition i) or ".eo-writer" (the writer claim of
+// an exactly-once output stream, see ExactlyOnce), whose first
+// slash-separated part is
 // exactly "__groups" or "__offsets" (a consumer group's coordination
 // streams and the StreamOffsetStore's positions; "__groupsx" is an
 // ordinary topic), or one of whose slash-separated parts is exactly "__ds"
@@ -122,6 +124,9 @@ func reservedProblem(topic string) string {
 	suffix := topic[i+1:]
 	if suffix == "partitions" || isPartitionSuffix(suffix) {
 		return fmt.Sprintf("the suffix %q is reserved for partitioned topics", "."+suffix)
+	}
+	if "."+suffix == claimSuffix {
+		return fmt.Sprintf("the suffix %q is reserved for the writer claims of exactly-once outputs", claimSuffix)
 	}
 	return ""
 }

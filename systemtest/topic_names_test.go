@@ -61,6 +61,8 @@ func TestReservedTopicsAreRejected(t *testing.T) {
 		{topic: "a.b.p3", why: `".p3" is reserved`},
 		{topic: "x.partitions", why: `".partitions" is reserved for partitioned topics`},
 		{topic: "tenant/x.partitions", why: `".partitions" is reserved`, nested: true},
+		{topic: "invoices.p3.eo-writer", why: `".eo-writer" is reserved for the writer claims`},
+		{topic: "invoices.eo-writer", why: `".eo-writer" is reserved`},
 		{topic: "__groups", why: `"__groups" is reserved`},
 		{topic: "__offsets", why: `"__offsets" is reserved`},
 		{topic: "__groups/g/t/members", why: `"__groups" is reserved`, nested: true},
@@ -116,6 +118,7 @@ func TestTopicsNearTheReservedNamesWork(t *testing.T) {
 		"p0", "partitions", "orders.p", "orders.px", "orders.p1x", "orders.P1",
 		"orders.partition", "orders.partitions2", "orders-p0", "__groupsx", "_groups", "x.__groups",
 		"__groups-x", "__offsets.log", "__offsetsx", "__dsx", "_ds", "x__ds",
+		"eo-writer", "x.eo-writers", "x.eo-writer2",
 	} {
 		t.Run(topic, func(t *testing.T) {
 			msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
