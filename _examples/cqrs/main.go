@@ -8,7 +8,9 @@
 // each message's partition key from its PartitionKey method, and every
 // handler reads as a ConsumerGroup of its own name. So the replicas share
 // the work, each command is handled by exactly one of them, and the
-// commands of one room are handled in order.
+// commands of one room are handled in order. The ds.ExactlyOnce
+// middleware writes each command's event exactly once, through crashes
+// and rebalances.
 //
 // The messages are encoded by cqrs.JSONMarshaler, which names each one in
 // its "name" metadata; the Durable Streams JSONMarshaler keeps metadata,
@@ -185,6 +187,12 @@ func startReplica(ctx context.Context, name, baseURL string, eventBus *cqrs.Even
 	if err != nil {
 		return nil, err
 	}
+	// The event a command handler publishes is written once per command,
+	// also when the command is handled again after a crash or a
+	// rebalance: commands and events have as many partitions and the same
+	// key (the room), so partition i of the events is written only by the
+	// owner of partition i of the commands.
+	router.AddMiddleware(ds.ExactlyOnce)
 	commandProcessor, err := cqrs.NewCommandProcessorWithConfig(router, cqrs.CommandProcessorConfig{
 		GenerateSubscribeTopic: func(p cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
 			return "commands." + p.CommandName, nil
@@ -215,8 +223,8 @@ func startReplica(ctx context.Context, name, baseURL string, eventBus *cqrs.Even
 		func(ctx context.Context, cmd *BookRoom) error {
 			work.handled(name, cmd.RoomID+"/"+cmd.Guest)
 			// Publish returns once the event stream has it; only then is
-			// the command acked. A command handled again after a crash
-			// books the same id, so the read model stays right.
+			// the command acked. Under ds.ExactlyOnce a command handled
+			// again finds its event written and writes no second one.
 			return eventBus.Publish(ctx, &RoomBooked{
 				BookingID: "booking-" + cmd.RoomID + "-" + cmd.Guest,
 				RoomID:    cmd.RoomID,
