@@ -241,3 +241,14 @@ func TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero(t *testing.T) {
 	require.Equal(t, 3, runs)
 	assert.Len(t, readStream(t, base+"/events"), 1, "events written for one input run three times")
 }
+
+// TestExactlyOnceWritersOfNamesThatRunIntoEachOtherAreTwo: group "a|b"
+// reading stream "c" and group "a" reading stream "b|c" are two writers,
+// not one that would take the other's outputs for its own.
+func TestExactlyOnceWritersOfNamesThatRunIntoEachOtherAreTwo(t *testing.T) {
+	base := dstest.StreamURL(t)
+	a := &eoSource{group: "a|b", topic: "c", stream: "c", parts: 1, lease: &fakeLease{epoch: 1}}
+	b := &eoSource{group: "a", topic: "b|c", stream: "b|c", parts: 1, lease: &fakeLease{epoch: 1}}
+	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 0, `{}`)...))
+	require.ErrorIs(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(b, 5, `{}`)...), ErrSecondWriter)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 
@@ -43,16 +44,18 @@ var eoWriters = struct {
 	m  map[string]*eoWriter
 }{m: make(map[string]*eoWriter)}
 
-func eoWriterFor(src *eoSource, stream, url string) *eoWriter {
+func eoWriterFor(src *eoSource, stream, streamURL string) *eoWriter {
 	eoWriters.mu.Lock()
 	defer eoWriters.mu.Unlock()
-	writerID := src.group + "|" + src.stream
-	key := url + "\x00" + writerID
+	// Escaped, so that no group and stream names run into each other:
+	// group "a|b" of stream "c" is not group "a" of stream "b|c".
+	writerID := url.PathEscape(src.group) + "|" + url.PathEscape(src.stream)
+	key := streamURL + "\x00" + writerID
 	if w := eoWriters.m[key]; w != nil {
 		return w
 	}
-	w := &eoWriter{topic: stream, url: url, writerID: writerID, epoch: -1,
-		producerID: "eo|" + writerID + "|" + stream}
+	w := &eoWriter{topic: stream, url: streamURL, writerID: writerID, epoch: -1,
+		producerID: "eo|" + writerID + "|" + url.PathEscape(stream)}
 	eoWriters.m[key] = w
 	return w
 }
