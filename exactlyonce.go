@@ -107,6 +107,9 @@ type eoTxn struct {
 	armed atomic.Bool
 	// next is the index of the input's next output.
 	next atomic.Int64
+	// publishing counts the Publish calls of this input's outputs under
+	// way: more than one at a time is refused (see publishExactlyOnce).
+	publishing atomic.Int32
 }
 
 type eoTxnKey struct{}

@@ -252,3 +252,22 @@ func TestExactlyOnceWritersOfNamesThatRunIntoEachOtherAreTwo(t *testing.T) {
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 0, `{}`)...))
 	require.ErrorIs(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(b, 5, `{}`)...), ErrSecondWriter)
 }
+
+// TestExactlyOnceConcurrentPublishesOfOneInputAreRefused: outputs of one
+// input published by two calls at once have no order a redelivery could
+// repeat; the second call is refused while the first is under way,
+// nothing of it written.
+func TestExactlyOnceConcurrentPublishesOfOneInputAreRefused(t *testing.T) {
+	base := dstest.StreamURL(t)
+	pub := eoPublisher(t, base, 0)
+	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	first := eoOutputs(src, 0, `{"n":1}`)
+	txn := txnOf(first[0].Context())
+	txn.publishing.Add(1) // a call of this input's outputs under way
+	second := message.NewMessage(watermill.NewUUID(), []byte(`{"n":2}`))
+	second.SetContext(first[0].Context())
+	require.ErrorIs(t, pub.Publish("out", second), ErrNotExactlyOnce)
+	txn.publishing.Add(-1)
+	require.NoError(t, pub.Publish("out", first...))
+	assert.Len(t, readStream(t, base+"/out"), 1)
+}

@@ -19,6 +19,17 @@ import (
 // other error means nothing was written. Either way the input is nacked
 // and its redelivery writes what is missing, never a second copy.
 func (p *Publisher) publishExactlyOnce(topic string, t *eoTxn, msgs []*message.Message) error {
+	// The outputs of one input are numbered in the order they are
+	// published; two calls at once (a handler fanning out on goroutines)
+	// have no order, and a redelivery could number them the other way
+	// round: a later number landing first would have the earlier one
+	// answered "already written". So they are refused, not raced.
+	if t.publishing.Add(1) > 1 {
+		t.publishing.Add(-1)
+		return errorf(fmt.Errorf("%w: another Publish of the same input's outputs is under way; publish them one call at a time", ErrNotExactlyOnce),
+			"publish to %q exactly once (nothing written)", topic)
+	}
+	defer t.publishing.Add(-1)
 	ctx := msgs[0].Context()
 	stream, err := p.eoStream(ctx, topic, t, msgs)
 	if err != nil {
