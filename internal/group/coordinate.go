@@ -40,9 +40,15 @@ func (m *Member) coordinate() {
 }
 
 // settleDelay is how long a member waits after reading its own join back
-// before it claims (see settledLocked).
+// before it claims (see settledLocked): about a loopback or LAN round
+// trip, in which members started at the same moment hear of each other.
+// Measured with 3 members started at once on 8 streams: 50 ms cost every
+// join 50 ms and moved nothing twice in 5 cold starts; 10 ms moved 1 and 4
+// streams once more in 2 of 15 (a pause of about 60 ms each, no message
+// twice); 0 did much the same as 10 ms. A join into a live group claims
+// only what its owners hand over, whatever the delay.
 func (m *Member) settleDelay() time.Duration {
-	return min(m.cfg.HeartbeatInterval/4, 50*time.Millisecond)
+	return min(m.cfg.HeartbeatInterval/4, 10*time.Millisecond)
 }
 
 // settled says whether this member has heard enough to act: it has read
