@@ -21,7 +21,7 @@ var (
 	// ErrNotPublished means a message of a synchronous Publish was not
 	// appended because an earlier message of the same call (and, with
 	// Partitions, partition) failed to append; it was not written.
-	ErrNotPublished = errors.New("durablestreams: message not published")
+	ErrNotPublished = protocol.ErrNotPublished
 	// ErrSubscriberClosed is returned by Subscribe after Close.
 	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")
 
