@@ -144,6 +144,19 @@ func publicError(err error) error {
 	return err
 }
 
+// rootHint adds to an ErrNotStreamEndpoint error where streams were
+// expected, when BaseURL is not under the stream root. It stays here, not
+// beside RootCheck, because it words the error as the package does (wrap).
+func rootHint(c *protocol.RootCheck, err error) error {
+	if !errors.Is(err, ErrNotStreamEndpoint) {
+		return err
+	}
+	if expected, ok := protocol.ExpectedRoot(c.Base); !ok {
+		return wrap(err, "BaseURL %s is not under %s; streams were expected under %s", protocol.RedactURL(c.Base), protocol.StreamRoot, expected)
+	}
+	return err
+}
+
 // exportedError is an error chain with the public form of an internal
 // error next to it.
 type exportedError struct {
