@@ -138,8 +138,8 @@ func (ev *Event) Payload() ([]byte, error) {
 	return append([]byte(nil), ev.data...), nil
 }
 
-// IsJSONContentType: data of this type is JSON (application/json or a
-// +json type; no content type means JSON too).
+// IsJSONContentType reports whether data of this type is JSON
+// (application/json or a +json type; no content type means JSON too).
 func IsJSONContentType(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
