@@ -21,7 +21,7 @@ var (
 	// ErrNotPublished means a message of a synchronous Publish was not
 	// appended because an earlier message of the same call (and, with
 	// Partitions, partition) failed to append; it was not written.
-	ErrNotPublished = errors.New("durablestreams: message not published")
+	ErrNotPublished = protocol.ErrNotPublished
 	// ErrSubscriberClosed is returned by Subscribe after Close.
 	ErrSubscriberClosed = errors.New("durablestreams: subscriber is closed")
 
@@ -140,6 +140,19 @@ func publicError(err error) error {
 	var h *protocol.HTTPError
 	if errors.As(err, &h) {
 		return &exportedError{err: err, public: &HTTPError{Method: h.Method, URL: h.URL, StatusCode: h.StatusCode, Body: h.Body, RetryAfter: h.RetryAfter}}
+	}
+	return err
+}
+
+// rootHint adds to an ErrNotStreamEndpoint error where streams were
+// expected, when BaseURL is not under the stream root. It stays here, not
+// beside RootCheck, because it words the error as the package does (wrap).
+func rootHint(c *protocol.RootCheck, err error) error {
+	if !errors.Is(err, ErrNotStreamEndpoint) {
+		return err
+	}
+	if expected, ok := protocol.ExpectedRoot(c.Base); !ok {
+		return wrap(err, "BaseURL %s is not under %s; streams were expected under %s", protocol.RedactURL(c.Base), protocol.StreamRoot, expected)
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
@@ -20,7 +21,7 @@ var (
 	// (SubscriberConfig.ConsumerGroup), or one Publish call mixed outputs
 	// of different inputs, or outputs with none. Nothing was written: the
 	// library never falls back to at-least-once on its own.
-	ErrNotExactlyOnce = errors.New("durablestreams: output cannot be written exactly once")
+	ErrNotExactlyOnce = exactlyonce.ErrNotExactlyOnce
 	// ErrNotCoPartitioned means an output would leave its input's
 	// partition: the output topic has another partition count than the
 	// input topic, or the output's partition key maps to another
@@ -31,7 +32,7 @@ var (
 	// group, or another input topic) claimed the output stream first. Two
 	// writers would make each other's outputs look "already written", so
 	// the second one is refused.
-	ErrSecondWriter = errors.New("durablestreams: output stream already has another exactly-once writer")
+	ErrSecondWriter = exactlyonce.ErrSecondWriter
 )
 
 // ExactlyOnce is a Router middleware that makes a handler's outputs
@@ -81,16 +82,7 @@ type eoSource struct {
 	// stream is the input stream: partition part of parts of topic.
 	stream      string
 	part, parts int
-	lease       eoLease
-}
-
-// eoLease is what outputs need of a group lease (a *group.Lease): its
-// epoch, a fencing token the server enforces, and whether it still holds
-// (a revoked lease holds until it is released: the message in hand at a
-// handover may still write).
-type eoLease interface {
-	Epoch() int64
-	Holds() bool
+	lease       exactlyonce.Lease
 }
 
 // eoTxn travels in the context of one delivery of one input: who may

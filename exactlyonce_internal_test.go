@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 )
 
@@ -44,9 +45,7 @@ func eoOutputs(src *eoSource, ordinal int64, payloads ...string) []*message.Mess
 // otherProcess forgets the writers of this process, as a new process
 // starts without them.
 func otherProcess() {
-	eoWriters.mu.Lock()
-	defer eoWriters.mu.Unlock()
-	clear(eoWriters.m)
+	exactlyonce.ForgetWriters()
 }
 
 func eoPublisher(t *testing.T, base string, partitions int) *Publisher {

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
@@ -44,7 +45,10 @@ func (p *Publisher) publishExactlyOnce(topic string, t *eoTxn, msgs []*message.M
 		return errorf(err, "publish to %q exactly once (nothing written)", topic)
 	}
 	first := t.next.Add(int64(len(msgs))) - int64(len(msgs))
-	if err := eoWriterFor(t.src, stream, url).write(ctx, p, t, first, body); err != nil {
+	w := exactlyonce.WriterFor(t.src.group, t.src.stream, stream, url)
+	env := exactlyonce.Env{Client: p.client, Logger: p.logger, ContentType: p.config.Marshaler.ContentType()}
+	in := exactlyonce.Input{Stream: t.src.stream, Ordinal: t.ordinal, Lease: t.src.lease}
+	if err := w.Write(ctx, env, in, first, body); err != nil {
 		return errorf(publicError(err), "publish to %q exactly once", stream)
 	}
 	if p.trace {

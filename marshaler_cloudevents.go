@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/cloudevents"
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
 
@@ -155,7 +156,7 @@ func (m CloudEventsMarshaler) checkEvent(msg *message.Message, typeKey string) (
 	}
 	for k, v := range msg.Metadata {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return "", m.marshalError(msg, "metadata key "+quoteKey(k), ErrInvalidUTF8)
+			return "", m.marshalError(msg, "metadata key "+jsonscan.QuoteKey(k), ErrInvalidUTF8)
 		}
 	}
 	source, ok := msg.Metadata[ceKeySource]
@@ -166,7 +167,7 @@ func (m CloudEventsMarshaler) checkEvent(msg *message.Message, typeKey string) (
 	case msg.UUID == "":
 		return "", m.marshalError(msg, "no UUID for the event id", ErrInvalidCloudEvent)
 	case msg.Metadata[typeKey] == "":
-		return "", m.marshalError(msg, "no event type in metadata key "+quoteKey(typeKey), ErrInvalidCloudEvent)
+		return "", m.marshalError(msg, "no event type in metadata key "+jsonscan.QuoteKey(typeKey), ErrInvalidCloudEvent)
 	case source == "":
 		return "", m.marshalError(msg, "no source (set CloudEventsMarshaler.Source)", ErrInvalidCloudEvent)
 	}
@@ -186,7 +187,7 @@ func (m CloudEventsMarshaler) dataForm(msg *message.Message) (payloadKind, strin
 		contentType = ct
 		// "data" as JSON only with a JSON type, as a string only with
 		// another, so that Unmarshal reads it back the same.
-		if (kind == payloadJSON) != isJSONContentType(ct) {
+		if (kind == payloadJSON) != cloudevents.IsJSONContentType(ct) {
 			kind = payloadBase64
 		}
 	}
@@ -203,7 +204,7 @@ func appendExtensions(b []byte, msg *message.Message, typeKey string) []byte {
 		if k == typeKey || isCEKey(k) {
 			continue
 		}
-		exts = append(exts, ext{ceAttributeName(k), v})
+		exts = append(exts, ext{cloudevents.AttributeName(k), v})
 	}
 	slices.SortFunc(exts, func(a, b ext) int { return strings.Compare(a.name, b.name) })
 	for _, e := range exts {
@@ -236,17 +237,9 @@ func (m CloudEventsMarshaler) payloadForm(p []byte) (payloadKind, string) {
 	return payloadBase64, ceBinary
 }
 
-// isJSONContentType: data of this type is JSON (application/json or a
-// +json type; no content type means JSON too).
-func isJSONContentType(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "" || mt == ceJSON || strings.HasSuffix(mt, "+json")
-}
-
 // Unmarshal decodes one CloudEvent. It does not keep data.
 func (m CloudEventsMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
-	ev, err := parseCloudEvent(data)
+	ev, err := cloudevents.Parse(data)
 	if err != nil {
 		var serr *jsonscan.SyntaxError
 		uerr := &UnmarshalError{Marshaler: cloudEventsMarshalerName, Reason: err.Error(), Err: ErrInvalidCloudEvent}
@@ -255,24 +248,24 @@ func (m CloudEventsMarshaler) Unmarshal(_ string, data []byte) (*message.Message
 		}
 		return nil, uerr
 	}
-	payload, err := ev.payload()
+	payload, err := ev.Payload()
 	if err != nil {
 		return nil, &UnmarshalError{Marshaler: cloudEventsMarshalerName, Reason: err.Error(), Err: ErrInvalidCloudEvent}
 	}
-	msg := message.NewMessage(ev.attrs["id"], payload)
-	for k, v := range ev.ext {
+	msg := message.NewMessage(ev.Attrs["id"], payload)
+	for k, v := range ev.Ext {
 		msg.Metadata[k] = v
 	}
-	msg.Metadata[m.typeKey()] = ev.attrs["type"]
-	if src := ev.attrs["source"]; src != m.Source {
+	msg.Metadata[m.typeKey()] = ev.Attrs["type"]
+	if src := ev.Attrs["source"]; src != m.Source {
 		msg.Metadata[ceKeySource] = src
 	}
 	for _, o := range ceOptional {
-		if v, ok := ev.attrs[o.attr]; ok {
+		if v, ok := ev.Attrs[o.attr]; ok {
 			msg.Metadata[o.key] = v
 		}
 	}
-	if ct, ok := ev.attrs["datacontenttype"]; ok {
+	if ct, ok := ev.Attrs["datacontenttype"]; ok {
 		if _, chosen := m.payloadForm(payload); ct != chosen {
 			msg.Metadata[ceKeyDataContentType] = ct
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/cloudevents"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
@@ -82,11 +83,11 @@ func TestCloudEventsParserAcceptsOutput(t *testing.T) {
 		assert.Equal(t, wantSource, ev.Source, tc.name)
 		for k, v := range tc.msg.Metadata {
 			if k != "name" && !isCEKey(k) {
-				assert.Equal(t, v, ev.Ext[ceAttributeName(k)], "%s: metadata %q", tc.name, k)
+				assert.Equal(t, v, ev.Ext[cloudevents.AttributeName(k)], "%s: metadata %q", tc.name, k)
 			}
 		}
 		kind, _ := m.payloadForm(tc.msg.Payload)
-		if ct, ok := tc.msg.Metadata[ceKeyDataContentType]; ok && (kind == payloadJSON) != isJSONContentType(ct) {
+		if ct, ok := tc.msg.Metadata[ceKeyDataContentType]; ok && (kind == payloadJSON) != cloudevents.IsJSONContentType(ct) {
 			kind = payloadBase64
 		}
 		switch kind {

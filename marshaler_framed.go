@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
 
 // FramedMarshaler writes messages to byte-mode streams as self-delimiting
@@ -187,7 +188,7 @@ func (m FramedMarshaler) Unmarshal(_ string, data []byte) (*message.Message, err
 	for i := 0; i < len(fields); i += 2 {
 		k := str(fields[i])
 		if _, dup := msg.Metadata[k]; dup {
-			return nil, m.invalid(fields[i].start, "duplicate metadata key "+quoteKey(k), ErrInvalidFrame)
+			return nil, m.invalid(fields[i].start, "duplicate metadata key "+jsonscan.QuoteKey(k), ErrInvalidFrame)
 		}
 		msg.Metadata[k] = str(fields[i+1])
 	}

@@ -86,7 +86,7 @@ func (m JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
 	keys := keyBuf[:0]
 	for k, v := range msg.Metadata {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "metadata key " + quoteKey(k), Err: ErrInvalidUTF8}
+			return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "metadata key " + jsonscan.QuoteKey(k), Err: ErrInvalidUTF8}
 		}
 		keys = append(keys, k)
 		size += len(k) + len(v) + 6
@@ -141,13 +141,6 @@ const (
 	payloadText
 	payloadBase64
 )
-
-func quoteKey(k string) string {
-	if len(k) > 64 {
-		k = k[:64] + "…"
-	}
-	return "\"" + k + "\""
-}
 
 // Unmarshal decodes one envelope. It accepts any JSON formatting of it
 // and does not keep data.

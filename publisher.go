@@ -36,8 +36,8 @@ type Publisher struct {
 	closeErr  error
 
 	topics  *topicRegistry
-	streams *streamSettings
-	root    *rootCheck
+	streams *protocol.StreamSettings
+	root    *protocol.RootCheck
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
 	// eoCounts: partition counts of exactly-once output topics.
@@ -66,8 +66,8 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		ownHTTP:   ownHTTP,
 		validJSON: marshalsValidJSON(config.Marshaler),
 		trace:     !isNopLogger(logger),
-		streams:   &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
-		root:      &rootCheck{base: config.BaseURL, logger: logger},
+		streams:   &protocol.StreamSettings{Client: client, Logger: logger, Strict: config.StrictStreamSettings},
+		root:      &protocol.RootCheck{Base: config.BaseURL, Logger: logger},
 	}
 	p.topics = newTopicRegistry(p)
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
@@ -109,7 +109,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	p.root.note()
+	p.root.Note()
 	if len(msgs) == 0 {
 		return nil
 	}

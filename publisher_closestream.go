@@ -30,7 +30,7 @@ func (p *Publisher) CloseStream(ctx context.Context, topic string, final *messag
 	if err := checkTopic(topic); err != nil {
 		return "", err
 	}
-	p.root.note()
+	p.root.Note()
 	if p.config.Partitions > 1 {
 		return "", p.closePartitions(ctx, topic, final)
 	}

@@ -53,8 +53,8 @@ type Subscriber struct {
 	// named holds the topics with a live subscription that is one named
 	// member or reader (see namesOne).
 	named   map[string]bool
-	streams *streamSettings
-	root    *rootCheck
+	streams *protocol.StreamSettings
+	root    *protocol.RootCheck
 }
 
 var (
@@ -81,8 +81,8 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		ownHTTP: ownHTTP,
 		ctx:     ctx,
 		cancel:  cancel,
-		streams: &streamSettings{client: client, logger: logger, strict: config.StrictStreamSettings},
-		root:    &rootCheck{base: config.BaseURL, logger: logger},
+		streams: &protocol.StreamSettings{Client: client, Logger: logger, Strict: config.StrictStreamSettings},
+		root:    &protocol.RootCheck{Base: config.BaseURL, Logger: logger},
 	}, nil
 }
 
@@ -103,7 +103,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := s.checkTopic(topic); err != nil {
 		return nil, err
 	}
-	s.root.note()
+	s.root.Note()
 	streamURL, err := topicURL(s.config.BaseURL, s.config.TopicURL, topic)
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.exit(topic)
-		return nil, errorf(publicError(s.root.hint(err)), "subscribe to %q", topic)
+		return nil, errorf(publicError(rootHint(s.root, err)), "subscribe to %q", topic)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -314,7 +314,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if err := s.checkTopic(topic); err != nil {
 		return err
 	}
-	s.root.note()
+	s.root.Note()
 	if s.config.sharesWork() {
 		return s.initializeGroup(topic)
 	}
@@ -340,9 +340,9 @@ func (s *Subscriber) initialize(topic string) error {
 	if err != nil {
 		return err
 	}
-	err = s.streams.ensure(s.ctx, topic, streamURL, s.config.streamOptions())
+	err = s.streams.Ensure(s.ctx, topic, streamURL, s.config.streamOptions())
 	if err != nil {
-		return errorf(publicError(s.root.hint(err)), "initialize %q", topic)
+		return errorf(publicError(rootHint(s.root, err)), "initialize %q", topic)
 	}
 	return nil
 }

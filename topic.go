@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -125,8 +126,8 @@ func reservedProblem(topic string) string {
 	if suffix == "partitions" || isPartitionSuffix(suffix) {
 		return fmt.Sprintf("the suffix %q is reserved for partitioned topics", "."+suffix)
 	}
-	if "."+suffix == claimSuffix {
-		return fmt.Sprintf("the suffix %q is reserved for the writer claims of exactly-once outputs", claimSuffix)
+	if "."+suffix == exactlyonce.ClaimSuffix {
+		return fmt.Sprintf("the suffix %q is reserved for the writer claims of exactly-once outputs", exactlyonce.ClaimSuffix)
 	}
 	return ""
 }

@@ -196,12 +196,12 @@ func (r *topicRegistry) newTopic(topic, streamURL string) (*topicProducer, error
 // tries again.
 func (r *topicRegistry) create(ctx context.Context, tp *topicProducer, streamURL string) {
 	p := r.pub
-	err := p.streams.ensure(ctx, tp.topic, streamURL, p.config.streamOptions())
+	err := p.streams.Ensure(ctx, tp.topic, streamURL, p.config.streamOptions())
 	if err != nil {
 		if errors.Is(err, ErrStreamClosed) {
 			err = p.sealedForPartitions(ctx, tp.topic, err)
 		}
-		err = wrap(p.root.hint(err), "create stream for %q", tp.topic)
+		err = wrap(rootHint(p.root, err), "create stream for %q", tp.topic)
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, tp.topic, err)
 		}

@@ -86,3 +86,13 @@ func AppendUnquoted(dst, raw []byte) []byte {
 	}
 	return dst
 }
+
+// QuoteKey is a key (a metadata key, an attribute name) as error messages
+// show it: quoted, and cut after 64 bytes so that a long key does not
+// swamp the message.
+func QuoteKey(k string) string {
+	if len(k) > 64 {
+		k = k[:64] + "…"
+	}
+	return "\"" + k + "\""
+}

@@ -39,6 +39,11 @@ var (
 	// Streams endpoint does (a 404 to a create, a success without
 	// Stream-Next-Offset): the URL is no stream root.
 	ErrNotStreamEndpoint = errors.New("not a Durable Streams endpoint")
+	// ErrNotPublished: a message was not appended because an earlier one
+	// failed, or its answer meant nothing was appended. Both the Publisher
+	// and the exactly-once writer return it; its text keeps the root
+	// package's prefix it was born with.
+	ErrNotPublished = errors.New("durablestreams: message not published")
 )
 
 // StaleEpochError is the 403 a fenced producer gets. It matches

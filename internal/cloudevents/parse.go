@@ -1,17 +1,18 @@
-package durablestreams
+package cloudevents
 
 import (
 	"encoding/base64"
 	"errors"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
 
-// cloudEvent is a parsed structured-mode CloudEvent.
-type cloudEvent struct {
-	attrs   map[string]string // the spec's string attributes
-	ext     map[string]string // metadata from extension attributes
+// Event is a parsed structured-mode CloudEvent.
+type Event struct {
+	Attrs   map[string]string // the spec's string attributes
+	Ext     map[string]string // metadata from extension attributes
 	data    []byte            // raw JSON of "data", if present
 	base64  []byte            // raw JSON string of "data_base64", if present
 	dataStr bool              // data is a JSON string
@@ -19,14 +20,15 @@ type cloudEvent struct {
 
 func ceFail(reason string) error { return errors.New(reason) }
 
-// parseCloudEvent checks the required attributes and their types.
-func parseCloudEvent(data []byte) (*cloudEvent, error) {
+// Parse checks the required attributes and their types. Its errors
+// give the reason in their text; a *jsonscan.SyntaxError also the offset.
+func Parse(data []byte) (*Event, error) {
 	if !utf8.Valid(data) {
 		return nil, ceFail("not valid UTF-8")
 	}
 	var c jsonscan.Cursor
-	c.Reset(data, maxReadDepth)
-	ev := &cloudEvent{attrs: map[string]string{}, ext: map[string]string{}}
+	c.Reset(data, jsonscan.MaxDepth)
+	ev := &Event{Attrs: map[string]string{}, Ext: map[string]string{}}
 	seen := map[string]bool{}
 	c.SkipSpace()
 	if !c.Consume('{') {
@@ -44,7 +46,7 @@ func parseCloudEvent(data []byte) (*cloudEvent, error) {
 		}
 		name := unquote(raw, escaped)
 		if seen[name] {
-			return nil, ceFail("duplicate attribute " + quoteKey(name))
+			return nil, ceFail("duplicate attribute " + jsonscan.QuoteKey(name))
 		}
 		seen[name] = true
 		c.SkipSpace()
@@ -65,12 +67,12 @@ func parseCloudEvent(data []byte) (*cloudEvent, error) {
 	if !c.AtEnd() {
 		return nil, c.Fail("data after the event")
 	}
-	if ev.attrs["specversion"] != "1.0" {
+	if ev.Attrs["specversion"] != "1.0" {
 		return nil, ceFail(`"specversion" is not "1.0"`)
 	}
 	for _, required := range []string{"id", "source", "type"} {
-		if ev.attrs[required] == "" {
-			return nil, ceFail("no " + quoteKey(required))
+		if ev.Attrs[required] == "" {
+			return nil, ceFail("no " + jsonscan.QuoteKey(required))
 		}
 	}
 	if ev.data != nil && ev.base64 != nil {
@@ -87,7 +89,7 @@ func unquote(raw []byte, escaped bool) string {
 }
 
 // set records one attribute with its raw JSON value v.
-func (ev *cloudEvent) set(name string, v []byte) error {
+func (ev *Event) set(name string, v []byte) error {
 	switch {
 	case name == "data":
 		ev.data, ev.dataStr = v, v[0] == '"'
@@ -100,26 +102,26 @@ func (ev *cloudEvent) set(name string, v []byte) error {
 		return nil
 	case string(v) == "null":
 		return nil // an absent attribute
-	case ceContextAttributes[name]:
+	case contextAttributes[name]:
 		if v[0] != '"' {
-			return ceFail(quoteKey(name) + " is not a string")
+			return ceFail(jsonscan.QuoteKey(name) + " is not a string")
 		}
-		ev.attrs[name] = unquote(v, true)
+		ev.Attrs[name] = unquote(v, true)
 		return nil
 	}
 	switch v[0] {
 	case '"':
-		ev.ext[ceMetadataKey(name)] = unquote(v, true)
+		ev.Ext[MetadataKey(name)] = unquote(v, true)
 	case '{', '[':
-		return ceFail("extension " + quoteKey(name) + " is not a string, number or boolean")
+		return ceFail("extension " + jsonscan.QuoteKey(name) + " is not a string, number or boolean")
 	default:
-		ev.ext[ceMetadataKey(name)] = string(v)
+		ev.Ext[MetadataKey(name)] = string(v)
 	}
 	return nil
 }
 
-// payload decodes "data" or "data_base64".
-func (ev *cloudEvent) payload() ([]byte, error) {
+// Payload decodes "data" or "data_base64".
+func (ev *Event) Payload() ([]byte, error) {
 	switch {
 	case ev.base64 != nil:
 		s := unquote(ev.base64, true)
@@ -130,8 +132,16 @@ func (ev *cloudEvent) payload() ([]byte, error) {
 		return p, nil
 	case ev.data == nil:
 		return nil, nil
-	case ev.dataStr && !isJSONContentType(ev.attrs["datacontenttype"]):
+	case ev.dataStr && !IsJSONContentType(ev.Attrs["datacontenttype"]):
 		return []byte(unquote(ev.data, true)), nil
 	}
 	return append([]byte(nil), ev.data...), nil
+}
+
+// IsJSONContentType reports whether data of this type is JSON
+// (application/json or a +json type; no content type means JSON too).
+func IsJSONContentType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "" || mt == "application/json" || strings.HasSuffix(mt, "+json")
 }

@@ -1,4 +1,4 @@
-package durablestreams
+package cloudevents
 
 import (
 	"strconv"
@@ -14,14 +14,15 @@ import (
 // attributes has its first byte escaped ("id" → "z69d"). The mapping is
 // one to one, so every key comes back.
 
-// ceContextAttributes are the attribute names the CloudEvents spec (1.0)
+// contextAttributes are the attribute names the CloudEvents spec (1.0)
 // defines for the JSON format.
-var ceContextAttributes = map[string]bool{
+var contextAttributes = map[string]bool{
 	"specversion": true, "id": true, "source": true, "type": true, "datacontenttype": true,
 	"dataschema": true, "subject": true, "time": true, "data": true, "data_base64": true,
 }
 
-func ceAttributeName(key string) string {
+// AttributeName is the extension attribute name of metadata key key.
+func AttributeName(key string) string {
 	if key == "" {
 		return "zz"
 	}
@@ -39,15 +40,15 @@ func ceAttributeName(key string) string {
 		b.WriteByte(hex[c&0xf])
 	}
 	name := b.String()
-	if ceContextAttributes[name] {
+	if contextAttributes[name] {
 		return "z" + strconv.FormatUint(uint64(name[0]), 16) + name[1:]
 	}
 	return name
 }
 
-// ceMetadataKey inverts ceAttributeName. A name it never writes (from
+// MetadataKey inverts AttributeName. A name it never writes (from
 // another producer: "zoo") is kept as the key.
-func ceMetadataKey(name string) string {
+func MetadataKey(name string) string {
 	if name == "zz" {
 		return ""
 	}
@@ -70,7 +71,7 @@ func ceMetadataKey(name string) string {
 		b = append(b, byte(v))
 		i += 2
 	}
-	if !utf8.Valid(b) || ceAttributeName(string(b)) != name {
+	if !utf8.Valid(b) || AttributeName(string(b)) != name {
 		return name // not one of ours: "z61" is written as "a"
 	}
 	return string(b)

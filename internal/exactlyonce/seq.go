@@ -1,4 +1,4 @@
-package durablestreams
+package exactlyonce
 
 import "fmt"
 

@@ -1,4 +1,4 @@
-package durablestreams
+package exactlyonce
 
 import (
 	"bytes"
@@ -13,9 +13,9 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// claimSuffix names the stream next to an output stream that records its
-// one exactly-once writer.
-const claimSuffix = ".eo-writer"
+// ClaimSuffix names the stream next to an output stream that records its
+// one exactly-once writer (a topic may not end in it).
+const ClaimSuffix = ".eo-writer"
 
 type writerClaim struct {
 	Writer string `json:"writer"`
@@ -32,34 +32,33 @@ type writerClaim struct {
 // through and answers 409 to every later one, so the first claimer wins
 // on both servers, and a writer that lost (or whose try landed before a
 // retry) reads the claim to see whose it is.
-func (w *eoWriter) prepare(ctx context.Context) error {
-	ct := w.p.config.Marshaler.ContentType()
-	if _, _, err := w.p.client.EnsureStream(ctx, w.url, protocol.StreamOptions{ContentType: ct}); err != nil {
-		return publicError(err)
+func (w *Writer) prepare(ctx context.Context) error {
+	if _, _, err := w.env.Client.EnsureStream(ctx, w.url, protocol.StreamOptions{ContentType: w.env.ContentType}); err != nil {
+		return err
 	}
-	claimURL := w.url + claimSuffix
-	if _, _, err := w.p.client.EnsureStream(ctx, claimURL, protocol.StreamOptions{ContentType: "application/json"}); err != nil {
-		return publicError(err)
+	claimURL := w.url + ClaimSuffix
+	if _, _, err := w.env.Client.EnsureStream(ctx, claimURL, protocol.StreamOptions{ContentType: "application/json"}); err != nil {
+		return err
 	}
 	body, err := json.Marshal(writerClaim{Writer: w.writerID})
 	if err != nil {
 		return err
 	}
-	err = protocol.RetryIdempotent(ctx, w.p.client.Retry, func() protocol.Try {
+	err = protocol.RetryIdempotent(ctx, w.env.Client.Retry, func() protocol.Try {
 		return w.claimTry(ctx, claimURL, body)
 	})
 	if err != nil {
-		return publicError(err)
+		return err
 	}
 	owner, err := w.claimOwner(ctx, claimURL)
 	if err != nil {
-		return publicError(err)
+		return err
 	}
 	if owner != w.writerID {
 		return fmt.Errorf("%w: %q is written by %q; this writer is %q (one consumer group and one input topic per output topic)",
 			ErrSecondWriter, w.topic, owner, w.writerID)
 	}
-	w.p.logger.Info("Exactly-once output stream claimed", watermill.LogFields{
+	w.env.Logger.Info("Exactly-once output stream claimed", watermill.LogFields{
 		"topic": w.topic, "stream_url": protocol.RedactURL(w.url), "writer": w.writerID, "producer_id": w.producerID,
 	})
 	return nil
@@ -67,16 +66,16 @@ func (w *eoWriter) prepare(ctx context.Context) error {
 
 // claimTry appends the claim; a 409 (someone's claim is there) is an
 // answer too.
-func (w *eoWriter) claimTry(ctx context.Context, url string, body []byte) protocol.Try {
-	reqCtx, cancel := w.p.client.WithTimeout(ctx)
+func (w *Writer) claimTry(ctx context.Context, url string, body []byte) protocol.Try {
+	reqCtx, cancel := w.env.Client.WithTimeout(ctx)
 	defer cancel()
-	req, err := w.p.client.NewRequest(reqCtx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := w.env.Client.NewRequest(reqCtx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return protocol.Try{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stream-Seq", "0")
-	resp, written, err := w.p.client.Send(req)
+	resp, written, err := w.env.Client.Send(req)
 	if err != nil {
 		return protocol.TransportTry(err, written)
 	}
@@ -90,16 +89,16 @@ func (w *eoWriter) claimTry(ctx context.Context, url string, body []byte) protoc
 }
 
 // claimOwner reads the claim stream's first message.
-func (w *eoWriter) claimOwner(ctx context.Context, url string) (string, error) {
+func (w *Writer) claimOwner(ctx context.Context, url string) (string, error) {
 	var owner string
-	err := protocol.RetryIdempotent(ctx, w.p.client.Retry, func() protocol.Try {
-		reqCtx, cancel := w.p.client.WithTimeout(ctx)
+	err := protocol.RetryIdempotent(ctx, w.env.Client.Retry, func() protocol.Try {
+		reqCtx, cancel := w.env.Client.WithTimeout(ctx)
 		defer cancel()
-		req, err := w.p.client.NewRequest(reqCtx, http.MethodGet, url+"?offset=-1", nil)
+		req, err := w.env.Client.NewRequest(reqCtx, http.MethodGet, url+"?offset=-1", nil)
 		if err != nil {
 			return protocol.Try{Err: err}
 		}
-		resp, err := w.p.client.Do(req)
+		resp, err := w.env.Client.Do(req)
 		if err != nil {
 			return protocol.TransportTry(err, false)
 		}
