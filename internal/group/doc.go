@@ -45,7 +45,7 @@
 // members, where 3 must move; now and then one between two old members),
 // while the others keep delivering: cooperative, as Kafka's KIP-429. It is
 // not sticky: on a one-stream topic a newcomer takes the stream in about
-// half of the joins (a pause of about 60 ms, no message twice). A new
+// half of the joins (a pause of about 20 ms, no message twice). A new
 // member claims settleDelay (10 ms with the defaults) after it has read
 // its own join back, so that members started together see each other
 // before they claim instead of handing streams round at once. Joins,
