@@ -13,6 +13,7 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+	"github.com/durablestreams/watermill-durablestreams/internal/subscription"
 )
 
 // ErrFenced means a member lost a stream to another (a newer owner
@@ -128,18 +129,16 @@ func (s *Subscriber) lease(ctx context.Context, topic string, l *group.Lease, eo
 	defer kill()
 	defer onClose(l.Done(), stop)()
 	defer onClose(l.Ended(), kill)()
-	sub := &subscription{
-		s: s, topic: topic, streamURL: streamURL, fields: fields, out: out, pos: start,
-		valid: l.Valid, hard: hard, eo: eo,
-		positions: s.committer(func(ctx context.Context, pos streamPos) error {
-			raw, err := json.Marshal(pos)
-			if err != nil {
-				return err
-			}
-			return l.Store(ctx, raw)
-		}, fields),
+	cfg := s.subscriptionConfig(topic, streamURL, fields, out)
+	cfg.Valid, cfg.WithDelivery = l.Valid, eo.withTxn
+	cfg.Store = func(ctx context.Context, pos subscription.Pos) error {
+		raw, err := json.Marshal(pos)
+		if err != nil {
+			return err
+		}
+		return l.Store(ctx, raw)
 	}
-	sub.run(soft)
+	subscription.New(cfg, start).Run(soft, hard)
 	if soft.Err() == nil && hard.Err() == nil {
 		// The read ended on its own: the stream was closed (EOF), or an
 		// error the subscription logged. Handing the stream back would
@@ -186,28 +185,28 @@ func onClose(ch <-chan struct{}, f func()) (stop func()) {
 // a later tail (which would skip what came in between). A stored
 // position that does not parse is logged at Error and OnPositionLost
 // decides. ok is false when the stream is not to be read.
-func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (streamPos, bool) {
+func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL string, fields watermill.LogFields) (subscription.Pos, bool) {
 	if raw := l.Start(); raw != nil {
-		var pos streamPos
+		var pos subscription.Pos
 		if err := json.Unmarshal(raw, &pos); err == nil && pos.Offset != "" && pos.Skip >= 0 && pos.N >= 0 {
 			return pos, true
 		}
 		s.logger.Error("The stored position of an owned stream does not parse; OnPositionLost decides where to go on", nil,
 			fields.Add(watermill.LogFields{"stored_position": string(raw)}))
 		if s.config.OnPositionLost == PositionLostStop {
-			return streamPos{}, false
+			return subscription.Pos{}, false
 		}
 		if s.config.OnPositionLost == PositionLostFromStart {
-			return streamPos{Position: Position{Offset: reader.OffsetBeginning}}, true
+			return subscription.Pos{Position: subscription.Position{Offset: reader.OffsetBeginning}}, true
 		}
 	} else if s.config.StartFrom != StartFromTail {
-		return streamPos{Position: Position{Offset: reader.OffsetBeginning}}, true
+		return subscription.Pos{Position: subscription.Position{Offset: reader.OffsetBeginning}}, true
 	}
 	// Recorded even when the member is leaving already: once it owned the
 	// stream, a later owner must go on from this member's start.
 	posCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
 	defer cancel()
-	pos := streamPos{Position: Position{Offset: reader.OffsetBeginning}}
+	pos := subscription.Pos{Position: subscription.Position{Offset: reader.OffsetBeginning}}
 	tail, exists, err := s.client.Tail(posCtx, streamURL)
 	if err == nil && exists {
 		pos.Offset = tail
@@ -220,7 +219,7 @@ func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL s
 	}
 	if err != nil {
 		s.logger.Error("Could not record where a new stream starts; handing it back", err, fields)
-		return streamPos{}, false
+		return subscription.Pos{}, false
 	}
 	return pos, true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -13,6 +12,7 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+	"github.com/durablestreams/watermill-durablestreams/internal/subscription"
 )
 
 // Subscriber reads topics (streams) and delivers their messages, one at a
@@ -72,7 +72,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		logger = watermill.NopLogger{}
 	}
 	client, ownHTTP := config.client(logger)
-	client.Retry.RefusedPoll = refusedPoll
+	client.Retry.RefusedPoll = subscription.RefusedPoll
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		config:  config,
@@ -128,19 +128,13 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	subCtx, cancel := context.WithCancel(ctx)
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
 	out := make(chan *message.Message)
-	sub := &subscription{
-		s:         s,
-		topic:     topic,
-		streamURL: streamURL,
-		fields:    fields,
-		out:       out,
-		pos:       streamPos{Position: start},
-	}
+	cfg := s.subscriptionConfig(topic, streamURL, fields, out)
 	if s.config.Checkpoint != "" {
-		sub.positions = s.committer(func(ctx context.Context, pos streamPos) error {
-			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, pos.Position)
-		}, fields)
+		cfg.Store = func(ctx context.Context, pos subscription.Pos) error {
+			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, Position(pos.Position))
+		}
 	}
+	sub := subscription.New(cfg, subscription.Pos{Position: subscription.Position(start)})
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
 	go func() {
 		defer s.exit(topic)
@@ -149,8 +143,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer cancel()
 		hard, kill := context.WithCancel(context.WithoutCancel(subCtx))
 		defer kill()
-		sub.hard = hard
-		sub.run(subCtx)
+		sub.Run(subCtx, hard)
 		s.logger.Debug("Subscription ended", fields)
 	}()
 	return out, nil
@@ -190,9 +183,21 @@ func (s *Subscriber) exit(topic string) {
 	s.wg.Done()
 }
 
-// committer stores the positions of one subscription with store.
-func (s *Subscriber) committer(store func(context.Context, streamPos) error, fields watermill.LogFields) *committer {
-	return newCommitter(store, s.config.CommitInterval, s.config.RequestTimeout, s.logger, fields)
+// subscriptionConfig configures a subscription to streamURL (topic's stream,
+// or one of its partitions) with this Subscriber's settings; the caller
+// adds where positions are stored, and a group's lease.
+func (s *Subscriber) subscriptionConfig(topic, streamURL string, fields watermill.LogFields, out chan<- *message.Message) subscription.Config {
+	c := &s.config
+	return subscription.Config{
+		Topic: topic, StreamURL: streamURL, Fields: fields, Logger: s.logger, Client: s.client, Out: out,
+		Mode: c.readMode(), LiveTimeout: c.LiveTimeout, MaxReadBytes: c.MaxReadBytes,
+		MaxBackoff: c.RetryPolicy.MaxBackoff, ContentType: c.ContentType,
+		Unmarshaler: c.Unmarshaler, OnUnmarshalError: c.OnUnmarshalError,
+		OffsetKey: MetadataOffset, IndexKey: MetadataIndex,
+		HandoverTimeout: c.HandoverTimeout, NackResendDelay: c.NackResendDelay,
+		OnPositionLost: subscription.PositionLost(c.OnPositionLost),
+		CommitInterval: c.CommitInterval, CommitTimeout: c.RequestTimeout,
+	}
 }
 
 // prepare finds where a subscription starts and checks that the stream
@@ -236,23 +241,7 @@ func (s *Subscriber) checkMode(ctx context.Context, topic, streamURL string) err
 		// Missing, or not answering now: the first read checks again.
 		return nil
 	}
-	return modeMismatch(topic, protocol.IsJSON(ct), ct, s.config.ContentType)
-}
-
-// modeMismatch: a stream in JSON mode read by a byte-mode Unmarshaler, or
-// the other way round.
-func modeMismatch(topic string, streamJSON bool, streamType, configured string) error {
-	if streamJSON == protocol.IsJSON(configured) {
-		return nil
-	}
-	if streamType == "" {
-		streamType = "byte mode"
-		if streamJSON {
-			streamType = "JSON mode"
-		}
-	}
-	return fmt.Errorf("%w: stream %q is %s, but the subscriber reads %s (set Unmarshaler or ContentType to match the stream)",
-		ErrContentTypeMismatch, topic, strconv.Quote(streamType), strconv.Quote(configured))
+	return subscription.ModeMismatch(topic, protocol.IsJSON(ct), ct, s.config.ContentType)
 }
 
 // startPosition is the checkpoint's stored position or, for a checkpoint
@@ -280,7 +269,7 @@ func (s *Subscriber) startPosition(ctx context.Context, topic, streamURL string)
 	// The tail is taken now, not at the first read, so that nothing
 	// appended between Subscribe and that read is missed. A stream that
 	// does not exist yet has no tail: all it will hold comes later.
-	tail, exists, err := s.tailAtSubscribe(ctx, topic, streamURL)
+	tail, exists, err := subscription.TailAtSubscribe(ctx, s.client, s.logger, topic, streamURL)
 	if err != nil {
 		return Position{}, false, wrap(err, "find the tail of %q", topic)
 	}

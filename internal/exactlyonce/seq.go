@@ -13,7 +13,7 @@ const maxOutputIndex = 999_999_999
 // (input ordinal, output index), so the outputs of a redelivered input
 // are answered "already written".
 //
-// The ordinal is streamPos.N, not the input's offset and skip: one message
+// The ordinal is subscription.Pos.N, not the input's offset and skip: one message
 // has many (offset, skip) names (a read may start at any earlier offset),
 // and ordering by them could put a later input below an earlier one,
 // which a 409 would then drop.

@@ -1,14 +1,16 @@
-package durablestreams
+package subscription
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
@@ -43,7 +45,7 @@ type batch struct {
 // next request and the decoding overlap with waiting for acks. It is at
 // most one read and about two batches ahead; the subscription owns it.
 type decoder struct {
-	sub *subscription
+	sub *Subscription
 	r   *reader.Reader
 	// pass: the first frames were consumed before; they are not decoded.
 	pass int
@@ -52,9 +54,9 @@ type decoder struct {
 
 func (d *decoder) run(ctx context.Context) {
 	defer close(d.out)
-	cfg := d.sub.s.config
-	splitter, _ := cfg.Unmarshaler.(FrameSplitter)
-	bytesMode := &byteFrames{topic: d.sub.topic, splitter: splitter, max: int(cfg.MaxReadBytes)}
+	cfg := &d.sub.cfg
+	splitter, _ := cfg.Unmarshaler.(Splitter)
+	bytesMode := &byteFrames{topic: d.sub.cfg.Topic, splitter: splitter, max: int(cfg.MaxReadBytes)}
 	for {
 		chunk, err := d.r.Next(ctx)
 		if err != nil {
@@ -63,7 +65,7 @@ func (d *decoder) run(ctx context.Context) {
 			}
 			return
 		}
-		if err := modeMismatch(d.sub.topic, chunk.JSON, "", cfg.ContentType); err != nil && chunk.HasData {
+		if err := ModeMismatch(d.sub.cfg.Topic, chunk.JSON, "", cfg.ContentType); err != nil && chunk.HasData {
 			d.send(ctx, batch{err: err})
 			return
 		}
@@ -73,7 +75,7 @@ func (d *decoder) run(ctx context.Context) {
 			src = jsonFrames{jsonscan.NewArrayReader(chunk.Body, int(cfg.MaxReadBytes))}
 		} else {
 			if splitter == nil {
-				d.send(ctx, batch{err: fmt.Errorf("%w: the stream is in byte mode, but the Unmarshaler %T is no FrameSplitter", ErrInvalidConfig, cfg.Unmarshaler)})
+				d.send(ctx, batch{err: fmt.Errorf("%w: the stream is in byte mode, but the Unmarshaler %T is no FrameSplitter", protocol.ErrInvalidConfig, cfg.Unmarshaler)})
 				return
 			}
 			carried = bytesMode.pending()
@@ -124,7 +126,7 @@ func (d *decoder) decode(frame []byte) decoded {
 		d.pass--
 		return decoded{frame: frame}
 	}
-	msg, err := d.sub.s.config.Unmarshaler.Unmarshal(d.sub.topic, frame)
+	msg, err := d.sub.cfg.Unmarshaler.Unmarshal(d.sub.cfg.Topic, frame)
 	if err == nil && msg == nil {
 		err = errors.New("unmarshaler returned no message")
 	}
@@ -138,4 +140,20 @@ func (d *decoder) send(ctx context.Context, b batch) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// ModeMismatch fails for a stream in JSON mode read by a byte-mode
+// Unmarshaler, or the other way round.
+func ModeMismatch(topic string, streamJSON bool, streamType, configured string) error {
+	if streamJSON == protocol.IsJSON(configured) {
+		return nil
+	}
+	if streamType == "" {
+		streamType = "byte mode"
+		if streamJSON {
+			streamType = "JSON mode"
+		}
+	}
+	return fmt.Errorf("%w: stream %q is %s, but the subscriber reads %s (set Unmarshaler or ContentType to match the stream)",
+		protocol.ErrContentTypeMismatch, topic, strconv.Quote(streamType), strconv.Quote(configured))
 }

@@ -1,4 +1,4 @@
-package durablestreams
+package subscription
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
 )
 
 // committer stores a subscription's position for it. By default
@@ -14,10 +16,10 @@ import (
 // is written as soon as the previous write has landed, so that after a
 // crash only the messages acked during one write's round trip (and the
 // one in hand) come again, and delivery never waits for a write. With a
-// CommitInterval it writes at most once per interval; with CommitEveryAck
+// CommitInterval it writes at most once per interval; with EveryAck
 // it writes before the next delivery.
 type committer struct {
-	store    func(ctx context.Context, pos streamPos) error
+	store    func(ctx context.Context, pos Pos) error
 	interval time.Duration
 	timeout  time.Duration
 	logger   watermill.LoggerAdapter
@@ -28,7 +30,7 @@ type committer struct {
 	wmu sync.Mutex
 
 	mu      sync.Mutex
-	latest  streamPos
+	latest  Pos
 	dirty   bool
 	closing bool
 	// failing: the last write failed (logged once, then every
@@ -43,12 +45,12 @@ type committer struct {
 // failureLogEvery bounds how often failing position writes are logged.
 const failureLogEvery = 30 * time.Second
 
-func newCommitter(store func(context.Context, streamPos) error, interval, timeout time.Duration, logger watermill.LoggerAdapter, fields watermill.LogFields) *committer {
+func newCommitter(store func(context.Context, Pos) error, interval, timeout time.Duration, logger watermill.LoggerAdapter, fields watermill.LogFields) *committer {
 	c := &committer{
 		store: store, interval: interval, timeout: timeout, logger: logger, fields: fields,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	if interval == CommitEveryAck {
+	if interval == EveryAck {
 		close(c.done)
 	} else {
 		go c.run()
@@ -57,11 +59,11 @@ func newCommitter(store func(context.Context, streamPos) error, interval, timeou
 }
 
 // moved notes that the position is now pos.
-func (c *committer) moved(ctx context.Context, pos streamPos) {
+func (c *committer) moved(ctx context.Context, pos Pos) {
 	c.mu.Lock()
 	c.latest, c.dirty = pos, true
 	c.mu.Unlock()
-	if c.interval == CommitEveryAck {
+	if c.interval == EveryAck {
 		_ = c.flush(ctx)
 		return
 	}
@@ -73,7 +75,7 @@ func (c *committer) moved(ctx context.Context, pos streamPos) {
 
 // storeNow stores pos before it returns (a start from the tail must be
 // stored before anything is delivered).
-func (c *committer) storeNow(ctx context.Context, pos streamPos) error {
+func (c *committer) storeNow(ctx context.Context, pos Pos) error {
 	c.mu.Lock()
 	c.latest, c.dirty = pos, true
 	c.mu.Unlock()
@@ -100,7 +102,7 @@ func (c *committer) flush(ctx context.Context) error {
 
 // note logs a failed write (at once, then at a bounded rate) and a
 // recovery, and keeps a failed position to be written again.
-func (c *committer) note(pos streamPos, err error) {
+func (c *committer) note(pos Pos, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {
@@ -113,7 +115,7 @@ func (c *committer) note(pos streamPos, err error) {
 	if !c.dirty {
 		c.latest, c.dirty = pos, true
 	}
-	if errors.Is(err, ErrFenced) {
+	if errors.Is(err, group.ErrFenced) {
 		return // the lease is lost; its owner logs that
 	}
 	if !c.failing || time.Since(c.lastLogged) >= failureLogEvery {

@@ -1,4 +1,4 @@
-package durablestreams
+package subscription
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func (e *undecodableError) Unwrap() error { return e.err }
 
 // lostPosition tells whether a failed read means the stream cannot
 // honour the position it started from.
-func (sub *subscription) lostPosition(ctx context.Context, err error) *positionLostError {
+func (sub *Subscription) lostPosition(ctx context.Context, err error) *positionLostError {
 	var (
 		lost *positionLostError
 		past *reader.PastTailError
@@ -53,7 +53,7 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 		if sub.pastTailConfirmed(ctx, past) {
 			return &positionLostError{stored: sub.pos.Position, stream: past.Tail, reason: past.Error()}
 		}
-	case errors.Is(err, ErrStreamNotFound) && sub.started:
+	case errors.Is(err, protocol.ErrStreamNotFound) && sub.started:
 		// The stream was there and is gone: deleted (a new one may come
 		// at its URL), or a server that lost its data.
 		reason := "the stream was deleted: "
@@ -61,7 +61,7 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 			reason = "the stream is missing after the server could not be reached (a restart lost it?): "
 		}
 		return &positionLostError{stored: sub.pos.Position, reason: reason + err.Error()}
-	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, ErrStreamGone) || rejectedOffset(err)):
+	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, protocol.ErrStreamGone) || rejectedOffset(err)):
 		return &positionLostError{stored: sub.pos.Position, reason: err.Error()}
 	}
 	return nil
@@ -69,31 +69,31 @@ func (sub *subscription) lostPosition(ctx context.Context, err error) *positionL
 
 // recover applies OnPositionLost to a position the stream cannot honour.
 // It reports whether the subscription goes on.
-func (sub *subscription) recover(ctx context.Context, lost *positionLostError) bool {
-	cfg := sub.s.config
+func (sub *Subscription) recover(ctx context.Context, lost *positionLostError) bool {
+	cfg := &sub.cfg
 	// Whatever comes next reads a stream that may not exist (yet): it is
 	// waited for.
 	sub.started = false
-	fields := sub.fields.Add(watermill.LogFields{
+	fields := sub.cfg.Fields.Add(watermill.LogFields{
 		"stored_offset": lost.stored.Offset,
 		"stored_skip":   lost.stored.Skip,
 		"stream_offset": lost.stream,
 	})
 	switch cfg.OnPositionLost {
-	case PositionLostStop:
-		sub.s.logger.Error("The stream cannot honour the stored position; the subscription stops (OnPositionLost)", lost, fields)
+	case LostStop:
+		sub.cfg.Logger.Error("The stream cannot honour the stored position; the subscription stops (OnPositionLost)", lost, fields)
 		return false
-	case PositionLostFromTail:
-		tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
+	case LostFromTail:
+		tail, exists, err := sub.cfg.Client.Tail(ctx, sub.cfg.StreamURL)
 		if err != nil {
-			sub.s.logger.Error("The stream cannot honour the stored position, and its tail cannot be found", err, fields)
+			sub.cfg.Logger.Error("The stream cannot honour the stored position, and its tail cannot be found", err, fields)
 			return false
 		}
 		if !exists {
 			tail = reader.OffsetBeginning
 		}
-		sub.s.logger.Error("The stream cannot honour the stored position; going on from its tail", lost, fields.Add(watermill.LogFields{"new_offset": tail}))
-		sub.pos = streamPos{Position: Position{Offset: tail}, N: sub.pos.N}
+		sub.cfg.Logger.Error("The stream cannot honour the stored position; going on from its tail", lost, fields.Add(watermill.LogFields{"new_offset": tail}))
+		sub.pos = Pos{Position: Position{Offset: tail}, N: sub.pos.N}
 		// Stored at once, as a StartFromTail start is: a run that stopped
 		// before its next commit would leave the lost position, and the
 		// next run would go on from a later tail, skipping what came in
@@ -103,8 +103,8 @@ func (sub *subscription) recover(ctx context.Context, lost *positionLostError) b
 		}
 		return true
 	default:
-		sub.s.logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))
-		sub.pos = streamPos{Position: Position{Offset: reader.OffsetBeginning}, N: sub.pos.N}
+		sub.cfg.Logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))
+		sub.pos = Pos{Position: Position{Offset: reader.OffsetBeginning}, N: sub.pos.N}
 	}
 	sub.moved(ctx)
 	return true
@@ -122,8 +122,8 @@ func rejectedOffset(err error) bool {
 // server has been seen to answer one read so around a restart of its
 // own while the tail was past the offset; only a tail before the offset
 // means the stream no longer reaches it.
-func (sub *subscription) pastTailConfirmed(ctx context.Context, past *reader.PastTailError) bool {
-	tail, exists, err := sub.s.client.Tail(ctx, sub.streamURL)
+func (sub *Subscription) pastTailConfirmed(ctx context.Context, past *reader.PastTailError) bool {
+	tail, exists, err := sub.cfg.Client.Tail(ctx, sub.cfg.StreamURL)
 	if err != nil || !exists {
 		return false // the next read tells
 	}

@@ -1,4 +1,4 @@
-package durablestreams
+package subscription
 
 import (
 	"errors"
@@ -38,7 +38,7 @@ func (j jsonFrames) next() ([]byte, error) {
 // than one frame's worth (MaxReadBytes) beyond what was handed out.
 type byteFrames struct {
 	topic    string
-	splitter FrameSplitter
+	splitter Splitter
 	max      int
 	buf      []byte
 	start    int // buf[start:] is not handed out yet

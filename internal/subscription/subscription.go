@@ -1,4 +1,11 @@
-package durablestreams
+// Package subscription reads one stream and delivers its messages one at
+// a time, for the root package's Subscriber: a plain Subscribe, or one
+// stream a consumer group member owns. It keeps the position (committed
+// through Config.Store), rides out outages, applies the lost-position and
+// poison policies, and puts each delivery's exactly-once transaction in
+// its context (Config.WithDelivery). It imports nothing of the root: the
+// root resolves its settings into a Config.
+package subscription
 
 import (
 	"context"
@@ -8,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/group"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
@@ -20,7 +27,7 @@ var errStopped = errors.New("subscription stopped by OnUnmarshalError")
 // errStopping ends a read that a stop asked for: no message is in hand.
 var errStopping = errors.New("subscription stopping")
 
-// subscription reads one stream and delivers its messages, one at a time:
+// Subscription reads one stream and delivers its messages, one at a time:
 // a plain Subscribe, or one stream a consumer group member owns.
 //
 // It ends in one of two ways. A stop (the Subscribe context, Close, a
@@ -29,31 +36,19 @@ var errStopping = errors.New("subscription stopping")
 // that its ack counts and the next reader does not get it again. A kill (a
 // lease lost to another member) ends everything at once and cancels the
 // context of the message in hand.
-type subscription struct {
-	s *Subscriber
-	// topic is what the Unmarshaler and the logs are told; the stream
-	// may be one of its partitions.
-	topic     string
-	streamURL string
-	fields    watermill.LogFields
-	out       chan<- *message.Message
+type Subscription struct {
+	cfg Config
 	// positions stores where the subscription stands (nil: nowhere, a
 	// subscription without a group or checkpoint).
 	positions *committer
-	// valid, when set, must hold before each delivery (a lease's local
-	// deadline).
-	valid func() bool
 	// hard ends the message in hand at once (a lease lost); it outlives
-	// the stop (the ctx of run) by up to HandoverTimeout otherwise.
+	// the stop (the ctx of Run) by up to HandoverTimeout otherwise.
 	hard context.Context
-	// eo, for a group's stream, puts each delivery's exactly-once
-	// transaction in its context (see ExactlyOnce).
-	eo *eoSource
 
 	// pos is where the subscription stands: Skip messages after Offset are
 	// consumed (acked, or skipped as poison). Reading again from pos and
 	// passing over Skip messages resumes exactly.
-	pos streamPos
+	pos Pos
 	// started: the stream was found, so a 404 means it was deleted.
 	started bool
 	// outage: the server could not be reached since the stream was last
@@ -61,17 +56,19 @@ type subscription struct {
 	outage bool
 }
 
-// run reads and delivers until ctx (the stop) ends, the stream ends or an
-// error ends the subscription, then stores the position reached.
-func (sub *subscription) run(ctx context.Context) {
+// Run reads and delivers until ctx (the stop) ends, the stream ends or an
+// error ends the subscription, then stores the position reached. hard
+// (the kill) ends the message in hand at once.
+func (sub *Subscription) Run(ctx, hard context.Context) {
+	sub.hard = hard
 	defer sub.finish()
 	failures := 0 // in a row: a read that moved the position resets it
 	for {
 		before := sub.pos
-		mark := sub.s.client.Reach.Outages()
+		mark := sub.cfg.Client.Reach.Outages()
 		err := sub.consume(ctx)
 		if err == nil {
-			sub.s.logger.Info("Stream closed, subscription ends", sub.fields)
+			sub.cfg.Logger.Info("Stream closed, subscription ends", sub.cfg.Fields)
 			return
 		}
 		if ctx.Err() != nil || sub.hard.Err() != nil || errors.Is(err, errStopping) {
@@ -89,7 +86,7 @@ func (sub *subscription) run(ctx context.Context) {
 		failures++
 		wait, again := sub.retryWait(err, failures)
 		if !again {
-			sub.s.logger.Error("Subscription ends on an error", err, sub.fields)
+			sub.cfg.Logger.Error("Subscription ends on an error", err, sub.cfg.Fields)
 			return
 		}
 		if protocol.Sleep(ctx, wait) != nil {
@@ -100,19 +97,19 @@ func (sub *subscription) run(ctx context.Context) {
 
 // finish stores the position reached: the write in flight lands, then
 // the last position is written, before a lease is handed over.
-func (sub *subscription) finish() {
+func (sub *Subscription) finish() {
 	if sub.positions == nil {
 		return
 	}
-	if err := sub.positions.close(); err != nil && !errors.Is(err, ErrFenced) {
-		sub.s.logger.Error("Could not store the final position; the messages after the last stored one may come again", err, sub.fields)
+	if err := sub.positions.close(); err != nil && !errors.Is(err, group.ErrFenced) {
+		sub.cfg.Logger.Error("Could not store the final position; the messages after the last stored one may come again", err, sub.cfg.Fields)
 	}
 }
 
 // retryWait says whether a failed read is tried again from the position
 // reached, and after how long.
-func (sub *subscription) retryWait(err error, failures int) (time.Duration, bool) {
-	backoff := sub.s.client.Retry.Backoff(failures)
+func (sub *Subscription) retryWait(err error, failures int) (time.Duration, bool) {
+	backoff := sub.cfg.Client.Retry.Backoff(failures)
 	var (
 		cut  *reader.BodyError
 		past *reader.PastTailError
@@ -124,29 +121,29 @@ func (sub *subscription) retryWait(err error, failures int) (time.Duration, bool
 	case errors.As(err, &cut) || errors.As(err, &past):
 		// A body cut short, or an answer behind the stream's own tail
 		// (see pastTailConfirmed).
-		sub.s.logger.Debug("Read failed; reading again from the position", sub.fields.Add(watermill.LogFields{"reason": err.Error()}))
+		sub.cfg.Logger.Debug("Read failed; reading again from the position", sub.cfg.Fields.Add(watermill.LogFields{"reason": err.Error()}))
 		return backoff, true
-	case errors.Is(err, ErrStreamNotFound) && !sub.started:
-		sub.s.logger.Debug("Stream does not exist yet, waiting for it", sub.fields)
+	case errors.Is(err, protocol.ErrStreamNotFound) && !sub.started:
+		sub.cfg.Logger.Debug("Stream does not exist yet, waiting for it", sub.cfg.Fields)
 		return min(backoff, time.Second), true
-	case errors.Is(err, ErrRetriesExhausted):
-		sub.s.logger.Error("Reading the stream keeps failing; trying again", err, sub.fields)
-		return max(sub.s.config.RetryPolicy.MaxBackoff, time.Second), true
+	case errors.Is(err, protocol.ErrRetriesExhausted):
+		sub.cfg.Logger.Error("Reading the stream keeps failing; trying again", err, sub.cfg.Fields)
+		return max(sub.cfg.MaxBackoff, time.Second), true
 	}
 	return 0, false
 }
 
 // consume reads from pos until EOF (nil) or an error. A decoder reads
 // and unmarshals ahead; consume delivers and keeps the position.
-func (sub *subscription) consume(ctx context.Context) error {
-	cfg := sub.s.config
+func (sub *Subscription) consume(ctx context.Context) error {
+	cfg := &sub.cfg
 	r, err := reader.New(reader.Config{
-		URL:          sub.streamURL,
+		URL:          sub.cfg.StreamURL,
 		Offset:       sub.pos.Offset,
-		Mode:         cfg.readMode(),
-		Client:       sub.s.client,
+		Mode:         cfg.Mode,
+		Client:       cfg.Client,
 		LiveTimeout:  cfg.LiveTimeout,
-		RetryPolicy:  sub.s.client.Retry,
+		RetryPolicy:  sub.cfg.Client.Retry,
 		MaxBodyBytes: cfg.MaxReadBytes,
 	})
 	if err != nil {
@@ -192,7 +189,7 @@ func (sub *subscription) consume(ctx context.Context) error {
 // consumeBatch delivers the frames of one decoded batch of the read that
 // started at start, after passing over *pass of them (messages consumed
 // before), and keeps the position.
-func (sub *subscription) consumeBatch(ctx context.Context, b batch, pass *int, start string) error {
+func (sub *Subscription) consumeBatch(ctx context.Context, b batch, pass *int, start string) error {
 	if b.err != nil {
 		return b.err
 	}
@@ -224,7 +221,7 @@ func (sub *subscription) consumeBatch(ctx context.Context, b batch, pass *int, s
 	if !b.partial && *pass == 0 {
 		// The whole read is consumed: its end names the place, and a
 		// restart reads only what came after it.
-		sub.pos = streamPos{Position: Position{Offset: b.chunk.NextOffset, Skip: 0}, N: sub.pos.N}
+		sub.pos = Pos{Position: Position{Offset: b.chunk.NextOffset, Skip: 0}, N: sub.pos.N}
 		sub.moved(ctx)
 	}
 	return nil
@@ -232,24 +229,24 @@ func (sub *subscription) consumeBatch(ctx context.Context, b batch, pass *int, s
 
 // handle delivers one decoded frame, or applies the poison policy. It
 // returns once the message is acked.
-func (sub *subscription) handle(ctx context.Context, f decoded) error {
+func (sub *Subscription) handle(ctx context.Context, f decoded) error {
 	if ctx.Err() != nil {
 		return errStopping
 	}
 	if f.err != nil {
-		hook := sub.s.config.OnUnmarshalError
+		hook := sub.cfg.OnUnmarshalError
 		if hook == nil {
-			return &undecodableError{topic: sub.topic, pos: sub.pos.Position, err: f.err}
+			return &undecodableError{topic: sub.cfg.Topic, pos: sub.pos.Position, err: f.err}
 		}
-		if hookErr := hook(sub.topic, f.frame, f.err); hookErr != nil {
+		if hookErr := hook(sub.cfg.Topic, f.frame, f.err); hookErr != nil {
 			return fmt.Errorf("%w: %w", errStopped, hookErr)
 		}
 		sub.consumed(ctx)
 		return nil
 	}
 	msg := f.msg
-	msg.Metadata.Set(MetadataOffset, sub.pos.Offset)
-	msg.Metadata.Set(MetadataIndex, strconv.Itoa(sub.pos.Skip))
+	msg.Metadata.Set(sub.cfg.OffsetKey, sub.pos.Offset)
+	msg.Metadata.Set(sub.cfg.IndexKey, strconv.Itoa(sub.pos.Skip))
 	if err := sub.deliver(ctx, msg); err != nil {
 		return err
 	}
@@ -258,7 +255,7 @@ func (sub *subscription) handle(ctx context.Context, f decoded) error {
 }
 
 // consumed counts one more message as done.
-func (sub *subscription) consumed(ctx context.Context) {
+func (sub *Subscription) consumed(ctx context.Context) {
 	sub.pos.Skip++
 	sub.pos.N++
 	sub.moved(ctx)
@@ -266,8 +263,8 @@ func (sub *subscription) consumed(ctx context.Context) {
 
 // moved hands the position to the committer, which stores it at once
 // when no write is in flight (or with the next one), within
-// CommitInterval, or before the next delivery (CommitEveryAck).
-func (sub *subscription) moved(ctx context.Context) {
+// CommitInterval, or before the next delivery (EveryAck).
+func (sub *Subscription) moved(ctx context.Context) {
 	if sub.positions != nil {
 		sub.positions.moved(ctx, sub.pos)
 	}

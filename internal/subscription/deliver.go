@@ -1,4 +1,4 @@
-package durablestreams
+package subscription
 
 import (
 	"context"
@@ -20,16 +20,16 @@ import (
 // HandoverTimeout, with the message's context still live; a nack then is
 // not resent (the next reader gets it). A kill (sub.hard) cancels the
 // message's context at once.
-func (sub *subscription) deliver(ctx context.Context, msg *message.Message) error {
+func (sub *Subscription) deliver(ctx context.Context, msg *message.Message) error {
 	for {
-		if sub.valid != nil && !sub.valid() {
+		if sub.cfg.Valid != nil && !sub.cfg.Valid() {
 			return errStopping
 		}
 		sent := msg.Copy()
 		msgCtx, cancel := context.WithCancel(sub.hard)
-		sent.SetContext(sub.eo.withTxn(msgCtx, sub.pos.N, sent.UUID))
+		sent.SetContext(sub.deliveryContext(msgCtx, sent.UUID))
 		select {
-		case sub.out <- sent:
+		case sub.cfg.Out <- sent:
 		case <-ctx.Done():
 			cancel()
 			return errStopping
@@ -42,8 +42,8 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 		if err != nil || acked {
 			return err
 		}
-		sub.s.logger.Trace("Message nacked, sending it again", sub.fields.Add(watermill.LogFields{"message_uuid": msg.UUID}))
-		if err := protocol.Sleep(ctx, sub.s.config.NackResendDelay); err != nil {
+		sub.cfg.Logger.Trace("Message nacked, sending it again", sub.cfg.Fields.Add(watermill.LogFields{"message_uuid": msg.UUID}))
+		if err := protocol.Sleep(ctx, sub.cfg.NackResendDelay); err != nil {
 			return errStopping
 		}
 	}
@@ -52,7 +52,7 @@ func (sub *subscription) deliver(ctx context.Context, msg *message.Message) erro
 // awaitAnswer waits for the ack (true) or nack (false) of a message a
 // handler holds. A stop meanwhile grants the handler HandoverTimeout
 // more; then, or at a kill, the message counts as not handled: an error.
-func (sub *subscription) awaitAnswer(ctx context.Context, sent *message.Message) (bool, error) {
+func (sub *Subscription) awaitAnswer(ctx context.Context, sent *message.Message) (bool, error) {
 	select {
 	case <-sent.Acked():
 		return true, nil
@@ -67,7 +67,7 @@ func (sub *subscription) awaitAnswer(ctx context.Context, sent *message.Message)
 		// because of it, and the caller is closing.
 		return ackedAnyway(sent)
 	}
-	grace := time.NewTimer(sub.s.config.HandoverTimeout)
+	grace := time.NewTimer(sub.cfg.HandoverTimeout)
 	defer grace.Stop()
 	select {
 	case <-sent.Acked():
@@ -77,8 +77,8 @@ func (sub *subscription) awaitAnswer(ctx context.Context, sent *message.Message)
 	case <-sub.hard.Done():
 		return ackedAnyway(sent)
 	case <-grace.C:
-		sub.s.logger.Error("A handler did not ack or nack its message within HandoverTimeout of the stop; its context is cancelled and it will be delivered again", nil,
-			sub.fields.Add(watermill.LogFields{"message_uuid": sent.UUID, "handover_timeout": sub.s.config.HandoverTimeout.String()}))
+		sub.cfg.Logger.Error("A handler did not ack or nack its message within HandoverTimeout of the stop; its context is cancelled and it will be delivered again", nil,
+			sub.cfg.Fields.Add(watermill.LogFields{"message_uuid": sent.UUID, "handover_timeout": sub.cfg.HandoverTimeout.String()}))
 		return ackedAnyway(sent)
 	}
 }
@@ -92,4 +92,14 @@ func ackedAnyway(sent *message.Message) (bool, error) {
 	default:
 		return false, errStopping
 	}
+}
+
+// deliveryContext is the context of the delivery of the message uuid,
+// with what WithDelivery adds (a consumer group's exactly-once
+// transaction, see the root's ExactlyOnce).
+func (sub *Subscription) deliveryContext(ctx context.Context, uuid string) context.Context {
+	if sub.cfg.WithDelivery == nil {
+		return ctx
+	}
+	return sub.cfg.WithDelivery(ctx, sub.pos.N, uuid)
 }
