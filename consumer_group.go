@@ -52,7 +52,7 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
 	go func() {
 		defer s.exit(topic)
-		defer close(out)
+		defer s.closeOut(topic, out)
 		defer stopOnClose()
 		defer cancel()
 		s.member(subCtx, topic, len(streams), m, out)

@@ -138,7 +138,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
 	go func() {
 		defer s.exit(topic)
-		defer close(out)
+		defer s.closeOut(topic, out)
 		defer stopOnClose()
 		defer cancel()
 		hard, kill := context.WithCancel(context.WithoutCancel(subCtx))
@@ -175,12 +175,25 @@ func (s *Subscriber) enter(topic string) error {
 }
 
 func (s *Subscriber) exit(topic string) {
+	s.freeName(topic)
+	s.wg.Done()
+}
+
+// closeOut ends a subscription's channel: the name it held is free first,
+// so that a Subscribe made as soon as the channel is seen closed is never
+// refused for it. The caller still exits (wg.Done) after it, so that
+// Close returns only once the channel is closed.
+func (s *Subscriber) closeOut(topic string, out chan<- *message.Message) {
+	s.freeName(topic)
+	close(out)
+}
+
+func (s *Subscriber) freeName(topic string) {
 	if s.config.namesOne() {
 		s.mu.Lock()
 		delete(s.named, topic)
 		s.mu.Unlock()
 	}
-	s.wg.Done()
 }
 
 // subscriptionConfig configures a subscription to streamURL (topic's stream,
