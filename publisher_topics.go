@@ -207,8 +207,12 @@ func (r *topicRegistry) create(ctx context.Context, tp *topicProducer, streamURL
 		}
 	}
 	tp.initErr = err
-	tp.gate <- err
+	// ready before the gate: the gate lets the producer fail what it
+	// holds, and an OnAsyncError hook that publishes again must then find
+	// the creation failed (and start another), not hand its message to
+	// the failing producer.
 	close(tp.ready)
+	tp.gate <- err
 	if err == nil {
 		p.logger.Debug("Producer started", watermill.LogFields{"topic": tp.topic, "stream_url": tp.redactedURL})
 		return
