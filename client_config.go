@@ -127,6 +127,10 @@ func (c ClientConfig) newClient(compressedReads bool, logger watermill.LoggerAda
 		RequestTimeout: c.RequestTimeout,
 		Retry:          c.RetryPolicy.internal(),
 		Reach:          &protocol.Reach{Logger: logger},
+		// The errors users get are this package's types, defined only
+		// here; the internal packages build them with these.
+		NewHTTPError:       newHTTPError,
+		NewStaleEpochError: newStaleEpochError,
 	}, c.HTTPClient == nil
 }
 
