@@ -199,3 +199,15 @@ func (p *Producer) post(parent context.Context, a attempt) answer {
 	protocol.DrainClose(resp.Body)
 	return ans
 }
+
+// target is where a request went: its URL (redacted) for the messages,
+// and the client that builds the errors users get (see
+// protocol.Client.AnswerError).
+type target struct {
+	url    string
+	client *protocol.Client
+}
+
+func (p *Producer) target() target {
+	return target{url: protocol.RedactURL(p.cfg.URL), client: p.cfg.Client}
+}

@@ -137,18 +137,6 @@ type outcome struct {
 	streamErr error
 }
 
-// target is where a request went: its URL (redacted) for the messages,
-// and the client that builds the errors users get (see
-// protocol.Client.AnswerError).
-type target struct {
-	url    string
-	client *protocol.Client
-}
-
-func (p *Producer) target() target {
-	return target{url: protocol.RedactURL(p.cfg.URL), client: p.cfg.Client}
-}
-
 // classify is the answer table.
 func classify(s sent, a answer, to target) outcome {
 	return mayBeOurs(s, a, classifyAnswer(s, a, to))
