@@ -120,21 +120,26 @@ func (c ClientConfig) newClient(compressedReads bool, logger watermill.LoggerAda
 			t.DisableCompression = true
 		}
 	}
+	p := c.RetryPolicy
 	return &protocol.Client{
 		HTTP:           hc,
 		Header:         c.Header,
 		HeaderFunc:     protocol.HeaderFunc(c.HeaderFunc),
 		RequestTimeout: c.RequestTimeout,
-		Retry:          c.RetryPolicy.internal(),
-		Reach:          &protocol.Reach{Logger: logger},
+		// The one copy of the public policy's fields, made here once: the
+		// internal packages cannot import this one, an alias of their type
+		// would hide the fields from go doc, and an interface they could
+		// take it by would add exported methods to RetryPolicy.
+		Retry: protocol.RetryPolicy{
+			MaxAttempts: p.MaxAttempts, InitialBackoff: p.InitialBackoff, MaxBackoff: p.MaxBackoff,
+			MaxElapsed: p.MaxElapsed, MaxUnreachable: p.MaxUnreachable,
+		},
+		Reach: &protocol.Reach{Logger: logger},
+		// The errors users get are this package's types, defined only
+		// here; the internal packages build them with these.
+		NewHTTPError:       newHTTPError,
+		NewStaleEpochError: newStaleEpochError,
 	}, c.HTTPClient == nil
-}
-
-func (p RetryPolicy) internal() protocol.RetryPolicy {
-	return protocol.RetryPolicy{
-		MaxAttempts: p.MaxAttempts, InitialBackoff: p.InitialBackoff, MaxBackoff: p.MaxBackoff,
-		MaxElapsed: p.MaxElapsed, MaxUnreachable: p.MaxUnreachable,
-	}
 }
 
 // ErrInvalidConfig is wrapped by every configuration error; the message

@@ -35,7 +35,7 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 	streams, err := s.groupStreams(ctx, topic)
 	if err != nil {
 		s.exit(topic)
-		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
+		return nil, errorf(err, "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
 	m, err := group.Join(ctx, group.Config{
 		Client: s.client, BaseURL: s.config.BaseURL, Group: s.config.ConsumerGroup,
@@ -45,7 +45,7 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 	})
 	if err != nil {
 		s.exit(topic)
-		return nil, errorf(publicError(err), "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
+		return nil, errorf(err, "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
 	}
 	out := make(chan *message.Message)
 	subCtx, cancel := context.WithCancel(ctx)
@@ -260,7 +260,7 @@ func (s *Subscriber) groupStreams(ctx context.Context, topic string) ([]string, 
 func (s *Subscriber) initializeGroup(topic string) error {
 	streams, err := s.groupStreams(s.ctx, topic)
 	if err != nil {
-		return publicError(err)
+		return err
 	}
 	for _, stream := range streams {
 		if err := s.initialize(stream); err != nil {

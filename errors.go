@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ type StaleEpochError struct {
 }
 
 func (e *StaleEpochError) Error() string {
-	return (&protocol.StaleEpochError{ServerEpoch: e.ServerEpoch, Epoch: e.Epoch}).Error()
+	return fmt.Sprintf("producer epoch %d is stale, server has epoch %d (fenced by a newer producer with the same id)", e.Epoch, e.ServerEpoch)
 }
 
 // Is makes errors.Is(err, ErrStaleEpoch) true.
@@ -107,41 +108,39 @@ type HTTPError struct {
 	RetryAfter time.Duration
 }
 
-func (e *HTTPError) Error() string { return e.internal().Error() }
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
 
 // Is makes errors.Is match ErrStreamNotFound (404) and ErrStreamGone (410).
-func (e *HTTPError) Is(target error) bool { return e.internal().Is(target) }
+func (e *HTTPError) Is(target error) bool {
+	switch target {
+	case ErrStreamNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrStreamGone:
+		return e.StatusCode == http.StatusGone
+	}
+	return false
+}
 
 // Temporary reports whether the request may be sent again as it is (429
 // and 5xx).
-func (e *HTTPError) Temporary() bool { return e.internal().Temporary() }
+func (e *HTTPError) Temporary() bool { return protocol.RetryableStatus(e.StatusCode) }
 
-func (e *HTTPError) internal() *protocol.HTTPError {
-	return &protocol.HTTPError{Method: e.Method, URL: e.URL, StatusCode: e.StatusCode, Body: e.Body, RetryAfter: e.RetryAfter}
+// newHTTPError and newStaleEpochError are the protocol.Client's
+// constructors of the errors users get (see ClientConfig.newClient): the
+// internal packages cannot import this one, and these types are defined
+// only here.
+func newHTTPError(method, url string, status int, body string, retryAfter time.Duration) error {
+	return &HTTPError{Method: method, URL: url, StatusCode: status, Body: body, RetryAfter: retryAfter}
 }
 
-// publicError gives an error from the internal packages its public form:
-// errors.As finds *HTTPError and *StaleEpochError of this package in it,
-// and its message stays the same. It is applied once, where an error
-// leaves the package.
-func publicError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var pubHTTP *HTTPError
-	var pubStale *StaleEpochError
-	if errors.As(err, &pubHTTP) || errors.As(err, &pubStale) {
-		return err
-	}
-	var stale *protocol.StaleEpochError
-	if errors.As(err, &stale) {
-		return &exportedError{err: err, public: &StaleEpochError{ServerEpoch: stale.ServerEpoch, Epoch: stale.Epoch}}
-	}
-	var h *protocol.HTTPError
-	if errors.As(err, &h) {
-		return &exportedError{err: err, public: &HTTPError{Method: h.Method, URL: h.URL, StatusCode: h.StatusCode, Body: h.Body, RetryAfter: h.RetryAfter}}
-	}
-	return err
+func newStaleEpochError(serverEpoch, epoch int64) error {
+	return &StaleEpochError{ServerEpoch: serverEpoch, Epoch: epoch}
 }
 
 // rootHint adds to an ErrNotStreamEndpoint error where streams were
@@ -156,16 +155,6 @@ func rootHint(c *protocol.RootCheck, err error) error {
 	}
 	return err
 }
-
-// exportedError is an error chain with the public form of an internal
-// error next to it.
-type exportedError struct {
-	err    error
-	public error
-}
-
-func (e *exportedError) Error() string   { return e.err.Error() }
-func (e *exportedError) Unwrap() []error { return []error{e.public, e.err} }
 
 // errorf wraps err where an error leaves the package, with the package's
 // prefix said once: an error that already starts with it (a sentinel of

@@ -1,53 +1,33 @@
 package durablestreams
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-func TestPublicErrorGivesInternalErrorsTheirPublicTypes(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		is   []error
-		as   func(error) bool
-	}{
-		{
-			name: "404",
-			err:  fmt.Errorf("append: %w", &protocol.HTTPError{Method: http.MethodPost, URL: "http://h/s", StatusCode: 404}),
-			is:   []error{ErrStreamNotFound},
-			as: func(err error) bool {
-				var h *HTTPError
-				return errors.As(err, &h) && h.StatusCode == 404 && h.URL == "http://h/s"
-			},
-		},
-		{
-			name: "stale epoch",
-			err:  fmt.Errorf("append: %w", &protocol.StaleEpochError{ServerEpoch: 9, Epoch: 3}),
-			is:   []error{ErrStaleEpoch},
-			as: func(err error) bool {
-				var s *StaleEpochError
-				return errors.As(err, &s) && s.ServerEpoch == 9 && s.Epoch == 3
-			},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pub := publicError(tc.err)
-			require.Equal(t, tc.err.Error(), pub.Error(), "the message is kept")
-			for _, target := range tc.is {
-				require.ErrorIs(t, pub, target)
-			}
-			require.True(t, tc.as(pub))
-			require.Same(t, pub, publicError(pub), "applied once")
-		})
-	}
-	plain := errors.New("plain")
-	require.Same(t, plain, publicError(plain))
-	require.NoError(t, publicError(nil))
+// TestClientBuildsThePublicErrors: the internal packages build their
+// errors with the constructors newClient gives the protocol.Client, so
+// errors.As finds this package's types, with the same message and matches.
+func TestClientBuildsThePublicErrors(t *testing.T) {
+	c, _ := ClientConfig{}.newClient(false, nil)
+	t.Cleanup(c.HTTP.CloseIdleConnections)
+
+	err := fmt.Errorf("append: %w", c.AnswerError(http.MethodPost, "http://h/s", 404, "no such stream", time.Second))
+	require.EqualError(t, err, "append: POST http://h/s: 404 Not Found: no such stream")
+	require.ErrorIs(t, err, ErrStreamNotFound)
+	require.NotErrorIs(t, err, ErrStreamGone)
+	var h *HTTPError
+	require.ErrorAs(t, err, &h)
+	require.Equal(t, HTTPError{Method: http.MethodPost, URL: "http://h/s", StatusCode: 404, Body: "no such stream", RetryAfter: time.Second}, *h)
+
+	err = fmt.Errorf("append: %w", c.StaleEpochError(9, 3))
+	require.EqualError(t, err, "append: producer epoch 3 is stale, server has epoch 9 (fenced by a newer producer with the same id)")
+	require.ErrorIs(t, err, ErrStaleEpoch)
+	var s *StaleEpochError
+	require.ErrorAs(t, err, &s)
+	require.Equal(t, StaleEpochError{ServerEpoch: 9, Epoch: 3}, *s)
 }

@@ -49,7 +49,7 @@ func (p *Publisher) publishExactlyOnce(topic string, t *eoTxn, msgs []*message.M
 	env := exactlyonce.Env{Client: p.client, Logger: p.logger, ContentType: p.config.Marshaler.ContentType()}
 	in := exactlyonce.Input{Stream: t.src.stream, Ordinal: t.ordinal, Lease: t.src.lease}
 	if err := w.Write(ctx, env, in, first, body); err != nil {
-		return errorf(publicError(err), "publish to %q exactly once", stream)
+		return errorf(err, "publish to %q exactly once", stream)
 	}
 	if p.trace {
 		for _, msg := range msgs {
@@ -108,7 +108,7 @@ func (p *Publisher) eoPartitions(ctx context.Context, topic string) (int, error)
 	}
 	n, ok, err := partition.Load(ctx, p.client, p.client.Retry, t.RecordURL)
 	if err != nil {
-		return 0, publicError(err)
+		return 0, err
 	}
 	if !ok {
 		n = 1

@@ -144,7 +144,7 @@ type logPointer struct {
 func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Position, bool, error) {
 	pos, ok, err := s.loadPosition(ctx, group, topic)
 	if err != nil {
-		return Position{}, false, errorf(publicError(err), "load position of checkpoint %q in %q", group, topic)
+		return Position{}, false, errorf(err, "load position of checkpoint %q in %q", group, topic)
 	}
 	return pos, ok, nil
 }
@@ -273,7 +273,7 @@ const maxRecordBytes = 64 << 10
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
 	if err := s.storePosition(ctx, group, topic, pos); err != nil {
-		return errorf(publicError(err), "store position of checkpoint %q in %q", group, topic)
+		return errorf(err, "store position of checkpoint %q in %q", group, topic)
 	}
 	return nil
 }
@@ -377,10 +377,8 @@ func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []b
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return protocol.Try{}
 	}
-	return protocol.StatusTry(&protocol.HTTPError{
-		Method: http.MethodPost, URL: protocol.RedactURL(streamURL), StatusCode: resp.StatusCode,
-		RetryAfter: protocol.RetryAfter(resp.Header, time.Minute),
-	})
+	return protocol.StatusTry(s.client.AnswerError(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
+		protocol.RetryAfter(resp.Header, time.Minute)))
 }
 
 // deleteLog drops a log that no pointer names any more; failing is

@@ -354,16 +354,13 @@ func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error
 }
 
 // mapErr turns the producer's closed error into ErrPublisherClosed when the
-// producer was closed because the Publisher was, and gives internal errors
-// their public types.
+// producer was closed because the Publisher was. An error that may have
+// been written keeps its meaning: it must not read as "closed".
 func (p *Publisher) mapErr(err error) error {
-	if errors.Is(err, ErrOutcomeUnknown) {
-		return publicError(err) // it may have been written: it must not read as "closed"
-	}
-	if errors.Is(err, producer.ErrProducerClosed) && p.closed.Load() {
+	if !errors.Is(err, ErrOutcomeUnknown) && errors.Is(err, producer.ErrProducerClosed) && p.closed.Load() {
 		return fmt.Errorf("%w: %w", ErrPublisherClosed, err)
 	}
-	return publicError(err)
+	return err
 }
 
 // Flush waits until every message published to any topic so far is

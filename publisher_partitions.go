@@ -166,7 +166,7 @@ func (p *Publisher) ensurePartitions(ctx context.Context, topic string) error {
 		return err
 	}
 	if err := partition.Ensure(ctx, p.client, p.client.Retry, t, p.config.Partitions); err != nil {
-		return errorf(publicError(err), "partitions of %q (nothing published)", topic)
+		return errorf(err, "partitions of %q (nothing published)", topic)
 	}
 	p.partitioned.Store(topic, true)
 	return nil

@@ -122,7 +122,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	start, err := s.prepare(ctx, topic, streamURL)
 	if err != nil {
 		s.exit(topic)
-		return nil, errorf(publicError(rootHint(s.root, err)), "subscribe to %q", topic)
+		return nil, errorf(rootHint(s.root, err), "subscribe to %q", topic)
 	}
 
 	subCtx, cancel := context.WithCancel(ctx)
@@ -344,7 +344,7 @@ func (s *Subscriber) initialize(topic string) error {
 	}
 	err = s.streams.Ensure(s.ctx, topic, streamURL, s.config.streamOptions())
 	if err != nil {
-		return errorf(publicError(rootHint(s.root, err)), "initialize %q", topic)
+		return errorf(rootHint(s.root, err), "initialize %q", topic)
 	}
 	return nil
 }

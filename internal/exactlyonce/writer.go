@@ -172,7 +172,7 @@ func (w *Writer) settle(in Input, a eoAnswer, seq string) error {
 		return nil
 	case eoFenced:
 		return w.fenced(in, "the server refused the write (403): a newer owner of the input stream wrote to the output stream",
-			&protocol.StaleEpochError{ServerEpoch: a.epoch, Epoch: w.epoch})
+			w.env.Client.StaleEpochError(a.epoch, w.epoch))
 	case eoSeqGap:
 		return fmt.Errorf("%w: the server expects Producer-Seq %d, this writer is at %d (outputs of %q not written)", ErrNotExactlyOnce, a.expected, w.seq, in.Stream)
 	case eoClosed:
@@ -230,8 +230,8 @@ func (w *Writer) try(ctx context.Context, body []byte, seq string) (eoAnswer, pr
 	protocol.DrainClose(resp.Body)
 	a := classifyEO(resp.StatusCode, resp.Header, string(text))
 	if a.kind == eoRetry || a.kind == eoFailed {
-		herr := &protocol.HTTPError{Method: http.MethodPost, URL: protocol.RedactURL(w.url), StatusCode: resp.StatusCode,
-			Body: string(bytes.TrimSpace(text)), RetryAfter: protocol.RetryAfter(resp.Header, w.env.Client.Retry.MaxBackoff)}
+		herr := w.env.Client.AnswerError(http.MethodPost, protocol.RedactURL(w.url), resp.StatusCode,
+			string(bytes.TrimSpace(text)), protocol.RetryAfter(resp.Header, w.env.Client.Retry.MaxBackoff))
 		return a, protocol.StatusTry(herr)
 	}
 	return a, protocol.Try{}

@@ -146,7 +146,7 @@ func (r *roster) create(ctx context.Context, w int64) (http.Header, error) {
 			}
 			return protocol.Try{}
 		}
-		return protocol.StatusTry(statusError(http.MethodPut, url, resp.StatusCode, resp.Header))
+		return protocol.StatusTry(statusError(r.cfg.Client, http.MethodPut, url, resp.StatusCode, resp.Header))
 	})
 	return header, err
 }
@@ -171,7 +171,7 @@ func (r *roster) tailOf(ctx context.Context, url string) (offset string, closed,
 	case http.StatusNotFound:
 		return "", false, false, nil
 	}
-	return "", false, false, statusError(http.MethodHead, url, resp.StatusCode, resp.Header)
+	return "", false, false, statusError(r.cfg.Client, http.MethodHead, url, resp.StatusCode, resp.Header)
 }
 
 // follow reads closed log w for the record naming the next log. A log
@@ -219,7 +219,7 @@ func (r *roster) append(ctx context.Context, rec memberRecord) error {
 			case err != nil:
 				return protocol.TransportTry(err, written)
 			case protocol.RetryableStatus(status):
-				return protocol.StatusTry(statusError(http.MethodPost, r.cfg.membersURL(w), status, h))
+				return protocol.StatusTry(statusError(r.cfg.Client, http.MethodPost, r.cfg.membersURL(w), status, h))
 			}
 			return protocol.Try{}
 		})
@@ -247,7 +247,7 @@ func (r *roster) append(ctx context.Context, rec memberRecord) error {
 			r.log.Info("The consumer group's members log was gone (a server that lost its data?); started it again", watermill.LogFields{"members_log": protocol.RedactURL(r.cfg.membersURL(next))})
 			r.moveTo(next)
 		default:
-			return statusError(http.MethodPost, r.cfg.membersURL(w), status, h)
+			return statusError(r.cfg.Client, http.MethodPost, r.cfg.membersURL(w), status, h)
 		}
 	}
 	return fmt.Errorf("append to the members log of group %q: it kept moving", r.cfg.Group)
@@ -281,7 +281,7 @@ func (r *roster) rotate(ctx context.Context, me, inc string) error {
 		}
 	case status == http.StatusNotFound:
 	default:
-		return statusError(http.MethodPost, r.cfg.membersURL(cur), status, h)
+		return statusError(r.cfg.Client, http.MethodPost, r.cfg.membersURL(cur), status, h)
 	}
 	r.moveTo(next)
 	return nil

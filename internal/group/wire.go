@@ -173,8 +173,8 @@ func post(ctx context.Context, c *protocol.Client, url string, record any, epoch
 }
 
 // statusError is the error of an answer the caller does not take.
-func statusError(method, url string, status int, h http.Header) *protocol.HTTPError {
-	return &protocol.HTTPError{Method: method, URL: protocol.RedactURL(url), StatusCode: status, RetryAfter: protocol.RetryAfter(h, time.Minute)}
+func statusError(c *protocol.Client, method, url string, status int, h http.Header) *protocol.HTTPError {
+	return c.AnswerError(method, protocol.RedactURL(url), status, "", protocol.RetryAfter(h, time.Minute))
 }
 
 // fencedPost appends record at (epoch, seq) under protocol.Retry, closing
@@ -193,9 +193,9 @@ func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPo
 		o, reason = classify(status, h)
 		switch o {
 		case retry:
-			return protocol.StatusTry(statusError(http.MethodPost, url, status, h))
+			return protocol.StatusTry(statusError(c, http.MethodPost, url, status, h))
 		case failed:
-			return protocol.Try{Err: statusError(http.MethodPost, url, status, h)}
+			return protocol.Try{Err: statusError(c, http.MethodPost, url, status, h)}
 		}
 		return protocol.Try{}
 	})
@@ -239,9 +239,9 @@ func putStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPol
 		o, reason = classifyCreate(resp.StatusCode)
 		switch o {
 		case retry:
-			return protocol.StatusTry(statusError(http.MethodPut, url, resp.StatusCode, resp.Header))
+			return protocol.StatusTry(statusError(c, http.MethodPut, url, resp.StatusCode, resp.Header))
 		case failed:
-			return protocol.Try{Err: statusError(http.MethodPut, url, resp.StatusCode, resp.Header)}
+			return protocol.Try{Err: statusError(c, http.MethodPut, url, resp.StatusCode, resp.Header)}
 		}
 		return protocol.Try{}
 	})

@@ -212,9 +212,9 @@ func putOnce(ctx context.Context, c *protocol.Client, url string, body []byte) p
 	case http.StatusConflict:
 		return protocol.Try{Err: fmt.Errorf("%w: %s exists but is open or of another type", protocol.ErrStreamConflict, protocol.RedactURL(url))}
 	}
-	return protocol.StatusTry(statusError(http.MethodPut, url, resp))
+	return protocol.StatusTry(statusError(c, http.MethodPut, url, resp))
 }
 
-func statusError(method, url string, resp *http.Response) *protocol.HTTPError {
-	return &protocol.HTTPError{Method: method, URL: protocol.RedactURL(url), StatusCode: resp.StatusCode, RetryAfter: protocol.RetryAfter(resp.Header, time.Minute)}
+func statusError(c *protocol.Client, method, url string, resp *http.Response) *protocol.HTTPError {
+	return c.AnswerError(method, protocol.RedactURL(url), resp.StatusCode, "", protocol.RetryAfter(resp.Header, time.Minute))
 }

@@ -41,7 +41,7 @@ func (s *sequencer) handle(r result) {
 		// could write it twice.
 		b.maybeLanded = true
 	}
-	o := classify(r.sent(s.acked), r.ans, protocol.RedactURL(s.p.cfg.URL))
+	o := classify(r.sent(s.acked), r.ans, s.p.target())
 	switch o.kind {
 	case acknowledged, duplicateOfOurs:
 		s.written(r, o)

@@ -88,7 +88,7 @@ func (r result) sent(ackedNow int64) sent {
 // appended now, which nothing the owner learns later can change, and the
 // offset after it.
 func (r result) written() (offset string, ok bool) {
-	o := classify(r.sent(r.a.acked), r.ans, "")
+	o := classify(r.sent(r.a.acked), r.ans, target{})
 	return o.offset, !r.a.close && o.kind == acknowledged
 }
 
@@ -110,13 +110,13 @@ func (p *Producer) send(a attempt) result {
 	}
 	var last answer
 	mayBeWritten := a.maybeLanded // an earlier launch at this (epoch, seq) may have been written
-	url := protocol.RedactURL(p.cfg.URL)
+	to := p.target()
 	if ctx.Err() != nil {
 		// Close gave up while this request waited its turn: it is not
 		// sent, whether or not the transport would honour the ended
 		// context (a RoundTripper may write a request whose context has
 		// ended, and then its outcome would read as unknown).
-		err := fmt.Errorf("append to %s not sent: %w", url, context.Cause(ctx))
+		err := fmt.Errorf("append to %s not sent: %w", to.url, context.Cause(ctx))
 		return result{a: a, ans: answer{err: err, gaveUp: true, mayBeWritten: mayBeWritten}}
 	}
 	err := protocol.Retry(ctx, p.cfg.Retry, func(n int) protocol.Try {
@@ -128,7 +128,7 @@ func (p *Producer) send(a attempt) result {
 		// Whether an earlier try may have been applied is part of what
 		// the answer to this one means (a duplicate of ours or of others').
 		last = p.post(ctx, a)
-		o := classify(result{a: a, ans: last, earlier: mayBeWritten}.sent(a.acked), last, url)
+		o := classify(result{a: a, ans: last, earlier: mayBeWritten}.sent(a.acked), last, to)
 		if o.kind != retryable {
 			return protocol.Try{}
 		}
@@ -198,4 +198,16 @@ func (p *Producer) post(parent context.Context, a attempt) answer {
 	}
 	protocol.DrainClose(resp.Body)
 	return ans
+}
+
+// target is where a request went: its URL (redacted) for the messages,
+// and the client that builds the errors users get (see
+// protocol.Client.AnswerError).
+type target struct {
+	url    string
+	client *protocol.Client
+}
+
+func (p *Producer) target() target {
+	return target{url: protocol.RedactURL(p.cfg.URL), client: p.cfg.Client}
 }

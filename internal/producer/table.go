@@ -138,8 +138,8 @@ type outcome struct {
 }
 
 // classify is the answer table.
-func classify(s sent, a answer, url string) outcome {
-	return mayBeOurs(s, a, classifyAnswer(s, a, url))
+func classify(s sent, a answer, to target) outcome {
+	return mayBeOurs(s, a, classifyAnswer(s, a, to))
 }
 
 // mayBeOurs: a final answer that fails the batch says "not written" only
@@ -172,7 +172,7 @@ func mayBeOurs(s sent, a answer, o outcome) outcome {
 
 // classifyAnswer reads one answer by its status; the longer readings are
 // the functions below it.
-func classifyAnswer(s sent, a answer, url string) outcome {
+func classifyAnswer(s sent, a answer, to target) outcome {
 	if a.err != nil {
 		return classifyUnanswered(a)
 	}
@@ -181,17 +181,17 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 	closed := isTrue(h.Get(protocol.HeaderClosed))
 	switch {
 	case a.status == http.StatusOK || a.status == http.StatusCreated:
-		return classifyWritten(s, a, o, url, closed)
+		return classifyWritten(s, a, o, to.url, closed)
 
 	case a.status == http.StatusNoContent:
-		return classifyDuplicate(s, a, o, url)
+		return classifyDuplicate(s, a, o, to.url)
 
 	case a.status == http.StatusConflict && closed:
 		o.kind = closedByOthers
-		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamClosed, url)
+		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamClosed, to.url)
 
 	case a.status == http.StatusConflict && h.Get(protocol.HeaderExpectedSeq) != "":
-		return classifyExpectedSeq(s, a, o, url)
+		return classifyExpectedSeq(s, a, o, to)
 
 	case a.status == http.StatusConflict && carriesBody(s) && a.streamType != nil && !protocol.SameContentType(*a.streamType, s.contentType):
 		// §5.2: a 409 that is neither a closed stream nor a sequence gap,
@@ -199,28 +199,28 @@ func classifyAnswer(s sent, a answer, url string) outcome {
 		// deleted and created again with another content type.
 		o.kind = rejected
 		o.err = fmt.Errorf("%w: %s is now %q, the publisher writes %q (the stream was deleted and created again?)",
-			protocol.ErrContentTypeMismatch, url, *a.streamType, s.contentType)
+			protocol.ErrContentTypeMismatch, to.url, *a.streamType, s.contentType)
 
 	case a.status == http.StatusForbidden && h.Get(protocol.HeaderProducerEpoch) != "":
-		return classifyFenced(s, a, o, url)
+		return classifyFenced(s, a, o, to)
 
 	case a.status == http.StatusNotFound:
 		o.kind = notFound
-		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamNotFound, url)
+		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamNotFound, to.url)
 
 	case a.status == http.StatusGone:
 		o.kind = notFound
-		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamGone, url)
+		o.err = fmt.Errorf("%w: %s", protocol.ErrStreamGone, to.url)
 
 	case protocol.RetryableStatus(a.status):
-		o.kind, o.err = retryable, answerError(a, url)
+		o.kind, o.err = retryable, answerError(a, to)
 		// A 429 is refused before anything is applied; a 5xx may come
 		// from a proxy after the server wrote.
 		o.mayBeWritten = a.status >= 500
 		o.retryAfter = protocol.RetryAfter(h, maxRetryAfter)
 
 	default:
-		o.kind, o.err = rejected, answerError(a, url)
+		o.kind, o.err = rejected, answerError(a, to)
 	}
 	return o
 }
@@ -259,20 +259,19 @@ func classifyUnanswered(a answer) outcome {
 }
 
 // answerError is the error of an answer the table reads as a refusal.
-func answerError(a answer, url string) error {
-	return &protocol.HTTPError{Method: http.MethodPost, URL: url, StatusCode: a.status, Body: a.body,
-		RetryAfter: protocol.RetryAfter(a.header, maxRetryAfter)}
+func answerError(a answer, to target) error {
+	return to.client.AnswerError(http.MethodPost, to.url, a.status, a.body, protocol.RetryAfter(a.header, maxRetryAfter))
 }
 
 // classifyExpectedSeq reads a 409 with Stream-Expected-Seq: how far the
 // server is from the seq sent.
-func classifyExpectedSeq(s sent, a answer, o outcome, url string) outcome {
+func classifyExpectedSeq(s sent, a answer, o outcome, to target) outcome {
 	expected, ok := headerInt(a.header, protocol.HeaderExpectedSeq)
 	switch {
 	case !ok || expected > s.seq:
 		// Unreadable, or a claim that we are behind what we sent,
 		// which §5.2.1 answers with 204: not an answer to trust.
-		o.kind, o.err = rejected, answerError(a, url)
+		o.kind, o.err = rejected, answerError(a, to)
 	case expected <= s.ackedAtSend:
 		o.kind, o.seq = stateLost, expected
 	case expected <= s.ackedNow:
@@ -285,14 +284,14 @@ func classifyExpectedSeq(s sent, a answer, o outcome, url string) outcome {
 
 // classifyFenced reads a 403 with Producer-Epoch: a newer epoch holds the
 // stream.
-func classifyFenced(s sent, a answer, o outcome, url string) outcome {
+func classifyFenced(s sent, a answer, o outcome, to target) outcome {
 	server, ok := headerInt(a.header, protocol.HeaderProducerEpoch)
 	if !ok {
-		o.kind, o.err = rejected, answerError(a, url)
+		o.kind, o.err = rejected, answerError(a, to)
 		return o
 	}
 	o.kind, o.seq = fenced, server
-	o.err = &protocol.StaleEpochError{ServerEpoch: server, Epoch: s.epoch}
+	o.err = to.client.StaleEpochError(server, s.epoch)
 	return o
 }
 

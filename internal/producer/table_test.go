@@ -140,7 +140,7 @@ func TestAnswerTable(t *testing.T) {
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
-			o := classify(r.sent, r.ans, "http://h/s")
+			o := classify(r.sent, r.ans, target{url: "http://h/s"})
 			require.Equal(t, r.kind, o.kind, "kind")
 			switch o.kind {
 			case duplicateOfOthers, gap, staleGap, stateLost, fenced:

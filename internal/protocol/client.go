@@ -30,6 +30,13 @@ type Client struct {
 	// Reach, if set, hears of every request, to log a server that cannot
 	// be reached and its return.
 	Reach *Reach
+	// NewHTTPError and NewStaleEpochError build the errors users get for
+	// an answer with no meaning of its own and for a fenced producer (see
+	// AnswerError, StaleEpochError). The root package sets them to the
+	// constructors of its public types, which this package cannot import;
+	// they take plain values so that those types are defined once, there.
+	NewHTTPError       func(method, url string, status int, body string, retryAfter time.Duration) error
+	NewStaleEpochError func(serverEpoch, epoch int64) error
 }
 
 // NewRequest builds a request bound to ctx with the configured headers.
@@ -210,10 +217,8 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 		return false, Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return false, StatusTry(&HTTPError{
-		Method: http.MethodPut, URL: RedactURL(url), StatusCode: resp.StatusCode, Body: ErrorBody(body),
-		RetryAfter: RetryAfter(resp.Header, time.Minute),
-	})
+	return false, StatusTry(c.AnswerError(http.MethodPut, RedactURL(url), resp.StatusCode, ErrorBody(body),
+		RetryAfter(resp.Header, time.Minute)))
 }
 
 // What an answer to a create (PUT) means.
@@ -283,10 +288,8 @@ func (c *Client) head(ctx context.Context, url string) (http.Header, Try) {
 	}
 	DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t := StatusTry(&HTTPError{
-			Method: http.MethodHead, URL: RedactURL(url), StatusCode: resp.StatusCode,
-			RetryAfter: RetryAfter(resp.Header, time.Minute),
-		})
+		t := StatusTry(c.AnswerError(http.MethodHead, RedactURL(url), resp.StatusCode, "",
+			RetryAfter(resp.Header, time.Minute)))
 		t.MayBeWritten = false
 		return nil, t
 	}

@@ -29,9 +29,7 @@ func (c *Client) CloseStream(ctx context.Context, policy RetryPolicy, url string
 		case http.StatusOK, http.StatusNoContent, http.StatusConflict:
 			return Try{}
 		}
-		return StatusTry(&HTTPError{
-			Method: http.MethodPost, URL: RedactURL(url), StatusCode: resp.StatusCode,
-			RetryAfter: RetryAfter(resp.Header, time.Minute),
-		})
+		return StatusTry(c.AnswerError(http.MethodPost, RedactURL(url), resp.StatusCode, "",
+			RetryAfter(resp.Header, time.Minute)))
 	})
 }

@@ -46,54 +46,62 @@ var (
 	ErrNotPublished = errors.New("durablestreams: message not published")
 )
 
-// StaleEpochError is the 403 a fenced producer gets. It matches
-// ErrStaleEpoch with errors.Is.
-type StaleEpochError struct {
-	// ServerEpoch is the epoch the server knows for this producer id.
-	ServerEpoch int64
-	// Epoch is the epoch this producer sent.
-	Epoch int64
-}
-
-func (e *StaleEpochError) Error() string {
-	return fmt.Sprintf("producer epoch %d is stale, server has epoch %d (fenced by a newer producer with the same id)", e.Epoch, e.ServerEpoch)
-}
-
-// Is makes errors.Is(err, ErrStaleEpoch) true.
-func (e *StaleEpochError) Is(target error) bool { return target == ErrStaleEpoch }
-
-// HTTPError is an answer the protocol does not give a meaning of its own.
-// It carries the start of the body for diagnosis, never request headers.
+// HTTPError carries the status and Retry-After of an answer the protocol
+// gives no meaning of its own, for the decisions made on them once the
+// answer is an error (StatusTry, Retryable after Retry gave up, a
+// caller's reading of a 400 or a 404). The error users see is the one it
+// wraps, which the Client built (see Client.NewHTTPError): the root
+// package's *HTTPError is the only definition of that error, its text and
+// its errors.Is matches; this type adds nothing to the message or to what
+// errors.Is matches.
 type HTTPError struct {
-	Method     string
-	URL        string
 	StatusCode int
-	Body       string
 	// RetryAfter is the server's Retry-After, if it sent one.
 	RetryAfter time.Duration
+	err        error
 }
 
-func (e *HTTPError) Error() string {
-	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Body != "" {
-		msg += ": " + e.Body
+func (e *HTTPError) Error() string { return e.err.Error() }
+func (e *HTTPError) Unwrap() error { return e.err }
+
+// AnswerError is the error of an answer the protocol gives no meaning of
+// its own; url is already redacted. A nil Client, or one without
+// NewHTTPError (internal tests), gives a plain error that matches
+// ErrStreamNotFound for a 404 and ErrStreamGone for a 410, as the root's
+// *HTTPError does.
+func (c *Client) AnswerError(method, url string, status int, body string, retryAfter time.Duration) *HTTPError {
+	var err error
+	if c != nil && c.NewHTTPError != nil {
+		err = c.NewHTTPError(method, url, status, body, retryAfter)
+	} else {
+		err = plainAnswerError(method, url, status, body)
 	}
-	return msg
+	return &HTTPError{StatusCode: status, RetryAfter: retryAfter, err: err}
 }
 
-// Is maps well-known statuses onto the sentinels.
-func (e *HTTPError) Is(target error) bool {
-	switch target {
-	case ErrStreamNotFound:
-		return e.StatusCode == http.StatusNotFound
-	case ErrStreamGone:
-		return e.StatusCode == http.StatusGone
+func plainAnswerError(method, url string, status int, body string) error {
+	msg := fmt.Sprintf("%s %s: %d", method, url, status)
+	if body != "" {
+		msg += ": " + body
 	}
-	return false
+	switch status {
+	case http.StatusNotFound:
+		return fmt.Errorf("%s: %w", msg, ErrStreamNotFound)
+	case http.StatusGone:
+		return fmt.Errorf("%s: %w", msg, ErrStreamGone)
+	}
+	return errors.New(msg)
 }
 
-// Temporary reports whether the request may be retried as it is.
-func (e *HTTPError) Temporary() bool { return RetryableStatus(e.StatusCode) }
+// StaleEpochError is the error of the 403 a fenced producer gets: the
+// server knows serverEpoch for its id, it sent epoch. A nil Client, or one
+// without NewStaleEpochError, gives a plain error matching ErrStaleEpoch.
+func (c *Client) StaleEpochError(serverEpoch, epoch int64) error {
+	if c != nil && c.NewStaleEpochError != nil {
+		return c.NewStaleEpochError(serverEpoch, epoch)
+	}
+	return fmt.Errorf("%w: producer epoch %d, server has epoch %d", ErrStaleEpoch, epoch, serverEpoch)
+}
 
 // Retryable reports whether a request that failed with err may be sent
 // again as it is: network errors and timeouts, 429 and 5xx. A cancelled
@@ -101,7 +109,7 @@ func (e *HTTPError) Temporary() bool { return RetryableStatus(e.StatusCode) }
 func Retryable(err error) bool {
 	var httpErr *HTTPError
 	if errors.As(err, &httpErr) {
-		return httpErr.Temporary()
+		return RetryableStatus(httpErr.StatusCode)
 	}
 	var certErr *tls.CertificateVerificationError
 	if errors.Is(err, context.Canceled) || errors.As(err, &certErr) {

@@ -77,10 +77,10 @@ func TestRedactURL(t *testing.T) {
 }
 
 func TestRetryable(t *testing.T) {
-	assert.True(t, Retryable(&HTTPError{StatusCode: 503}))
-	assert.True(t, Retryable(&HTTPError{StatusCode: 429}))
-	assert.False(t, Retryable(&HTTPError{StatusCode: 400}))
-	assert.False(t, Retryable(&HTTPError{StatusCode: 404}))
+	assert.True(t, Retryable(answer(503)))
+	assert.True(t, Retryable(answer(429)))
+	assert.False(t, Retryable(answer(400)))
+	assert.False(t, Retryable(answer(404)))
 	assert.True(t, Retryable(fmt.Errorf("x: %w", syscall.ECONNRESET)))
 	assert.True(t, Retryable(io.ErrUnexpectedEOF))
 	assert.True(t, Retryable(context.DeadlineExceeded))
@@ -90,10 +90,38 @@ func TestRetryable(t *testing.T) {
 }
 
 func TestHTTPErrorMatchesSentinels(t *testing.T) {
-	assert.ErrorIs(t, &HTTPError{StatusCode: 404}, ErrStreamNotFound)
-	assert.ErrorIs(t, &HTTPError{StatusCode: 410}, ErrStreamGone)
-	assert.NotErrorIs(t, &HTTPError{StatusCode: 500}, ErrStreamNotFound)
-	assert.ErrorIs(t, &StaleEpochError{ServerEpoch: 3, Epoch: 1}, ErrStaleEpoch)
+	assert.ErrorIs(t, answer(404), ErrStreamNotFound)
+	assert.ErrorIs(t, answer(410), ErrStreamGone)
+	assert.NotErrorIs(t, answer(500), ErrStreamNotFound)
+	assert.ErrorIs(t, (*Client)(nil).StaleEpochError(3, 1), ErrStaleEpoch)
+}
+
+// TestClientBuildsErrorsWithItsConstructors: the root package's types
+// are what users see; HTTPError only carries the status beside them.
+func TestClientBuildsErrorsWithItsConstructors(t *testing.T) {
+	public := errors.New("public")
+	c := &Client{
+		NewHTTPError: func(method, url string, status int, body string, retryAfter time.Duration) error {
+			assert.Equal(t, []any{"PUT", "http://h/s", 503, "busy", time.Second}, []any{method, url, status, body, retryAfter})
+			return public
+		},
+		NewStaleEpochError: func(serverEpoch, epoch int64) error {
+			assert.Equal(t, []int64{9, 3}, []int64{serverEpoch, epoch})
+			return public
+		},
+	}
+	err := c.AnswerError("PUT", "http://h/s", 503, "busy", time.Second)
+	assert.Same(t, public, errors.Unwrap(err))
+	assert.Equal(t, "public", err.Error())
+	assert.Equal(t, 503, err.StatusCode)
+	assert.Equal(t, time.Second, err.RetryAfter)
+	assert.Same(t, public, c.StaleEpochError(9, 3))
+}
+
+// answer is the error of an answer with status code, as a client without
+// the root's constructors builds it.
+func answer(code int) *HTTPError {
+	return (&Client{}).AnswerError("POST", "http://h/s", code, "", 0)
 }
 
 // TestCreateStreamWithAPassedExpiry: a stream whose expiry has passed is

@@ -117,7 +117,7 @@ func TestRetryUnresolvableHostIsUnreachable(t *testing.T) {
 // so above all (ErrOutcomeUnknown), also naming the unreachable server.
 func TestMaxUnreachableCountsFromTheLastTryThatReachedTheServer(t *testing.T) {
 	p := RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxUnreachable: time.Hour, MaxAttempts: 4}
-	answered := Try{Err: &HTTPError{StatusCode: 503}, Retryable: true}
+	answered := Try{Err: answer(503), Retryable: true}
 	gone := Try{Err: refused, Retryable: true}
 	try, calls := tries(answered, gone, gone, gone)
 	err := Retry(t.Context(), p, try)

@@ -135,7 +135,7 @@ func TestStatusTry(t *testing.T) {
 		404: {},
 		409: {},
 	} {
-		got := StatusTry(&HTTPError{StatusCode: code})
+		got := StatusTry(answer(code))
 		assert.Equal(t, want.Retryable, got.Retryable, "%d", code)
 		assert.Equal(t, want.MayBeWritten, got.MayBeWritten, "%d", code)
 		assert.Error(t, got.Err)

@@ -73,7 +73,7 @@ func (r *Reader) readAnswer(resp *http.Response, target string) (readHeaders, er
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusNoContent:
 	default:
-		return readHeaders{}, statusError(resp, target)
+		return readHeaders{}, r.statusError(resp, target)
 	}
 	if resp.Header.Get(protocol.HeaderNextOffset) == "" {
 		// §5.6: every read answer carries the next offset; a web server's

@@ -273,9 +273,9 @@ func isEmptyJSONArray(data []byte) bool {
 }
 
 // statusError maps a failed read answer onto the library's errors.
-func statusError(resp *http.Response, rawURL string) error {
+func (r *Reader) statusError(resp *http.Response, rawURL string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	err := &protocol.HTTPError{Method: http.MethodGet, URL: protocol.RedactURL(rawURL), StatusCode: resp.StatusCode, Body: protocol.ErrorBody(body)}
+	err := r.cfg.Client.AnswerError(http.MethodGet, protocol.RedactURL(rawURL), resp.StatusCode, protocol.ErrorBody(body), 0)
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w: %w", protocol.ErrStreamNotFound, err)

@@ -55,7 +55,7 @@ func (r *Reader) openSSE(ctx context.Context) error {
 		return &networkError{fmt.Errorf("open SSE on %s: %w", protocol.RedactURL(r.cfg.URL), err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		err := statusError(resp, target)
+		err := r.statusError(resp, target)
 		protocol.DrainClose(resp.Body)
 		idle.Stop()
 		cancel()
