@@ -19,8 +19,10 @@ var (
 	// ErrNotExactlyOnce means an output cannot be written exactly once:
 	// its input was not delivered by a consumer group of this package
 	// (SubscriberConfig.ConsumerGroup), or one Publish call mixed outputs
-	// of different inputs, or outputs with none. Nothing was written: the
-	// library never falls back to at-least-once on its own.
+	// of different inputs, or outputs with none, or two Publish calls of
+	// one input's outputs ran at once (their order numbers them). Nothing
+	// was written: the library never falls back to at-least-once on its
+	// own.
 	ErrNotExactlyOnce = exactlyonce.ErrNotExactlyOnce
 	// ErrNotCoPartitioned means an output would leave its input's
 	// partition: the output topic has another partition count than the

@@ -78,3 +78,67 @@ func exampleServer() (url string, stop func()) {
 	}
 	return srv.URL, func() { _ = srv.Stop() }
 }
+
+// This example writes one invoice per order exactly once: the handler
+// reads orders as a consumer group and returns an invoice, and the
+// ExactlyOnce middleware numbers it by its order, so that an order
+// handled again (after a crash, a pause or a rebalance) finds its invoice
+// written instead of writing a second one. Orders and invoices have as
+// many partitions, keyed alike.
+func ExampleExactlyOnce() {
+	server, stop := exampleServer()
+	defer stop()
+	baseURL := server + "/v1/stream/examples/godoc-" + watermill.NewShortUUID()
+	const partitions = 2
+
+	publisher, err := durablestreams.NewPublisher(durablestreams.PublisherConfig{BaseURL: baseURL, Partitions: partitions}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer publisher.Close()
+	subscriber, err := durablestreams.NewSubscriber(durablestreams.SubscriberConfig{
+		BaseURL: baseURL, ConsumerGroup: "billing", Partitions: partitions,
+	}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	router, err := message.NewRouter(message.RouterConfig{}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	router.AddMiddleware(durablestreams.ExactlyOnce) // innermost: add it last
+	invoiced := make(chan string, 3)
+	router.AddHandler("billing", "orders", subscriber, "invoices", publisher,
+		func(order *message.Message) ([]*message.Message, error) {
+			invoice := message.NewMessage(watermill.NewUUID(), []byte(`{"for":"`+order.UUID+`"}`))
+			invoiced <- order.UUID
+			return []*message.Message{invoice}, nil
+		})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() { _ = router.Run(ctx) }()
+	defer router.Close()
+	<-router.Running()
+
+	for _, customer := range []string{"ada", "grace", "linus"} {
+		order := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+		order.Metadata.Set("partition_key", customer)
+		if err := publisher.Publish("orders", order); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	for range 3 {
+		select {
+		case <-invoiced:
+		case <-ctx.Done():
+			fmt.Println("not every order was handled in time")
+			return
+		}
+	}
+	fmt.Println("3 orders handled")
+	// Output: 3 orders handled
+}
