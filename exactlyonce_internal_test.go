@@ -2,10 +2,8 @@ package durablestreams
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
-	"net/http"
 	"sync/atomic"
 	"testing"
 
@@ -56,19 +54,6 @@ func eoPublisher(t *testing.T, base string, partitions int) *Publisher {
 	return pub
 }
 
-// readStream returns the messages of a JSON-mode stream (one read: the
-// streams of these tests are small).
-func readStream(t *testing.T, url string) []json.RawMessage {
-	t.Helper()
-	resp, err := http.Get(url + "?offset=-1")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var msgs []json.RawMessage
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&msgs))
-	return msgs
-}
-
 func partitionOf(msg *message.Message) int {
 	return partition.Of(msg.Metadata.Get(defaults.PartitionKey), 8)
 }
@@ -90,7 +75,7 @@ func TestExactlyOnceRedeliveryIsAnsweredAlreadyWritten(t *testing.T) {
 	src2.lease = &fakeLease{epoch: 2}
 	require.NoError(t, pub2.Publish("out", eoOutputs(&src2, 2, `{"n":1}`, `{"n":2}`)...))
 	require.NoError(t, pub2.Publish("out", eoOutputs(&src2, 3, `{"n":1}`)...))
-	assert.Len(t, readStream(t, base+"/out"), 7)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 7)
 }
 
 func TestExactlyOnceFormerOwnerIsFenced(t *testing.T) {
@@ -113,7 +98,7 @@ func TestExactlyOnceFormerOwnerIsFenced(t *testing.T) {
 	l := newer.lease.(*fakeLease)
 	l.invalid.Store(true)
 	require.ErrorIs(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(&newer, 3, `{}`)...), ErrFenced)
-	assert.Len(t, readStream(t, base+"/out"), 2)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 2)
 }
 
 func TestExactlyOnceNotCoPartitionedIsRefused(t *testing.T) {
@@ -129,7 +114,7 @@ func TestExactlyOnceNotCoPartitionedIsRefused(t *testing.T) {
 	require.ErrorIs(t, pub.Publish("out", msgs...), ErrNotCoPartitioned)
 	// No key: the output follows its input.
 	require.NoError(t, pub.Publish("out", eoOutputs(src, 0, `{}`)...))
-	assert.Len(t, readStream(t, base+"/out.p3"), 1)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out.p3"), 1)
 }
 
 func TestExactlyOnceSecondWriterIsRefused(t *testing.T) {
@@ -143,7 +128,7 @@ func TestExactlyOnceSecondWriterIsRefused(t *testing.T) {
 	otherProcess()
 	a.lease = &fakeLease{epoch: 2}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 1, `{}`)...))
-	assert.Len(t, readStream(t, base+"/out"), 2)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 2)
 }
 
 func TestExactlyOnceNeedsAGroupInput(t *testing.T) {
@@ -170,8 +155,8 @@ func TestExactlyOncePartialOutputsAreCompletedOnRedelivery(t *testing.T) {
 	pub2 := eoPublisher(t, base, 0)
 	require.NoError(t, pub2.Publish("a", again[0]))
 	require.NoError(t, pub2.Publish("b", again[1]))
-	assert.Len(t, readStream(t, base+"/a"), 1)
-	assert.Len(t, readStream(t, base+"/b"), 1)
+	assert.Len(t, dstest.ReadJSON(t, base+"/a"), 1)
+	assert.Len(t, dstest.ReadJSON(t, base+"/b"), 1)
 }
 
 // Two Publishers of one process writing for the same lease (a Router's and
@@ -182,7 +167,7 @@ func TestExactlyOnceTwoPublishersOfOneProcessShareTheWriter(t *testing.T) {
 	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 0, `{}`)...))
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 1, `{}`)...))
-	assert.Len(t, readStream(t, base+"/out"), 2)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 2)
 }
 
 // A writer whose Producer-Seq is behind the server's for its epoch (its
@@ -195,7 +180,7 @@ func TestExactlyOnceWriterBehindTheServerCatchesUp(t *testing.T) {
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 1, `{}`)...))
 	otherProcess()
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 2, `{}`)...))
-	assert.Len(t, readStream(t, base+"/out"), 3)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 3)
 }
 
 // The input itself published again during its handler (a PoisonQueue) is
@@ -206,7 +191,7 @@ func TestExactlyOnceInputRepublishedIsNoOutput(t *testing.T) {
 	msgs := eoOutputs(src, 0, `{}`)
 	msgs[0].UUID = "input"
 	require.NoError(t, eoPublisher(t, base, 0).Publish("poison", msgs...))
-	assert.Len(t, readStream(t, base+"/poison"), 1)
+	assert.Len(t, dstest.ReadJSON(t, base+"/poison"), 1)
 }
 
 // TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero: a handler that
@@ -238,7 +223,7 @@ func TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero(t *testing.T) {
 	_, err := retry(ExactlyOnce(handler))(in)
 	require.NoError(t, err)
 	require.Equal(t, 3, runs)
-	assert.Len(t, readStream(t, base+"/events"), 1, "events written for one input run three times")
+	assert.Len(t, dstest.ReadJSON(t, base+"/events"), 1, "events written for one input run three times")
 }
 
 // TestExactlyOnceWritersOfNamesThatRunIntoEachOtherAreTwo: group "a|b"
@@ -268,5 +253,5 @@ func TestExactlyOnceConcurrentPublishesOfOneInputAreRefused(t *testing.T) {
 	require.ErrorIs(t, pub.Publish("out", second), ErrNotExactlyOnce)
 	txn.publishing.Add(-1)
 	require.NoError(t, pub.Publish("out", first...))
-	assert.Len(t, readStream(t, base+"/out"), 1)
+	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 1)
 }

@@ -16,7 +16,7 @@ import (
 // Stream-Seq, and returns the status, headers and body of the answer.
 func eoPost(t *testing.T, url, id, epoch, seq, streamSeq, body string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	if id != "" {

@@ -10,32 +10,13 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/stretchr/testify/require"
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
-// readJSONStream reads every message of a JSON-mode stream from the start,
-// following Stream-Next-Offset until the server says it is up to date.
+// readJSONStream reads every message of a JSON-mode stream from the start.
 func readJSONStream(t testing.TB, streamURL string) []json.RawMessage {
 	t.Helper()
-	var all []json.RawMessage
-	offset := "-1"
-	for range 10_000 {
-		resp, err := http.Get(streamURL + "?offset=" + offset)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", streamURL, body)
-		var batch []json.RawMessage
-		require.NoError(t, json.Unmarshal(body, &batch), "body %q", body)
-		all = append(all, batch...)
-		offset = resp.Header.Get("Stream-Next-Offset")
-		if resp.Header.Get("Stream-Up-To-Date") == "true" {
-			return all
-		}
-	}
-	t.Fatalf("stream %s never became up to date", streamURL)
-	return nil
+	return dstest.ReadJSON(t, streamURL)
 }
 
 // countingTransport counts requests by method, for tests that assert how

@@ -111,7 +111,7 @@ func TestBadMembersRecordsAreLoggedAndSkipped(t *testing.T) {
 	long := strings.Repeat("x", MaxNameBytes+1)
 	far := a.roster.window() + 1_000_000
 	// The far "next" closes the log, as a rotation's own record does.
-	req, err := http.NewRequest(http.MethodPost, a.cfg.membersURL(a.roster.current()), strings.NewReader(
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, a.cfg.membersURL(a.roster.current()), strings.NewReader(
 		`["not a record", {"k":"hb","m":"`+long+`","i":"i"}, {"k":"next","m":"x","i":"i","w":`+strconv.FormatInt(far, 10)+`}]`))
 	if err != nil {
 		t.Fatal(err)

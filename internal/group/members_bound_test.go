@@ -1,11 +1,11 @@
 package group
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 )
 
 // aliveLogs lists the members logs alive on the server among windows
@@ -34,19 +34,7 @@ func aliveLogs(t *testing.T, cfg Config, from, to int64) (alive []int64) {
 func logRecords(t *testing.T, cfg Config, logs []int64) (records, bytes int) {
 	t.Helper()
 	for _, w := range logs {
-		resp, err := http.Get(cfg.membersURL(w) + "?offset=-1")
-		if err != nil {
-			t.Fatalf("read members log %d: %v", w, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("read members log %d: %v %d %s", w, err, resp.StatusCode, body)
-		}
-		var recs []json.RawMessage
-		if err := json.Unmarshal(body, &recs); err != nil {
-			t.Fatalf("members log %d: %v: %q", w, err, body)
-		}
+		recs := dstest.ReadJSON(t, cfg.membersURL(w))
 		records += len(recs)
 		for _, r := range recs {
 			bytes += len(r)
