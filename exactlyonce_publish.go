@@ -2,7 +2,6 @@ package durablestreams
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -133,11 +133,8 @@ func (p *Publisher) eoBody(stream string, msgs []*message.Message) ([]byte, erro
 		if err != nil {
 			return nil, errorf(err, "marshal message %s", msg.UUID)
 		}
-		if len(payload) == 0 {
-			return nil, fmt.Errorf("%w: message %s", ErrEmptyMessage, msg.UUID)
-		}
-		if jsonMode && !p.validJSON && !json.Valid(payload) {
-			return nil, fmt.Errorf("%w: message %s", ErrInvalidJSON, msg.UUID)
+		if err := producer.CheckPayload(payload, jsonMode && !p.validJSON); err != nil {
+			return nil, fmt.Errorf("%w: message %s", err, msg.UUID)
 		}
 		if jsonMode && i > 0 {
 			body = append(body, ',')

@@ -139,7 +139,17 @@ func (p *Producer) Validate(payload []byte) error {
 	if err := p.CheckSize(payload); err != nil {
 		return err
 	}
-	if p.json && !json.Valid(payload) {
+	return CheckPayload(payload, p.json)
+}
+
+// CheckPayload is what every append of one message needs, whoever sends
+// it: a payload (the protocol has no empty append) that, with checkJSON,
+// is one valid JSON value.
+func CheckPayload(payload []byte, checkJSON bool) error {
+	if len(payload) == 0 {
+		return ErrEmptyMessage
+	}
+	if checkJSON && !json.Valid(payload) {
 		return ErrInvalidJSON
 	}
 	return nil
@@ -148,8 +158,8 @@ func (p *Producer) Validate(payload []byte) error {
 // CheckSize is Validate without the JSON check: all that a payload valid
 // by construction still needs.
 func (p *Producer) CheckSize(payload []byte) error {
-	if len(payload) == 0 {
-		return ErrEmptyMessage
+	if err := CheckPayload(payload, false); err != nil {
+		return err
 	}
 	limit := p.cfg.MaxBatchBytes
 	if p.json {
