@@ -51,8 +51,12 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 	subCtx, cancel := context.WithCancel(ctx)
 	stopOnClose := context.AfterFunc(s.ctx, cancel)
 	go func() {
-		defer s.exit(topic)
-		defer s.closeOut(topic, out)
+		// The name is free before the channel closes, so that a
+		// Subscribe made as soon as it is seen closed is not refused;
+		// Close returns only once the channel is closed.
+		defer s.wg.Done()
+		defer close(out)
+		defer s.freeName(topic)
 		defer stopOnClose()
 		defer cancel()
 		s.member(subCtx, topic, len(streams), m, out)

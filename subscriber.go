@@ -137,8 +137,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	sub := subscription.New(cfg, subscription.Pos{Position: subscription.Position(start)})
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
 	go func() {
-		defer s.exit(topic)
-		defer s.closeOut(topic, out)
+		// The name is free before the channel closes, so that a
+		// Subscribe made as soon as it is seen closed is not refused;
+		// Close returns only once the channel is closed.
+		defer s.wg.Done()
+		defer close(out)
+		defer s.freeName(topic)
 		defer stopOnClose()
 		defer cancel()
 		hard, kill := context.WithCancel(context.WithoutCancel(subCtx))
@@ -177,15 +181,6 @@ func (s *Subscriber) enter(topic string) error {
 func (s *Subscriber) exit(topic string) {
 	s.freeName(topic)
 	s.wg.Done()
-}
-
-// closeOut ends a subscription's channel: the name it held is free first,
-// so that a Subscribe made as soon as the channel is seen closed is never
-// refused for it. The caller still exits (wg.Done) after it, so that
-// Close returns only once the channel is closed.
-func (s *Subscriber) closeOut(topic string, out chan<- *message.Message) {
-	s.freeName(topic)
-	close(out)
 }
 
 func (s *Subscriber) freeName(topic string) {
