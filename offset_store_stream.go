@@ -1,23 +1,13 @@
 package durablestreams
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
-	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
+	"github.com/durablestreams/watermill-durablestreams/internal/positionlog"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
-	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
 // StreamOffsetStoreConfig configures a StreamOffsetStore.
@@ -72,22 +62,10 @@ func (c StreamOffsetStoreConfig) Validate() error {
 // client.
 type StreamOffsetStore struct {
 	base   string
-	rotate int
 	client *protocol.Client
-	retry  protocol.RetryPolicy
 	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
 	ownHTTP bool
-
-	mu   sync.Mutex
-	logs map[[2]string]*positionLog
-}
-
-// positionLog is what the store knows about one group's log in one topic.
-type positionLog struct {
-	mu      sync.Mutex
-	loaded  bool
-	gen     int
-	records int
+	logs    *positionlog.Logs
 }
 
 // NewStreamOffsetStore returns a store on the server at config.BaseURL.
@@ -99,11 +77,13 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 	client, ownHTTP := config.ClientConfig.newClient(true, nil)
 	return &StreamOffsetStore{
 		base:    strings.TrimRight(config.BaseURL, "/") + "/" + offsetsRoot,
-		rotate:  config.RotateEvery,
 		client:  client,
-		retry:   client.Retry,
 		ownHTTP: ownHTTP,
-		logs:    make(map[[2]string]*positionLog),
+		logs: positionlog.New(positionlog.Config{
+			Client:      client,
+			RetryPolicy: client.Retry,
+			RotateEvery: config.RotateEvery,
+		}),
 	}, nil
 }
 
@@ -117,27 +97,13 @@ func (s *StreamOffsetStore) Close() error {
 	return nil
 }
 
+// rootURL is the stream that points to the current log of group in topic.
+// The group becomes a path segment, so it is checked as a topic is.
 func (s *StreamOffsetStore) rootURL(group, topic string) (string, error) {
 	if reason := topicProblem(group); group == "" || reason != "" {
 		return "", invalidConfig("consumer group %q cannot name a stream: %s", group, reason)
 	}
 	return topicURL(s.base+"/"+url.PathEscape(group), nil, topic)
-}
-
-func (s *StreamOffsetStore) log(group, topic string) *positionLog {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	key := [2]string{group, topic}
-	l, ok := s.logs[key]
-	if !ok {
-		l = &positionLog{}
-		s.logs[key] = l
-	}
-	return l
-}
-
-type logPointer struct {
-	Gen int `json:"gen"`
 }
 
 // Load implements OffsetStore.
@@ -154,243 +120,18 @@ func (s *StreamOffsetStore) loadPosition(ctx context.Context, group, topic strin
 	if err != nil {
 		return Position{}, false, err
 	}
-	l := s.log(group, topic)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return s.load(ctx, root, l)
+	pos, ok, err := s.logs.Load(ctx, root)
+	return Position(pos), ok, err
 }
-
-// load reads the pointer, then the log it names. A rotation by another
-// store may delete that log between the two reads: then the pointer has
-// moved on, and is read again.
-func (s *StreamOffsetStore) load(ctx context.Context, root string, l *positionLog) (Position, bool, error) {
-	gen, err := s.pointer(ctx, root)
-	if err != nil {
-		return Position{}, false, err
-	}
-	for attempt := 0; ; attempt++ {
-		var pos Position
-		exists, ok, n, err := s.readLast(ctx, logURL(root, gen), &pos)
-		if err != nil {
-			return Position{}, false, err
-		}
-		if !exists && attempt < maxLoadAttempts {
-			// Never written, or rotated away under us: then the pointer
-			// has moved on.
-			now, err := s.pointer(ctx, root)
-			if err != nil {
-				return Position{}, false, err
-			}
-			if now != gen {
-				gen = now
-				continue
-			}
-		}
-		l.loaded, l.gen, l.records = true, gen, n
-		return pos, ok, nil
-	}
-}
-
-// pointer reads which log is current; a group without one writes log 0.
-func (s *StreamOffsetStore) pointer(ctx context.Context, root string) (int, error) {
-	var ptr logPointer
-	_, _, _, err := s.readLast(ctx, root, &ptr)
-	return ptr.Gen, err
-}
-
-// maxLoadAttempts bounds how often a load follows rotations that race it.
-const maxLoadAttempts = 10
-
-func logURL(root string, gen int) string { return root + "/" + strconv.Itoa(gen) }
-
-// readLast decodes the last record of a JSON stream into v; a missing
-// stream (exists false) has none. It returns how many records there are.
-// A body cut short is read again from the start.
-func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
-	var last []byte
-	err = protocol.Retry(ctx, s.retry, func(int) protocol.Try {
-		var err error
-		exists, last, n, err = s.readRecords(ctx, streamURL)
-		var cut *reader.BodyError
-		return protocol.Try{Err: err, Retryable: errors.As(err, &cut)}
-	})
-	if err != nil {
-		return false, false, 0, fmt.Errorf("read %s: %w", protocol.RedactURL(streamURL), err)
-	}
-	if last == nil {
-		return exists, false, 0, nil
-	}
-	if err := json.Unmarshal(last, v); err != nil {
-		return true, false, 0, fmt.Errorf("position record in %s: %w", protocol.RedactURL(streamURL), err)
-	}
-	return true, true, n, nil
-}
-
-// readRecords reads a JSON stream to its tail, keeping its last record.
-func (s *StreamOffsetStore) readRecords(ctx context.Context, streamURL string) (exists bool, last []byte, n int, err error) {
-	r, err := reader.New(reader.Config{URL: streamURL, Client: s.client, RetryPolicy: s.retry, StopAtTail: true})
-	if err != nil {
-		return false, nil, 0, err
-	}
-	defer r.Close()
-	for {
-		chunk, err := r.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return true, last, n, nil
-		}
-		if errors.Is(err, ErrStreamNotFound) {
-			return false, nil, 0, nil
-		}
-		if err != nil {
-			return false, nil, 0, err
-		}
-		elems := jsonscan.NewArrayReader(chunk.Body, maxRecordBytes)
-		for {
-			e, err := elems.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				var cut *reader.BodyError
-				if errors.As(err, &cut) {
-					return false, nil, 0, cut
-				}
-				return false, nil, 0, fmt.Errorf("%w: JSON-mode body: %w", reader.ErrProtocol, err)
-			}
-			last = append(last[:0], e...)
-			n++
-		}
-		if chunk.Closed {
-			return true, last, n, nil
-		}
-	}
-}
-
-// maxRecordBytes bounds one position record (a hostile server cannot make
-// a load buffer more).
-const maxRecordBytes = 64 << 10
 
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
-	if err := s.storePosition(ctx, group, topic, pos); err != nil {
+	root, err := s.rootURL(group, topic)
+	if err == nil {
+		err = s.logs.Store(ctx, root, positionlog.Position(pos))
+	}
+	if err != nil {
 		return errorf(err, "store position of checkpoint %q in %q", group, topic)
 	}
 	return nil
-}
-
-func (s *StreamOffsetStore) storePosition(ctx context.Context, group, topic string, pos Position) error {
-	root, err := s.rootURL(group, topic)
-	if err != nil {
-		return err
-	}
-	l := s.log(group, topic)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.loaded {
-		if _, _, err := s.load(ctx, root, l); err != nil {
-			return err
-		}
-	}
-	if l.records >= s.rotate {
-		next := l.gen + 1
-		if err := s.appendJSON(ctx, logURL(root, next), pos, true); err != nil {
-			return err
-		}
-		if err := s.appendJSON(ctx, root, logPointer{Gen: next}, true); err != nil {
-			return err
-		}
-		s.deleteLog(ctx, logURL(root, l.gen))
-		l.gen, l.records = next, 1
-		return nil
-	}
-	err = s.appendJSON(ctx, logURL(root, l.gen), pos, false)
-	if errors.Is(err, errNoLog) {
-		// Missing: never written, or rotated away by another store. A
-		// log is created only once the pointer names it, so that no
-		// position goes where Load does not look.
-		if _, _, err := s.load(ctx, root, l); err != nil {
-			return err
-		}
-		if l.records == 0 {
-			// Most likely never written: create it first rather than
-			// meet one more 404 (PUT confirms a log that exists).
-			if err := s.client.CreateStream(ctx, logURL(root, l.gen), protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-				return err
-			}
-		}
-		err = s.appendJSON(ctx, logURL(root, l.gen), pos, true)
-	}
-	if err != nil {
-		return err
-	}
-	l.records++
-	return nil
-}
-
-// errNoLog: the stream to append to does not exist, and appendJSON was
-// not to create it.
-var errNoLog = errors.New("position log does not exist")
-
-// appendJSON appends one record, creating the stream if it is missing and
-// create allows. Retries may append a record twice; a repeated position
-// is harmless.
-func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v any, create bool) error {
-	body, err := json.Marshal([]any{v})
-	if err != nil {
-		return err
-	}
-	created := false
-	return protocol.Retry(ctx, s.retry, func(int) protocol.Try {
-		try := s.post(ctx, streamURL, body)
-		var httpErr *protocol.HTTPError
-		if !errors.As(try.Err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {
-			return try
-		}
-		if !create {
-			return protocol.Try{Err: errNoLog}
-		}
-		if created {
-			return try
-		}
-		created = true
-		if err := s.client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-			return protocol.Try{Err: err, Retryable: protocol.Retryable(err)}
-		}
-		return s.post(ctx, streamURL, body)
-	})
-}
-
-// post appends body once; the Try says how it ended.
-func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []byte) protocol.Try {
-	ctx, cancel := s.client.WithTimeout(ctx)
-	defer cancel()
-	req, err := s.client.NewRequest(ctx, http.MethodPost, streamURL, bytes.NewReader(body))
-	if err != nil {
-		return protocol.Try{Err: err}
-	}
-	req.Header.Set("Content-Type", protocol.ContentTypeJSON)
-	resp, written, err := s.client.Send(req)
-	if err != nil {
-		return protocol.TransportTry(fmt.Errorf("store position in %s: %w", protocol.RedactURL(streamURL), err), written)
-	}
-	defer protocol.DrainClose(resp.Body)
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return protocol.Try{}
-	}
-	return protocol.StatusTry(s.client.AnswerError(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
-		protocol.RetryAfter(resp.Header, time.Minute)))
-}
-
-// deleteLog drops a log that no pointer names any more; failing is
-// harmless (it only costs space).
-func (s *StreamOffsetStore) deleteLog(ctx context.Context, streamURL string) {
-	ctx, cancel := s.client.WithTimeout(ctx)
-	defer cancel()
-	req, err := s.client.NewRequest(ctx, http.MethodDelete, streamURL, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := s.client.Do(req); err == nil {
-		protocol.DrainClose(resp.Body)
-	}
 }
