@@ -2,7 +2,13 @@ package durablestreams
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"sync"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
+	"github.com/durablestreams/watermill-durablestreams/internal/positionlog"
+	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
 // Position is where a consumer group stands in a topic's stream: after the
@@ -51,5 +57,131 @@ func (s *MemoryOffsetStore) Store(_ context.Context, group, topic string, pos Po
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pos[[2]string{group, topic}] = pos
+	return nil
+}
+
+// StreamOffsetStoreConfig configures a StreamOffsetStore.
+type StreamOffsetStoreConfig struct {
+	// BaseURL is where the position streams live, usually the
+	// Subscriber's BaseURL: positions go under BaseURL/__offsets/.
+	BaseURL string
+	// RotateEvery bounds a log: after that many positions the store moves
+	// on to a new log, so that Load reads at most about this many records
+	// plus one pointer per rotation. Default: 1000.
+	RotateEvery int
+
+	// ClientConfig holds the HTTP client, headers, request timeout and
+	// retry policy of the store's requests.
+	ClientConfig
+}
+
+func (c *StreamOffsetStoreConfig) setDefaults() {
+	if c.RotateEvery == 0 {
+		c.RotateEvery = defaults.RotateEvery
+	}
+	c.ClientConfig.setDefaults()
+}
+
+// Validate reports the first problem with the config.
+func (c StreamOffsetStoreConfig) Validate() error {
+	if err := validateBaseURL(c.BaseURL, nil); err != nil {
+		return err
+	}
+	if c.RotateEvery < 0 {
+		return invalidConfig("RotateEvery is negative (%d)", c.RotateEvery)
+	}
+	return c.ClientConfig.validate()
+}
+
+// StreamOffsetStore keeps positions on the Durable Streams server itself,
+// so it needs no other infrastructure. Per group and topic it writes JSON
+// streams under BaseURL/__offsets/<group>/<topic>: that stream holds
+// pointers to the current log, and each log (…/<topic>/<n>) takes one
+// record per Store. Store appends and returns once the server has
+// acknowledged the append; Load reads the pointers and the current log and
+// takes the last record.
+//
+// After a crash of the subscriber, the stored position is that of the
+// last message whose Store returned: a message acked but not yet stored
+// comes again (at-least-once); no message is skipped, since a position is
+// stored only after its message was acked. A rotation writes the position
+// into the new log before it points to it, so a crash mid-rotation loses
+// nothing either.
+//
+// Close it when done: it drops the idle connections of its own HTTP
+// client.
+type StreamOffsetStore struct {
+	base   string
+	client *protocol.Client
+	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
+	ownHTTP bool
+	logs    *positionlog.Logs
+}
+
+// NewStreamOffsetStore returns a store on the server at config.BaseURL.
+func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, error) {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	client, ownHTTP := config.ClientConfig.newClient(true, nil)
+	return &StreamOffsetStore{
+		base:    strings.TrimRight(config.BaseURL, "/") + "/" + offsetsRoot,
+		client:  client,
+		ownHTTP: ownHTTP,
+		logs: positionlog.New(positionlog.Config{
+			Client:      client,
+			RetryPolicy: client.Retry,
+			RotateEvery: config.RotateEvery,
+		}),
+	}, nil
+}
+
+// Close drops the idle connections of the store's own HTTP client (one
+// given in the config is left alone). A request after Close opens a new
+// connection; Close is safe to call more than once.
+func (s *StreamOffsetStore) Close() error {
+	if s.ownHTTP {
+		s.client.HTTP.CloseIdleConnections()
+	}
+	return nil
+}
+
+// rootURL is the stream that points to the current log of group in topic.
+// The group becomes a path segment, so it is checked as a topic is.
+func (s *StreamOffsetStore) rootURL(group, topic string) (string, error) {
+	if reason := topicProblem(group); group == "" || reason != "" {
+		return "", invalidConfig("consumer group %q cannot name a stream: %s", group, reason)
+	}
+	return topicURL(s.base+"/"+url.PathEscape(group), nil, topic)
+}
+
+// Load implements OffsetStore.
+func (s *StreamOffsetStore) Load(ctx context.Context, group, topic string) (Position, bool, error) {
+	pos, ok, err := s.loadPosition(ctx, group, topic)
+	if err != nil {
+		return Position{}, false, errorf(err, "load position of checkpoint %q in %q", group, topic)
+	}
+	return pos, ok, nil
+}
+
+func (s *StreamOffsetStore) loadPosition(ctx context.Context, group, topic string) (Position, bool, error) {
+	root, err := s.rootURL(group, topic)
+	if err != nil {
+		return Position{}, false, err
+	}
+	pos, ok, err := s.logs.Load(ctx, root)
+	return Position(pos), ok, err
+}
+
+// Store implements OffsetStore.
+func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
+	root, err := s.rootURL(group, topic)
+	if err == nil {
+		err = s.logs.Store(ctx, root, positionlog.Position(pos))
+	}
+	if err != nil {
+		return errorf(err, "store position of checkpoint %q in %q", group, topic)
+	}
 	return nil
 }
