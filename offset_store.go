@@ -115,7 +115,7 @@ type StreamOffsetStore struct {
 	client *protocol.Client
 	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
 	ownHTTP bool
-	logs    *positionlog.Logs
+	logs    *positionlog.Logs[Position]
 }
 
 // NewStreamOffsetStore returns a store on the server at config.BaseURL.
@@ -129,7 +129,7 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 		base:    strings.TrimRight(config.BaseURL, "/") + "/" + offsetsRoot,
 		client:  client,
 		ownHTTP: ownHTTP,
-		logs: positionlog.New(positionlog.Config{
+		logs: positionlog.New[Position](positionlog.Config{
 			Client:      client,
 			RetryPolicy: client.Retry,
 			RotateEvery: config.RotateEvery,
@@ -170,15 +170,14 @@ func (s *StreamOffsetStore) loadPosition(ctx context.Context, group, topic strin
 	if err != nil {
 		return Position{}, false, err
 	}
-	pos, ok, err := s.logs.Load(ctx, root)
-	return Position(pos), ok, err
+	return s.logs.Load(ctx, root)
 }
 
 // Store implements OffsetStore.
 func (s *StreamOffsetStore) Store(ctx context.Context, group, topic string, pos Position) error {
 	root, err := s.rootURL(group, topic)
 	if err == nil {
-		err = s.logs.Store(ctx, root, positionlog.Position(pos))
+		err = s.logs.Store(ctx, root, pos)
 	}
 	if err != nil {
 		return errorf(err, "store position of checkpoint %q in %q", group, topic)

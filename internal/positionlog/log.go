@@ -14,14 +14,6 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// Position is the record a log holds. It has the fields and JSON names of
-// the root package's Position, which converts to and from it (this
-// package cannot import the root).
-type Position struct {
-	Offset string `json:"offset"`
-	Skip   int    `json:"skip"`
-}
-
 // Config is what the logs need from the store that owns them.
 type Config struct {
 	// Client sends every request.
@@ -33,10 +25,12 @@ type Config struct {
 	RotateEvery int
 }
 
-// Logs are the position logs of one store, each under its root URL.
+// Logs are the position logs of one store, each under its root URL; P is
+// the record a log holds (the root's Position: this package stores it as
+// JSON and never looks inside).
 // Safe for concurrent use; positions under one root are loaded and stored
 // one at a time.
-type Logs struct {
+type Logs[P any] struct {
 	cfg Config
 
 	mu   sync.Mutex
@@ -52,14 +46,14 @@ type state struct {
 }
 
 // New returns logs that send their requests as cfg says.
-func New(cfg Config) *Logs {
-	return &Logs{cfg: cfg, logs: make(map[string]*state)}
+func New[P any](cfg Config) *Logs[P] {
+	return &Logs[P]{cfg: cfg, logs: make(map[string]*state)}
 }
 
 // state returns the state of the log under root. A root URL names one
 // group and topic (both are escaped path segments), so keying by it keeps
 // one state per pair.
-func (ls *Logs) state(root string) *state {
+func (ls *Logs[P]) state(root string) *state {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l, ok := ls.logs[root]
@@ -81,7 +75,7 @@ func logURL(root string, gen int) string { return root + "/" + strconv.Itoa(gen)
 
 // Load returns the last position stored under root; ok is false when
 // there is none.
-func (ls *Logs) Load(ctx context.Context, root string) (Position, bool, error) {
+func (ls *Logs[P]) Load(ctx context.Context, root string) (P, bool, error) {
 	l := ls.state(root)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -91,23 +85,26 @@ func (ls *Logs) Load(ctx context.Context, root string) (Position, bool, error) {
 // load reads the pointer, then the log it names. A rotation by another
 // store may delete that log between the two reads: then the pointer has
 // moved on, and is read again.
-func (ls *Logs) load(ctx context.Context, root string, l *state) (Position, bool, error) {
+func (ls *Logs[P]) load(ctx context.Context, root string, l *state) (P, bool, error) {
 	gen, err := ls.pointer(ctx, root)
 	if err != nil {
-		return Position{}, false, err
+		var zero P
+		return zero, false, err
 	}
 	for attempt := 0; ; attempt++ {
-		var pos Position
+		var pos P
 		exists, ok, n, err := ls.readLast(ctx, logURL(root, gen), &pos)
 		if err != nil {
-			return Position{}, false, err
+			var zero P
+			return zero, false, err
 		}
 		if !exists && attempt < maxLoadAttempts {
 			// Never written, or rotated away under us: then the pointer
 			// has moved on.
 			now, err := ls.pointer(ctx, root)
 			if err != nil {
-				return Position{}, false, err
+				var zero P
+				return zero, false, err
 			}
 			if now != gen {
 				gen = now
@@ -120,7 +117,7 @@ func (ls *Logs) load(ctx context.Context, root string, l *state) (Position, bool
 }
 
 // pointer reads which log is current; a group without one writes log 0.
-func (ls *Logs) pointer(ctx context.Context, root string) (int, error) {
+func (ls *Logs[P]) pointer(ctx context.Context, root string) (int, error) {
 	var ptr logPointer
 	_, _, _, err := ls.readLast(ctx, root, &ptr)
 	return ptr.Gen, err
@@ -129,7 +126,7 @@ func (ls *Logs) pointer(ctx context.Context, root string) (int, error) {
 // Store appends pos to the current log under root, first moving on to a
 // new log when this one is full. It returns once the server has
 // acknowledged the append.
-func (ls *Logs) Store(ctx context.Context, root string, pos Position) error {
+func (ls *Logs[P]) Store(ctx context.Context, root string, pos P) error {
 	l := ls.state(root)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -169,7 +166,7 @@ func (ls *Logs) Store(ctx context.Context, root string, pos Position) error {
 // root at it: in that order, a crash in between loses nothing (the old
 // log still holds the previous position and the pointer still names it).
 // The old log is deleted last.
-func (ls *Logs) rotate(ctx context.Context, root string, l *state, pos Position) error {
+func (ls *Logs[P]) rotate(ctx context.Context, root string, l *state, pos P) error {
 	next := l.gen + 1
 	if err := ls.appendJSON(ctx, logURL(root, next), pos, true); err != nil {
 		return err

@@ -18,9 +18,15 @@ import (
 
 func TestMain(m *testing.M) { dstest.Main(m) }
 
-func newLogs(rotate int) *Logs {
+// position is a record such as the root's Position.
+type position struct {
+	Offset string `json:"offset"`
+	Skip   int    `json:"skip"`
+}
+
+func newLogs(rotate int) *Logs[position] {
 	c := &protocol.Client{HTTP: protocol.NewHTTPClient(4), RequestTimeout: 5 * time.Second, Retry: protocol.DefaultRetryPolicy()}
-	return New(Config{Client: c, RetryPolicy: c.Retry, RotateEvery: rotate})
+	return New[position](Config{Client: c, RetryPolicy: c.Retry, RotateEvery: rotate})
 }
 
 // rootURL is a root of this test's own on the shared server.
@@ -29,9 +35,9 @@ func rootURL(t *testing.T) string {
 }
 
 // pos is a position of its own for each n.
-func pos(n int) Position { return Position{Offset: strconv.Itoa(n), Skip: n} }
+func pos(n int) position { return position{Offset: strconv.Itoa(n), Skip: n} }
 
-func mustStore(t *testing.T, ls *Logs, root string, p Position) {
+func mustStore(t *testing.T, ls *Logs[position], root string, p position) {
 	t.Helper()
 	if err := ls.Store(t.Context(), root, p); err != nil {
 		t.Fatalf("Store(%v): %v", p, err)
@@ -39,7 +45,7 @@ func mustStore(t *testing.T, ls *Logs, root string, p Position) {
 }
 
 // mustLoad loads with logs that know nothing yet, as a restarted store.
-func mustLoad(t *testing.T, root string) (Position, bool) {
+func mustLoad(t *testing.T, root string) (position, bool) {
 	t.Helper()
 	p, ok, err := newLogs(1000).Load(t.Context(), root)
 	if err != nil {
@@ -63,9 +69,9 @@ func status(t *testing.T, streamURL string) int {
 	return resp.StatusCode
 }
 
-func TestLoadWithoutPositionIsNotAnError(t *testing.T) {
+func TestLoadWithoutpositionIsNotAnError(t *testing.T) {
 	p, ok := mustLoad(t, rootURL(t))
-	if ok || p != (Position{}) {
+	if ok || p != (position{}) {
 		t.Fatalf("Load of a root never written = %v, %v; want none", p, ok)
 	}
 }
@@ -129,7 +135,7 @@ func TestLoadRefusesAnOversizedRecord(t *testing.T) {
 	root := rootURL(t)
 	ls := newLogs(1000)
 	mustStore(t, ls, root, pos(1))
-	big := Position{Offset: strings.Repeat("x", maxRecordBytes), Skip: 1}
+	big := position{Offset: strings.Repeat("x", maxRecordBytes), Skip: 1}
 	mustStore(t, ls, root, big)
 	_, _, err := newLogs(1000).Load(t.Context(), root)
 	if !errors.Is(err, reader.ErrProtocol) || !errors.Is(err, jsonscan.ErrElementTooLarge) {

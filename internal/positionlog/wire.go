@@ -18,7 +18,7 @@ import (
 // readLast decodes the last record of a JSON stream into v; a missing
 // stream (exists false) has none. It returns how many records there are.
 // A body cut short is read again from the start.
-func (ls *Logs) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
+func (ls *Logs[P]) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
 	var last []byte
 	err = protocol.Retry(ctx, ls.cfg.RetryPolicy, func(int) protocol.Try {
 		var err error
@@ -39,7 +39,7 @@ func (ls *Logs) readLast(ctx context.Context, streamURL string, v any) (exists, 
 }
 
 // readRecords reads a JSON stream to its tail, keeping its last record.
-func (ls *Logs) readRecords(ctx context.Context, streamURL string) (exists bool, last []byte, n int, err error) {
+func (ls *Logs[P]) readRecords(ctx context.Context, streamURL string) (exists bool, last []byte, n int, err error) {
 	r, err := reader.New(reader.Config{URL: streamURL, Client: ls.cfg.Client, RetryPolicy: ls.cfg.RetryPolicy, StopAtTail: true})
 	if err != nil {
 		return false, nil, 0, err
@@ -89,7 +89,7 @@ var errNoLog = errors.New("position log does not exist")
 // appendJSON appends one record, creating the stream if it is missing and
 // create allows. Retries may append a record twice; a repeated position
 // is harmless.
-func (ls *Logs) appendJSON(ctx context.Context, streamURL string, v any, create bool) error {
+func (ls *Logs[P]) appendJSON(ctx context.Context, streamURL string, v any, create bool) error {
 	body, err := json.Marshal([]any{v})
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (ls *Logs) appendJSON(ctx context.Context, streamURL string, v any, create 
 }
 
 // post appends body once; the Try says how it ended.
-func (ls *Logs) post(ctx context.Context, streamURL string, body []byte) protocol.Try {
+func (ls *Logs[P]) post(ctx context.Context, streamURL string, body []byte) protocol.Try {
 	c := ls.cfg.Client
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
@@ -139,7 +139,7 @@ func (ls *Logs) post(ctx context.Context, streamURL string, body []byte) protoco
 
 // deleteLog drops a log that no pointer names any more; failing is
 // harmless (it only costs space).
-func (ls *Logs) deleteLog(ctx context.Context, streamURL string) {
+func (ls *Logs[P]) deleteLog(ctx context.Context, streamURL string) {
 	c := ls.cfg.Client
 	ctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
