@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/naming"
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
@@ -174,3 +175,66 @@ type unprefixed struct{ err error }
 
 func (u unprefixed) Error() string { return strings.TrimPrefix(u.err.Error(), "durablestreams: ") }
 func (u unprefixed) Unwrap() error { return u.err }
+
+// ErrInvalidTopic is returned for a topic that cannot name a stream under
+// the base URL, or that names one of the library's own streams: a topic
+// whose last dot-separated part is "partitions" or "p<digits>" (reserved
+// for partitioned topics: "<topic>.partitions" records the partition count
+// and "<topic>.p<i>" is partition i) or ".eo-writer" (the writer claim of
+// an exactly-once output stream, see ExactlyOnce), whose first
+// slash-separated part is
+// exactly "__groups" or "__offsets" (a consumer group's coordination
+// streams and the StreamOffsetStore's positions; "__groupsx" is an
+// ordinary topic), or one of whose slash-separated parts is exactly "__ds"
+// (the protocol reserves that segment for its control routes, PROTOCOL.md
+// §6). A topic mapped by a TopicURL hook may not have a part that is a dot
+// segment ("." or ".."), and the URL the hook returns must be
+// an http(s) URL without query or fragment none of whose path segments is
+// ".", "..", "__ds", "__groups" or "__offsets". Publisher and Subscriber
+// reject them alike, with or without a TopicURL hook. A sharing
+// ConsumerGroup also rejects a nested topic (one a TopicURL hook maps,
+// such as "tenant-a/orders") with a part between slashes that is empty, a
+// dot segment, "members" or "streams": its own streams could not be told
+// apart from another topic's.
+// The error is an *InvalidTopicError.
+var ErrInvalidTopic = errors.New("durablestreams: invalid topic")
+
+// InvalidTopicError says which topic was rejected and why.
+type InvalidTopicError struct {
+	Topic  string // as given to Publish or Subscribe
+	Reason string // why it cannot name a stream
+	// Err is the TopicURL hook's error, if it failed.
+	Err error
+}
+
+func (e *InvalidTopicError) Error() string {
+	msg := fmt.Sprintf("durablestreams: invalid topic %q: %s", e.Topic, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrInvalidTopic) true.
+func (e *InvalidTopicError) Is(target error) bool { return target == ErrInvalidTopic }
+
+func (e *InvalidTopicError) Unwrap() error { return e.Err }
+
+// topicURL maps a topic to its stream URL (see naming.StreamURL); a
+// topic that cannot name one is an *InvalidTopicError.
+func topicURL(base string, hook func(string) (string, error), topic string) (string, error) {
+	u, reason, err := naming.StreamURL(base, hook, topic)
+	if reason != "" {
+		return "", &InvalidTopicError{Topic: topic, Reason: reason, Err: err}
+	}
+	return u, nil
+}
+
+// checkTopic refuses a topic a caller gave that names one of the
+// library's own streams (see ErrInvalidTopic and naming.Reserved).
+func checkTopic(topic string) error {
+	if reason := naming.Reserved(topic); reason != "" {
+		return &InvalidTopicError{Topic: topic, Reason: reason}
+	}
+	return nil
+}

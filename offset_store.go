@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
+	"github.com/durablestreams/watermill-durablestreams/internal/naming"
 	"github.com/durablestreams/watermill-durablestreams/internal/positionlog"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
@@ -126,7 +127,7 @@ func NewStreamOffsetStore(config StreamOffsetStoreConfig) (*StreamOffsetStore, e
 	}
 	client, ownHTTP := config.ClientConfig.newClient(true, nil)
 	return &StreamOffsetStore{
-		base:    strings.TrimRight(config.BaseURL, "/") + "/" + offsetsRoot,
+		base:    strings.TrimRight(config.BaseURL, "/") + "/" + naming.OffsetsRoot,
 		client:  client,
 		ownHTTP: ownHTTP,
 		logs: positionlog.New[Position](positionlog.Config{
@@ -150,7 +151,7 @@ func (s *StreamOffsetStore) Close() error {
 // rootURL is the stream that points to the current log of group in topic.
 // The group becomes a path segment, so it is checked as a topic is.
 func (s *StreamOffsetStore) rootURL(group, topic string) (string, error) {
-	if reason := topicProblem(group); group == "" || reason != "" {
+	if reason := naming.SegmentProblem(group); group == "" || reason != "" {
 		return "", invalidConfig("consumer group %q cannot name a stream: %s", group, reason)
 	}
 	return topicURL(s.base+"/"+url.PathEscape(group), nil, topic)

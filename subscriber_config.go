@@ -9,6 +9,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/group"
+	"github.com/durablestreams/watermill-durablestreams/internal/naming"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
@@ -358,7 +359,7 @@ func (c SubscriberConfig) validateGroup() error {
 	}
 	// The group's streams live under BaseURL, whatever TopicURL says.
 	if c.TopicURL != nil && c.BaseURL == "" {
-		return invalidConfig("ConsumerGroup needs BaseURL, also with TopicURL: the group's streams live under BaseURL/%s/", groupsRoot)
+		return invalidConfig("ConsumerGroup needs BaseURL, also with TopicURL: the group's streams live under BaseURL/%s/", naming.GroupsRoot)
 	}
 	if err := validateBaseURL(c.BaseURL, nil); err != nil {
 		return err
