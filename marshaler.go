@@ -5,6 +5,9 @@ import (
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/durablestreams/watermill-durablestreams/internal/envelope"
+	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 )
 
 // Marshaler turns a Watermill message into one stream message.
@@ -107,3 +110,29 @@ func (e *UnmarshalError) Error() string {
 }
 
 func (e *UnmarshalError) Unwrap() error { return e.Err }
+
+// newUnmarshalError reports err, from the decoding machinery in internal/,
+// as marshaler's: at the offset and for the reason err gives, with
+// ErrFrameTooLarge when a size limit is the problem, else sentinel.
+func newUnmarshalError(marshaler string, err, sentinel error) error {
+	offset, reason := offsetReason(err)
+	if errors.Is(err, envelope.ErrTooLarge) {
+		sentinel = ErrFrameTooLarge
+	}
+	return &UnmarshalError{Marshaler: marshaler, Offset: offset, Reason: reason, Err: sentinel}
+}
+
+// offsetReason is where in the data and why the machinery failed with
+// err: an *envelope.Error or *jsonscan.SyntaxError says both, any other
+// error only why. The machinery returns them unwrapped, so a type switch
+// finds them, and unlike errors.As allocates nothing: a Split that fails
+// at once stays cheap.
+func offsetReason(err error) (int, string) {
+	switch e := err.(type) {
+	case *envelope.Error:
+		return e.Offset, e.Reason
+	case *jsonscan.SyntaxError:
+		return e.Offset, e.Reason
+	}
+	return 0, err.Error()
+}
