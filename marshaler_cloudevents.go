@@ -1,17 +1,10 @@
 package durablestreams
 
 import (
-	"encoding/base64"
-	"errors"
-	"slices"
-	"strings"
-	"time"
-	"unicode/utf8"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/cloudevents"
-	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
+	"github.com/durablestreams/watermill-durablestreams/internal/envelope"
 )
 
 // CloudEventsMarshaler writes each message to a JSON-mode stream as a
@@ -71,204 +64,37 @@ var _ marshalerUnmarshaler = CloudEventsMarshaler{}
 
 const cloudEventsMarshalerName = "CloudEventsMarshaler"
 
-// Metadata keys of the CloudEvents attributes that are not extensions.
-const (
-	ceKeySource          = "ce_source"
-	ceKeyTime            = "ce_time"
-	ceKeySubject         = "ce_subject"
-	ceKeyDataSchema      = "ce_dataschema"
-	ceKeyDataContentType = "ce_datacontenttype"
-)
-
-// ceOptional maps the optional string attributes to their metadata keys.
-var ceOptional = [...]struct{ attr, key string }{
-	{"time", ceKeyTime}, {"subject", ceKeySubject}, {"dataschema", ceKeyDataSchema},
-}
-
-const (
-	ceJSON   = "application/json"
-	ceText   = "text/plain; charset=utf-8"
-	ceBinary = "application/octet-stream"
-)
-
 // ContentType returns application/json: the stream holds one CloudEvent
 // per message (the events' own content type is application/cloudevents+json).
 func (CloudEventsMarshaler) ContentType() string { return "application/json" }
 
-func (m CloudEventsMarshaler) typeKey() string {
-	if m.TypeKey == "" {
-		return "name"
+// codec is the wire mapping with m's options and defaults.
+func (m CloudEventsMarshaler) codec() cloudevents.Codec {
+	typeKey := m.TypeKey
+	if typeKey == "" {
+		typeKey = "name"
 	}
-	return m.TypeKey
-}
-
-func (m CloudEventsMarshaler) marshalError(msg *message.Message, reason string, err error) error {
-	return &MarshalError{Marshaler: cloudEventsMarshalerName, UUID: msg.UUID, Reason: reason, Err: err}
+	return cloudevents.Codec{Source: m.Source, TypeKey: typeKey, ExactPayload: m.ExactPayload}
 }
 
 // Marshal encodes msg as a CloudEvent. The result never shares memory
 // with msg.
 func (m CloudEventsMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
-	typeKey := m.typeKey()
-	source, err := m.checkEvent(msg, typeKey)
+	if reason := envelope.InvalidUTF8(msg); reason != "" {
+		return nil, &MarshalError{Marshaler: cloudEventsMarshalerName, UUID: msg.UUID, Reason: reason, Err: ErrInvalidUTF8}
+	}
+	data, err := m.codec().Marshal(msg)
 	if err != nil {
-		return nil, err
+		return nil, &MarshalError{Marshaler: cloudEventsMarshalerName, UUID: msg.UUID, Reason: err.Error(), Err: ErrInvalidCloudEvent}
 	}
-	kind, contentType := m.dataForm(msg)
-	b := make([]byte, 0, 128+len(msg.Payload)*4/3+len(msg.UUID))
-	b = append(b, `{"specversion":"1.0","id":`...)
-	b = jsonscan.AppendString(b, msg.UUID)
-	b = append(b, `,"source":`...)
-	b = jsonscan.AppendString(b, source)
-	b = append(b, `,"type":`...)
-	b = jsonscan.AppendString(b, msg.Metadata[typeKey])
-	for _, o := range ceOptional {
-		if v, ok := msg.Metadata[o.key]; ok {
-			b = append(b, ',', '"')
-			b = append(b, o.attr...)
-			b = append(b, '"', ':')
-			b = jsonscan.AppendString(b, v)
-		}
-	}
-	b = append(b, `,"datacontenttype":`...)
-	b = jsonscan.AppendString(b, contentType)
-	switch kind {
-	case payloadJSON:
-		b = append(b, `,"data":`...)
-		b = append(b, msg.Payload...)
-	case payloadText:
-		b = append(b, `,"data":`...)
-		b = jsonscan.AppendString(b, []byte(msg.Payload))
-	default:
-		b = append(b, `,"data_base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, msg.Payload)
-		b = append(b, '"')
-	}
-	b = appendExtensions(b, msg, typeKey)
-	return append(b, '}'), nil
-}
-
-// checkEvent refuses a message that makes no valid CloudEvent, and
-// returns the event's source.
-func (m CloudEventsMarshaler) checkEvent(msg *message.Message, typeKey string) (string, error) {
-	if !utf8.ValidString(msg.UUID) {
-		return "", m.marshalError(msg, "UUID", ErrInvalidUTF8)
-	}
-	for k, v := range msg.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return "", m.marshalError(msg, "metadata key "+jsonscan.QuoteKey(k), ErrInvalidUTF8)
-		}
-	}
-	source, ok := msg.Metadata[ceKeySource]
-	if !ok {
-		source = m.Source
-	}
-	switch {
-	case msg.UUID == "":
-		return "", m.marshalError(msg, "no UUID for the event id", ErrInvalidCloudEvent)
-	case msg.Metadata[typeKey] == "":
-		return "", m.marshalError(msg, "no event type in metadata key "+jsonscan.QuoteKey(typeKey), ErrInvalidCloudEvent)
-	case source == "":
-		return "", m.marshalError(msg, "no source (set CloudEventsMarshaler.Source)", ErrInvalidCloudEvent)
-	}
-	if t, ok := msg.Metadata[ceKeyTime]; ok {
-		if _, err := time.Parse(time.RFC3339Nano, t); err != nil {
-			return "", m.marshalError(msg, "metadata "+ceKeyTime+" is not an RFC 3339 time", ErrInvalidCloudEvent)
-		}
-	}
-	return source, nil
-}
-
-// dataForm is how the payload goes into the event ("data" as JSON or as a
-// string, or "data_base64") and its datacontenttype.
-func (m CloudEventsMarshaler) dataForm(msg *message.Message) (payloadKind, string) {
-	kind, contentType := m.payloadForm(msg.Payload)
-	if ct, ok := msg.Metadata[ceKeyDataContentType]; ok {
-		contentType = ct
-		// "data" as JSON only with a JSON type, as a string only with
-		// another, so that Unmarshal reads it back the same.
-		if (kind == payloadJSON) != cloudevents.IsJSONContentType(ct) {
-			kind = payloadBase64
-		}
-	}
-	return kind, contentType
-}
-
-// appendExtensions appends the metadata that is no CloudEvents attribute
-// of its own as extension attributes, sorted by name.
-func appendExtensions(b []byte, msg *message.Message, typeKey string) []byte {
-	type ext struct{ name, value string }
-	var extBuf [8]ext
-	exts := extBuf[:0]
-	for k, v := range msg.Metadata {
-		if k == typeKey || isCEKey(k) {
-			continue
-		}
-		exts = append(exts, ext{cloudevents.AttributeName(k), v})
-	}
-	slices.SortFunc(exts, func(a, b ext) int { return strings.Compare(a.name, b.name) })
-	for _, e := range exts {
-		b = append(b, ',')
-		b = jsonscan.AppendString(b, e.name)
-		b = append(b, ':')
-		b = jsonscan.AppendString(b, e.value)
-	}
-	return b
-}
-
-func isCEKey(k string) bool {
-	switch k {
-	case ceKeySource, ceKeyTime, ceKeySubject, ceKeyDataSchema, ceKeyDataContentType:
-		return true
-	}
-	return false
-}
-
-// payloadForm chooses how a payload is written and its content type.
-func (m CloudEventsMarshaler) payloadForm(p []byte) (payloadKind, string) {
-	switch r := jsonscan.Classify(p, maxWriteDepth); {
-	case r == jsonscan.SameBytes, r == jsonscan.SameValue && !m.ExactPayload:
-		return payloadJSON, ceJSON
-	case r != jsonscan.NotJSON:
-		return payloadBase64, ceJSON
-	case utf8.Valid(p):
-		return payloadText, ceText
-	}
-	return payloadBase64, ceBinary
+	return data, nil
 }
 
 // Unmarshal decodes one CloudEvent. It does not keep data.
 func (m CloudEventsMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
-	ev, err := cloudevents.Parse(data)
+	msg, err := m.codec().Unmarshal(data)
 	if err != nil {
-		var serr *jsonscan.SyntaxError
-		uerr := &UnmarshalError{Marshaler: cloudEventsMarshalerName, Reason: err.Error(), Err: ErrInvalidCloudEvent}
-		if errors.As(err, &serr) {
-			uerr.Offset, uerr.Reason = serr.Offset, serr.Reason
-		}
-		return nil, uerr
-	}
-	payload, err := ev.Payload()
-	if err != nil {
-		return nil, &UnmarshalError{Marshaler: cloudEventsMarshalerName, Reason: err.Error(), Err: ErrInvalidCloudEvent}
-	}
-	msg := message.NewMessage(ev.Attrs["id"], payload)
-	for k, v := range ev.Ext {
-		msg.Metadata[k] = v
-	}
-	msg.Metadata[m.typeKey()] = ev.Attrs["type"]
-	if src := ev.Attrs["source"]; src != m.Source {
-		msg.Metadata[ceKeySource] = src
-	}
-	for _, o := range ceOptional {
-		if v, ok := ev.Attrs[o.attr]; ok {
-			msg.Metadata[o.key] = v
-		}
-	}
-	if ct, ok := ev.Attrs["datacontenttype"]; ok {
-		if _, chosen := m.payloadForm(payload); ct != chosen {
-			msg.Metadata[ceKeyDataContentType] = ct
-		}
+		return nil, newUnmarshalError(cloudEventsMarshalerName, err, ErrInvalidCloudEvent)
 	}
 	return msg, nil
 }

@@ -76,25 +76,25 @@ func TestCloudEventsParserAcceptsOutput(t *testing.T) {
 		require.Empty(t, ev.Error, "%s: %v", tc.name, ev.Errors)
 		assert.Equal(t, tc.msg.UUID, ev.ID, tc.name)
 		assert.Equal(t, tc.msg.Metadata.Get("name"), ev.Type, tc.name)
-		wantSource := tc.msg.Metadata.Get(ceKeySource)
+		wantSource := tc.msg.Metadata.Get(cloudevents.KeySource)
 		if wantSource == "" {
 			wantSource = m.Source
 		}
 		assert.Equal(t, wantSource, ev.Source, tc.name)
 		for k, v := range tc.msg.Metadata {
-			if k != "name" && !isCEKey(k) {
+			if k != "name" && !cloudevents.IsAttributeKey(k) {
 				assert.Equal(t, v, ev.Ext[cloudevents.AttributeName(k)], "%s: metadata %q", tc.name, k)
 			}
 		}
-		kind, _ := m.payloadForm(tc.msg.Payload)
-		if ct, ok := tc.msg.Metadata[ceKeyDataContentType]; ok && (kind == payloadJSON) != cloudevents.IsJSONContentType(ct) {
-			kind = payloadBase64
+		kind, _ := m.codec().PayloadForm(tc.msg.Payload)
+		if ct, ok := tc.msg.Metadata[cloudevents.KeyDataContentType]; ok && (kind == cloudevents.DataJSON) != cloudevents.IsJSONContentType(ct) {
+			kind = cloudevents.DataBase64
 		}
 		switch kind {
-		case payloadBase64:
+		case cloudevents.DataBase64:
 			require.NotNil(t, ev.DataBase64, tc.name)
 			assert.Equal(t, base64.StdEncoding.EncodeToString(tc.msg.Payload), *ev.DataBase64, tc.name)
-		case payloadText:
+		case cloudevents.DataText:
 			if len(tc.msg.Payload) == 0 && ev.Data == nil {
 				break // the parser leaves out empty data
 			}

@@ -65,23 +65,23 @@ func TestCloudEventsMarshalerRoundTrip(t *testing.T) {
 // "ce_datacontenttype" equal to the one chosen anyway says nothing.
 func ceRoundTripped(m CloudEventsMarshaler, msg *message.Message) *message.Message {
 	want := roundTripped(JSONMarshaler{ExactPayload: m.ExactPayload}, msg)
-	if ct, ok := want.Metadata[ceKeyDataContentType]; ok && !cloudevents.IsJSONContentType(ct) {
+	if ct, ok := want.Metadata[cloudevents.KeyDataContentType]; ok && !cloudevents.IsJSONContentType(ct) {
 		want.Payload = msg.Payload // written as a string or base64
 	}
-	if want.Metadata[ceKeySource] == m.Source || want.Metadata[ceKeyDataContentType] == chosenContentType(m, want.Payload) {
+	if want.Metadata[cloudevents.KeySource] == m.Source || want.Metadata[cloudevents.KeyDataContentType] == chosenContentType(m, want.Payload) {
 		want = want.Copy()
-		if want.Metadata[ceKeySource] == m.Source {
-			delete(want.Metadata, ceKeySource)
+		if want.Metadata[cloudevents.KeySource] == m.Source {
+			delete(want.Metadata, cloudevents.KeySource)
 		}
-		if want.Metadata[ceKeyDataContentType] == chosenContentType(m, want.Payload) {
-			delete(want.Metadata, ceKeyDataContentType)
+		if want.Metadata[cloudevents.KeyDataContentType] == chosenContentType(m, want.Payload) {
+			delete(want.Metadata, cloudevents.KeyDataContentType)
 		}
 	}
 	return want
 }
 
 func chosenContentType(m CloudEventsMarshaler, p []byte) string {
-	_, ct := m.payloadForm(p)
+	_, ct := m.codec().PayloadForm(p)
 	return ct
 }
 

@@ -19,7 +19,7 @@ import (
 // jsCanonical: JavaScript prints payload exactly so; the reference server
 // keeps such JSON byte for byte.
 func jsCanonical(payload []byte) bool {
-	return jsonscan.Classify(payload, maxWriteDepth) == jsonscan.SameBytes
+	return jsonscan.Classify(payload, jsonscan.MaxWriteDepth) == jsonscan.SameBytes
 }
 
 // trickyPayloads are payloads every byte-exact marshaler must keep.

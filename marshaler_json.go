@@ -1,24 +1,13 @@
 package durablestreams
 
 import (
-	"encoding/base64"
-	"errors"
-	"slices"
-	"sync"
-	"unicode/utf8"
+	"strconv"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/envelope"
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
-)
-
-// Limits on JSON nesting. The reference server parses and re-prints every
-// JSON-mode message recursively, and Node 20 fails a whole batch past about
-// 4,000 levels, so what we write stays far below that. Reads accept what
-// Go's encoding/json accepts.
-const (
-	maxWriteDepth = 512
-	maxReadDepth  = jsonscan.MaxDepth
 )
 
 // JSONMarshaler is the default marshaler. It writes each message to a
@@ -78,297 +67,65 @@ func (JSONMarshaler) ContentType() string { return "application/json" }
 // Marshal encodes msg as an envelope. The result never shares memory
 // with msg.
 func (m JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
-	size := len(`{"uuid":"","metadata":{},"payload_base64":""}`) + len(msg.UUID)
-	if !utf8.ValidString(msg.UUID) {
-		return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "UUID", Err: ErrInvalidUTF8}
+	data, err := envelope.EncodeJSON(msg, m.ExactPayload)
+	if err != nil {
+		_, reason := offsetReason(err)
+		return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: reason, Err: ErrInvalidUTF8}
 	}
-	var keyBuf [8]string
-	keys := keyBuf[:0]
-	for k, v := range msg.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, &MarshalError{Marshaler: jsonMarshalerName, UUID: msg.UUID, Reason: "metadata key " + jsonscan.QuoteKey(k), Err: ErrInvalidUTF8}
-		}
-		keys = append(keys, k)
-		size += len(k) + len(v) + 6
-	}
-	slices.Sort(keys)
-
-	payload := msg.Payload
-	kind := payloadBase64
-	switch r := jsonscan.Classify(payload, maxWriteDepth); {
-	case r == jsonscan.SameBytes, r == jsonscan.SameValue && !m.ExactPayload:
-		kind = payloadJSON
-		size += len(payload)
-	case utf8.Valid(payload):
-		kind = payloadText
-		size += len(payload) + len(payload)/8
-	default:
-		size += base64.StdEncoding.EncodedLen(len(payload))
-	}
-
-	b := make([]byte, 0, size)
-	b = append(b, `{"uuid":`...)
-	b = jsonscan.AppendString(b, msg.UUID)
-	b = append(b, `,"metadata":{`...)
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonscan.AppendString(b, k)
-		b = append(b, ':')
-		b = jsonscan.AppendString(b, msg.Metadata[k])
-	}
-	b = append(b, "},"...)
-	switch kind {
-	case payloadJSON:
-		b = append(b, `"payload":`...)
-		b = append(b, payload...)
-	case payloadText:
-		b = append(b, `"payload_text":`...)
-		b = jsonscan.AppendString(b, []byte(payload))
-	default:
-		b = append(b, `"payload_base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, payload)
-		b = append(b, '"')
-	}
-	return append(b, '}'), nil
+	return data, nil
 }
-
-type payloadKind int
-
-const (
-	payloadJSON payloadKind = iota
-	payloadText
-	payloadBase64
-)
 
 // Unmarshal decodes one envelope. It accepts any JSON formatting of it
 // and does not keep data.
 func (JSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
-	d := envelopeDecoders.Get().(*envelopeDecoder)
-	*d = envelopeDecoder{
-		c:       d.c,
-		strs:    d.strs[:0],
-		meta:    d.meta[:0],
-		scratch: d.scratch[:0],
-	}
-	d.c.Reset(data, maxReadDepth)
-	msg, err := d.decode(data)
-	d.c.Reset(nil, 0)
-	d.payload = nil
-	if cap(d.strs)+cap(d.scratch) <= 64<<10 && cap(d.meta) <= 1024 {
-		envelopeDecoders.Put(d)
-	}
-	return msg, err
-}
-
-// envelopeDecoders recycles the decoders' buffers: Unmarshal runs for
-// every message read.
-var envelopeDecoders = sync.Pool{New: func() any { return new(envelopeDecoder) }}
-
-type envelopeDecoder struct {
-	c           jsonscan.Cursor
-	uuid        span
-	hasUUID     bool
-	hasMetadata bool
-	payloads    int
-	payload     []byte
-	// strs holds the UUID and metadata, which become one string for the
-	// message; meta holds key and value spans in it.
-	strs    []byte
-	meta    []span
-	scratch []byte
-}
-
-// fail reports err, a *jsonscan.SyntaxError, or reason at the cursor.
-func (d *envelopeDecoder) fail(reason string, err error) (*message.Message, error) {
-	serr := d.c.Fail(reason)
+	msg, err := envelope.DecodeJSON(data)
 	if err != nil {
-		errors.As(err, &serr)
-	}
-	return nil, &UnmarshalError{Marshaler: jsonMarshalerName, Offset: serr.Offset, Reason: serr.Reason, Err: ErrInvalidEnvelope}
-}
-
-func (d *envelopeDecoder) decode(data []byte) (*message.Message, error) {
-	c := &d.c
-	if !utf8.Valid(data) {
-		return d.fail("not valid UTF-8", nil)
-	}
-	c.SkipSpace()
-	if !c.Consume('{') {
-		return d.fail("not a JSON object", nil)
-	}
-	c.SkipSpace()
-	for {
-		raw, escaped, err := c.String()
-		if err != nil {
-			return d.fail("expected object key", nil)
-		}
-		key := raw[1 : len(raw)-1]
-		if escaped {
-			d.scratch = jsonscan.AppendUnquoted(d.scratch[:0], raw)
-			key = d.scratch
-		}
-		c.SkipSpace()
-		if !c.Consume(':') {
-			return d.fail("expected ':'", nil)
-		}
-		c.SkipSpace()
-		if reason, err := d.field(key); reason != "" || err != nil {
-			return d.fail(reason, err)
-		}
-		c.SkipSpace()
-		if c.Consume('}') {
-			break
-		}
-		if c.AtEnd() {
-			return d.fail("unexpected end of JSON", nil)
-		}
-		if !c.Consume(',') {
-			return d.fail("expected ',' or '}'", nil)
-		}
-		c.SkipSpace()
-	}
-	c.SkipSpace()
-	switch {
-	case !c.AtEnd():
-		return d.fail("data after the envelope", nil)
-	case !d.hasUUID:
-		return d.fail(`no "uuid"`, nil)
-	case d.payloads == 0:
-		return d.fail(`no "payload", "payload_text" or "payload_base64"`, nil)
-	}
-	strs := string(d.strs)
-	str := func(f span) string { return strs[f.start:f.end] }
-	msg := message.NewMessage(str(d.uuid), d.payload)
-	for i := 0; i < len(d.meta); i += 2 {
-		msg.Metadata[str(d.meta[i])] = str(d.meta[i+1])
+		return nil, newUnmarshalError(jsonMarshalerName, err, ErrInvalidEnvelope)
 	}
 	return msg, nil
 }
 
-// field decodes the value of one envelope field and returns why it is
-// invalid, if it is.
-func (d *envelopeDecoder) field(key []byte) (string, error) {
-	c := &d.c
-	switch string(key) {
-	case "uuid":
-		if d.hasUUID {
-			return `duplicate "uuid"`, nil
-		}
-		v, ok := d.string()
-		if !ok {
-			return `"uuid" is not a string`, nil
-		}
-		d.uuid, d.hasUUID = v, true
-	case "metadata":
-		if d.hasMetadata {
-			return `duplicate "metadata"`, nil
-		}
-		d.hasMetadata = true
-		return d.metadataObject(), nil
-	case "payload":
-		if d.payloads++; d.payloads > 1 {
-			return "more than one payload field", nil
-		}
-		v, err := c.Value()
-		if err != nil {
-			return "", err
-		}
-		d.payload = append([]byte(nil), v...)
-	case "payload_text", "payload_base64":
-		if d.payloads++; d.payloads > 1 {
-			return "more than one payload field", nil
-		}
-		return d.stringPayload(string(key)), nil
-	default:
-		if _, err := c.Value(); err != nil {
-			return "", err
+// RawJSONMarshaler writes only the payload, which must be one JSON value,
+// to a JSON-mode stream (application/json): for streams read by browsers
+// or other tools that expect plain JSON messages. UUID and metadata are
+// not written; Unmarshal gives each message a new UUID and no metadata.
+//
+// The reference server re-prints every message compactly (see
+// JSONMarshaler), so a payload reads back in JavaScript's JSON.stringify
+// form, which may differ from the bytes written. It also adds an "offset"
+// to the "headers" object of State Protocol messages (top-level objects
+// whose "headers" has a string "operation" or "control").
+//
+// Marshal fails with ErrPayloadNotJSON for a payload that is not JSON,
+// not UTF-8, or nested deeper than the server can re-print.
+type RawJSONMarshaler struct{}
+
+var _ marshalerUnmarshaler = RawJSONMarshaler{}
+
+const rawJSONMarshalerName = "RawJSONMarshaler"
+
+// ContentType returns application/json.
+func (RawJSONMarshaler) ContentType() string { return "application/json" }
+
+// Marshal returns msg.Payload itself (capacity clipped, so appending to the
+// result never writes into it) after checking that it is JSON.
+func (RawJSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if err := jsonscan.Validate(msg.Payload, jsonscan.MaxWriteDepth); err != nil {
+		offset, reason := offsetReason(err)
+		return nil, &MarshalError{
+			Marshaler: rawJSONMarshalerName,
+			UUID:      msg.UUID,
+			Reason:    reason + " at byte " + strconv.Itoa(offset),
+			Err:       ErrPayloadNotJSON,
 		}
 	}
-	return "", nil
+	return msg.Payload[:len(msg.Payload):len(msg.Payload)], nil
 }
 
-// stringPayload decodes the string value of "payload_text" or
-// "payload_base64" (key) into d.payload, and returns why it is invalid,
-// if it is.
-func (d *envelopeDecoder) stringPayload(key string) string {
-	raw, escaped, err := d.c.String()
-	if err != nil {
-		return `"` + key + `" is not a string`
+// Unmarshal returns a message with a copy of data as its payload.
+func (RawJSONMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
+	if err := jsonscan.Validate(data, jsonscan.MaxDepth); err != nil {
+		return nil, newUnmarshalError(rawJSONMarshalerName, err, ErrPayloadNotJSON)
 	}
-	if key == "payload_text" {
-		if escaped {
-			d.payload = jsonscan.AppendUnquoted(nil, raw)
-		} else {
-			d.payload = append([]byte(nil), raw[1:len(raw)-1]...)
-		}
-		return ""
-	}
-	if escaped {
-		// Base64 needs no escapes, but JSON allows them.
-		d.scratch = jsonscan.AppendUnquoted(d.scratch[:0], raw)
-		raw = d.scratch
-	} else {
-		raw = raw[1 : len(raw)-1]
-	}
-	p, err := base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(raw))), raw)
-	if err != nil {
-		return `"payload_base64" is not base64`
-	}
-	d.payload = p
-	return ""
-}
-
-// string decodes a JSON string at the cursor into d.strs.
-func (d *envelopeDecoder) string() (span, bool) {
-	raw, escaped, err := d.c.String()
-	if err != nil {
-		return span{}, false
-	}
-	start := len(d.strs)
-	if escaped {
-		d.strs = jsonscan.AppendUnquoted(d.strs, raw)
-	} else {
-		d.strs = append(d.strs, raw[1:len(raw)-1]...)
-	}
-	return span{start, len(d.strs)}, true
-}
-
-func (d *envelopeDecoder) metadataObject() string {
-	c := &d.c
-	if !c.Consume('{') {
-		return `"metadata" is not an object`
-	}
-	c.SkipSpace()
-	if c.Consume('}') {
-		return ""
-	}
-	for {
-		k, ok := d.string()
-		if !ok {
-			return "expected metadata key"
-		}
-		c.SkipSpace()
-		if !c.Consume(':') {
-			return "expected ':'"
-		}
-		c.SkipSpace()
-		v, ok := d.string()
-		if !ok {
-			return "metadata value is not a string"
-		}
-		d.meta = append(d.meta, k, v)
-		c.SkipSpace()
-		if c.Consume('}') {
-			return ""
-		}
-		if c.AtEnd() {
-			return "unexpected end of JSON"
-		}
-		if !c.Consume(',') {
-			return "expected ',' or '}'"
-		}
-		c.SkipSpace()
-	}
+	return message.NewMessage(watermill.NewUUID(), append([]byte(nil), data...)), nil
 }

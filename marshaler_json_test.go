@@ -39,7 +39,7 @@ func TestJSONMarshalerRoundTrip(t *testing.T) {
 // kept byte for byte: JSON payloads under "payload" lose the whitespace
 // around their value, as in any JSON reader.
 func roundTripped(m JSONMarshaler, msg *message.Message) *message.Message {
-	if m.ExactPayload || jsonscan.Classify(msg.Payload, maxWriteDepth) != jsonscan.SameValue {
+	if m.ExactPayload || jsonscan.Classify(msg.Payload, jsonscan.MaxWriteDepth) != jsonscan.SameValue {
 		return msg
 	}
 	want := msg.Copy()
@@ -130,7 +130,7 @@ func TestJSONUnmarshalRejectsNonEnvelopes(t *testing.T) {
 		`{"uuid":"u","payload":1,"metadata":{},"metadata":{}}`, `{"uuid":"u","payload":}`, `{"uuid":"u","payload":1`,
 		`{"uuid":"u","payload":1}x`, `{"uuid":"u","payload":1}{}`, "{\"uuid\":\"\xff\",\"payload\":1}", `{"uuid":"u" "payload":1}`,
 		`{"uuid":"u","payload":1,}`, `{"uuid":"u","payload":[1,2}`, `{"uuid":"u","payload":1,"x":tru}`, `{uuid:"u"}`,
-		`{"uuid":"u","payload":` + strings.Repeat("[", maxReadDepth+1) + strings.Repeat("]", maxReadDepth+1) + `}`,
+		`{"uuid":"u","payload":` + strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1) + `}`,
 	}
 	for _, in := range inputs {
 		msg, err := JSONMarshaler{}.Unmarshal("t", []byte(in))
@@ -186,6 +186,52 @@ func TestJSONMarshalerAllocations(t *testing.T) {
 		}
 	})
 	assert.LessOrEqual(t, allocs, 2.0, "Marshal allocations")
+}
+
+func TestRawJSONMarshalerRoundTrip(t *testing.T) {
+	m := RawJSONMarshaler{}
+	assert.Equal(t, "application/json", m.ContentType())
+	for _, p := range []string{`{"a":1}`, ` [1, 2] `, `"héllo 😀"`, `0`, `null`, `{"headers":{"x":"y"}}`} {
+		msg := message.NewMessage("ignored", []byte(p))
+		msg.Metadata.Set("name", "ignored")
+		data, err := m.Marshal("t", msg)
+		require.NoError(t, err)
+		assert.Equal(t, p, string(data))
+		assert.Equal(t, len(data), cap(data), "appending to the result must not write into the payload")
+		got, err := m.Unmarshal("t", data)
+		require.NoError(t, err)
+		assert.Equal(t, p, string(got.Payload))
+		assert.NotEmpty(t, got.UUID)
+		assert.NotEqual(t, msg.UUID, got.UUID)
+		assert.Empty(t, got.Metadata)
+	}
+}
+
+func TestRawJSONMarshalerRejectsNonJSON(t *testing.T) {
+	for _, p := range []string{``, ` `, `{`, `{"a":1}{}`, `hello`, "\"\xff\"", `[1,]`, `'x'`, "\ufeff1",
+		strings.Repeat("[", jsonscan.MaxWriteDepth+1) + strings.Repeat("]", jsonscan.MaxWriteDepth+1)} {
+		_, err := RawJSONMarshaler{}.Marshal("t", message.NewMessage("u", []byte(p)))
+		require.ErrorIs(t, err, ErrPayloadNotJSON, "payload %q", p)
+		var merr *MarshalError
+		require.ErrorAs(t, err, &merr)
+		assert.Equal(t, "u", merr.UUID)
+
+		_, err = RawJSONMarshaler{}.Unmarshal("t", []byte(p))
+		if len(p) < jsonscan.MaxWriteDepth { // deep JSON reads fine, it only cannot be written
+			var uerr *UnmarshalError
+			require.ErrorAs(t, err, &uerr, "data %q", p)
+			require.ErrorIs(t, err, ErrPayloadNotJSON)
+		}
+	}
+}
+
+func TestRawJSONMarshalerConcurrent(t *testing.T) {
+	concurrentRoundTrips(t, RawJSONMarshaler{}, func(want, got *message.Message) error {
+		if string(want.Payload) != string(got.Payload) || len(got.Metadata) != 0 || got.UUID == "" {
+			return fmt.Errorf("message %s differs", want.UUID)
+		}
+		return nil
+	})
 }
 
 func benchMessage(payload []byte) *message.Message {
@@ -286,7 +332,7 @@ func FuzzJSONRoundTrip(f *testing.F) {
 				t.Fatalf("envelope is not JSON: %q", data)
 			}
 			_, asJSON := env["payload"]
-			switch jsonscan.Classify(payload, maxWriteDepth) {
+			switch jsonscan.Classify(payload, jsonscan.MaxWriteDepth) {
 			case jsonscan.SameBytes:
 				// Canonical text is at least valid compact JSON.
 				var compact bytes.Buffer
@@ -304,6 +350,32 @@ func FuzzJSONRoundTrip(f *testing.F) {
 				t.Fatalf("unmarshal %q: %v", data, err)
 			}
 			requireEqualMessages(t, roundTripped(m, msg), got)
+		}
+	})
+}
+
+func FuzzRawJSONUnmarshal(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5e3,"x\u0041"]}`, ` null `, `[`, "\"\xff\"", `{"a":1,}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg, err := RawJSONMarshaler{}.Unmarshal("t", data)
+		valid := json.Valid(data) && utf8.Valid(data)
+		if err != nil {
+			var uerr *UnmarshalError
+			if !errors.Is(err, ErrPayloadNotJSON) || !errors.As(err, &uerr) {
+				t.Fatalf("untyped error %v", err)
+			}
+			if valid {
+				t.Fatalf("rejected valid JSON %q: %v", data, err)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		if string(msg.Payload) != string(data) {
+			t.Fatal("payload differs from data")
 		}
 	})
 }

@@ -138,7 +138,7 @@ func TestJSCanonicalAgreesWithReferenceServer(t *testing.T) {
 		case jsCanonical([]byte(v)):
 			assert.True(t, kept, "canonical %s: server returned %s", v, got[i])
 		}
-		if r := jsonscan.Classify([]byte(v), maxWriteDepth); r == jsonscan.SameValue || r == jsonscan.SameBytes {
+		if r := jsonscan.Classify([]byte(v), jsonscan.MaxWriteDepth); r == jsonscan.SameValue || r == jsonscan.SameBytes {
 			requireSameJSONValue(t, []byte(v), got[i])
 		}
 	}

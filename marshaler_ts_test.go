@@ -70,7 +70,7 @@ func TestTypeScriptClientReadsPayloadWithOneCodePath(t *testing.T) {
 		require.NoError(t, json.Unmarshal(lines.Bytes(), &got))
 		require.Equal(t, strconv.Itoa(n), got.UUID)
 		p := payloads[n]
-		switch jsonscan.Classify(p, maxWriteDepth) {
+		switch jsonscan.Classify(p, jsonscan.MaxWriteDepth) {
 		case jsonscan.SameBytes, jsonscan.SameValue:
 			require.NotNil(t, got.Payload, "payload %s is not under \"payload\"", p)
 			requireSameJSONValue(t, p, got.Payload)

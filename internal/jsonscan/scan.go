@@ -13,8 +13,16 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDepth is encoding/json's nesting limit, which reads accept.
-const MaxDepth = 10000
+// Nesting limits. The reference server parses and re-prints every
+// JSON-mode message recursively, and Node 20 fails a whole batch past about
+// 4,000 levels, so what the marshalers write stays far below that. Reads
+// accept what Go's encoding/json accepts.
+const (
+	// MaxDepth is encoding/json's nesting limit, which reads accept.
+	MaxDepth = 10000
+	// MaxWriteDepth is the nesting the marshalers write as JSON.
+	MaxWriteDepth = 512
+)
 
 // state is what the scanner expects next.
 type state uint8

@@ -8,7 +8,88 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
+	"github.com/durablestreams/watermill-durablestreams/internal/envelope"
 )
+
+// FramedMarshaler writes messages to byte-mode streams as self-delimiting
+// binary frames, so any payload (binary, with newlines, empty) keeps its
+// bytes, UUID and metadata. A frame is:
+//
+//	0xFF 'D' 'S' 0x01    magic and format version
+//	uint32               length of the rest, big endian
+//	uvarint + bytes      UUID
+//	uvarint              number of metadata entries, then for each:
+//	uvarint + bytes      key
+//	uvarint + bytes      value
+//	bytes                payload, up to the end of the frame
+//
+// The 0xFF byte never occurs in UTF-8 text, so a stream written by
+// another producer is reported as ErrInvalidFrame at its first byte.
+//
+// The zero value is ready to use.
+type FramedMarshaler struct {
+	// StreamContentType is the content type of the streams it writes;
+	// empty means application/octet-stream. It must not be a JSON type.
+	StreamContentType string
+	// MaxFrameBytes bounds frames in both directions: Marshal refuses
+	// larger messages and Split refuses to wait for larger frames, so a
+	// hostile stream cannot make a reader buffer without bound.
+	// Default (0): 16 MiB.
+	MaxFrameBytes int
+}
+
+var (
+	_ marshalerUnmarshaler = FramedMarshaler{}
+	_ FrameSplitter        = FramedMarshaler{}
+)
+
+const framedMarshalerName = "FramedMarshaler"
+
+// ContentType returns StreamContentType, or application/octet-stream.
+func (m FramedMarshaler) ContentType() string {
+	if m.StreamContentType == "" {
+		return "application/octet-stream"
+	}
+	return m.StreamContentType
+}
+
+// maxFrame is MaxFrameBytes with its default, within what a frame's
+// length field can say.
+func (m FramedMarshaler) maxFrame() int {
+	if m.MaxFrameBytes <= 0 {
+		return defaults.MaxFrameBytes
+	}
+	return min(m.MaxFrameBytes, envelope.MaxFrameLen)
+}
+
+// Marshal encodes msg as one frame.
+func (m FramedMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	frame, err := envelope.EncodeFrame(msg, m.maxFrame())
+	if err != nil { // the size limit is all EncodeFrame checks
+		_, reason := offsetReason(err)
+		return nil, &MarshalError{Marshaler: framedMarshalerName, UUID: msg.UUID, Reason: reason, Err: ErrFrameTooLarge}
+	}
+	return frame, nil
+}
+
+// Split finds the next whole frame in data; see FrameSplitter.
+func (m FramedMarshaler) Split(data []byte, atEOF bool) (advance int, frame []byte, err error) {
+	advance, frame, err = envelope.SplitFrame(data, atEOF, m.maxFrame())
+	if err != nil {
+		return 0, nil, newUnmarshalError(framedMarshalerName, err, ErrInvalidFrame)
+	}
+	return advance, frame, nil
+}
+
+// Unmarshal decodes exactly one frame, as Marshal wrote it and Split
+// returns it. It does not keep data.
+func (m FramedMarshaler) Unmarshal(_ string, data []byte) (*message.Message, error) {
+	msg, err := envelope.DecodeFrame(data, m.maxFrame())
+	if err != nil {
+		return nil, newUnmarshalError(framedMarshalerName, err, ErrInvalidFrame)
+	}
+	return msg, nil
+}
 
 // LinesMarshaler writes each payload as one line ending in "\n" to a
 // byte-mode stream, for log-style streams that people and line-oriented
