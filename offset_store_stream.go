@@ -208,7 +208,7 @@ func logURL(root string, gen int) string { return root + "/" + strconv.Itoa(gen)
 // A body cut short is read again from the start.
 func (s *StreamOffsetStore) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
 	var last []byte
-	err = protocol.Retry(ctx, s.retry, func(int) protocol.Try {
+	err = protocol.Retry(ctx, s.retry, s.client.RefusedPoll, func(int) protocol.Try {
 		var err error
 		exists, last, n, err = s.readRecords(ctx, streamURL)
 		var cut *reader.BodyError
@@ -340,7 +340,7 @@ func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v 
 		return err
 	}
 	created := false
-	return protocol.Retry(ctx, s.retry, func(int) protocol.Try {
+	return protocol.Retry(ctx, s.retry, s.client.RefusedPoll, func(int) protocol.Try {
 		try := s.post(ctx, streamURL, body)
 		var httpErr *protocol.HTTPError
 		if !errors.As(try.Err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {

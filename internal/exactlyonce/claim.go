@@ -44,7 +44,7 @@ func (w *Writer) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = protocol.RetryIdempotent(ctx, w.env.Client.Retry, func() protocol.Try {
+	err = protocol.RetryIdempotent(ctx, w.env.Client.Retry, w.env.Client.RefusedPoll, func() protocol.Try {
 		return w.claimTry(ctx, claimURL, body)
 	})
 	if err != nil {
@@ -91,7 +91,7 @@ func (w *Writer) claimTry(ctx context.Context, url string, body []byte) protocol
 // claimOwner reads the claim stream's first message.
 func (w *Writer) claimOwner(ctx context.Context, url string) (string, error) {
 	var owner string
-	err := protocol.RetryIdempotent(ctx, w.env.Client.Retry, func() protocol.Try {
+	err := protocol.RetryIdempotent(ctx, w.env.Client.Retry, w.env.Client.RefusedPoll, func() protocol.Try {
 		reqCtx, cancel := w.env.Client.WithTimeout(ctx)
 		defer cancel()
 		req, err := w.env.Client.NewRequest(reqCtx, http.MethodGet, url+"?offset=-1", nil)

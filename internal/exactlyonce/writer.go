@@ -202,7 +202,7 @@ func (w *Writer) fenced(in Input, reason string, cause error) error {
 // numbers again and settles it).
 func (w *Writer) post(ctx context.Context, body []byte, seq string) (eoAnswer, error) {
 	var a eoAnswer
-	err := protocol.Retry(ctx, w.env.Client.Retry, func(int) protocol.Try {
+	err := protocol.Retry(ctx, w.env.Client.Retry, w.env.Client.RefusedPoll, func(int) protocol.Try {
 		var t protocol.Try
 		a, t = w.try(ctx, body, seq)
 		return t

@@ -119,7 +119,7 @@ func (r *roster) open(ctx context.Context) (int64, error) {
 func (r *roster) create(ctx context.Context, w int64) (http.Header, error) {
 	c, url := r.cfg.Client, r.cfg.membersURL(w)
 	var header http.Header
-	err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, func() protocol.Try {
+	err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, r.cfg.Client.RefusedPoll, func() protocol.Try {
 		ctx, cancel := c.WithTimeout(ctx)
 		defer cancel()
 		req, err := c.NewRequest(ctx, http.MethodPut, url, nil)
@@ -211,7 +211,7 @@ func (r *roster) append(ctx context.Context, rec memberRecord) error {
 		w := r.current()
 		var status int
 		var h http.Header
-		err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, func() protocol.Try {
+		err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, r.cfg.Client.RefusedPoll, func() protocol.Try {
 			var written bool
 			var err error
 			status, h, written, err = post(ctx, r.cfg.Client, r.cfg.membersURL(w), rec, -1, 0, false)

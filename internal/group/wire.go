@@ -184,7 +184,7 @@ func statusError(c *protocol.Client, method, url string, status int, h http.Head
 // protocol.ErrOutcomeUnknown when a try may have been written.
 func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, record ownerRecord, seq int64, closing bool) (outcome, string, error) {
 	o, reason := failed, ""
-	err := protocol.Retry(ctx, policy, func(int) protocol.Try {
+	err := protocol.Retry(ctx, policy, c.RefusedPoll, func(int) protocol.Try {
 		status, h, written, err := post(ctx, c, url, record, record.Epoch, seq, closing)
 		if err != nil {
 			o, reason = failed, ""
@@ -220,7 +220,7 @@ func sealLog(ctx context.Context, c *protocol.Client, policy protocol.RetryPolic
 
 func putStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, closed bool) (outcome, string, error) {
 	o, reason := failed, ""
-	err := protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+	err := protocol.RetryIdempotent(ctx, policy, c.RefusedPoll, func() protocol.Try {
 		ctx, cancel := c.WithTimeout(ctx)
 		defer cancel()
 		req, err := c.NewRequest(ctx, http.MethodPut, url, nil)

@@ -187,7 +187,7 @@ func putClosed(ctx context.Context, c *protocol.Client, policy protocol.RetryPol
 			return err
 		}
 	}
-	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+	return protocol.RetryIdempotent(ctx, policy, c.RefusedPoll, func() protocol.Try {
 		return putOnce(ctx, c, url, body)
 	})
 }

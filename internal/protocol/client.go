@@ -27,6 +27,14 @@ type Client struct {
 	// Retry bounds the retries of idempotent requests the client sends on
 	// its own (stream creation). The zero value tries once.
 	Retry RetryPolicy
+	// RefusedPoll, when not zero, caps the wait before a retry of a
+	// request whose connection was refused, whatever the backoff has grown
+	// to (see Retry): a server's port refuses while it restarts, and a
+	// reader that must see the restarted stream before a writer fills it
+	// polls that cheap failure often. It is the client's, not the
+	// policy's: users set the policy, the library decides this. Every
+	// Retry of a request this client sends is given it.
+	RefusedPoll time.Duration
 	// Reach, if set, hears of every request, to log a server that cannot
 	// be reached and its return.
 	Reach *Reach
@@ -169,7 +177,7 @@ func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bo
 // Creating or asking about a stream writes no message, so its failures
 // never read as ErrOutcomeUnknown to a Publish waiting on it.
 func (c *Client) retry(ctx context.Context, try func() Try) error {
-	return RetryIdempotent(ctx, c.Retry, try)
+	return RetryIdempotent(ctx, c.Retry, c.RefusedPoll, try)
 }
 
 func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) (created bool, t Try) {

@@ -12,7 +12,7 @@ import (
 // missing one is ErrStreamNotFound. Closing is idempotent, so transient
 // failures are retried under policy.
 func (c *Client) CloseStream(ctx context.Context, policy RetryPolicy, url string) error {
-	return RetryIdempotent(ctx, policy, func() Try {
+	return RetryIdempotent(ctx, policy, c.RefusedPoll, func() Try {
 		ctx, cancel := c.WithTimeout(ctx)
 		defer cancel()
 		req, err := c.NewRequest(ctx, http.MethodPost, url, nil)

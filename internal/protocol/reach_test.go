@@ -120,21 +120,21 @@ func TestMaxUnreachableCountsFromTheLastTryThatReachedTheServer(t *testing.T) {
 	answered := Try{Err: answer(503), Retryable: true}
 	gone := Try{Err: refused, Retryable: true}
 	try, calls := tries(answered, gone, gone, gone)
-	err := Retry(t.Context(), p, try)
+	err := Retry(t.Context(), p, 0, try)
 	assert.Equal(t, 4, *calls, "MaxAttempts, not MaxUnreachable, ended it")
 	require.ErrorIs(t, err, ErrServerUnreachable)
 	require.ErrorIs(t, err, ErrRetriesExhausted)
 
 	written := Try{Err: errAfter, Retryable: true, MayBeWritten: true}
 	try, _ = tries(written, gone, gone, gone)
-	err = Retry(t.Context(), p, try)
+	err = Retry(t.Context(), p, 0, try)
 	require.ErrorIs(t, err, ErrOutcomeUnknown)
 	require.ErrorIs(t, err, ErrServerUnreachable)
 	require.NotErrorIs(t, err, ErrRetriesExhausted)
 
 	// The last try reached the server: no unreachable error.
 	try, _ = tries(gone, gone, gone, answered)
-	err = Retry(t.Context(), p, try)
+	err = Retry(t.Context(), p, 0, try)
 	require.ErrorIs(t, err, ErrRetriesExhausted)
 	require.NotErrorIs(t, err, ErrServerUnreachable)
 }
@@ -143,7 +143,7 @@ func TestMaxUnreachableCountsFromTheLastTryThatReachedTheServer(t *testing.T) {
 // retries; the error names its cause and that the server was unreachable.
 func TestRetryContextEndsWhileUnreachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	err := Retry(ctx, RetryPolicy{InitialBackoff: time.Millisecond}, func(n int) Try {
+	err := Retry(ctx, RetryPolicy{InitialBackoff: time.Millisecond}, 0, func(n int) Try {
 		if n == 3 {
 			cancel()
 		}
@@ -154,15 +154,15 @@ func TestRetryContextEndsWhileUnreachable(t *testing.T) {
 	require.NotErrorIs(t, err, ErrOutcomeUnknown)
 }
 
-// TestRefusedPollCapsTheWait: with RefusedPoll, a refused connection is
+// TestRefusedPollCapsTheWait: with a refused poll, a refused connection is
 // tried again within it, whatever the backoff has grown to, so that a
 // restarted server is seen at once; other failures keep their backoff.
 func TestRefusedPollCapsTheWait(t *testing.T) {
-	p := RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 5, RefusedPoll: 10 * time.Millisecond}
+	p := RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 5}
 	conn := Try{Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, Retryable: true}
 	try, calls := tries(conn, conn, conn, conn)
 	done := make(chan error, 1)
-	go func() { done <- Retry(t.Context(), p, try) }()
+	go func() { done <- Retry(t.Context(), p, 10*time.Millisecond, try) }()
 	select {
 	case err := <-done:
 		require.NoError(t, err)

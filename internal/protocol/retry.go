@@ -31,11 +31,6 @@ type RetryPolicy struct {
 	// from the last one that reached it; then Retry fails with
 	// ErrServerUnreachable. Zero means no limit other than MaxElapsed.
 	MaxUnreachable time.Duration
-	// RefusedPoll, when not zero, caps the wait after a try whose
-	// connection was refused: a server's port refuses while it restarts,
-	// and a reader that must see the restarted stream before a writer
-	// fills it polls that cheap failure often.
-	RefusedPoll time.Duration
 }
 
 // DefaultRetryPolicy rides through a server restart or a short outage,
@@ -183,7 +178,9 @@ func StatusTry(err *HTTPError) Try {
 // Retry runs try (n = 1 for the first try) until it returns a nil Err or
 // a failure that is not Retryable, or until p or ctx ends the retries,
 // waiting Backoff, or the server's Retry-After when longer, between tries.
-// The zero RetryPolicy tries once.
+// refusedPoll, when not zero, caps the wait after a try whose connection
+// was refused (see Client.RefusedPoll); callers pass their Client's. The
+// zero RetryPolicy tries once.
 //
 // It returns nil, the error of a try that failed for good as it is (the
 // caller knows what its earlier tries may have done), or, when the retries
@@ -198,7 +195,7 @@ func StatusTry(err *HTTPError) Try {
 // also matches ErrServerUnreachable (except with ErrOutcomeUnknown when
 // ctx ended), and p.MaxUnreachable ends the retries too. Every other such
 // error also wraps the last try's error.
-func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
+func Retry(ctx context.Context, p RetryPolicy, refusedPoll time.Duration, try func(n int) Try) error {
 	start := time.Now()
 	reached := start // the end of the last try that reached the server
 	mayBeWritten := false
@@ -219,8 +216,8 @@ func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
 			return t.Err
 		}
 		wait := max(p.Backoff(n), t.RetryAfter)
-		if p.RefusedPoll > 0 && unreachable && errors.Is(t.Err, syscall.ECONNREFUSED) {
-			wait = min(wait, jitter(p.RefusedPoll))
+		if refusedPoll > 0 && unreachable && errors.Is(t.Err, syscall.ECONNREFUSED) {
+			wait = min(wait, jitter(refusedPoll))
 		}
 		if p == (RetryPolicy{}) || !p.Allows(n, start, wait) ||
 			(unreachable && p.MaxUnreachable > 0 && time.Since(reached)+wait > p.MaxUnreachable) {
@@ -250,8 +247,8 @@ func exhausted(mayBeWritten, unreachable bool, n int, start time.Time, last erro
 // duplicate is harmless): no try counts as "may have been written", so
 // when the retries end the error matches ErrRetriesExhausted or ctx's
 // cause, never ErrOutcomeUnknown.
-func RetryIdempotent(ctx context.Context, p RetryPolicy, try func() Try) error {
-	return Retry(ctx, p, func(int) Try {
+func RetryIdempotent(ctx context.Context, p RetryPolicy, refusedPoll time.Duration, try func() Try) error {
+	return Retry(ctx, p, refusedPoll, func(int) Try {
 		t := try()
 		t.MayBeWritten = false
 		return t

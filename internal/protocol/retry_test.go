@@ -56,7 +56,7 @@ func TestRetryFinalErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			try, calls := tries(tc.tries...)
-			err := Retry(t.Context(), tc.policy, try)
+			err := Retry(t.Context(), tc.policy, 0, try)
 			assert.Equal(t, tc.wantCalls, *calls)
 			if tc.want == nil {
 				require.NoError(t, err)
@@ -78,7 +78,7 @@ func TestRetryFinalErrors(t *testing.T) {
 func TestRetryIdempotent(t *testing.T) {
 	mayBe := Try{Err: errAfter, Retryable: true, MayBeWritten: true}
 	calls := 0
-	err := RetryIdempotent(t.Context(), fast, func() Try {
+	err := RetryIdempotent(t.Context(), fast, 0, func() Try {
 		calls++
 		return mayBe
 	})
@@ -94,7 +94,7 @@ func TestRetryContextEnds(t *testing.T) {
 	for _, mayBe := range []bool{false, true} {
 		ctx, cancel := context.WithCancelCause(t.Context())
 		calls := 0
-		err := Retry(ctx, slow, func(int) Try {
+		err := Retry(ctx, slow, 0, func(int) Try {
 			calls++
 			cancel(errClosed) // ends the wait before the second try
 			return Try{Err: errAfter, Retryable: true, MayBeWritten: mayBe}
@@ -119,7 +119,7 @@ func TestRetryWaitsRetryAfter(t *testing.T) {
 	// A Retry-After far longer than the context must not be cut to the
 	// backoff: the context ends first and only one try is made.
 	try, calls := tries(Try{Err: errBefore, Retryable: true, RetryAfter: time.Hour})
-	err := Retry(ctx, RetryPolicy{InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}, try)
+	err := Retry(ctx, RetryPolicy{InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}, 0, try)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Equal(t, 1, *calls)
 }

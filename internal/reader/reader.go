@@ -152,7 +152,7 @@ func (r *Reader) Next(ctx context.Context) (Chunk, error) {
 			ok    bool
 			took  time.Duration
 		)
-		err := protocol.Retry(ctx, r.cfg.RetryPolicy, func(int) protocol.Try {
+		err := protocol.Retry(ctx, r.cfg.RetryPolicy, r.cfg.Client.RefusedPoll, func(int) protocol.Try {
 			if err := ctx.Err(); err != nil {
 				return protocol.Try{Err: err}
 			}
