@@ -18,6 +18,7 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // StreamOffsetStoreConfig configures a StreamOffsetStore.
@@ -74,7 +75,7 @@ type StreamOffsetStore struct {
 	base   string
 	rotate int
 	client *protocol.Client
-	retry  protocol.RetryPolicy
+	retry  retry.Policy
 	// ownHTTP: the HTTP client is ours, so Close drops its idle connections.
 	ownHTTP bool
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func streamClosed(t *testing.T, url string) bool {
@@ -86,7 +87,7 @@ func TestCloseStreamUnknownOutcomeThenCloseAgain(t *testing.T) {
 	url := srv.StreamURL(dstest.StreamPath(t))
 	createStream(t, url, protocol.ContentTypeJSON)
 	cfg, _ := testConfig(t, url)
-	cfg.Retry = protocol.RetryPolicy{MaxAttempts: 2, InitialBackoff: 1, MaxBackoff: 1}
+	cfg.Retry = retry.Policy{MaxAttempts: 2, InitialBackoff: 1, MaxBackoff: 1}
 	p := start(t, cfg)
 
 	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "POST", Status: 503, Count: 2}))

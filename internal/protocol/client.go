@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // HeaderFunc adds headers to every request, for example a bearer token
@@ -26,7 +28,7 @@ type Client struct {
 	RequestTimeout time.Duration
 	// Retry bounds the retries of idempotent requests the client sends on
 	// its own (stream creation). The zero value tries once.
-	Retry RetryPolicy
+	Retry retry.Policy
 	// RefusedPoll, when not zero, caps the wait before a retry of a
 	// request whose connection was refused, whatever the backoff has grown
 	// to (see Retry): a server's port refuses while it restarts, and a

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestIsJSON(t *testing.T) {
@@ -31,26 +32,6 @@ func TestIsJSON(t *testing.T) {
 	} {
 		assert.Equal(t, want, IsJSON(ct), "%q", ct)
 	}
-}
-
-func TestBackoffGrowsAndStaysInBounds(t *testing.T) {
-	p := RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}
-	for attempt, ceiling := range map[int]time.Duration{1: 10, 2: 20, 3: 40, 4: 80, 10: 80, 100: 80} {
-		ceiling *= time.Millisecond
-		for range 50 {
-			d := p.Backoff(attempt)
-			assert.GreaterOrEqual(t, d, ceiling/2, "attempt %d", attempt)
-			assert.LessOrEqual(t, d, ceiling, "attempt %d", attempt)
-		}
-	}
-}
-
-func TestAllows(t *testing.T) {
-	start := time.Now()
-	assert.True(t, RetryPolicy{}.Allows(1000, start, time.Hour))
-	assert.False(t, RetryPolicy{MaxAttempts: 3}.Allows(3, start, 0))
-	assert.True(t, RetryPolicy{MaxAttempts: 3}.Allows(2, start, 0))
-	assert.False(t, RetryPolicy{MaxElapsed: time.Second}.Allows(1, start, 2*time.Second))
 }
 
 func TestRetryAfter(t *testing.T) {
@@ -130,7 +111,7 @@ func answer(code int) *HTTPError {
 // at once, and nothing is created.
 func TestCreateStreamWithAPassedExpiry(t *testing.T) {
 	url := dstest.StreamURL(t)
-	c := &Client{HTTP: NewHTTPClient(1), RequestTimeout: 5 * time.Second, Retry: RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}}
+	c := &Client{HTTP: NewHTTPClient(1), RequestTimeout: 5 * time.Second, Retry: retry.Policy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}}
 	t.Cleanup(c.HTTP.CloseIdleConnections)
 	err := c.CreateStream(t.Context(), url, StreamOptions{ContentType: ContentTypeJSON, ExpiresAt: time.Now().Add(-time.Second)})
 	require.ErrorIs(t, err, ErrStreamGone)

@@ -13,9 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
-var fast = RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}
+var fast = retry.Policy{MaxAttempts: 3, InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}
 
 // tries replays the given tries, then succeeds.
 func tries(ts ...Try) (func(int) Try, *int) {
@@ -40,7 +42,7 @@ func TestRetryFinalErrors(t *testing.T) {
 	mayBe := Try{Err: errAfter, Retryable: true, MayBeWritten: true}
 	for _, tc := range []struct {
 		name      string
-		policy    RetryPolicy
+		policy    retry.Policy
 		tries     []Try
 		want      error // nil: success
 		notWant   error
@@ -51,8 +53,8 @@ func TestRetryFinalErrors(t *testing.T) {
 		{"never written, policy runs out", fast, []Try{notWritten, notWritten, notWritten}, ErrRetriesExhausted, ErrOutcomeUnknown, 3},
 		{"one try may be written", fast, []Try{notWritten, mayBe, notWritten}, ErrOutcomeUnknown, ErrRetriesExhausted, 3},
 		{"final error returned as it is", fast, []Try{mayBe, {Err: errFinal}}, errFinal, ErrOutcomeUnknown, 2},
-		{"zero policy tries once", RetryPolicy{}, []Try{notWritten}, ErrRetriesExhausted, nil, 1},
-		{"zero policy, may be written", RetryPolicy{}, []Try{mayBe}, ErrOutcomeUnknown, nil, 1},
+		{"zero policy tries once", retry.Policy{}, []Try{notWritten}, ErrRetriesExhausted, nil, 1},
+		{"zero policy, may be written", retry.Policy{}, []Try{mayBe}, ErrOutcomeUnknown, nil, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			try, calls := tries(tc.tries...)
@@ -89,7 +91,7 @@ func TestRetryIdempotent(t *testing.T) {
 }
 
 func TestRetryContextEnds(t *testing.T) {
-	slow := RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}
+	slow := retry.Policy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}
 	errClosed := errors.New("closing")
 	for _, mayBe := range []bool{false, true} {
 		ctx, cancel := context.WithCancelCause(t.Context())
@@ -119,7 +121,7 @@ func TestRetryWaitsRetryAfter(t *testing.T) {
 	// A Retry-After far longer than the context must not be cut to the
 	// backoff: the context ends first and only one try is made.
 	try, calls := tries(Try{Err: errBefore, Retryable: true, RetryAfter: time.Hour})
-	err := Retry(ctx, RetryPolicy{InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}, 0, try)
+	err := Retry(ctx, retry.Policy{InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}, 0, try)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Equal(t, 1, *calls)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Mode is how the reader tails a stream once it has caught up.
@@ -53,7 +54,7 @@ type Config struct {
 	// server's long-poll timeout (the reference server's default is 30s).
 	LiveTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, 429 and 5xx.
-	RetryPolicy protocol.RetryPolicy
+	RetryPolicy retry.Policy
 	// MaxBodyBytes bounds one SSE event or batch; one over it is read
 	// again by catch-up GETs. A GET answer is handed over as it arrives
 	// (Chunk.Body): its consumer bounds each message.
