@@ -343,8 +343,7 @@ func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v 
 	created := false
 	return protocol.Retry(ctx, s.retry, s.client.RefusedPoll, func(int) protocol.Try {
 		try := s.post(ctx, streamURL, body)
-		var httpErr *protocol.HTTPError
-		if !errors.As(try.Err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {
+		if try.Status != http.StatusNotFound {
 			return try
 		}
 		if !create {
@@ -355,7 +354,11 @@ func (s *StreamOffsetStore) appendJSON(ctx context.Context, streamURL string, v 
 		}
 		created = true
 		if err := s.client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-			return protocol.Try{Err: err, Retryable: protocol.Retryable(err)}
+			// CreateStream retried already: an error that outlasted its
+			// policy ended on a retryable failure, an answer (429, 5xx)
+			// as well as a network error; other errors are retryable as
+			// network failures are.
+			return protocol.Try{Err: err, Retryable: errors.Is(err, protocol.ErrRetriesExhausted) || protocol.Retryable(err)}
 		}
 		return s.post(ctx, streamURL, body)
 	})
@@ -378,8 +381,8 @@ func (s *StreamOffsetStore) post(ctx context.Context, streamURL string, body []b
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return protocol.Try{}
 	}
-	return protocol.StatusTry(s.client.AnswerError(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
-		protocol.RetryAfter(resp.Header, time.Minute)))
+	return s.client.StatusTry(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
+		protocol.RetryAfter(resp.Header, time.Minute))
 }
 
 // deleteLog drops a log that no pointer names any more; failing is

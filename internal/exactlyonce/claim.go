@@ -84,8 +84,8 @@ func (w *Writer) claimTry(ctx context.Context, url string, body []byte) protocol
 	if resp.StatusCode < 300 || resp.StatusCode == http.StatusConflict {
 		return protocol.Try{}
 	}
-	return protocol.StatusTry(w.env.Client.AnswerError(http.MethodPost, protocol.RedactURL(url),
-		resp.StatusCode, string(bytes.TrimSpace(text)), 0))
+	return w.env.Client.StatusTry(http.MethodPost, protocol.RedactURL(url),
+		resp.StatusCode, string(bytes.TrimSpace(text)), 0)
 }
 
 // claimOwner reads the claim stream's first message.
@@ -105,7 +105,7 @@ func (w *Writer) claimOwner(ctx context.Context, url string) (string, error) {
 		defer protocol.DrainClose(resp.Body)
 		text, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if resp.StatusCode != http.StatusOK {
-			return protocol.StatusTry(w.env.Client.AnswerError(http.MethodGet, protocol.RedactURL(url), resp.StatusCode, "", 0))
+			return w.env.Client.StatusTry(http.MethodGet, protocol.RedactURL(url), resp.StatusCode, "", 0)
 		}
 		var claims []writerClaim
 		if err == nil {

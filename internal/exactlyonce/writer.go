@@ -230,9 +230,8 @@ func (w *Writer) try(ctx context.Context, body []byte, seq string) (eoAnswer, pr
 	protocol.DrainClose(resp.Body)
 	a := classifyEO(resp.StatusCode, resp.Header, string(text))
 	if a.kind == eoRetry || a.kind == eoFailed {
-		herr := w.env.Client.AnswerError(http.MethodPost, protocol.RedactURL(w.url), resp.StatusCode,
+		return a, w.env.Client.StatusTry(http.MethodPost, protocol.RedactURL(w.url), resp.StatusCode,
 			string(bytes.TrimSpace(text)), protocol.RetryAfter(resp.Header, w.env.Client.Retry.MaxBackoff))
-		return a, protocol.StatusTry(herr)
 	}
 	return a, protocol.Try{}
 }

@@ -146,7 +146,7 @@ func (r *roster) create(ctx context.Context, w int64) (http.Header, error) {
 			}
 			return protocol.Try{}
 		}
-		return protocol.StatusTry(statusError(r.cfg.Client, http.MethodPut, url, resp.StatusCode, resp.Header))
+		return statusTry(r.cfg.Client, http.MethodPut, url, resp.StatusCode, resp.Header)
 	})
 	return header, err
 }
@@ -219,7 +219,7 @@ func (r *roster) append(ctx context.Context, rec memberRecord) error {
 			case err != nil:
 				return protocol.TransportTry(err, written)
 			case protocol.RetryableStatus(status):
-				return protocol.StatusTry(statusError(r.cfg.Client, http.MethodPost, r.cfg.membersURL(w), status, h))
+				return statusTry(r.cfg.Client, http.MethodPost, r.cfg.membersURL(w), status, h)
 			}
 			return protocol.Try{}
 		})

@@ -174,8 +174,14 @@ func post(ctx context.Context, c *protocol.Client, url string, record any, epoch
 }
 
 // statusError is the error of an answer the caller does not take.
-func statusError(c *protocol.Client, method, url string, status int, h http.Header) *protocol.HTTPError {
+func statusError(c *protocol.Client, method, url string, status int, h http.Header) error {
 	return c.AnswerError(method, protocol.RedactURL(url), status, "", protocol.RetryAfter(h, time.Minute))
+}
+
+// statusTry is the protocol.Try of an answer the caller does not take,
+// for protocol.Retry to decide on.
+func statusTry(c *protocol.Client, method, url string, status int, h http.Header) protocol.Try {
+	return c.StatusTry(method, protocol.RedactURL(url), status, "", protocol.RetryAfter(h, time.Minute))
 }
 
 // fencedPost appends record at (epoch, seq) under protocol.Retry, closing
@@ -194,7 +200,7 @@ func fencedPost(ctx context.Context, c *protocol.Client, policy retry.Policy, ur
 		o, reason = classify(status, h)
 		switch o {
 		case again:
-			return protocol.StatusTry(statusError(c, http.MethodPost, url, status, h))
+			return statusTry(c, http.MethodPost, url, status, h)
 		case failed:
 			return protocol.Try{Err: statusError(c, http.MethodPost, url, status, h)}
 		}
@@ -240,7 +246,7 @@ func putStream(ctx context.Context, c *protocol.Client, policy retry.Policy, url
 		o, reason = classifyCreate(resp.StatusCode)
 		switch o {
 		case again:
-			return protocol.StatusTry(statusError(c, http.MethodPut, url, resp.StatusCode, resp.Header))
+			return statusTry(c, http.MethodPut, url, resp.StatusCode, resp.Header)
 		case failed:
 			return protocol.Try{Err: statusError(c, http.MethodPut, url, resp.StatusCode, resp.Header)}
 		}

@@ -213,9 +213,5 @@ func putOnce(ctx context.Context, c *protocol.Client, url string, body []byte) p
 	case http.StatusConflict:
 		return protocol.Try{Err: fmt.Errorf("%w: %s exists but is open or of another type", protocol.ErrStreamConflict, protocol.RedactURL(url))}
 	}
-	return protocol.StatusTry(statusError(c, http.MethodPut, url, resp))
-}
-
-func statusError(c *protocol.Client, method, url string, resp *http.Response) *protocol.HTTPError {
-	return c.AnswerError(method, protocol.RedactURL(url), resp.StatusCode, "", protocol.RetryAfter(resp.Header, time.Minute))
+	return c.StatusTry(http.MethodPut, protocol.RedactURL(url), resp.StatusCode, "", protocol.RetryAfter(resp.Header, time.Minute))
 }

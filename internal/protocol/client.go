@@ -227,8 +227,8 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 		return false, Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return false, StatusTry(c.AnswerError(http.MethodPut, RedactURL(url), resp.StatusCode, ErrorBody(body),
-		RetryAfter(resp.Header, time.Minute)))
+	return false, c.StatusTry(http.MethodPut, RedactURL(url), resp.StatusCode, ErrorBody(body),
+		RetryAfter(resp.Header, time.Minute))
 }
 
 // What an answer to a create (PUT) means.
@@ -236,7 +236,7 @@ type createMeaning int
 
 const (
 	// createOther: an error answer the status says all about (400, 429,
-	// 5xx...): an HTTPError.
+	// 5xx...): AnswerError's.
 	createOther createMeaning = iota
 	// createOK: created (201) or found with the same configuration (200).
 	createOK
@@ -298,8 +298,8 @@ func (c *Client) head(ctx context.Context, url string) (http.Header, Try) {
 	}
 	DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t := StatusTry(c.AnswerError(http.MethodHead, RedactURL(url), resp.StatusCode, "",
-			RetryAfter(resp.Header, time.Minute)))
+		t := c.StatusTry(http.MethodHead, RedactURL(url), resp.StatusCode, "",
+			RetryAfter(resp.Header, time.Minute))
 		t.MayBeWritten = false
 		return nil, t
 	}

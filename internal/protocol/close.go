@@ -31,7 +31,7 @@ func (c *Client) CloseStream(ctx context.Context, policy retry.Policy, url strin
 		case http.StatusOK, http.StatusNoContent, http.StatusConflict:
 			return Try{}
 		}
-		return StatusTry(c.AnswerError(http.MethodPost, RedactURL(url), resp.StatusCode, "",
-			RetryAfter(resp.Header, time.Minute)))
+		return c.StatusTry(http.MethodPost, RedactURL(url), resp.StatusCode, "",
+			RetryAfter(resp.Header, time.Minute))
 	})
 }

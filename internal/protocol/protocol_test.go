@@ -57,11 +57,12 @@ func TestRedactURL(t *testing.T) {
 	assert.Equal(t, "not a url", RedactURL("not a url"))
 }
 
+// TestRetryable: failures without an answer. An error answer is never
+// retryable by its error: its status decides (TestStatusTry).
 func TestRetryable(t *testing.T) {
-	assert.True(t, Retryable(answer(503)))
-	assert.True(t, Retryable(answer(429)))
-	assert.False(t, Retryable(answer(400)))
-	assert.False(t, Retryable(answer(404)))
+	for _, code := range []int{503, 429, 400, 404} {
+		assert.False(t, Retryable(answer(code)), "%d", code)
+	}
 	assert.True(t, Retryable(fmt.Errorf("x: %w", syscall.ECONNRESET)))
 	assert.True(t, Retryable(io.ErrUnexpectedEOF))
 	assert.True(t, Retryable(context.DeadlineExceeded))
@@ -70,7 +71,7 @@ func TestRetryable(t *testing.T) {
 	assert.True(t, Retryable(fmt.Errorf("Post \"http://h/s\": %w", errors.New("http: server closed idle connection"))))
 }
 
-func TestHTTPErrorMatchesSentinels(t *testing.T) {
+func TestAnswerErrorMatchesSentinels(t *testing.T) {
 	assert.ErrorIs(t, answer(404), ErrStreamNotFound)
 	assert.ErrorIs(t, answer(410), ErrStreamGone)
 	assert.NotErrorIs(t, answer(500), ErrStreamNotFound)
@@ -78,7 +79,8 @@ func TestHTTPErrorMatchesSentinels(t *testing.T) {
 }
 
 // TestClientBuildsErrorsWithItsConstructors: the root package's types
-// are what users see; HTTPError only carries the status beside them.
+// are what users see, as they are; StatusTry keeps the status and the
+// Retry-After beside them as values.
 func TestClientBuildsErrorsWithItsConstructors(t *testing.T) {
 	public := errors.New("public")
 	c := &Client{
@@ -91,17 +93,17 @@ func TestClientBuildsErrorsWithItsConstructors(t *testing.T) {
 			return public
 		},
 	}
-	err := c.AnswerError("PUT", "http://h/s", 503, "busy", time.Second)
-	assert.Same(t, public, errors.Unwrap(err))
-	assert.Equal(t, "public", err.Error())
-	assert.Equal(t, 503, err.StatusCode)
-	assert.Equal(t, time.Second, err.RetryAfter)
+	assert.Same(t, public, c.AnswerError("PUT", "http://h/s", 503, "busy", time.Second))
+	try := c.StatusTry("PUT", "http://h/s", 503, "busy", time.Second)
+	assert.Same(t, public, try.Err)
+	assert.Equal(t, 503, try.Status)
+	assert.Equal(t, time.Second, try.RetryAfter)
 	assert.Same(t, public, c.StaleEpochError(9, 3))
 }
 
 // answer is the error of an answer with status code, as a client without
 // the root's constructors builds it.
-func answer(code int) *HTTPError {
+func answer(code int) error {
 	return (&Client{}).AnswerError("POST", "http://h/s", code, "", 0)
 }
 

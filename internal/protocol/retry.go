@@ -73,6 +73,10 @@ type Try struct {
 	MayBeWritten bool
 	// RetryAfter is the server's Retry-After, zero when it sent none.
 	RetryAfter time.Duration
+	// Status is the HTTP status of the error answer the try drew (see
+	// StatusTry), for a caller that decides on it; zero when it drew
+	// none.
+	Status int
 }
 
 // TransportTry classifies an error of http.Client.Do for a request that
@@ -88,15 +92,18 @@ func TransportTry(err error, written bool) Try {
 	return Try{Err: err, Retryable: Retryable(err)}
 }
 
-// StatusTry classifies an error answer: 429 is retried and was not
-// applied; a 5xx is retried and may have been applied (a proxy can answer
-// 502 or 504 after the server wrote); anything else is final.
-func StatusTry(err *HTTPError) Try {
+// StatusTry is the Try of an error answer the protocol gives no meaning
+// of its own: its Err is AnswerError's and its Status the answer's. 429 is
+// retried and was not applied; a 5xx is retried and may have been applied
+// (a proxy can answer 502 or 504 after the server wrote); anything else is
+// final.
+func (c *Client) StatusTry(method, url string, status int, body string, retryAfter time.Duration) Try {
 	return Try{
-		Err:          err,
-		Retryable:    RetryableStatus(err.StatusCode),
-		MayBeWritten: RetryableStatus(err.StatusCode) && err.StatusCode >= 500,
-		RetryAfter:   err.RetryAfter,
+		Err:          c.AnswerError(method, url, status, body, retryAfter),
+		Status:       status,
+		Retryable:    RetryableStatus(status),
+		MayBeWritten: RetryableStatus(status) && status >= 500,
+		RetryAfter:   retryAfter,
 	}
 }
 

@@ -282,6 +282,8 @@ func (r *Reader) statusError(resp *http.Response, rawURL string) error {
 		return fmt.Errorf("%w: %w", protocol.ErrStreamNotFound, err)
 	case resp.StatusCode == http.StatusGone:
 		return fmt.Errorf("%w: %w", protocol.ErrStreamGone, err)
+	case resp.StatusCode == http.StatusBadRequest:
+		return &rejectedError{err}
 	case protocol.RetryableStatus(resp.StatusCode):
 		return &retryAfterError{err: err, after: protocol.RetryAfter(resp.Header, time.Minute)}
 	}
@@ -296,6 +298,24 @@ type retryAfterError struct {
 
 func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
+
+// rejectedError is a read answered 400, which PROTOCOL.md gives for a
+// malformed offset; a server may also answer so for one past its tail
+// (see Rejected). It adds nothing to the text of the answer's error or to
+// what errors.Is and errors.As find in it.
+type rejectedError struct{ err error }
+
+func (e *rejectedError) Error() string { return e.err.Error() }
+func (e *rejectedError) Unwrap() error { return e.err }
+
+// Rejected reports whether a read failed because the server refused the
+// offset it asked for (400): the caller's position may be one the stream
+// cannot honour. The status is told by the reader, which read it, rather
+// than read back out of the error users get.
+func Rejected(err error) bool {
+	var re *rejectedError
+	return errors.As(err, &re)
+}
 
 // networkError is a transport failure: the request may be sent again.
 type networkError struct{ err error }

@@ -198,9 +198,15 @@ func TestFinalStatusesAreTyped(t *testing.T) {
 	require.NoError(t, err)
 	_, err = r.Next(t.Context())
 	require.ErrorIs(t, err, protocol.ErrRetriesExhausted)
-	var httpErr *protocol.HTTPError
-	require.ErrorAs(t, err, &httpErr)
-	require.Equal(t, 503, httpErr.StatusCode)
+	require.ErrorContains(t, err, ": 503", "the last answer's error, naming its status")
+	require.False(t, Rejected(err))
+
+	// A 400 is final, told apart by Rejected; its text is the answer's.
+	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "GET", Status: 400}))
+	_, err = newReader(t, url, OffsetBeginning, LongPoll).Next(t.Context())
+	require.True(t, Rejected(err))
+	require.ErrorContains(t, err, ": 400")
+	require.NotErrorIs(t, err, protocol.ErrStreamGone)
 }
 
 func TestContextCancelStopsLiveRead(t *testing.T) {
