@@ -10,6 +10,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // ClientConfig holds the HTTP settings that PublisherConfig,
@@ -31,10 +32,10 @@ type ClientConfig struct {
 	// bound, SubscriberConfig.LiveTimeout). Default: 30s.
 	RequestTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, timeouts, 429 and 5xx.
-	// The zero value means DefaultRetryPolicy(): a request fails with
+	// The zero value means retry.DefaultPolicy(): a request fails with
 	// ErrServerUnreachable after 10s without reaching the server, and
 	// after 2 minutes of other failures.
-	RetryPolicy RetryPolicy
+	RetryPolicy retry.Policy
 }
 
 // HeaderFunc adds headers to a request, for example a bearer token that
@@ -43,49 +44,12 @@ type ClientConfig struct {
 // retried. Header values are never logged.
 type HeaderFunc func(ctx context.Context, h http.Header) error
 
-// RetryPolicy bounds how a failed request is tried again. Only failures
-// that cannot have changed anything, or whose repeat the server recognises
-// (every append carries idempotent producer headers), are retried: network
-// errors, timeouts, 429 (honouring Retry-After) and 5xx.
-type RetryPolicy struct {
-	// MaxAttempts is the most tries of one request, the first included.
-	// Zero means no limit other than MaxElapsed.
-	MaxAttempts int
-	// InitialBackoff is the wait before the first retry; each later wait
-	// doubles, up to MaxBackoff, each drawn at random from its upper half.
-	InitialBackoff time.Duration
-	// MaxBackoff caps the wait between retries.
-	MaxBackoff time.Duration
-	// MaxElapsed is the longest a request is retried, from its first try.
-	// Zero means no limit other than MaxAttempts and the caller's context.
-	MaxElapsed time.Duration
-	// MaxUnreachable is the longest a request is retried while no try
-	// reaches the server (connection refused, unknown host, unreachable
-	// network, connect timeout), counted from its first try or from the
-	// last try that reached the server; then it fails with
-	// ErrServerUnreachable, so that a Publish against a server that is
-	// not there returns within seconds. Raise it (or set it to zero, which
-	// leaves only MaxElapsed) to ride out longer outages. Zero means no
-	// limit other than MaxElapsed and MaxAttempts.
-	MaxUnreachable time.Duration
-}
-
-// DefaultRetryPolicy rides through a server restart or a short outage:
-// backoff from 50ms to 5s, for at most 2 minutes per request, of which at
-// most 10s without reaching the server.
-func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{
-		InitialBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 2 * time.Minute,
-		MaxUnreachable: protocol.DefaultMaxUnreachable,
-	}
-}
-
 func (c *ClientConfig) setDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = defaults.RequestTimeout
 	}
-	if c.RetryPolicy == (RetryPolicy{}) {
-		c.RetryPolicy = DefaultRetryPolicy()
+	if c.RetryPolicy == (retry.Policy{}) {
+		c.RetryPolicy = retry.DefaultPolicy()
 	}
 }
 
@@ -120,21 +84,13 @@ func (c ClientConfig) newClient(compressedReads bool, logger watermill.LoggerAda
 			t.DisableCompression = true
 		}
 	}
-	p := c.RetryPolicy
 	return &protocol.Client{
 		HTTP:           hc,
 		Header:         c.Header,
 		HeaderFunc:     protocol.HeaderFunc(c.HeaderFunc),
 		RequestTimeout: c.RequestTimeout,
-		// The one copy of the public policy's fields, made here once: the
-		// internal packages cannot import this one, an alias of their type
-		// would hide the fields from go doc, and an interface they could
-		// take it by would add exported methods to RetryPolicy.
-		Retry: protocol.RetryPolicy{
-			MaxAttempts: p.MaxAttempts, InitialBackoff: p.InitialBackoff, MaxBackoff: p.MaxBackoff,
-			MaxElapsed: p.MaxElapsed, MaxUnreachable: p.MaxUnreachable,
-		},
-		Reach: &protocol.Reach{Logger: logger},
+		Retry:          c.RetryPolicy,
+		Reach:          &protocol.Reach{Logger: logger},
 		// The errors users get are this package's types, defined only
 		// here; the internal packages build them with these.
 		NewHTTPError:       newHTTPError,

@@ -17,13 +17,19 @@ import (
 // rootPackage parses the library's own (non-test) files.
 func rootPackage(t *testing.T) []*ast.File {
 	t.Helper()
+	return packageFiles(t, ".", "durablestreams")
+}
+
+// packageFiles parses the non-test files of package name in dir.
+func packageFiles(t *testing.T, dir, name string) []*ast.File {
+	t.Helper()
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi os.FileInfo) bool {
+	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool {
 		return !strings.HasSuffix(fi.Name(), "_test.go")
 	}, parser.ParseComments)
 	require.NoError(t, err)
 	var files []*ast.File
-	for _, f := range pkgs["durablestreams"].Files {
+	for _, f := range pkgs[name].Files {
 		files = append(files, f)
 	}
 	require.NotEmpty(t, files)
@@ -90,29 +96,40 @@ const configurationDoc = "docs/configuration.md"
 
 // TestConfigurationTables keeps the configuration tables and the Config
 // types in step: every field is documented in both places, and the tables
-// name no field that does not exist.
+// name no field that does not exist. The policy ClientConfig.RetryPolicy
+// holds is a type of package retry; its table is headed by its qualified
+// name.
 func TestConfigurationTables(t *testing.T) {
-	files := rootPackage(t)
+	root, retryPkg := rootPackage(t), packageFiles(t, "retry", "retry")
 	raw, err := os.ReadFile(configurationDoc)
 	require.NoError(t, err)
-	for _, typeName := range []string{"PublisherConfig", "SubscriberConfig", "StreamOffsetStoreConfig", "ClientConfig"} {
-		fields := configFields(t, files, typeName)
-		table := docTable(t, string(raw), "## "+typeName)
+	for _, c := range []struct {
+		heading, typeName string
+		files             []*ast.File
+	}{
+		{"PublisherConfig", "PublisherConfig", root},
+		{"SubscriberConfig", "SubscriberConfig", root},
+		{"StreamOffsetStoreConfig", "StreamOffsetStoreConfig", root},
+		{"ClientConfig", "ClientConfig", root},
+		{"retry.Policy", "Policy", retryPkg},
+	} {
+		fields := configFields(t, c.files, c.typeName)
+		table := docTable(t, string(raw), "## "+c.heading)
 		for name, documented := range fields {
-			assert.True(t, documented, "%s.%s has no doc comment", typeName, name)
-			assert.True(t, table[name], "the table for %s lacks %s", typeName, name)
+			assert.True(t, documented, "%s.%s has no doc comment", c.heading, name)
+			assert.True(t, table[name], "the table for %s lacks %s", c.heading, name)
 		}
 		for name := range table {
 			_, ok := fields[name]
-			assert.True(t, ok, "the table for %s names %s, which %s does not have", typeName, name, typeName)
+			assert.True(t, ok, "the table for %s names %s, which %s does not have", c.heading, name, c.heading)
 		}
 	}
 }
 
 // TestExportedIdentifiersAreDocumented: godoc shows something for every
-// exported name of the public API.
+// exported name of the public API, package retry's included.
 func TestExportedIdentifiersAreDocumented(t *testing.T) {
-	for _, f := range rootPackage(t) {
+	for _, f := range append(rootPackage(t), packageFiles(t, "retry", "retry")...) {
 		for _, decl := range f.Decls {
 			switch d := decl.(type) {
 			case *ast.FuncDecl:

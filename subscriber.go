@@ -72,7 +72,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		logger = watermill.NopLogger{}
 	}
 	client, ownHTTP := config.client(logger)
-	client.Retry.RefusedPoll = subscription.RefusedPoll
+	client.RefusedPoll = subscription.RefusedPoll
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		config:  config,

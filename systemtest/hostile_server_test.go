@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ds "github.com/durablestreams/watermill-durablestreams"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // fakeHostileServer is a FAKE Durable Streams server, not the reference
@@ -52,7 +54,7 @@ func hostilePublisher(t *testing.T, base string) *ds.Publisher {
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
 		BaseURL:      base,
 		CloseTimeout: 2 * time.Second,
-		ClientConfig: ds.ClientConfig{RequestTimeout: 2 * time.Second, RetryPolicy: ds.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
+		ClientConfig: ds.ClientConfig{RequestTimeout: 2 * time.Second, RetryPolicy: retry.Policy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
 	}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })

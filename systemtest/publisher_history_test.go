@@ -14,6 +14,7 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Tests of streams whose history changes under a Publisher: deleted and
@@ -145,7 +146,7 @@ func TestPublishAfterStreamDeletedCreatesItAgain(t *testing.T) {
 func TestPublishAfterInMemoryServerRestart(t *testing.T) {
 	srv := dstest.Private(t, dstest.Options{})
 	base := srv.StreamURL(dstest.StreamPath(t))
-	pub, _ := countingPublisher(t, base, func(c *ds.PublisherConfig) { c.RetryPolicy = ds.RetryPolicy{MaxElapsed: 10 * time.Second} })
+	pub, _ := countingPublisher(t, base, func(c *ds.PublisherConfig) { c.RetryPolicy = retry.Policy{MaxElapsed: 10 * time.Second} })
 	publishN(t, pub, "orders", 0, 5)
 	require.NoError(t, srv.Restart(false))
 

@@ -14,6 +14,7 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // putSignal tells on puts when a PUT is about to be sent.
@@ -92,7 +93,7 @@ func TestCloseTimeoutBoundsStreamCreation(t *testing.T) {
 	puts := make(chan struct{}, 1)
 	cfg := ds.PublisherConfig{BaseURL: base, CloseTimeout: time.Second}
 	cfg.HTTPClient = &http.Client{Transport: putSignal{base: http.DefaultTransport, puts: puts}}
-	cfg.RetryPolicy = ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: time.Minute}
+	cfg.RetryPolicy = retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: time.Minute}
 	pub, err := ds.NewPublisher(cfg, nil)
 	require.NoError(t, err)
 	errc := make(chan error, 1)

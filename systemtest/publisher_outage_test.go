@@ -16,6 +16,7 @@ import (
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // closedPortURL returns a base URL on 127.0.0.1 where nothing listens: a
@@ -171,7 +172,7 @@ func TestAsyncCreationFailureReachesOnAsyncError(t *testing.T) {
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
 		BaseURL: base, Async: true,
 		OnAsyncError: func(topic, uuid string, err error) { failed <- err },
-		ClientConfig: ds.ClientConfig{RetryPolicy: ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxUnreachable: 200 * time.Millisecond}},
+		ClientConfig: ds.ClientConfig{RetryPolicy: retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxUnreachable: 200 * time.Millisecond}},
 	}, nil)
 	require.NoError(t, err)
 	defer pub.Close()

@@ -16,6 +16,7 @@ import (
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/faultproxy"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // The fault suite runs small in `go test` and in full with
@@ -23,7 +24,7 @@ import (
 
 // faultyRetryPolicy keeps retrying through the faults long enough that a
 // healthy server always gets the batch in the end.
-var faultyRetryPolicy = ds.RetryPolicy{
+var faultyRetryPolicy = retry.Policy{
 	InitialBackoff: 5 * time.Millisecond,
 	MaxBackoff:     100 * time.Millisecond,
 	MaxElapsed:     20 * time.Second,
@@ -140,7 +141,7 @@ func TestReliabilityServerCrash(t *testing.T) {
 	path := dstest.StreamPath(t)
 	pub, err := ds.NewPublisher(ds.PublisherConfig{
 		BaseURL:      srv.StreamURL(path),
-		ClientConfig: ds.ClientConfig{RequestTimeout: time.Second, RetryPolicy: ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxElapsed: 30 * time.Second}},
+		ClientConfig: ds.ClientConfig{RequestTimeout: time.Second, RetryPolicy: retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxElapsed: 30 * time.Second}},
 	}, nil)
 	require.NoError(t, err)
 	defer pub.Close()

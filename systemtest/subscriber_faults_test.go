@@ -17,6 +17,7 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestSubscribeReadsThroughFaults(t *testing.T) {
@@ -138,8 +139,8 @@ func TestBackoffStartsOverAfterProgress(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	}))
 	defer fakeCuttingServer.Close()
-	retry := ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 2 * time.Second, MaxElapsed: time.Minute}
-	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: fakeCuttingServer.URL, ClientConfig: ds.ClientConfig{RetryPolicy: retry}})
+	policy := retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 2 * time.Second, MaxElapsed: time.Minute}
+	sub := newTestSubscriber(t, ds.SubscriberConfig{BaseURL: fakeCuttingServer.URL, ClientConfig: ds.ClientConfig{RetryPolicy: policy}})
 	ch, err := sub.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	start := time.Now()

@@ -16,10 +16,11 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // fastSubRetry keeps fault tests short.
-var fastSubRetry = ds.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxElapsed: 20 * time.Second}
+var fastSubRetry = retry.Policy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxElapsed: 20 * time.Second}
 
 // httpDo sends one request and fails the test on a non-2xx answer.
 func httpDo(t testing.TB, method, url, contentType, body string, header ...string) http.Header {
@@ -67,7 +68,7 @@ func newTestSubscriber(t testing.TB, cfg ds.SubscriberConfig) *ds.Subscriber {
 	if cfg.BaseURL == "" && cfg.TopicURL == nil {
 		cfg.BaseURL = dstest.StreamURL(t)
 	}
-	if cfg.RetryPolicy == (ds.RetryPolicy{}) {
+	if cfg.RetryPolicy == (retry.Policy{}) {
 		cfg.RetryPolicy = fastSubRetry
 	}
 	if cfg.LiveTimeout == 0 {

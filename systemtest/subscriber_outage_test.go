@@ -12,6 +12,7 @@ import (
 
 	ds "github.com/durablestreams/watermill-durablestreams"
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // timeout is a channel closed after d, for waits that must not hang a
@@ -31,7 +32,7 @@ func timeout(t *testing.T, d time.Duration) <-chan struct{} {
 // request logged at once. Before, nothing was logged and three of these
 // blocked for minutes.
 func TestSubscribeToAServerThatIsNotThere(t *testing.T) {
-	short := ds.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxUnreachable: 500 * time.Millisecond}
+	short := retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxUnreachable: 500 * time.Millisecond}
 	for _, c := range []struct {
 		name     string
 		cfg      ds.SubscriberConfig
@@ -122,7 +123,7 @@ func TestStartFromTailWhileTheServerIsDownStartsWhenItAnswers(t *testing.T) {
 
 	logs := newLogRecorder()
 	sub, err := ds.NewSubscriber(ds.SubscriberConfig{BaseURL: base, StartFrom: ds.StartFromTail,
-		ClientConfig: ds.ClientConfig{RetryPolicy: ds.RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxUnreachable: time.Minute}}}, logs)
+		ClientConfig: ds.ClientConfig{RetryPolicy: retry.Policy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxUnreachable: time.Minute}}}, logs)
 	require.NoError(t, err)
 	defer sub.Close()
 	type subscribed struct {

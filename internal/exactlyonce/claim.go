@@ -44,7 +44,7 @@ func (w *Writer) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = protocol.RetryIdempotent(ctx, w.env.Client.Retry, func() protocol.Try {
+	err = protocol.RetryIdempotent(ctx, w.env.Client.Retry, w.env.Client.RefusedPoll, func() protocol.Try {
 		return w.claimTry(ctx, claimURL, body)
 	})
 	if err != nil {
@@ -84,14 +84,14 @@ func (w *Writer) claimTry(ctx context.Context, url string, body []byte) protocol
 	if resp.StatusCode < 300 || resp.StatusCode == http.StatusConflict {
 		return protocol.Try{}
 	}
-	return protocol.StatusTry(w.env.Client.AnswerError(http.MethodPost, protocol.RedactURL(url),
-		resp.StatusCode, string(bytes.TrimSpace(text)), 0))
+	return w.env.Client.StatusTry(http.MethodPost, protocol.RedactURL(url),
+		resp.StatusCode, string(bytes.TrimSpace(text)), 0)
 }
 
 // claimOwner reads the claim stream's first message.
 func (w *Writer) claimOwner(ctx context.Context, url string) (string, error) {
 	var owner string
-	err := protocol.RetryIdempotent(ctx, w.env.Client.Retry, func() protocol.Try {
+	err := protocol.RetryIdempotent(ctx, w.env.Client.Retry, w.env.Client.RefusedPoll, func() protocol.Try {
 		reqCtx, cancel := w.env.Client.WithTimeout(ctx)
 		defer cancel()
 		req, err := w.env.Client.NewRequest(reqCtx, http.MethodGet, url+"?offset=-1", nil)
@@ -105,7 +105,7 @@ func (w *Writer) claimOwner(ctx context.Context, url string) (string, error) {
 		defer protocol.DrainClose(resp.Body)
 		text, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if resp.StatusCode != http.StatusOK {
-			return protocol.StatusTry(w.env.Client.AnswerError(http.MethodGet, protocol.RedactURL(url), resp.StatusCode, "", 0))
+			return w.env.Client.StatusTry(http.MethodGet, protocol.RedactURL(url), resp.StatusCode, "", 0)
 		}
 		var claims []writerClaim
 		if err == nil {

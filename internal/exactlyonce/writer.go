@@ -202,7 +202,7 @@ func (w *Writer) fenced(in Input, reason string, cause error) error {
 // numbers again and settles it).
 func (w *Writer) post(ctx context.Context, body []byte, seq string) (eoAnswer, error) {
 	var a eoAnswer
-	err := protocol.Retry(ctx, w.env.Client.Retry, func(int) protocol.Try {
+	err := protocol.Retry(ctx, w.env.Client.Retry, w.env.Client.RefusedPoll, func(int) protocol.Try {
 		var t protocol.Try
 		a, t = w.try(ctx, body, seq)
 		return t
@@ -230,9 +230,8 @@ func (w *Writer) try(ctx context.Context, body []byte, seq string) (eoAnswer, pr
 	protocol.DrainClose(resp.Body)
 	a := classifyEO(resp.StatusCode, resp.Header, string(text))
 	if a.kind == eoRetry || a.kind == eoFailed {
-		herr := w.env.Client.AnswerError(http.MethodPost, protocol.RedactURL(w.url), resp.StatusCode,
+		return a, w.env.Client.StatusTry(http.MethodPost, protocol.RedactURL(w.url), resp.StatusCode,
 			string(bytes.TrimSpace(text)), protocol.RetryAfter(resp.Header, w.env.Client.Retry.MaxBackoff))
-		return a, protocol.StatusTry(herr)
 	}
 	return a, protocol.Try{}
 }

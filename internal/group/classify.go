@@ -23,8 +23,8 @@ const (
 	duplicate
 	// fenced: the lease is lost; reason says why.
 	fenced
-	// retry: send the same request again (network error, 429, 5xx).
-	retry
+	// again: send the same request again (network error, 429, 5xx).
+	again
 	// failed: an answer the protocol gives no meaning here.
 	failed
 )
@@ -66,7 +66,7 @@ func classify(status int, h http.Header) (outcome, string) {
 	case status == http.StatusNotFound:
 		return fenced, reasonMissing
 	case protocol.RetryableStatus(status):
-		return retry, ""
+		return again, ""
 	}
 	return failed, "unexpected answer " + strconv.Itoa(status) + " " + http.StatusText(status)
 }
@@ -87,7 +87,7 @@ func classifyCreate(status int) (outcome, string) {
 	case status == http.StatusConflict:
 		return fenced, reasonSealed
 	case protocol.RetryableStatus(status):
-		return retry, ""
+		return again, ""
 	}
 	return failed, "unexpected answer " + strconv.Itoa(status) + " " + http.StatusText(status)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Defaults for Config, from BenchmarkCoordinationLatency on the shared
@@ -72,7 +73,7 @@ type Config struct {
 	// heartbeat has 1s to be accepted before the leases lapse).
 	Margin time.Duration
 	// RetryPolicy bounds retries of reads and fenced writes.
-	RetryPolicy protocol.RetryPolicy
+	RetryPolicy retry.Policy
 	// Logger; nil is watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 
@@ -113,8 +114,8 @@ func (c *Config) setDefaults() {
 	if c.Client == nil {
 		c.Client = &protocol.Client{}
 	}
-	if c.RetryPolicy == (protocol.RetryPolicy{}) {
-		c.RetryPolicy = protocol.DefaultRetryPolicy()
+	if c.RetryPolicy == (retry.Policy{}) {
+		c.RetryPolicy = retry.DefaultPolicy()
 	}
 }
 

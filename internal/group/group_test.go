@@ -34,8 +34,8 @@ func TestClassify(t *testing.T) {
 		{"sequence gap: state forgotten", 409, h("Producer-Expected-Seq", "0", "Producer-Received-Seq", "3"), fenced, reasonSeqGap + ", expected seq 0"},
 		{"409 without headers", 409, nil, fenced, reasonSeqGap},
 		{"stream deleted", 404, nil, fenced, reasonMissing},
-		{"rate limited", 429, h("Retry-After", "1"), retry, ""},
-		{"server trouble", 503, nil, retry, ""},
+		{"rate limited", 429, h("Retry-After", "1"), again, ""},
+		{"server trouble", 503, nil, again, ""},
 		{"bad request", 400, nil, failed, "unexpected answer 400 Bad Request"},
 		{"gone", 410, nil, failed, "unexpected answer 410 Gone"},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestMain(m *testing.M) {
@@ -158,7 +159,7 @@ func consume(t *testing.T, m *Member, b *board) *sync.WaitGroup {
 
 // readOwnerRecords reads every record of an ownership stream that the
 // group would take in.
-func readOwnerRecords(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) ([]ownerRecord, error) {
+func readOwnerRecords(ctx context.Context, c *protocol.Client, policy retry.Policy, url string) ([]ownerRecord, error) {
 	recs, _, _, err := readRecords(ctx, c, policy, url, func(ownerRecord) string { return "" })
 	return recs, err
 }

@@ -119,7 +119,7 @@ func (r *roster) open(ctx context.Context) (int64, error) {
 func (r *roster) create(ctx context.Context, w int64) (http.Header, error) {
 	c, url := r.cfg.Client, r.cfg.membersURL(w)
 	var header http.Header
-	err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, func() protocol.Try {
+	err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, r.cfg.Client.RefusedPoll, func() protocol.Try {
 		ctx, cancel := c.WithTimeout(ctx)
 		defer cancel()
 		req, err := c.NewRequest(ctx, http.MethodPut, url, nil)
@@ -146,7 +146,7 @@ func (r *roster) create(ctx context.Context, w int64) (http.Header, error) {
 			}
 			return protocol.Try{}
 		}
-		return protocol.StatusTry(statusError(r.cfg.Client, http.MethodPut, url, resp.StatusCode, resp.Header))
+		return statusTry(r.cfg.Client, http.MethodPut, url, resp.StatusCode, resp.Header)
 	})
 	return header, err
 }
@@ -211,7 +211,7 @@ func (r *roster) append(ctx context.Context, rec memberRecord) error {
 		w := r.current()
 		var status int
 		var h http.Header
-		err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, func() protocol.Try {
+		err := protocol.RetryIdempotent(ctx, r.cfg.RetryPolicy, r.cfg.Client.RefusedPoll, func() protocol.Try {
 			var written bool
 			var err error
 			status, h, written, err = post(ctx, r.cfg.Client, r.cfg.membersURL(w), rec, -1, 0, false)
@@ -219,7 +219,7 @@ func (r *roster) append(ctx context.Context, rec memberRecord) error {
 			case err != nil:
 				return protocol.TransportTry(err, written)
 			case protocol.RetryableStatus(status):
-				return protocol.StatusTry(statusError(r.cfg.Client, http.MethodPost, r.cfg.membersURL(w), status, h))
+				return statusTry(r.cfg.Client, http.MethodPost, r.cfg.membersURL(w), status, h)
 			}
 			return protocol.Try{}
 		})

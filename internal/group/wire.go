@@ -14,6 +14,7 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // ownerProducerID is the Producer-Id of every fenced write on an
@@ -173,8 +174,14 @@ func post(ctx context.Context, c *protocol.Client, url string, record any, epoch
 }
 
 // statusError is the error of an answer the caller does not take.
-func statusError(c *protocol.Client, method, url string, status int, h http.Header) *protocol.HTTPError {
+func statusError(c *protocol.Client, method, url string, status int, h http.Header) error {
 	return c.AnswerError(method, protocol.RedactURL(url), status, "", protocol.RetryAfter(h, time.Minute))
+}
+
+// statusTry is the protocol.Try of an answer the caller does not take,
+// for protocol.Retry to decide on.
+func statusTry(c *protocol.Client, method, url string, status int, h http.Header) protocol.Try {
+	return c.StatusTry(method, protocol.RedactURL(url), status, "", protocol.RetryAfter(h, time.Minute))
 }
 
 // fencedPost appends record at (epoch, seq) under protocol.Retry, closing
@@ -182,9 +189,9 @@ func statusError(c *protocol.Client, method, url string, status int, h http.Head
 // headers, so the server takes it at most once. It returns the final
 // outcome; failed comes with the error, which matches
 // protocol.ErrOutcomeUnknown when a try may have been written.
-func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, record ownerRecord, seq int64, closing bool) (outcome, string, error) {
+func fencedPost(ctx context.Context, c *protocol.Client, policy retry.Policy, url string, record ownerRecord, seq int64, closing bool) (outcome, string, error) {
 	o, reason := failed, ""
-	err := protocol.Retry(ctx, policy, func(int) protocol.Try {
+	err := protocol.Retry(ctx, policy, c.RefusedPoll, func(int) protocol.Try {
 		status, h, written, err := post(ctx, c, url, record, record.Epoch, seq, closing)
 		if err != nil {
 			o, reason = failed, ""
@@ -192,8 +199,8 @@ func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPo
 		}
 		o, reason = classify(status, h)
 		switch o {
-		case retry:
-			return protocol.StatusTry(statusError(c, http.MethodPost, url, status, h))
+		case again:
+			return statusTry(c, http.MethodPost, url, status, h)
 		case failed:
 			return protocol.Try{Err: statusError(c, http.MethodPost, url, status, h)}
 		}
@@ -207,20 +214,20 @@ func fencedPost(ctx context.Context, c *protocol.Client, policy protocol.RetryPo
 
 // createLog creates a position log, open. A log that exists closed was
 // sealed by a newer owner (see sealNext): the answer is fenced.
-func createLog(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (outcome, string, error) {
+func createLog(ctx context.Context, c *protocol.Client, policy retry.Policy, url string) (outcome, string, error) {
 	return putStream(ctx, c, policy, url, false)
 }
 
 // sealLog creates a position log closed and empty, so that a former owner
 // can neither create nor write it: fenced means it exists open (the
 // former owner has just created it).
-func sealLog(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (outcome, string, error) {
+func sealLog(ctx context.Context, c *protocol.Client, policy retry.Policy, url string) (outcome, string, error) {
 	return putStream(ctx, c, policy, url, true)
 }
 
-func putStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, closed bool) (outcome, string, error) {
+func putStream(ctx context.Context, c *protocol.Client, policy retry.Policy, url string, closed bool) (outcome, string, error) {
 	o, reason := failed, ""
-	err := protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+	err := protocol.RetryIdempotent(ctx, policy, c.RefusedPoll, func() protocol.Try {
 		ctx, cancel := c.WithTimeout(ctx)
 		defer cancel()
 		req, err := c.NewRequest(ctx, http.MethodPut, url, nil)
@@ -238,8 +245,8 @@ func putStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPol
 		protocol.DrainClose(resp.Body)
 		o, reason = classifyCreate(resp.StatusCode)
 		switch o {
-		case retry:
-			return protocol.StatusTry(statusError(c, http.MethodPut, url, resp.StatusCode, resp.Header))
+		case again:
+			return statusTry(c, http.MethodPut, url, resp.StatusCode, resp.Header)
 		case failed:
 			return protocol.Try{Err: statusError(c, http.MethodPut, url, resp.StatusCode, resp.Header)}
 		}
@@ -254,7 +261,7 @@ func putStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPol
 // readRecords reads every record a coordination stream holds now (a
 // missing stream has none); closed says it is closed. Records that do
 // not parse or fail check are returned apart, for the caller to log.
-func readRecords[T any](ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, check func(T) string) (recs []T, bad []badRecord, closed bool, err error) {
+func readRecords[T any](ctx context.Context, c *protocol.Client, policy retry.Policy, url string, check func(T) string) (recs []T, bad []badRecord, closed bool, err error) {
 	r, err := reader.New(reader.Config{URL: url, Client: c, RetryPolicy: policy, StopAtTail: true})
 	if err != nil {
 		return nil, nil, false, err
@@ -345,7 +352,7 @@ func claimOf(recs []ownerRecord, epoch int64) (ownerRecord, bool) {
 
 // closeStream closes a stream without a body; a missing stream has
 // nothing to close.
-func closeStream(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) error {
+func closeStream(ctx context.Context, c *protocol.Client, policy retry.Policy, url string) error {
 	if err := c.CloseStream(ctx, policy, url); err != nil && !errors.Is(err, protocol.ErrStreamNotFound) {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestMain(m *testing.M) { dstest.Main(m) }
@@ -57,7 +58,7 @@ func TestStreamNames(t *testing.T) {
 }
 
 func client() *protocol.Client {
-	return &protocol.Client{HTTP: protocol.NewHTTPClient(4), RequestTimeout: 5 * time.Second, Retry: protocol.DefaultRetryPolicy()}
+	return &protocol.Client{HTTP: protocol.NewHTTPClient(4), RequestTimeout: 5 * time.Second, Retry: retry.DefaultPolicy()}
 }
 
 func topicOf(t *testing.T, name string) Topic {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Topic names what Ensure touches for one topic.
@@ -38,7 +39,7 @@ type record struct {
 // gets its own stream sealed (closed, empty); a topic whose own stream
 // already holds messages cannot become partitioned (a *MismatchError):
 // they would never be read.
-func Ensure(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, t Topic, n int) error {
+func Ensure(ctx context.Context, c *protocol.Client, policy retry.Policy, t Topic, n int) error {
 	if n < 1 || n > Max {
 		return fmt.Errorf("%w: topic %q: %d partitions, want 1..%d", protocol.ErrInvalidConfig, t.Name, n, Max)
 	}
@@ -74,7 +75,7 @@ func Ensure(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy
 // Load reads a topic's recorded partition count; ok is false when none is
 // recorded (the topic is a single stream). A stream there that holds no
 // partition record is protocol.ErrStreamConflict.
-func Load(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (n int, ok bool, err error) {
+func Load(ctx context.Context, c *protocol.Client, policy retry.Policy, url string) (n int, ok bool, err error) {
 	data, found, err := readAll(ctx, c, policy, url)
 	if err != nil || !found {
 		return 0, false, err
@@ -108,7 +109,7 @@ func holdsData(data []byte) bool {
 
 // readAll reads what a stream holds now; found is false when it does not
 // exist.
-func readAll(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string) (data []byte, found bool, err error) {
+func readAll(ctx context.Context, c *protocol.Client, policy retry.Policy, url string) (data []byte, found bool, err error) {
 	r, err := reader.New(reader.Config{URL: url, Client: c, RetryPolicy: policy, StopAtTail: true})
 	if err != nil {
 		return nil, false, err
@@ -143,7 +144,7 @@ func checkUnwritten(ctx context.Context, c *protocol.Client, t Topic) error {
 	if t.StreamURL == "" {
 		return nil
 	}
-	data, found, err := readAll(ctx, c, protocol.RetryPolicy{MaxAttempts: 1}, t.StreamURL)
+	data, found, err := readAll(ctx, c, retry.Policy{MaxAttempts: 1}, t.StreamURL)
 	if err != nil {
 		return fmt.Errorf("check the stream of topic %q before partitioning it: %w", t.Name, err)
 	}
@@ -158,7 +159,7 @@ func checkUnwritten(ctx context.Context, c *protocol.Client, t Topic) error {
 // seal closes the topic's own stream (creating it closed and empty), so
 // that a Publisher without Partitions gets a conflict instead of writing
 // where no member reads. An open stream there is closed if it is empty.
-func seal(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, t Topic) error {
+func seal(ctx context.Context, c *protocol.Client, policy retry.Policy, t Topic) error {
 	if t.StreamURL == "" {
 		return nil
 	}
@@ -179,7 +180,7 @@ func seal(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, 
 // (nil: empty). An existing closed stream answers 200 (whatever its
 // content), an open one 409; PUT is idempotent, so transient failures are
 // retried.
-func putClosed(ctx context.Context, c *protocol.Client, policy protocol.RetryPolicy, url string, rec any) error {
+func putClosed(ctx context.Context, c *protocol.Client, policy retry.Policy, url string, rec any) error {
 	var body []byte
 	if rec != nil {
 		var err error
@@ -187,7 +188,7 @@ func putClosed(ctx context.Context, c *protocol.Client, policy protocol.RetryPol
 			return err
 		}
 	}
-	return protocol.RetryIdempotent(ctx, policy, func() protocol.Try {
+	return protocol.RetryIdempotent(ctx, policy, c.RefusedPoll, func() protocol.Try {
 		return putOnce(ctx, c, url, body)
 	})
 }
@@ -212,9 +213,5 @@ func putOnce(ctx context.Context, c *protocol.Client, url string, body []byte) p
 	case http.StatusConflict:
 		return protocol.Try{Err: fmt.Errorf("%w: %s exists but is open or of another type", protocol.ErrStreamConflict, protocol.RedactURL(url))}
 	}
-	return protocol.StatusTry(statusError(c, http.MethodPut, url, resp))
-}
-
-func statusError(c *protocol.Client, method, url string, resp *http.Response) *protocol.HTTPError {
-	return c.AnswerError(method, protocol.RedactURL(url), resp.StatusCode, "", protocol.RetryAfter(resp.Header, time.Minute))
+	return c.StatusTry(http.MethodPut, protocol.RedactURL(url), resp.StatusCode, "", protocol.RetryAfter(resp.Header, time.Minute))
 }

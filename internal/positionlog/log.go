@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Config is what the logs need from the store that owns them.
@@ -19,7 +20,7 @@ type Config struct {
 	// Client sends every request.
 	Client *protocol.Client
 	// RetryPolicy bounds the retries of reads and appends.
-	RetryPolicy protocol.RetryPolicy
+	RetryPolicy retry.Policy
 	// RotateEvery is how many positions a log takes before the next one
 	// begins; the caller applies the default.
 	RotateEvery int

@@ -14,6 +14,7 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestMain(m *testing.M) { dstest.Main(m) }
@@ -25,7 +26,7 @@ type position struct {
 }
 
 func newLogs(rotate int) *Logs[position] {
-	c := &protocol.Client{HTTP: protocol.NewHTTPClient(4), RequestTimeout: 5 * time.Second, Retry: protocol.DefaultRetryPolicy()}
+	c := &protocol.Client{HTTP: protocol.NewHTTPClient(4), RequestTimeout: 5 * time.Second, Retry: retry.DefaultPolicy()}
 	return New[position](Config{Client: c, RetryPolicy: c.Retry, RotateEvery: rotate})
 }
 

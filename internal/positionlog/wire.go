@@ -20,7 +20,7 @@ import (
 // A body cut short is read again from the start.
 func (ls *Logs[P]) readLast(ctx context.Context, streamURL string, v any) (exists, ok bool, n int, err error) {
 	var last []byte
-	err = protocol.Retry(ctx, ls.cfg.RetryPolicy, func(int) protocol.Try {
+	err = protocol.Retry(ctx, ls.cfg.RetryPolicy, ls.cfg.Client.RefusedPoll, func(int) protocol.Try {
 		var err error
 		exists, last, n, err = ls.readRecords(ctx, streamURL)
 		var cut *reader.BodyError
@@ -95,10 +95,9 @@ func (ls *Logs[P]) appendJSON(ctx context.Context, streamURL string, v any, crea
 		return err
 	}
 	created := false
-	return protocol.Retry(ctx, ls.cfg.RetryPolicy, func(int) protocol.Try {
+	return protocol.Retry(ctx, ls.cfg.RetryPolicy, ls.cfg.Client.RefusedPoll, func(int) protocol.Try {
 		try := ls.post(ctx, streamURL, body)
-		var httpErr *protocol.HTTPError
-		if !errors.As(try.Err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {
+		if try.Status != http.StatusNotFound {
 			return try
 		}
 		if !create {
@@ -109,7 +108,11 @@ func (ls *Logs[P]) appendJSON(ctx context.Context, streamURL string, v any, crea
 		}
 		created = true
 		if err := ls.cfg.Client.CreateStream(ctx, streamURL, protocol.StreamOptions{ContentType: protocol.ContentTypeJSON}); err != nil {
-			return protocol.Try{Err: err, Retryable: protocol.Retryable(err)}
+			// CreateStream retried already: an error that outlasted its
+			// policy ended on a retryable failure, an answer (429, 5xx)
+			// as well as a network error; other errors are retryable as
+			// network failures are.
+			return protocol.Try{Err: err, Retryable: errors.Is(err, protocol.ErrRetriesExhausted) || protocol.Retryable(err)}
 		}
 		return ls.post(ctx, streamURL, body)
 	})
@@ -133,8 +136,8 @@ func (ls *Logs[P]) post(ctx context.Context, streamURL string, body []byte) prot
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return protocol.Try{}
 	}
-	return protocol.StatusTry(c.AnswerError(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
-		protocol.RetryAfter(resp.Header, time.Minute)))
+	return c.StatusTry(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
+		protocol.RetryAfter(resp.Header, time.Minute))
 }
 
 // deleteLog drops a log that no pointer names any more; failing is

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Defaults for a zero Config.
@@ -71,8 +72,8 @@ type Config struct {
 	// acknowledged; Append waits beyond it.
 	MaxBufferedBytes int
 	// Retry bounds the retries of network errors, timeouts, 429 and 5xx.
-	// The zero value means protocol.DefaultRetryPolicy().
-	Retry protocol.RetryPolicy
+	// The zero value means retry.DefaultPolicy().
+	Retry retry.Policy
 	// Client sends the requests. Nil means a client with a transport tuned
 	// for the reference server and a 30 s request timeout.
 	Client *protocol.Client
@@ -97,8 +98,8 @@ func (c *Config) setDefaults() {
 	if c.MaxBufferedBytes == 0 {
 		c.MaxBufferedBytes = max(DefaultMaxBufferedBytes, c.MaxBatchBytes)
 	}
-	if c.Retry == (protocol.RetryPolicy{}) {
-		c.Retry = protocol.DefaultRetryPolicy()
+	if c.Retry == (retry.Policy{}) {
+		c.Retry = retry.DefaultPolicy()
 	}
 	if c.Client == nil {
 		c.Client = &protocol.Client{HTTP: protocol.NewHTTPClient(max(8, 2*c.MaxInFlight))}

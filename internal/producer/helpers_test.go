@@ -19,6 +19,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestMain(m *testing.M) { dstest.Main(m) }
@@ -103,8 +104,8 @@ func (r *recorder) check(t *testing.T) {
 	require.Empty(t, r.problems)
 }
 
-func fastRetry() protocol.RetryPolicy {
-	return protocol.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: 15 * time.Second}
+func fastRetry() retry.Policy {
+	return retry.Policy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: 15 * time.Second}
 }
 
 // testConfig is a config for url with fast retries and a recorder.

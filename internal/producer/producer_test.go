@@ -245,9 +245,7 @@ func TestBadRequestDoesNotCascade(t *testing.T) {
 	var failures int
 	for range 40 {
 		if err := <-results; err != nil {
-			var he *protocol.HTTPError
-			require.ErrorAs(t, err, &he)
-			require.Equal(t, http.StatusBadRequest, he.StatusCode)
+			require.ErrorContains(t, err, ": 400", "the answer's error, naming its status")
 			failures++
 		}
 	}

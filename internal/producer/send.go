@@ -119,7 +119,7 @@ func (p *Producer) send(a attempt) result {
 		err := fmt.Errorf("append to %s not sent: %w", to.url, context.Cause(ctx))
 		return result{a: a, ans: answer{err: err, gaveUp: true, mayBeWritten: mayBeWritten}}
 	}
-	err := protocol.Retry(ctx, p.cfg.Retry, func(n int) protocol.Try {
+	err := protocol.Retry(ctx, p.cfg.Retry, p.cfg.Client.RefusedPoll, func(n int) protocol.Try {
 		if n > 1 {
 			p.log.Debug("Retrying append", watermill.LogFields{
 				"epoch": a.epoch, "seq": a.seq, "try": n, "cause": fmt.Sprint(last.err),

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // HeaderFunc adds headers to every request, for example a bearer token
@@ -26,7 +28,15 @@ type Client struct {
 	RequestTimeout time.Duration
 	// Retry bounds the retries of idempotent requests the client sends on
 	// its own (stream creation). The zero value tries once.
-	Retry RetryPolicy
+	Retry retry.Policy
+	// RefusedPoll, when not zero, caps the wait before a retry of a
+	// request whose connection was refused, whatever the backoff has grown
+	// to (see Retry): a server's port refuses while it restarts, and a
+	// reader that must see the restarted stream before a writer fills it
+	// polls that cheap failure often. It is the client's, not the
+	// policy's: users set the policy, the library decides this. Every
+	// Retry of a request this client sends is given it.
+	RefusedPoll time.Duration
 	// Reach, if set, hears of every request, to log a server that cannot
 	// be reached and its return.
 	Reach *Reach
@@ -169,7 +179,7 @@ func (c *Client) Tail(ctx context.Context, url string) (offset string, exists bo
 // Creating or asking about a stream writes no message, so its failures
 // never read as ErrOutcomeUnknown to a Publish waiting on it.
 func (c *Client) retry(ctx context.Context, try func() Try) error {
-	return RetryIdempotent(ctx, c.Retry, try)
+	return RetryIdempotent(ctx, c.Retry, c.RefusedPoll, try)
 }
 
 func (c *Client) createStream(ctx context.Context, url string, opts StreamOptions) (created bool, t Try) {
@@ -217,8 +227,8 @@ func (c *Client) createStream(ctx context.Context, url string, opts StreamOption
 		return false, Try{Err: fmt.Errorf("%w: %s (TTL, expiry or closed state differ)", ErrStreamConflict, RedactURL(url))}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return false, StatusTry(c.AnswerError(http.MethodPut, RedactURL(url), resp.StatusCode, ErrorBody(body),
-		RetryAfter(resp.Header, time.Minute)))
+	return false, c.StatusTry(http.MethodPut, RedactURL(url), resp.StatusCode, ErrorBody(body),
+		RetryAfter(resp.Header, time.Minute))
 }
 
 // What an answer to a create (PUT) means.
@@ -226,7 +236,7 @@ type createMeaning int
 
 const (
 	// createOther: an error answer the status says all about (400, 429,
-	// 5xx...): an HTTPError.
+	// 5xx...): AnswerError's.
 	createOther createMeaning = iota
 	// createOK: created (201) or found with the same configuration (200).
 	createOK
@@ -288,8 +298,8 @@ func (c *Client) head(ctx context.Context, url string) (http.Header, Try) {
 	}
 	DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t := StatusTry(c.AnswerError(http.MethodHead, RedactURL(url), resp.StatusCode, "",
-			RetryAfter(resp.Header, time.Minute)))
+		t := c.StatusTry(http.MethodHead, RedactURL(url), resp.StatusCode, "",
+			RetryAfter(resp.Header, time.Minute))
 		t.MayBeWritten = false
 		return nil, t
 	}

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // CloseStream closes the stream at url without appending to it. A stream
 // closed already, by anyone, counts as closed (409 Stream-Closed); a
 // missing one is ErrStreamNotFound. Closing is idempotent, so transient
 // failures are retried under policy.
-func (c *Client) CloseStream(ctx context.Context, policy RetryPolicy, url string) error {
-	return RetryIdempotent(ctx, policy, func() Try {
+func (c *Client) CloseStream(ctx context.Context, policy retry.Policy, url string) error {
+	return RetryIdempotent(ctx, policy, c.RefusedPoll, func() Try {
 		ctx, cancel := c.WithTimeout(ctx)
 		defer cancel()
 		req, err := c.NewRequest(ctx, http.MethodPost, url, nil)
@@ -29,7 +31,7 @@ func (c *Client) CloseStream(ctx context.Context, policy RetryPolicy, url string
 		case http.StatusOK, http.StatusNoContent, http.StatusConflict:
 			return Try{}
 		}
-		return StatusTry(c.AnswerError(http.MethodPost, RedactURL(url), resp.StatusCode, "",
-			RetryAfter(resp.Header, time.Minute)))
+		return c.StatusTry(http.MethodPost, RedactURL(url), resp.StatusCode, "",
+			RetryAfter(resp.Header, time.Minute))
 	})
 }

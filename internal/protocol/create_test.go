@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // TestCreateAnswer has a row for every answer to a create (PROTOCOL.md
@@ -53,7 +55,7 @@ func notAStreamServer(t *testing.T, status int) string {
 func TestCreateOnANonStreamEndpointIsNamedSo(t *testing.T) {
 	for _, status := range []int{200, 404} {
 		url := notAStreamServer(t, status) + "/orders"
-		c := &Client{Retry: DefaultRetryPolicy()}
+		c := &Client{Retry: retry.DefaultPolicy()}
 		err := c.CreateStream(t.Context(), url, StreamOptions{ContentType: ContentTypeJSON})
 		require.ErrorIs(t, err, ErrNotStreamEndpoint, "status %d", status)
 		require.NotErrorIs(t, err, ErrStreamNotFound)

@@ -46,37 +46,20 @@ var (
 	ErrNotPublished = errors.New("durablestreams: message not published")
 )
 
-// HTTPError carries the status and Retry-After of an answer the protocol
-// gives no meaning of its own, for the decisions made on them once the
-// answer is an error (StatusTry, Retryable after Retry gave up, a
-// caller's reading of a 400 or a 404). The error users see is the one it
-// wraps, which the Client built (see Client.NewHTTPError): the root
-// package's *HTTPError is the only definition of that error, its text and
-// its errors.Is matches; this type adds nothing to the message or to what
-// errors.Is matches.
-type HTTPError struct {
-	StatusCode int
-	// RetryAfter is the server's Retry-After, if it sent one.
-	RetryAfter time.Duration
-	err        error
-}
-
-func (e *HTTPError) Error() string { return e.err.Error() }
-func (e *HTTPError) Unwrap() error { return e.err }
-
 // AnswerError is the error of an answer the protocol gives no meaning of
-// its own; url is already redacted. A nil Client, or one without
-// NewHTTPError (internal tests), gives a plain error that matches
-// ErrStreamNotFound for a 404 and ErrStreamGone for a 410, as the root's
-// *HTTPError does.
-func (c *Client) AnswerError(method, url string, status int, body string, retryAfter time.Duration) *HTTPError {
-	var err error
+// its own; url is already redacted. It is the error users get, which the
+// Client's NewHTTPError builds (the root package's *HTTPError, the one
+// definition of that error, its text and its errors.Is matches). A nil
+// Client, or one without NewHTTPError (internal tests), gives a plain
+// error that matches ErrStreamNotFound for a 404 and ErrStreamGone for a
+// 410, as the root's *HTTPError does. A caller that decides on the status
+// keeps it as a value (see StatusTry): it is not read back out of the
+// error.
+func (c *Client) AnswerError(method, url string, status int, body string, retryAfter time.Duration) error {
 	if c != nil && c.NewHTTPError != nil {
-		err = c.NewHTTPError(method, url, status, body, retryAfter)
-	} else {
-		err = plainAnswerError(method, url, status, body)
+		return c.NewHTTPError(method, url, status, body, retryAfter)
 	}
-	return &HTTPError{StatusCode: status, RetryAfter: retryAfter, err: err}
+	return plainAnswerError(method, url, status, body)
 }
 
 func plainAnswerError(method, url string, status int, body string) error {
@@ -103,14 +86,12 @@ func (c *Client) StaleEpochError(serverEpoch, epoch int64) error {
 	return fmt.Errorf("%w: producer epoch %d, server has epoch %d", ErrStaleEpoch, epoch, serverEpoch)
 }
 
-// Retryable reports whether a request that failed with err may be sent
-// again as it is: network errors and timeouts, 429 and 5xx. A cancelled
-// caller context is not retryable; the caller checks its own context.
+// Retryable reports whether a request that failed with err, without an
+// answer, may be sent again as it is: network errors and timeouts. A
+// cancelled caller context is not retryable; the caller checks its own
+// context. An error answer is classified by its status where it is read
+// (StatusTry, RetryableStatus), not from its error.
 func Retryable(err error) bool {
-	var httpErr *HTTPError
-	if errors.As(err, &httpErr) {
-		return RetryableStatus(httpErr.StatusCode)
-	}
 	var certErr *tls.CertificateVerificationError
 	if errors.Is(err, context.Canceled) || errors.As(err, &certErr) {
 		return false
@@ -162,7 +143,7 @@ func RetryableStatus(code int) bool {
 // maxErrorBody bounds how much of an error body is kept.
 const maxErrorBody = 512
 
-// ErrorBody trims an error body for an HTTPError: bounded, one line.
+// ErrorBody trims an error body for AnswerError: bounded, one line.
 func ErrorBody(b []byte) string {
 	if len(b) > maxErrorBody {
 		b = b[:maxErrorBody]

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestIsJSON(t *testing.T) {
@@ -31,26 +32,6 @@ func TestIsJSON(t *testing.T) {
 	} {
 		assert.Equal(t, want, IsJSON(ct), "%q", ct)
 	}
-}
-
-func TestBackoffGrowsAndStaysInBounds(t *testing.T) {
-	p := RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}
-	for attempt, ceiling := range map[int]time.Duration{1: 10, 2: 20, 3: 40, 4: 80, 10: 80, 100: 80} {
-		ceiling *= time.Millisecond
-		for range 50 {
-			d := p.Backoff(attempt)
-			assert.GreaterOrEqual(t, d, ceiling/2, "attempt %d", attempt)
-			assert.LessOrEqual(t, d, ceiling, "attempt %d", attempt)
-		}
-	}
-}
-
-func TestAllows(t *testing.T) {
-	start := time.Now()
-	assert.True(t, RetryPolicy{}.Allows(1000, start, time.Hour))
-	assert.False(t, RetryPolicy{MaxAttempts: 3}.Allows(3, start, 0))
-	assert.True(t, RetryPolicy{MaxAttempts: 3}.Allows(2, start, 0))
-	assert.False(t, RetryPolicy{MaxElapsed: time.Second}.Allows(1, start, 2*time.Second))
 }
 
 func TestRetryAfter(t *testing.T) {
@@ -76,11 +57,12 @@ func TestRedactURL(t *testing.T) {
 	assert.Equal(t, "not a url", RedactURL("not a url"))
 }
 
+// TestRetryable: failures without an answer. An error answer is never
+// retryable by its error: its status decides (TestStatusTry).
 func TestRetryable(t *testing.T) {
-	assert.True(t, Retryable(answer(503)))
-	assert.True(t, Retryable(answer(429)))
-	assert.False(t, Retryable(answer(400)))
-	assert.False(t, Retryable(answer(404)))
+	for _, code := range []int{503, 429, 400, 404} {
+		assert.False(t, Retryable(answer(code)), "%d", code)
+	}
 	assert.True(t, Retryable(fmt.Errorf("x: %w", syscall.ECONNRESET)))
 	assert.True(t, Retryable(io.ErrUnexpectedEOF))
 	assert.True(t, Retryable(context.DeadlineExceeded))
@@ -89,7 +71,7 @@ func TestRetryable(t *testing.T) {
 	assert.True(t, Retryable(fmt.Errorf("Post \"http://h/s\": %w", errors.New("http: server closed idle connection"))))
 }
 
-func TestHTTPErrorMatchesSentinels(t *testing.T) {
+func TestAnswerErrorMatchesSentinels(t *testing.T) {
 	assert.ErrorIs(t, answer(404), ErrStreamNotFound)
 	assert.ErrorIs(t, answer(410), ErrStreamGone)
 	assert.NotErrorIs(t, answer(500), ErrStreamNotFound)
@@ -97,7 +79,8 @@ func TestHTTPErrorMatchesSentinels(t *testing.T) {
 }
 
 // TestClientBuildsErrorsWithItsConstructors: the root package's types
-// are what users see; HTTPError only carries the status beside them.
+// are what users see, as they are; StatusTry keeps the status and the
+// Retry-After beside them as values.
 func TestClientBuildsErrorsWithItsConstructors(t *testing.T) {
 	public := errors.New("public")
 	c := &Client{
@@ -110,17 +93,17 @@ func TestClientBuildsErrorsWithItsConstructors(t *testing.T) {
 			return public
 		},
 	}
-	err := c.AnswerError("PUT", "http://h/s", 503, "busy", time.Second)
-	assert.Same(t, public, errors.Unwrap(err))
-	assert.Equal(t, "public", err.Error())
-	assert.Equal(t, 503, err.StatusCode)
-	assert.Equal(t, time.Second, err.RetryAfter)
+	assert.Same(t, public, c.AnswerError("PUT", "http://h/s", 503, "busy", time.Second))
+	try := c.StatusTry("PUT", "http://h/s", 503, "busy", time.Second)
+	assert.Same(t, public, try.Err)
+	assert.Equal(t, 503, try.Status)
+	assert.Equal(t, time.Second, try.RetryAfter)
 	assert.Same(t, public, c.StaleEpochError(9, 3))
 }
 
 // answer is the error of an answer with status code, as a client without
 // the root's constructors builds it.
-func answer(code int) *HTTPError {
+func answer(code int) error {
 	return (&Client{}).AnswerError("POST", "http://h/s", code, "", 0)
 }
 
@@ -130,7 +113,7 @@ func answer(code int) *HTTPError {
 // at once, and nothing is created.
 func TestCreateStreamWithAPassedExpiry(t *testing.T) {
 	url := dstest.StreamURL(t)
-	c := &Client{HTTP: NewHTTPClient(1), RequestTimeout: 5 * time.Second, Retry: RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}}
+	c := &Client{HTTP: NewHTTPClient(1), RequestTimeout: 5 * time.Second, Retry: retry.Policy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}}
 	t.Cleanup(c.HTTP.CloseIdleConnections)
 	err := c.CreateStream(t.Context(), url, StreamOptions{ContentType: ContentTypeJSON, ExpiresAt: time.Now().Add(-time.Second)})
 	require.ErrorIs(t, err, ErrStreamGone)

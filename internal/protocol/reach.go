@@ -8,14 +8,9 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-)
 
-// ReachLogInterval spaces the Error lines repeated while a server stays
-// unreachable: one a retry would flood the log (a retry every 250 ms to
-// 5 s per request in flight), none after the first would leave an
-// operator unsure whether the library still tries. It is the default
-// MaxUnreachable, so a line comes about when a waiting call gives up.
-const ReachLogInterval = DefaultMaxUnreachable
+	"github.com/durablestreams/watermill-durablestreams/retry"
+)
 
 // Reach tells the log when a server cannot be reached and when it answers
 // again. Every request of one component (a Publisher, a Subscriber, an
@@ -29,7 +24,8 @@ const ReachLogInterval = DefaultMaxUnreachable
 // The zero value logs nothing; it still counts outages.
 type Reach struct {
 	Logger watermill.LoggerAdapter
-	// Interval between repeated Error lines; zero means ReachLogInterval.
+	// Interval between repeated Error lines; zero means the default
+	// MaxUnreachable (see interval).
 	Interval time.Duration
 
 	// downs counts servers now unreachable: an answer while it is zero
@@ -156,11 +152,17 @@ func (r *Reach) answered(u *url.URL) {
 	}
 }
 
+// interval spaces the Error lines repeated while a server stays
+// unreachable: one a retry would flood the log (a retry every 250 ms to
+// 5 s per request in flight), none after the first would leave an
+// operator unsure whether the library still tries. By default it is the
+// default MaxUnreachable, so a line comes about when a waiting call gives
+// up.
 func (r *Reach) interval() time.Duration {
 	if r.Interval > 0 {
 		return r.Interval
 	}
-	return ReachLogInterval
+	return retry.DefaultPolicy().MaxUnreachable
 }
 
 // serverOf is the key of rawURL's server: scheme and host.

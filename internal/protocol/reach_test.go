@@ -17,6 +17,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // closedPort returns a base URL on 127.0.0.1 where nothing listens: a
@@ -87,7 +89,7 @@ func TestUnreachable(t *testing.T) {
 // and names the URL and the cause. Before, only MaxElapsed ended it.
 func TestRetryStopsAtMaxUnreachable(t *testing.T) {
 	url := closedPort(t) + "/v1/stream/orders"
-	c := &Client{Retry: RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	c := &Client{Retry: retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		MaxElapsed: time.Hour, MaxUnreachable: 300 * time.Millisecond}}
 	began := time.Now()
 	err := c.CreateStream(t.Context(), url, StreamOptions{ContentType: ContentTypeJSON})
@@ -104,7 +106,7 @@ func TestRetryStopsAtMaxUnreachable(t *testing.T) {
 // (RFC 2606 reserves .invalid) is reported as unreachable, naming it.
 func TestRetryUnresolvableHostIsUnreachable(t *testing.T) {
 	url := "http://durable-streams.invalid:4437/v1/stream/orders"
-	c := &Client{Retry: RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxUnreachable: 100 * time.Millisecond}}
+	c := &Client{Retry: retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxUnreachable: 100 * time.Millisecond}}
 	_, _, err := c.Tail(t.Context(), url)
 	require.ErrorIs(t, err, ErrServerUnreachable)
 	assert.Contains(t, err.Error(), "durable-streams.invalid")
@@ -116,25 +118,25 @@ func TestRetryUnresolvableHostIsUnreachable(t *testing.T) {
 // MaxUnreachable after that answer; one that may have been written says
 // so above all (ErrOutcomeUnknown), also naming the unreachable server.
 func TestMaxUnreachableCountsFromTheLastTryThatReachedTheServer(t *testing.T) {
-	p := RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxUnreachable: time.Hour, MaxAttempts: 4}
+	p := retry.Policy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxUnreachable: time.Hour, MaxAttempts: 4}
 	answered := Try{Err: answer(503), Retryable: true}
 	gone := Try{Err: refused, Retryable: true}
 	try, calls := tries(answered, gone, gone, gone)
-	err := Retry(t.Context(), p, try)
+	err := Retry(t.Context(), p, 0, try)
 	assert.Equal(t, 4, *calls, "MaxAttempts, not MaxUnreachable, ended it")
 	require.ErrorIs(t, err, ErrServerUnreachable)
 	require.ErrorIs(t, err, ErrRetriesExhausted)
 
 	written := Try{Err: errAfter, Retryable: true, MayBeWritten: true}
 	try, _ = tries(written, gone, gone, gone)
-	err = Retry(t.Context(), p, try)
+	err = Retry(t.Context(), p, 0, try)
 	require.ErrorIs(t, err, ErrOutcomeUnknown)
 	require.ErrorIs(t, err, ErrServerUnreachable)
 	require.NotErrorIs(t, err, ErrRetriesExhausted)
 
 	// The last try reached the server: no unreachable error.
 	try, _ = tries(gone, gone, gone, answered)
-	err = Retry(t.Context(), p, try)
+	err = Retry(t.Context(), p, 0, try)
 	require.ErrorIs(t, err, ErrRetriesExhausted)
 	require.NotErrorIs(t, err, ErrServerUnreachable)
 }
@@ -143,7 +145,7 @@ func TestMaxUnreachableCountsFromTheLastTryThatReachedTheServer(t *testing.T) {
 // retries; the error names its cause and that the server was unreachable.
 func TestRetryContextEndsWhileUnreachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	err := Retry(ctx, RetryPolicy{InitialBackoff: time.Millisecond}, func(n int) Try {
+	err := Retry(ctx, retry.Policy{InitialBackoff: time.Millisecond}, 0, func(n int) Try {
 		if n == 3 {
 			cancel()
 		}
@@ -154,15 +156,15 @@ func TestRetryContextEndsWhileUnreachable(t *testing.T) {
 	require.NotErrorIs(t, err, ErrOutcomeUnknown)
 }
 
-// TestRefusedPollCapsTheWait: with RefusedPoll, a refused connection is
+// TestRefusedPollCapsTheWait: with a refused poll, a refused connection is
 // tried again within it, whatever the backoff has grown to, so that a
 // restarted server is seen at once; other failures keep their backoff.
 func TestRefusedPollCapsTheWait(t *testing.T) {
-	p := RetryPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 5, RefusedPoll: 10 * time.Millisecond}
+	p := retry.Policy{InitialBackoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 5}
 	conn := Try{Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, Retryable: true}
 	try, calls := tries(conn, conn, conn, conn)
 	done := make(chan error, 1)
-	go func() { done <- Retry(t.Context(), p, try) }()
+	go func() { done <- Retry(t.Context(), p, 10*time.Millisecond, try) }()
 	select {
 	case err := <-done:
 		require.NoError(t, err)

@@ -4,93 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
-
-// RetryPolicy bounds how a failed request is tried again. Only failures
-// that cannot have changed anything, or whose repeat the server recognises
-// (idempotent producer headers), are retried: network errors, timeouts,
-// 429 and 5xx.
-type RetryPolicy struct {
-	// MaxAttempts is the most tries of one request, the first included.
-	// Zero means no limit other than MaxElapsed.
-	MaxAttempts int
-	// InitialBackoff is the wait before the first retry.
-	InitialBackoff time.Duration
-	// MaxBackoff caps the wait between retries.
-	MaxBackoff time.Duration
-	// MaxElapsed is the longest a request is retried, from its first try.
-	// Zero means no limit other than MaxAttempts and the caller's context.
-	MaxElapsed time.Duration
-	// MaxUnreachable is the longest a request is retried while no try
-	// reaches the server (see Unreachable), counted from the first try or
-	// from the last one that reached it; then Retry fails with
-	// ErrServerUnreachable. Zero means no limit other than MaxElapsed.
-	MaxUnreachable time.Duration
-	// RefusedPoll, when not zero, caps the wait after a try whose
-	// connection was refused: a server's port refuses while it restarts,
-	// and a reader that must see the restarted stream before a writer
-	// fills it polls that cheap failure often.
-	RefusedPoll time.Duration
-}
-
-// DefaultRetryPolicy rides through a server restart or a short outage,
-// and reports a server that cannot be reached within seconds.
-func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{
-		MaxAttempts:    0,
-		InitialBackoff: 50 * time.Millisecond,
-		MaxBackoff:     5 * time.Second,
-		MaxElapsed:     2 * time.Minute,
-		MaxUnreachable: DefaultMaxUnreachable,
-	}
-}
-
-// DefaultMaxUnreachable is how long a request waits for a server that
-// cannot be reached before it fails: about what a caller of a synchronous
-// call waits before it takes the silence for an outage.
-const DefaultMaxUnreachable = 10 * time.Second
-
-// jitter returns a uniform wait in [d/2, d] (see Backoff).
-func jitter(d time.Duration) time.Duration {
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
-}
-
-// Backoff returns the wait before retry number attempt (1 = first retry):
-// d = InitialBackoff doubled per retry up to MaxBackoff, then "equal
-// jitter": a uniform wait in [d/2, d]. The jitter keeps clients that failed
-// together from coming back together; the floor of d/2 keeps a retry from
-// following its failure at once (full jitter, in [0, d], would).
-func (p RetryPolicy) Backoff(attempt int) time.Duration {
-	d := p.InitialBackoff
-	if d <= 0 {
-		d = 50 * time.Millisecond
-	}
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	if p.MaxBackoff > 0 && d > p.MaxBackoff {
-		d = p.MaxBackoff
-	}
-	return jitter(d)
-}
-
-// Allows reports whether another try may start after attempt tries that
-// began at start, given the wait it would need first.
-func (p RetryPolicy) Allows(attempt int, start time.Time, wait time.Duration) bool {
-	if p.MaxAttempts > 0 && attempt >= p.MaxAttempts {
-		return false
-	}
-	if p.MaxElapsed > 0 && time.Since(start)+wait > p.MaxElapsed {
-		return false
-	}
-	return true
-}
 
 // RetryAfter reads a Retry-After header in seconds or as an HTTP date; it
 // returns zero when absent or unreadable. It is capped at max.
@@ -153,6 +73,10 @@ type Try struct {
 	MayBeWritten bool
 	// RetryAfter is the server's Retry-After, zero when it sent none.
 	RetryAfter time.Duration
+	// Status is the HTTP status of the error answer the try drew (see
+	// StatusTry), for a caller that decides on it; zero when it drew
+	// none.
+	Status int
 }
 
 // TransportTry classifies an error of http.Client.Do for a request that
@@ -168,22 +92,27 @@ func TransportTry(err error, written bool) Try {
 	return Try{Err: err, Retryable: Retryable(err)}
 }
 
-// StatusTry classifies an error answer: 429 is retried and was not
-// applied; a 5xx is retried and may have been applied (a proxy can answer
-// 502 or 504 after the server wrote); anything else is final.
-func StatusTry(err *HTTPError) Try {
+// StatusTry is the Try of an error answer the protocol gives no meaning
+// of its own: its Err is AnswerError's and its Status the answer's. 429 is
+// retried and was not applied; a 5xx is retried and may have been applied
+// (a proxy can answer 502 or 504 after the server wrote); anything else is
+// final.
+func (c *Client) StatusTry(method, url string, status int, body string, retryAfter time.Duration) Try {
 	return Try{
-		Err:          err,
-		Retryable:    RetryableStatus(err.StatusCode),
-		MayBeWritten: RetryableStatus(err.StatusCode) && err.StatusCode >= 500,
-		RetryAfter:   err.RetryAfter,
+		Err:          c.AnswerError(method, url, status, body, retryAfter),
+		Status:       status,
+		Retryable:    RetryableStatus(status),
+		MayBeWritten: RetryableStatus(status) && status >= 500,
+		RetryAfter:   retryAfter,
 	}
 }
 
 // Retry runs try (n = 1 for the first try) until it returns a nil Err or
 // a failure that is not Retryable, or until p or ctx ends the retries,
 // waiting Backoff, or the server's Retry-After when longer, between tries.
-// The zero RetryPolicy tries once.
+// refusedPoll, when not zero, caps the wait after a try whose connection
+// was refused (see Client.RefusedPoll); callers pass their Client's. The
+// zero retry.Policy tries once.
 //
 // It returns nil, the error of a try that failed for good as it is (the
 // caller knows what its earlier tries may have done), or, when the retries
@@ -198,7 +127,7 @@ func StatusTry(err *HTTPError) Try {
 // also matches ErrServerUnreachable (except with ErrOutcomeUnknown when
 // ctx ended), and p.MaxUnreachable ends the retries too. Every other such
 // error also wraps the last try's error.
-func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
+func Retry(ctx context.Context, p retry.Policy, refusedPoll time.Duration, try func(n int) Try) error {
 	start := time.Now()
 	reached := start // the end of the last try that reached the server
 	mayBeWritten := false
@@ -219,10 +148,12 @@ func Retry(ctx context.Context, p RetryPolicy, try func(n int) Try) error {
 			return t.Err
 		}
 		wait := max(p.Backoff(n), t.RetryAfter)
-		if p.RefusedPoll > 0 && unreachable && errors.Is(t.Err, syscall.ECONNREFUSED) {
-			wait = min(wait, jitter(p.RefusedPoll))
+		if refusedPoll > 0 && unreachable && errors.Is(t.Err, syscall.ECONNREFUSED) {
+			// Jittered as a first retry of refusedPoll would be, so that
+			// readers refused together do not come back together.
+			wait = min(wait, retry.Policy{InitialBackoff: refusedPoll, MaxBackoff: refusedPoll}.Backoff(1))
 		}
-		if p == (RetryPolicy{}) || !p.Allows(n, start, wait) ||
+		if p == (retry.Policy{}) || !p.Allows(n, start, wait) ||
 			(unreachable && p.MaxUnreachable > 0 && time.Since(reached)+wait > p.MaxUnreachable) {
 			return exhausted(mayBeWritten, unreachable, n, start, t.Err)
 		}
@@ -250,8 +181,8 @@ func exhausted(mayBeWritten, unreachable bool, n int, start time.Time, last erro
 // duplicate is harmless): no try counts as "may have been written", so
 // when the retries end the error matches ErrRetriesExhausted or ctx's
 // cause, never ErrOutcomeUnknown.
-func RetryIdempotent(ctx context.Context, p RetryPolicy, try func() Try) error {
-	return Retry(ctx, p, func(int) Try {
+func RetryIdempotent(ctx context.Context, p retry.Policy, refusedPoll time.Duration, try func() Try) error {
+	return Retry(ctx, p, refusedPoll, func(int) Try {
 		t := try()
 		t.MayBeWritten = false
 		return t

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Mode is how the reader tails a stream once it has caught up.
@@ -53,7 +54,7 @@ type Config struct {
 	// server's long-poll timeout (the reference server's default is 30s).
 	LiveTimeout time.Duration
 	// RetryPolicy bounds retries of network errors, 429 and 5xx.
-	RetryPolicy protocol.RetryPolicy
+	RetryPolicy retry.Policy
 	// MaxBodyBytes bounds one SSE event or batch; one over it is read
 	// again by catch-up GETs. A GET answer is handed over as it arrives
 	// (Chunk.Body): its consumer bounds each message.
@@ -152,7 +153,7 @@ func (r *Reader) Next(ctx context.Context) (Chunk, error) {
 			ok    bool
 			took  time.Duration
 		)
-		err := protocol.Retry(ctx, r.cfg.RetryPolicy, func(int) protocol.Try {
+		err := protocol.Retry(ctx, r.cfg.RetryPolicy, r.cfg.Client.RefusedPoll, func(int) protocol.Try {
 			if err := ctx.Err(); err != nil {
 				return protocol.Try{Err: err}
 			}
@@ -281,6 +282,8 @@ func (r *Reader) statusError(resp *http.Response, rawURL string) error {
 		return fmt.Errorf("%w: %w", protocol.ErrStreamNotFound, err)
 	case resp.StatusCode == http.StatusGone:
 		return fmt.Errorf("%w: %w", protocol.ErrStreamGone, err)
+	case resp.StatusCode == http.StatusBadRequest:
+		return &rejectedError{err}
 	case protocol.RetryableStatus(resp.StatusCode):
 		return &retryAfterError{err: err, after: protocol.RetryAfter(resp.Header, time.Minute)}
 	}
@@ -295,6 +298,24 @@ type retryAfterError struct {
 
 func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
+
+// rejectedError is a read answered 400, which PROTOCOL.md gives for a
+// malformed offset; a server may also answer so for one past its tail
+// (see Rejected). It adds nothing to the text of the answer's error or to
+// what errors.Is and errors.As find in it.
+type rejectedError struct{ err error }
+
+func (e *rejectedError) Error() string { return e.err.Error() }
+func (e *rejectedError) Unwrap() error { return e.err }
+
+// Rejected reports whether a read failed because the server refused the
+// offset it asked for (400): the caller's position may be one the stream
+// cannot honour. The status is told by the reader, which read it, rather
+// than read back out of the error users get.
+func Rejected(err error) bool {
+	var re *rejectedError
+	return errors.As(err, &re)
+}
 
 // networkError is a transport failure: the request may be sent again.
 type networkError struct{ err error }

@@ -18,11 +18,12 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/jsonscan"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 func TestMain(m *testing.M) { dstest.Main(m) }
 
-var fastRetry = protocol.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: 10 * time.Second}
+var fastRetry = retry.Policy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxElapsed: 10 * time.Second}
 
 func send(t *testing.T, method, url, contentType, body string, header ...string) {
 	t.Helper()
@@ -193,13 +194,19 @@ func TestFinalStatusesAreTyped(t *testing.T) {
 	require.ErrorIs(t, err, protocol.ErrStreamGone)
 
 	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "GET", Status: 503, Count: 100}))
-	r, err := New(Config{URL: url, RetryPolicy: protocol.RetryPolicy{InitialBackoff: time.Millisecond, MaxAttempts: 3}})
+	r, err := New(Config{URL: url, RetryPolicy: retry.Policy{InitialBackoff: time.Millisecond, MaxAttempts: 3}})
 	require.NoError(t, err)
 	_, err = r.Next(t.Context())
 	require.ErrorIs(t, err, protocol.ErrRetriesExhausted)
-	var httpErr *protocol.HTTPError
-	require.ErrorAs(t, err, &httpErr)
-	require.Equal(t, 503, httpErr.StatusCode)
+	require.ErrorContains(t, err, ": 503", "the last answer's error, naming its status")
+	require.False(t, Rejected(err))
+
+	// A 400 is final, told apart by Rejected; its text is the answer's.
+	require.NoError(t, srv.InjectFault(t.Context(), dstest.Fault{Path: url, Method: "GET", Status: 400}))
+	_, err = newReader(t, url, OffsetBeginning, LongPoll).Next(t.Context())
+	require.True(t, Rejected(err))
+	require.ErrorContains(t, err, ": 400")
+	require.NotErrorIs(t, err, protocol.ErrStreamGone)
 }
 
 func TestContextCancelStopsLiveRead(t *testing.T) {
@@ -256,7 +263,7 @@ func TestEmptyAnswersDoNotSpin(t *testing.T) {
 		_, _ = w.Write([]byte("[]"))
 	}))
 	defer fakeEmptyServer.Close()
-	r, err := New(Config{URL: fakeEmptyServer.URL, RetryPolicy: protocol.RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}})
+	r, err := New(Config{URL: fakeEmptyServer.URL, RetryPolicy: retry.Policy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()

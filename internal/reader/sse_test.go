@@ -14,6 +14,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/dstest"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // TestSSEBatchOverMaxBodyBytesIsReadByGET: an SSE batch larger than
@@ -80,7 +81,7 @@ func TestSSEConnectionsThatBringNothingPause(t *testing.T) {
 	defer fakeShortSSEServer.Close()
 	pause := 40 * time.Millisecond // Backoff waits at least half of it
 	r, err := New(Config{URL: fakeShortSSEServer.URL, Mode: SSE, LiveTimeout: 10 * time.Second,
-		RetryPolicy: protocol.RetryPolicy{InitialBackoff: pause, MaxBackoff: pause}})
+		RetryPolicy: retry.Policy{InitialBackoff: pause, MaxBackoff: pause}})
 	require.NoError(t, err)
 	defer r.Close()
 	ctx, cancel := context.WithCancel(t.Context())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -61,7 +60,7 @@ func (sub *Subscription) lostPosition(ctx context.Context, err error) *positionL
 			reason = "the stream is missing after the server could not be reached (a restart lost it?): "
 		}
 		return &positionLostError{stored: sub.pos.Position, reason: reason + err.Error()}
-	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, protocol.ErrStreamGone) || rejectedOffset(err)):
+	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, protocol.ErrStreamGone) || reader.Rejected(err)):
 		return &positionLostError{stored: sub.pos.Position, reason: err.Error()}
 	}
 	return nil
@@ -108,13 +107,6 @@ func (sub *Subscription) recover(ctx context.Context, lost *positionLostError) b
 	}
 	sub.moved(ctx)
 	return true
-}
-
-// rejectedOffset: a read answered 400, which PROTOCOL.md gives for a
-// malformed offset; a server may also answer so for one past its tail.
-func rejectedOffset(err error) bool {
-	var httpErr *protocol.HTTPError
-	return errors.As(err, &httpErr) && httpErr.StatusCode == http.StatusBadRequest
 }
 
 // pastTailConfirmed checks a read that answered with an end before the
