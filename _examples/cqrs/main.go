@@ -176,7 +176,8 @@ var marshaler = cqrs.JSONMarshaler{GenerateName: cqrs.StructName}
 // startReplica runs one replica of the service: a Router with the
 // command and event handlers, each reading as a ConsumerGroup of its own
 // name, shared with the other replicas. It returns once the Router runs;
-// stop closes it.
+// stop closes it. It is one function on purpose: it reads top to bottom as
+// the wiring a service of your own copies.
 func startReplica(ctx context.Context, name, baseURL string, eventBus *cqrs.EventBus, report *bookingsReport, work *tally, logger watermill.LoggerAdapter) (stop func(), err error) {
 	newSubscriber := func(handlerName string) (message.Subscriber, error) {
 		// Partitions as the Publisher's: the first of them to start

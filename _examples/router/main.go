@@ -78,6 +78,8 @@ func main() {
 	}
 }
 
+// run is the whole example in one function on purpose: it reads top to
+// bottom as the steps a program of your own takes.
 func run(ctx context.Context, out io.Writer, server string) error {
 	out = &lockedWriter{w: out} // the router's goroutines print too
 	logger := watermill.NewStdLogger(false, false)

@@ -51,6 +51,8 @@ func main() {
 	}
 }
 
+// run is the whole example in one function on purpose: it reads top to
+// bottom as the steps a program of your own takes.
 func run(ctx context.Context, out io.Writer, server string) error {
 	// Every run gets streams of its own under this URL.
 	baseURL := server + "/v1/stream/examples/workers-" + watermill.NewShortUUID()
