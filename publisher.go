@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/topics"
 )
 
 // Publisher is a Watermill message.Publisher that appends to Durable
@@ -35,7 +37,7 @@ type Publisher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	topics  *topicRegistry
+	topics  *topics.Registry
 	streams *protocol.StreamSettings
 	root    *protocol.RootCheck
 	// partitioned: topics whose recorded partition count matched.
@@ -45,6 +47,58 @@ type Publisher struct {
 }
 
 var _ message.Publisher = (*Publisher)(nil)
+
+// PublishError is what a synchronous Publish returns when not every
+// message was acknowledged: the outcome of each message, in the order of
+// the call. errors.Is and errors.As see every message's error, so
+// errors.Is(err, ErrOutcomeUnknown) tells whether any message may have
+// been written without an acknowledgement.
+type PublishError struct {
+	// Topic the messages were published to: with Partitions, the topic,
+	// whose partition streams the messages' errors name.
+	Topic string
+	// UUIDs of the call's messages, in order.
+	UUIDs []string
+	// Errs[i] is nil when the server acknowledged message i (it is in the
+	// stream exactly once), and otherwise why it was not: an error matching
+	// ErrOutcomeUnknown when it may have been written, any other error when
+	// it was not.
+	Errs []error
+}
+
+// Acknowledged returns the indices of the messages the server acknowledged.
+func (e *PublishError) Acknowledged() []int {
+	var out []int
+	for i, err := range e.Errs {
+		if err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (e *PublishError) Error() string {
+	var failed []string
+	for i, err := range e.Errs {
+		if err != nil {
+			// One "durablestreams:" prefix for the whole message.
+			failed = append(failed, fmt.Sprintf("message %d (%s): %s", i, e.UUIDs[i], unprefixed{err}.Error()))
+		}
+	}
+	return fmt.Sprintf("durablestreams: publish to %q: %d of %d message(s) not acknowledged: %s",
+		e.Topic, len(failed), len(e.Errs), strings.Join(failed, "; "))
+}
+
+// Unwrap returns the errors of the messages that were not acknowledged.
+func (e *PublishError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
 
 // NewPublisher returns a Publisher. A nil logger logs nothing.
 func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
@@ -69,7 +123,27 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		streams:   &protocol.StreamSettings{Client: client, Logger: logger, Strict: config.StrictStreamSettings},
 		root:      &protocol.RootCheck{Base: config.BaseURL, Logger: logger},
 	}
-	p.topics = newTopicRegistry(p)
+	p.topics = topics.New(topics.Config{
+		Producer: producer.Config{
+			ContentType:      config.Marshaler.ContentType(),
+			ProducerID:       config.ProducerID,
+			AutoClaim:        !config.DisableAutoClaim,
+			Linger:           config.Linger,
+			MaxBatchBytes:    config.MaxBatchBytes,
+			MaxInFlight:      config.MaxInFlight,
+			MaxBufferedBytes: config.MaxBufferedBytes,
+			Retry:            client.Retry,
+			Client:           client,
+		},
+		Logger:       logger,
+		Reach:        client.Reach,
+		IdleTimeout:  config.IdleProducerTimeout,
+		CloseTimeout: config.CloseTimeout,
+		Create:       p.createStream,
+		Public:       p.mapErr,
+		Wrap:         wrap,
+		Closed:       ErrPublisherClosed,
+	})
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
 		"producer_id":  config.ProducerID,
 		"content_type": config.Marshaler.ContentType(),
@@ -131,48 +205,30 @@ func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 	if err != nil {
 		return err
 	}
-	defer p.topics.release(part.tp)
+	defer p.topics.Release(part.Topic)
 	if p.config.Async {
-		return p.publishAsync(part.tp, msgs, part.payloads)
+		return p.publishAsync(part.Topic, msgs, part.Payloads)
 	}
-	return p.publishSync(topic, msgs, []prepared{part})
-}
-
-// prepared is the part of a Publish call that goes to one stream:
-// marshaled, validated, and with the stream's producer acquired (the
-// caller releases it).
-type prepared struct {
-	tp       *topicProducer
-	payloads [][]byte
-	// idx[j] is the index in the call of the part's message j; nil when
-	// the part is the whole call.
-	idx []int
-}
-
-func (b prepared) index(j int) int {
-	if b.idx == nil {
-		return j
-	}
-	return b.idx[j]
+	return p.publishSync(topic, msgs, []topics.Part{part})
 }
 
 // prepare marshals msgs (the messages of the call at idx, or the whole
 // call for a nil idx) for the stream named stream, acquires its producer
 // and validates them. Nothing is buffered.
-func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (prepared, error) {
+func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (topics.Part, error) {
 	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
 	if err != nil {
-		return prepared{}, err
+		return topics.Part{}, err
 	}
-	part := prepared{idx: idx, payloads: make([][]byte, len(msgs))}
+	part := topics.Part{Idx: idx, Payloads: make([][]byte, len(msgs))}
 	if idx != nil {
-		part.payloads = make([][]byte, len(idx))
+		part.Payloads = make([][]byte, len(idx))
 	}
-	for j := range part.payloads {
-		i := part.index(j)
+	for j := range part.Payloads {
+		i := part.Index(j)
 		msg := msgs[i]
 		if msg == nil {
-			return prepared{}, fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, stream, i, len(msgs))
+			return topics.Part{}, fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, stream, i, len(msgs))
 		}
 		if msg.Metadata == nil {
 			// A message built as a literal has no map; Publish sets the
@@ -181,19 +237,19 @@ func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (
 		}
 		payload, err := p.config.Marshaler.Marshal(stream, msg)
 		if err != nil {
-			return prepared{}, errorf(err, "marshal message %s", msg.UUID)
+			return topics.Part{}, errorf(err, "marshal message %s", msg.UUID)
 		}
-		part.payloads[j] = payload
+		part.Payloads[j] = payload
 	}
 
-	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL, !p.config.Async)
+	part.Topic, err = p.topics.Acquire(msgs[part.Index(0)].Context(), stream, streamURL, !p.config.Async)
 	if err != nil {
-		return prepared{}, errorf(p.mapErr(err), "publish to %q", stream)
+		return topics.Part{}, errorf(p.mapErr(err), "publish to %q", stream)
 	}
-	for j, payload := range part.payloads {
-		if err := p.validate(part.tp, payload); err != nil {
-			p.topics.release(part.tp)
-			return prepared{}, errorf(err, "message %s", msgs[part.index(j)].UUID)
+	for j, payload := range part.Payloads {
+		if err := p.validate(part.Topic, payload); err != nil {
+			p.topics.Release(part.Topic)
+			return topics.Part{}, errorf(err, "message %s", msgs[part.Index(j)].UUID)
 		}
 	}
 	return part, nil
@@ -220,33 +276,34 @@ func marshalsValidJSON(m Marshaler) bool {
 
 // validate is the producer's check of a payload, before any of a
 // Publish's messages is appended.
-func (p *Publisher) validate(tp *topicProducer, payload []byte) error {
+func (p *Publisher) validate(tp *topics.Topic, payload []byte) error {
 	if p.validJSON {
-		return tp.producer.CheckSize(payload)
+		return tp.Producer.CheckSize(payload)
 	}
-	return tp.producer.Validate(payload)
+	return tp.Producer.Validate(payload)
 }
 
 // publishSync appends the call's parts, one per stream, and waits for
 // every message of the call: a failure is a *PublishError over the whole
 // call, in its order, for topic; with parts of other streams than topic
 // (partitions), each message's error names its stream.
-func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []prepared) error {
-	w := newWaiter(len(msgs))
+func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []topics.Part) error {
+	w := topics.NewWaiter(len(msgs))
 	for _, part := range parts {
-		p.appendPart(msgs, part, w)
+		p.topics.Append(msgs, part, w)
 	}
-	owner := partOwners(len(msgs), parts)
-	err := w.wait(topic, msgs)
+	owner := topics.Owners(len(msgs), parts)
 	var pubErr *PublishError
-	if errors.As(err, &pubErr) {
-		for i, e := range pubErr.Errs {
+	if errs := w.Wait(msgs); errs != nil {
+		pubErr = &PublishError{Topic: topic, UUIDs: make([]string, len(msgs)), Errs: errs}
+		for i, e := range errs {
+			pubErr.UUIDs[i] = msgs[i].UUID
 			if e != nil {
 				tp := owner(i)
-				pubErr.Errs[i] = p.mapErr(e)
-				tp.noteFenced(e)
-				if tp.topic != topic {
-					pubErr.Errs[i] = wrap(pubErr.Errs[i], "stream %q", tp.topic)
+				errs[i] = p.mapErr(e)
+				tp.NoteFenced(e)
+				if tp.Name != topic {
+					errs[i] = wrap(errs[i], "stream %q", tp.Name)
 				}
 			}
 		}
@@ -255,7 +312,7 @@ func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []p
 		if pubErr != nil && pubErr.Errs[i] != nil {
 			continue
 		}
-		msg.Metadata.Set(MetadataOffset, w.offset(i))
+		msg.Metadata.Set(MetadataOffset, w.Offset(i))
 		// A message passed on from a Subscriber carries the index of its
 		// old position, which means nothing next to the new offset.
 		delete(msg.Metadata, MetadataIndex)
@@ -264,49 +321,19 @@ func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []p
 		}
 		tp := owner(i)
 		p.logger.Trace("Message published", watermill.LogFields{
-			"topic":        tp.topic,
+			"topic":        tp.Name,
 			"message_uuid": msg.UUID,
-			"stream_url":   tp.redactedURL,
-			"offset":       w.offset(i),
+			"stream_url":   tp.RedactedURL,
+			"offset":       w.Offset(i),
 		})
 	}
-	return err
+	if pubErr != nil {
+		return pubErr
+	}
+	return nil
 }
 
-// appendPart appends the messages of one stream's part, each reporting to
-// w.
-func (p *Publisher) appendPart(msgs []*message.Message, part prepared, w *waiter) {
-	for j, payload := range part.payloads {
-		i := part.index(j)
-		if err := part.tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
-			// This message and the rest of its stream's part were not
-			// appended; the earlier ones are buffered and will be
-			// written: wait for them so the caller learns their fate
-			// too.
-			w.set(i, "", p.mapErr(err))
-			for k := j + 1; k < len(part.payloads); k++ {
-				w.set(part.index(k), "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
-			}
-			return
-		}
-	}
-}
-
-// partOwners tells the producer of each of the call's n messages.
-func partOwners(n int, parts []prepared) func(int) *topicProducer {
-	if len(parts) <= 1 && parts[0].idx == nil {
-		return func(int) *topicProducer { return parts[0].tp }
-	}
-	owners := make([]*topicProducer, n)
-	for _, part := range parts {
-		for j := range part.payloads {
-			owners[part.index(j)] = part.tp
-		}
-	}
-	return func(i int) *topicProducer { return owners[i] }
-}
-
-func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
+func (p *Publisher) publishAsync(tp *topics.Topic, msgs []*message.Message, payloads [][]byte) error {
 	for i, payload := range payloads {
 		uuid := msgs[i].UUID
 		done := func(_ string, err error) {
@@ -314,43 +341,43 @@ func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, pay
 				p.asyncFailed(tp, uuid, err)
 			}
 		}
-		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, done); err != nil {
+		if err := tp.Producer.AppendValidated(msgs[i].Context(), payload, done); err != nil {
 			return p.appendErr(tp, msgs[i], err)
 		}
 		if p.trace {
 			p.logger.Trace("Message buffered", watermill.LogFields{
-				"topic":        tp.topic,
+				"topic":        tp.Name,
 				"message_uuid": uuid,
-				"stream_url":   tp.redactedURL,
+				"stream_url":   tp.RedactedURL,
 			})
 		}
 	}
 	return nil
 }
 
-func (p *Publisher) asyncFailed(tp *topicProducer, uuid string, err error) {
+func (p *Publisher) asyncFailed(tp *topics.Topic, uuid string, err error) {
 	err = p.mapErr(err)
-	tp.noteFenced(err)
+	tp.NoteFenced(err)
 	if p.config.OnAsyncError != nil {
-		p.config.OnAsyncError(tp.topic, uuid, err)
+		p.config.OnAsyncError(tp.Name, uuid, err)
 		return
 	}
 	p.logger.Error("Async publish failed", err, watermill.LogFields{
-		"topic":        tp.topic,
+		"topic":        tp.Name,
 		"message_uuid": uuid,
-		"stream_url":   tp.redactedURL,
+		"stream_url":   tp.RedactedURL,
 	})
 }
 
 // appendErr maps a producer error to what Publish returns and logs a
 // fencing once per producer.
-func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error) error {
+func (p *Publisher) appendErr(tp *topics.Topic, msg *message.Message, err error) error {
 	err = p.mapErr(err)
-	tp.noteFenced(err)
+	tp.NoteFenced(err)
 	if msg != nil {
-		return errorf(err, "publish %s to %q", msg.UUID, tp.topic)
+		return errorf(err, "publish %s to %q", msg.UUID, tp.Name)
 	}
-	return errorf(err, "publish to %q", tp.topic)
+	return errorf(err, "publish to %q", tp.Name)
 }
 
 // mapErr turns the producer's closed error into ErrPublisherClosed when the
@@ -363,6 +390,24 @@ func (p *Publisher) mapErr(err error) error {
 	return err
 }
 
+// createStream creates a topic's stream for the registry, its error
+// worded for users: when the Publisher's Close cut it short, it matches
+// ErrPublisherClosed.
+func (p *Publisher) createStream(ctx context.Context, topic, streamURL string) error {
+	err := p.streams.Ensure(ctx, topic, streamURL, p.config.streamOptions())
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrStreamClosed) {
+		err = p.sealedForPartitions(ctx, topic, err)
+	}
+	err = wrap(rootHint(p.root, err), "create stream for %q", topic)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, topic, err)
+	}
+	return err
+}
+
 // Flush waits until every message published to any topic so far is
 // acknowledged, and returns the errors of those that failed, per topic,
 // with the public types Publish's errors have (errors.As finds *HTTPError).
@@ -371,7 +416,7 @@ func (p *Publisher) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
 	}
-	if err := p.topics.flush(ctx); err != nil {
+	if err := p.topics.Flush(ctx); err != nil {
 		return errorf(err, "flush")
 	}
 	return nil
@@ -388,7 +433,7 @@ func (p *Publisher) Close() error {
 		p.closed.Store(true)
 		ctx, cancel := detachedContext(p.config.CloseTimeout)
 		defer cancel()
-		if err := p.topics.close(ctx); err != nil {
+		if err := p.topics.Close(ctx); err != nil {
 			p.closeErr = errorf(err, "close")
 		}
 		if p.ownHTTP {

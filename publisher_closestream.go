@@ -51,7 +51,7 @@ func (p *Publisher) closeStream(ctx context.Context, stream string, final *messa
 	if err != nil {
 		return "", err
 	}
-	tp, err := p.topics.acquire(ctx, stream, streamURL, true)
+	tp, err := p.topics.Acquire(ctx, stream, streamURL, true)
 	if errors.Is(err, ErrStreamClosed) && payload == nil {
 		// Closed already, which is all a close-only call asks for.
 		offset, _, terr := p.client.Tail(ctx, streamURL)
@@ -62,19 +62,19 @@ func (p *Publisher) closeStream(ctx context.Context, stream string, final *messa
 	if err != nil {
 		return "", errorf(p.mapErr(err), "close stream %q", stream)
 	}
-	defer p.topics.release(tp)
+	defer p.topics.Release(tp)
 	if payload != nil {
-		if err := tp.producer.Validate(payload); err != nil {
+		if err := tp.Producer.Validate(payload); err != nil {
 			return "", errorf(err, "final message %s", final.UUID)
 		}
 	}
-	offset, err := tp.producer.CloseStream(ctx, payload)
+	offset, err := tp.Producer.CloseStream(ctx, payload)
 	if err != nil {
 		return "", errorf(p.mapErr(err), "close stream %q", stream)
 	}
 	p.logger.Info("Stream closed", watermill.LogFields{
 		"topic":      stream,
-		"stream_url": tp.redactedURL,
+		"stream_url": tp.RedactedURL,
 		"offset":     offset,
 	})
 	return offset, nil

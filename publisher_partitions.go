@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+	"github.com/durablestreams/watermill-durablestreams/internal/topics"
 )
 
 // publishPartitioned writes each message to its key's partition of topic.
@@ -38,10 +39,10 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 		}
 		idx[k] = append(idx[k], i)
 	}
-	parts := make([]prepared, 0, len(order))
+	parts := make([]topics.Part, 0, len(order))
 	defer func() {
 		for _, part := range parts {
-			p.topics.release(part.tp)
+			p.topics.Release(part.Topic)
 		}
 	}()
 	for _, k := range order {
@@ -55,11 +56,11 @@ func (p *Publisher) publishPartitioned(topic string, msgs []*message.Message) er
 		return p.publishSync(topic, msgs, parts)
 	}
 	for _, part := range parts {
-		partMsgs := make([]*message.Message, len(part.idx))
-		for j, i := range part.idx {
+		partMsgs := make([]*message.Message, len(part.Idx))
+		for j, i := range part.Idx {
 			partMsgs[j] = msgs[i]
 		}
-		if err := p.publishAsync(part.tp, partMsgs, part.payloads); err != nil {
+		if err := p.publishAsync(part.Topic, partMsgs, part.Payloads); err != nil {
 			return err
 		}
 	}
@@ -83,8 +84,8 @@ func (p *Publisher) closePartitions(ctx context.Context, topic string, final *me
 		if err != nil {
 			return errorf(err, "close stream %q: final message (no partition closed)", topic)
 		}
-		p.topics.release(part.tp)
-		payload = part.payloads[0]
+		p.topics.Release(part.Topic)
+		payload = part.Payloads[0]
 	}
 	errs := make([]error, n)
 	sem := make(chan struct{}, closeParallelism)
