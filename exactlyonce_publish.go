@@ -36,7 +36,7 @@ func (p *Publisher) publishExactlyOnce(topic string, t *eoTxn, msgs []*message.M
 	if err != nil {
 		return errorf(err, "publish to %q exactly once (nothing written)", topic)
 	}
-	url, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
+	url, err := p.streamURL(stream)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (p *Publisher) eoStream(ctx context.Context, topic string, t *eoTxn, msgs [
 	}
 	if n > 1 {
 		for _, msg := range msgs {
-			key := p.partitionKey(topic, msg)
+			key := p.config.partitionKey(topic, msg)
 			if key == "" {
 				continue // an output without a key follows its input
 			}
@@ -94,27 +94,12 @@ func (p *Publisher) eoStream(ctx context.Context, topic string, t *eoTxn, msgs [
 // Partitions, the one recorded on the server (1 when none).
 func (p *Publisher) eoPartitions(ctx context.Context, topic string) (int, error) {
 	if p.config.Partitions > 0 {
-		if err := p.ensurePartitions(ctx, topic); err != nil {
+		if err := p.topics.EnsurePartitions(ctx, topic); err != nil {
 			return 0, err
 		}
 		return p.config.Partitions, nil
 	}
-	if n, ok := p.eoCounts.Load(topic); ok {
-		return n.(int), nil
-	}
-	t, err := partitionedTopic(p.config.BaseURL, p.config.TopicURL, topic)
-	if err != nil {
-		return 0, err
-	}
-	n, ok, err := partition.Load(ctx, p.client, p.client.Retry, t.RecordURL)
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		n = 1
-	}
-	p.eoCounts.Store(topic, n)
-	return n, nil
+	return p.parts.Recorded(ctx, topic)
 }
 
 // eoBody is the request body of msgs: a JSON array in JSON mode (one

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 	"github.com/durablestreams/watermill-durablestreams/internal/topics"
@@ -40,10 +41,9 @@ type Publisher struct {
 	topics  *topics.Registry
 	streams *protocol.StreamSettings
 	root    *protocol.RootCheck
-	// partitioned: topics whose recorded partition count matched.
-	partitioned sync.Map
-	// eoCounts: partition counts of exactly-once output topics.
-	eoCounts sync.Map
+	// parts names the streams of partitioned topics and remembers the
+	// counts recorded for them.
+	parts *partition.Topics
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -123,18 +123,9 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		streams:   &protocol.StreamSettings{Client: client, Logger: logger, Strict: config.StrictStreamSettings},
 		root:      &protocol.RootCheck{Base: config.BaseURL, Logger: logger},
 	}
+	p.parts = &partition.Topics{Client: client, Retry: client.Retry, URL: p.streamURL}
 	p.topics = topics.New(topics.Config{
-		Producer: producer.Config{
-			ContentType:      config.Marshaler.ContentType(),
-			ProducerID:       config.ProducerID,
-			AutoClaim:        !config.DisableAutoClaim,
-			Linger:           config.Linger,
-			MaxBatchBytes:    config.MaxBatchBytes,
-			MaxInFlight:      config.MaxInFlight,
-			MaxBufferedBytes: config.MaxBufferedBytes,
-			Retry:            client.Retry,
-			Client:           client,
-		},
+		Producer:     config.producerConfig(client),
 		Logger:       logger,
 		Reach:        client.Reach,
 		IdleTimeout:  config.IdleProducerTimeout,
@@ -143,6 +134,19 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		Public:       p.mapErr,
 		Wrap:         wrap,
 		Closed:       ErrPublisherClosed,
+		Trace:        p.trace,
+		OnAsyncError: config.OnAsyncError,
+		Publishing: topics.Publishing{
+			URL:          p.streamURL,
+			Marshal:      config.Marshaler.Marshal,
+			ValidJSON:    p.validJSON,
+			Async:        config.Async,
+			Partitions:   config.Partitions,
+			PartitionKey: config.partitionKey,
+			Parts:        p.parts,
+			Errorf:       errorf,
+			NilMessage:   ErrNilMessage,
+		},
 	})
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
 		"producer_id":  config.ProducerID,
@@ -193,66 +197,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		return p.publishExactlyOnce(topic, t, msgs)
 	}
-	if p.config.Partitions > 0 {
-		return p.publishPartitioned(topic, msgs)
-	}
-	return p.publish(topic, msgs)
-}
-
-// publish appends msgs to the stream named topic.
-func (p *Publisher) publish(topic string, msgs []*message.Message) error {
-	part, err := p.prepare(topic, msgs, nil)
-	if err != nil {
+	offsets, errs, err := p.topics.Publish(topic, msgs)
+	if err != nil || offsets == nil {
 		return err
 	}
-	defer p.topics.Release(part.Topic)
-	if p.config.Async {
-		return p.publishAsync(part.Topic, msgs, part.Payloads)
-	}
-	return p.publishSync(topic, msgs, []topics.Part{part})
-}
-
-// prepare marshals msgs (the messages of the call at idx, or the whole
-// call for a nil idx) for the stream named stream, acquires its producer
-// and validates them. Nothing is buffered.
-func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (topics.Part, error) {
-	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
-	if err != nil {
-		return topics.Part{}, err
-	}
-	part := topics.Part{Idx: idx, Payloads: make([][]byte, len(msgs))}
-	if idx != nil {
-		part.Payloads = make([][]byte, len(idx))
-	}
-	for j := range part.Payloads {
-		i := part.Index(j)
-		msg := msgs[i]
-		if msg == nil {
-			return topics.Part{}, fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, stream, i, len(msgs))
-		}
-		if msg.Metadata == nil {
-			// A message built as a literal has no map; Publish sets the
-			// offset in it.
-			msg.Metadata = make(message.Metadata)
-		}
-		payload, err := p.config.Marshaler.Marshal(stream, msg)
-		if err != nil {
-			return topics.Part{}, errorf(err, "marshal message %s", msg.UUID)
-		}
-		part.Payloads[j] = payload
-	}
-
-	part.Topic, err = p.topics.Acquire(msgs[part.Index(0)].Context(), stream, streamURL, !p.config.Async)
-	if err != nil {
-		return topics.Part{}, errorf(p.mapErr(err), "publish to %q", stream)
-	}
-	for j, payload := range part.Payloads {
-		if err := p.validate(part.Topic, payload); err != nil {
-			p.topics.Release(part.Topic)
-			return topics.Part{}, errorf(err, "message %s", msgs[part.Index(j)].UUID)
-		}
-	}
-	return part, nil
+	return published(topic, msgs, offsets, errs)
 }
 
 func isNopLogger(l watermill.LoggerAdapter) bool {
@@ -274,110 +223,27 @@ func marshalsValidJSON(m Marshaler) bool {
 	return false
 }
 
-// validate is the producer's check of a payload, before any of a
-// Publish's messages is appended.
-func (p *Publisher) validate(tp *topics.Topic, payload []byte) error {
-	if p.validJSON {
-		return tp.Producer.CheckSize(payload)
-	}
-	return tp.Producer.Validate(payload)
-}
-
-// publishSync appends the call's parts, one per stream, and waits for
-// every message of the call: a failure is a *PublishError over the whole
-// call, in its order, for topic; with parts of other streams than topic
-// (partitions), each message's error names its stream.
-func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []topics.Part) error {
-	w := topics.NewWaiter(len(msgs))
-	for _, part := range parts {
-		p.topics.Append(msgs, part, w)
-	}
-	owner := topics.Owners(len(msgs), parts)
-	var pubErr *PublishError
-	if errs := w.Wait(msgs); errs != nil {
-		pubErr = &PublishError{Topic: topic, UUIDs: make([]string, len(msgs)), Errs: errs}
-		for i, e := range errs {
-			pubErr.UUIDs[i] = msgs[i].UUID
-			if e != nil {
-				tp := owner(i)
-				errs[i] = p.mapErr(e)
-				tp.NoteFenced(e)
-				if tp.Name != topic {
-					errs[i] = wrap(errs[i], "stream %q", tp.Name)
-				}
-			}
-		}
-	}
+// published sets the offsets of a synchronous Publish's messages, and
+// returns a *PublishError over the whole call, in its order, for topic,
+// unless every message was acknowledged.
+func published(topic string, msgs []*message.Message, offsets []string, errs []error) error {
 	for i, msg := range msgs {
-		if pubErr != nil && pubErr.Errs[i] != nil {
+		if errs != nil && errs[i] != nil {
 			continue
 		}
-		msg.Metadata.Set(MetadataOffset, w.Offset(i))
+		msg.Metadata.Set(MetadataOffset, offsets[i])
 		// A message passed on from a Subscriber carries the index of its
 		// old position, which means nothing next to the new offset.
 		delete(msg.Metadata, MetadataIndex)
-		if !p.trace {
-			continue
-		}
-		tp := owner(i)
-		p.logger.Trace("Message published", watermill.LogFields{
-			"topic":        tp.Name,
-			"message_uuid": msg.UUID,
-			"stream_url":   tp.RedactedURL,
-			"offset":       w.Offset(i),
-		})
 	}
-	if pubErr != nil {
-		return pubErr
+	if errs == nil {
+		return nil
 	}
-	return nil
-}
-
-func (p *Publisher) publishAsync(tp *topics.Topic, msgs []*message.Message, payloads [][]byte) error {
-	for i, payload := range payloads {
-		uuid := msgs[i].UUID
-		done := func(_ string, err error) {
-			if err != nil {
-				p.asyncFailed(tp, uuid, err)
-			}
-		}
-		if err := tp.Producer.AppendValidated(msgs[i].Context(), payload, done); err != nil {
-			return p.appendErr(tp, msgs[i], err)
-		}
-		if p.trace {
-			p.logger.Trace("Message buffered", watermill.LogFields{
-				"topic":        tp.Name,
-				"message_uuid": uuid,
-				"stream_url":   tp.RedactedURL,
-			})
-		}
+	e := &PublishError{Topic: topic, UUIDs: make([]string, len(msgs)), Errs: errs}
+	for i, msg := range msgs {
+		e.UUIDs[i] = msg.UUID
 	}
-	return nil
-}
-
-func (p *Publisher) asyncFailed(tp *topics.Topic, uuid string, err error) {
-	err = p.mapErr(err)
-	tp.NoteFenced(err)
-	if p.config.OnAsyncError != nil {
-		p.config.OnAsyncError(tp.Name, uuid, err)
-		return
-	}
-	p.logger.Error("Async publish failed", err, watermill.LogFields{
-		"topic":        tp.Name,
-		"message_uuid": uuid,
-		"stream_url":   tp.RedactedURL,
-	})
-}
-
-// appendErr maps a producer error to what Publish returns and logs a
-// fencing once per producer.
-func (p *Publisher) appendErr(tp *topics.Topic, msg *message.Message, err error) error {
-	err = p.mapErr(err)
-	tp.NoteFenced(err)
-	if msg != nil {
-		return errorf(err, "publish %s to %q", msg.UUID, tp.Name)
-	}
-	return errorf(err, "publish to %q", tp.Name)
+	return e
 }
 
 // mapErr turns the producer's closed error into ErrPublisherClosed when the
@@ -398,8 +264,8 @@ func (p *Publisher) createStream(ctx context.Context, topic, streamURL string) e
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrStreamClosed) {
-		err = p.sealedForPartitions(ctx, topic, err)
+	if errors.Is(err, ErrStreamClosed) && p.config.Partitions == 0 {
+		err = p.parts.Sealed(ctx, topic, err)
 	}
 	err = wrap(rootHint(p.root, err), "create stream for %q", topic)
 	if ctx.Err() != nil {
@@ -446,4 +312,40 @@ func (p *Publisher) Close() error {
 		}
 	})
 	return p.closeErr
+}
+
+// CloseStream closes the topic's stream for good (EOF), after every message
+// published to it so far, with final as its last message when not nil. It
+// returns the stream's final offset once an answer shows the stream
+// closed. Later publishes to the topic fail with ErrStreamClosed; readers
+// see the end of the stream. It is idempotent: called again it returns the
+// final offset (with a final message, only while the topic's producer that
+// closed it is alive). A failed close leaves the topic usable; an error
+// matching ErrOutcomeUnknown means the stream may have been closed.
+//
+// With Partitions > 1 it closes every partition stream of topic, each as
+// above: final, marshaled and validated before any is closed, is the last
+// message of its key's partition. No one offset describes the topic's
+// streams, so it returns "" on success. When some partitions fail to
+// close, the others are closed anyway, and the error names both; calling
+// CloseStream again closes the rest.
+func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
+	if p.closed.Load() {
+		return "", ErrPublisherClosed
+	}
+	if err := checkTopic(topic); err != nil {
+		return "", err
+	}
+	p.root.Note()
+	return p.topics.CloseStream(ctx, topic, final)
+}
+
+// streamURL is the URL of the stream named stream.
+func (p *Publisher) streamURL(stream string) (string, error) {
+	return topicURL(p.config.BaseURL, p.config.TopicURL, stream)
+}
+
+// partitionedTopic names the streams partition.Ensure touches for topic.
+func partitionedTopic(base string, hook func(string) (string, error), topic string) (partition.Topic, error) {
+	return partition.TopicAt(topic, func(stream string) (string, error) { return topicURL(base, hook, stream) })
 }

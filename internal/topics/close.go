@@ -11,10 +11,10 @@ import (
 // snapshot returns every producer that may hold messages: those whose
 // stream exists, and those whose stream is being created (an async
 // Publish buffers there).
-func (r *Registry) snapshot() []*Topic {
+func (r *Registry) snapshot() []*topicProducer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*Topic, 0, len(r.topics))
+	out := make([]*topicProducer, 0, len(r.topics))
 	for _, tp := range r.topics {
 		if tp.started() || !tp.failed() {
 			out = append(out, tp)
@@ -29,9 +29,9 @@ func (r *Registry) snapshot() []*Topic {
 // failed.
 func (r *Registry) Flush(ctx context.Context) error { return r.flushAll(ctx, r.snapshot()) }
 
-func (r *Registry) flushAll(ctx context.Context, tps []*Topic) error {
-	return r.each(tps, func(tp *Topic) error {
-		err := tp.Producer.Flush(ctx)
+func (r *Registry) flushAll(ctx context.Context, tps []*topicProducer) error {
+	return r.each(tps, func(tp *topicProducer) error {
+		err := tp.producer.Flush(ctx)
 		if errors.Is(err, producer.ErrProducerClosed) && tp.idleRetired.Load() {
 			return nil
 		}
@@ -54,30 +54,30 @@ func (r *Registry) Close(ctx context.Context) error {
 	var cut []error
 	for _, tp := range pending {
 		if tp.initErr != nil && errors.Is(tp.initErr, r.cfg.Closed) {
-			cut = append(cut, r.cfg.Wrap(tp.initErr, "topic %q", tp.Name))
+			cut = append(cut, r.cfg.Wrap(tp.initErr, "topic %q", tp.topic))
 		}
 	}
-	err := r.each(r.snapshot(), func(tp *Topic) error { return tp.Producer.Close(ctx) })
+	err := r.each(r.snapshot(), func(tp *topicProducer) error { return tp.producer.Close(ctx) })
 	r.cancel()
 	r.workers.Wait()
 	return errors.Join(append(cut, err)...)
 }
 
 // awaitCreations settles the streams still being created: one that a
-// caller still waits for (a synchronous Publish in Acquire, async
+// caller still waits for (a synchronous Publish in acquire, async
 // messages buffered) is waited for, no longer than ctx (CloseTimeout)
 // allows; one nobody waits for any more (its Publish gave up) is cut
 // short at once. It returns the former.
-func (r *Registry) awaitCreations(ctx context.Context) (pending []*Topic) {
+func (r *Registry) awaitCreations(ctx context.Context) (pending []*topicProducer) {
 	r.mu.Lock()
-	var abandoned []*Topic
+	var abandoned []*topicProducer
 	for _, tp := range r.topics {
 		select {
 		case <-tp.ready:
 			continue
 		default:
 		}
-		if tp.users == 0 && tp.Producer.Idle() {
+		if tp.users == 0 && tp.producer.Idle() {
 			abandoned = append(abandoned, tp)
 		} else {
 			pending = append(pending, tp)
@@ -103,7 +103,7 @@ func (r *Registry) awaitCreations(ctx context.Context) (pending []*Topic) {
 
 // each runs fn for every producer concurrently and joins the errors,
 // each in its public form (Config.Public) and named by its topic.
-func (r *Registry) each(tps []*Topic, fn func(*Topic) error) error {
+func (r *Registry) each(tps []*topicProducer, fn func(*topicProducer) error) error {
 	errs := make([]error, len(tps))
 	var wg sync.WaitGroup
 	for i, tp := range tps {
@@ -111,7 +111,7 @@ func (r *Registry) each(tps []*Topic, fn func(*Topic) error) error {
 		go func() {
 			defer wg.Done()
 			if err := fn(tp); err != nil {
-				errs[i] = r.cfg.Wrap(r.cfg.Public(err), "topic %q", tp.Name)
+				errs[i] = r.cfg.Wrap(r.cfg.Public(err), "topic %q", tp.topic)
 			}
 		}()
 	}

@@ -12,31 +12,6 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// Config is what a Registry needs of its Publisher.
-type Config struct {
-	// Producer configures every topic's producer; the Registry sets its
-	// URL, Gate, Epoch and Logger.
-	Producer producer.Config
-	Logger   watermill.LoggerAdapter
-	// Reach tells why a stream's creation takes long (waitEnded).
-	Reach *protocol.Reach
-	// IdleTimeout: a producer unused for longer is released.
-	IdleTimeout time.Duration
-	// CloseTimeout bounds the flush of a producer that is released, and
-	// the close of one whose stream could not be created.
-	CloseTimeout time.Duration
-
-	// Create creates a topic's stream, its error worded for users; when
-	// ctx ended first, the error matches Closed.
-	Create func(ctx context.Context, topic, streamURL string) error
-	// Public gives an error of a producer its public form.
-	Public func(error) error
-	// Wrap adds context to an error, as the root package words errors.
-	Wrap func(err error, format string, args ...any) error
-	// Closed is the error of a Registry used after Close.
-	Closed error
-}
-
 // Registry creates each topic's producer lazily, exactly once, and
 // releases producers that sat idle, so that a Publisher writing to many
 // topics keeps memory and goroutines bounded.
@@ -48,7 +23,7 @@ type Registry struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
-	topics map[string]*Topic
+	topics map[string]*topicProducer
 	closed bool
 
 	stopReaper chan struct{}
@@ -56,6 +31,9 @@ type Registry struct {
 	// workers are the goroutines that create streams and retire
 	// producers; Close joins them.
 	workers sync.WaitGroup
+
+	// partitioned: topics whose recorded partition count matched.
+	partitioned sync.Map
 }
 
 // New returns a Registry and starts its reaper; Close stops it.
@@ -65,7 +43,7 @@ func New(cfg Config) *Registry {
 		cfg:        cfg,
 		ctx:        ctx,
 		cancel:     cancel,
-		topics:     make(map[string]*Topic),
+		topics:     make(map[string]*topicProducer),
 		stopReaper: make(chan struct{}),
 	}
 	r.reaperDone.Add(1)
@@ -73,22 +51,22 @@ func New(cfg Config) *Registry {
 	return r
 }
 
-// Acquire returns the topic's producer, starting stream creation on
-// first use; the caller must Release it. Creation runs under the
+// acquire returns the topic's producer, starting stream creation on
+// first use; the caller must release it. Creation runs under the
 // Publisher's lifetime, bounded by RequestTimeout and RetryPolicy. With
-// wait, Acquire returns once the stream exists, and ctx bounds only this
+// wait, acquire returns once the stream exists, and ctx bounds only this
 // caller's wait; without (an async Publish), it returns at once: the
 // producer buffers until the stream exists, and fails what it holds if it
 // cannot be created. A producer whose stream turned out missing (404,
 // 410) is replaced, so that the stream is created again.
-func (r *Registry) Acquire(ctx context.Context, topic, streamURL string, wait bool) (*Topic, error) {
+func (r *Registry) acquire(ctx context.Context, topic, streamURL string, wait bool) (*topicProducer, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, r.cfg.Closed
 	}
 	tp, ok := r.topics[topic]
-	if ok && tp.started() && streamMissing(tp.Producer.Broken()) {
+	if ok && tp.started() && streamMissing(tp.producer.Broken()) {
 		delete(r.topics, topic)
 		r.goRetire(tp)
 		ok = false
@@ -118,19 +96,19 @@ func (r *Registry) Acquire(ctx context.Context, topic, streamURL string, wait bo
 		select {
 		case <-tp.ready:
 		case <-ctx.Done():
-			r.Release(tp)
+			r.release(tp)
 			return nil, r.waitEnded(ctx, tp)
 		}
 	}
 	if tp.initErr != nil {
-		r.Release(tp)
+		r.release(tp)
 		return nil, tp.initErr
 	}
 	return tp, nil
 }
 
-// Release gives back a producer Acquire returned.
-func (r *Registry) Release(tp *Topic) {
+// release gives back a producer acquire returned.
+func (r *Registry) release(tp *topicProducer) {
 	r.mu.Lock()
 	tp.users--
 	tp.lastUsed = time.Now()
@@ -139,11 +117,11 @@ func (r *Registry) Release(tp *Topic) {
 
 // newTopic makes a topic's producer, held back by its gate, and starts
 // creating its stream. Needs r.mu.
-func (r *Registry) newTopic(topic, streamURL string) (*Topic, error) {
+func (r *Registry) newTopic(topic, streamURL string) (*topicProducer, error) {
 	ctx, cancel := context.WithCancel(r.ctx)
-	tp := &Topic{
-		Name:        topic,
-		RedactedURL: protocol.RedactURL(streamURL),
+	tp := &topicProducer{
+		topic:       topic,
+		redactedURL: protocol.RedactURL(streamURL),
 		ready:       make(chan struct{}),
 		gate:        make(chan error, 1),
 		cancel:      cancel,
@@ -154,7 +132,7 @@ func (r *Registry) newTopic(topic, streamURL string) (*Topic, error) {
 		cancel()
 		return nil, r.cfg.Wrap(err, "producer for %q", topic)
 	}
-	tp.Producer = prod
+	tp.producer = prod
 	r.topics[topic] = tp
 	r.workers.Add(1)
 	go func() {
@@ -180,8 +158,8 @@ func (r *Registry) newProducer(topic, streamURL string, gate <-chan error) (*pro
 // fails, the producer fails what it holds (async messages reach
 // OnAsyncError), and the topic is forgotten so that the next Publish
 // tries again.
-func (r *Registry) create(ctx context.Context, tp *Topic, streamURL string) {
-	err := r.cfg.Create(ctx, tp.Name, streamURL)
+func (r *Registry) create(ctx context.Context, tp *topicProducer, streamURL string) {
+	err := r.cfg.Create(ctx, tp.topic, streamURL)
 	tp.initErr = err
 	// ready before the gate: the gate lets the producer fail what it
 	// holds, and an OnAsyncError hook that publishes again must then find
@@ -190,28 +168,28 @@ func (r *Registry) create(ctx context.Context, tp *Topic, streamURL string) {
 	close(tp.ready)
 	tp.gate <- err
 	if err == nil {
-		r.cfg.Logger.Debug("Producer started", watermill.LogFields{"topic": tp.Name, "stream_url": tp.RedactedURL})
+		r.cfg.Logger.Debug("Producer started", watermill.LogFields{"topic": tp.topic, "stream_url": tp.redactedURL})
 		return
 	}
 	r.mu.Lock()
-	if r.topics[tp.Name] == tp {
-		delete(r.topics, tp.Name)
+	if r.topics[tp.topic] == tp {
+		delete(r.topics, tp.topic)
 	}
 	r.mu.Unlock()
 	// Every message it held failed with err; Close only joins it.
 	closeCtx, cancel := context.WithTimeout(context.Background(), r.cfg.CloseTimeout)
 	defer cancel()
-	_ = tp.Producer.Close(closeCtx)
+	_ = tp.producer.Close(closeCtx)
 }
 
 // waitEnded is the error of a caller whose context ended while the
 // stream was being created: not written (nothing was handed over), and
 // saying why creation takes so long when the server cannot be reached.
-func (r *Registry) waitEnded(ctx context.Context, tp *Topic) error {
+func (r *Registry) waitEnded(ctx context.Context, tp *topicProducer) error {
 	cause := context.Cause(ctx)
-	if last := r.cfg.Reach.LastFailure(tp.RedactedURL); last != nil {
+	if last := r.cfg.Reach.LastFailure(tp.redactedURL); last != nil {
 		return fmt.Errorf("waiting for the stream of %q (%s) to be created: %w (%w: %w)",
-			tp.Name, tp.RedactedURL, cause, protocol.ErrServerUnreachable, last)
+			tp.topic, tp.redactedURL, cause, protocol.ErrServerUnreachable, last)
 	}
-	return fmt.Errorf("waiting for the stream of %q (%s) to be created: %w", tp.Name, tp.RedactedURL, cause)
+	return fmt.Errorf("waiting for the stream of %q (%s) to be created: %w", tp.topic, tp.redactedURL, cause)
 }

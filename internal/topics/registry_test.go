@@ -26,7 +26,7 @@ func newRegistry(t *testing.T) *Registry {
 	client := &protocol.Client{HTTP: &http.Client{}, RequestTimeout: 5 * time.Second, Reach: &protocol.Reach{Logger: watermill.NopLogger{}}}
 	streams := &protocol.StreamSettings{Client: client, Logger: watermill.NopLogger{}}
 	r := New(Config{
-		Producer:     producer.Config{ContentType: protocol.ContentTypeJSON, ProducerID: "test-" + watermill.NewUUID(), Client: client},
+		Producer:     producer.Config{ContentType: protocol.ContentTypeJSON, ProducerID: "test-" + watermill.NewUUID(), Client: client, Retry: client.Retry},
 		Logger:       watermill.NopLogger{},
 		Reach:        client.Reach,
 		IdleTimeout:  time.Hour,
@@ -55,14 +55,14 @@ func TestFlushOfAProducerReleasedIdleSucceeds(t *testing.T) {
 	var mu sync.Mutex
 	var asyncErr error
 	for _, topic := range []string{"a", "b"} {
-		tp, err := r.Acquire(t.Context(), topic, base+"/"+topic, false)
+		tp, err := r.acquire(t.Context(), topic, base+"/"+topic, false)
 		require.NoError(t, err)
-		require.NoError(t, tp.Producer.Append(t.Context(), []byte(`1`), func(_ string, err error) {
+		require.NoError(t, tp.producer.Append(t.Context(), []byte(`1`), func(_ string, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			asyncErr = errors.Join(asyncErr, err)
 		}))
-		r.Release(tp)
+		r.release(tp)
 	}
 	require.NoError(t, r.Flush(t.Context()))
 

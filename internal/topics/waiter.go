@@ -11,8 +11,8 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// Waiter collects the results of one synchronous Publish.
-type Waiter struct {
+// waiter collects the results of one synchronous Publish.
+type waiter struct {
 	mu        sync.Mutex
 	remaining int
 	results   []waitResult
@@ -26,9 +26,9 @@ type waitResult struct {
 	have   bool
 }
 
-// NewWaiter returns a Waiter of the results of n messages.
-func NewWaiter(n int) *Waiter {
-	w := &Waiter{all: make(chan struct{}), remaining: n}
+// newWaiter returns a waiter of the results of n messages.
+func newWaiter(n int) *waiter {
+	w := &waiter{all: make(chan struct{}), remaining: n}
 	if n == 1 {
 		w.results = w.one[:]
 	} else {
@@ -38,12 +38,12 @@ func NewWaiter(n int) *Waiter {
 }
 
 // Done records message i's result.
-func (w *Waiter) Done(i int) producer.DoneFunc {
-	return func(offset string, err error) { w.Set(i, offset, err) }
+func (w *waiter) done(i int) producer.DoneFunc {
+	return func(offset string, err error) { w.set(i, offset, err) }
 }
 
 // Set records message i's result, unless it has one.
-func (w *Waiter) Set(i int, offset string, err error) {
+func (w *waiter) set(i int, offset string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.results[i].have {
@@ -61,7 +61,7 @@ func (w *Waiter) Set(i int, offset string, err error) {
 // producer and may still be written. It returns nil when every message was
 // acknowledged, else the error of each message, in order (nil for those
 // acknowledged).
-func (w *Waiter) Wait(msgs []*message.Message) []error {
+func (w *waiter) wait(msgs []*message.Message) []error {
 	var stops []func() bool
 	seen := make(map[<-chan struct{}]bool, 1)
 	for _, msg := range msgs {
@@ -73,7 +73,7 @@ func (w *Waiter) Wait(msgs []*message.Message) []error {
 		uuid := msg.UUID
 		stops = append(stops, context.AfterFunc(ctx, func() {
 			for j := range msgs {
-				w.Set(j, "", fmt.Errorf("%w: stopped waiting for message %s when the context of message %s ended (%v); it may still be written",
+				w.set(j, "", fmt.Errorf("%w: stopped waiting for message %s when the context of message %s ended (%v); it may still be written",
 					protocol.ErrOutcomeUnknown, msgs[j].UUID, uuid, ctx.Err()))
 			}
 		}))
@@ -99,7 +99,7 @@ func (w *Waiter) Wait(msgs []*message.Message) []error {
 }
 
 // Offset is message i's offset, once acknowledged.
-func (w *Waiter) Offset(i int) string {
+func (w *waiter) offset(i int) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.results[i].offset

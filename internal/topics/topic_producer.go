@@ -12,15 +12,16 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
-// Topic is one topic's stream and its idempotent producer.
-type Topic struct {
-	// Name is the topic's (with partitions, the partition stream's) name.
-	Name        string
-	RedactedURL string
+// topicProducer is one topic's stream and its idempotent producer.
+type topicProducer struct {
+	// topic is the name of its stream: the topic, or with partitions the
+	// partition stream.
+	topic       string
+	redactedURL string
 
-	// Producer exists from the start, holding its requests back until
+	// producer exists from the start, holding its requests back until
 	// the stream does (its Gate), so that an async Publish buffers at once.
-	Producer *producer.Producer
+	producer *producer.Producer
 	// ready is closed once the stream exists (initErr nil) or its creation
 	// failed (initErr set); gate tells the producer the same.
 	ready   chan struct{}
@@ -41,7 +42,7 @@ type Topic struct {
 }
 
 // started reports whether the stream exists and the producer sends.
-func (tp *Topic) started() bool {
+func (tp *topicProducer) started() bool {
 	select {
 	case <-tp.ready:
 		return tp.initErr == nil
@@ -51,7 +52,7 @@ func (tp *Topic) started() bool {
 }
 
 // failed reports whether creating the stream failed.
-func (tp *Topic) failed() bool {
+func (tp *topicProducer) failed() bool {
 	select {
 	case <-tp.ready:
 		return tp.initErr != nil
@@ -60,12 +61,12 @@ func (tp *Topic) failed() bool {
 	}
 }
 
-// NoteFenced logs, once per producer, that another producer took over.
-func (tp *Topic) NoteFenced(err error) {
+// noteFenced logs, once per producer, that another producer took over.
+func (tp *topicProducer) noteFenced(err error) {
 	if errors.Is(err, protocol.ErrStaleEpoch) && tp.fencedLogged.CompareAndSwap(false, true) {
 		tp.logger.Error("Producer fenced by a newer producer with the same id", err, watermill.LogFields{
-			"topic":      tp.Name,
-			"stream_url": tp.RedactedURL,
+			"topic":      tp.topic,
+			"stream_url": tp.redactedURL,
 		})
 	}
 }
