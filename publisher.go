@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
@@ -44,6 +45,8 @@ type Publisher struct {
 	// parts names the streams of partitioned topics and remembers the
 	// counts recorded for them.
 	parts *partition.Topics
+	// outputs publishes the outputs of consumer-group inputs exactly once.
+	outputs *exactlyonce.Outputs
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -124,36 +127,58 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		root:      &protocol.RootCheck{Base: config.BaseURL, Logger: logger},
 	}
 	p.parts = &partition.Topics{Client: client, Retry: client.Retry, URL: p.streamURL}
-	p.topics = topics.New(topics.Config{
-		Producer:     config.producerConfig(client),
-		Logger:       logger,
-		Reach:        client.Reach,
-		IdleTimeout:  config.IdleProducerTimeout,
-		CloseTimeout: config.CloseTimeout,
-		Create:       p.createStream,
-		Public:       p.mapErr,
-		Wrap:         wrap,
-		Closed:       ErrPublisherClosed,
-		Trace:        p.trace,
-		OnAsyncError: config.OnAsyncError,
-		Publishing: topics.Publishing{
-			URL:          p.streamURL,
-			Marshal:      config.Marshaler.Marshal,
-			ValidJSON:    p.validJSON,
-			Async:        config.Async,
-			Partitions:   config.Partitions,
-			PartitionKey: config.partitionKey,
-			Parts:        p.parts,
-			Errorf:       errorf,
-			NilMessage:   ErrNilMessage,
-		},
-	})
+	p.topics = topics.New(p.registryConfig())
+	p.outputs = p.exactlyOnceOutputs()
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
 		"producer_id":  config.ProducerID,
 		"content_type": config.Marshaler.ContentType(),
 		"async":        config.Async,
 	})
 	return p, nil
+}
+
+// registryConfig is what the topic registry needs of p, with the hooks
+// that word its errors as this package does.
+func (p *Publisher) registryConfig() topics.Config {
+	return topics.Config{
+		Producer:     p.config.producerConfig(p.client),
+		Logger:       p.logger,
+		Reach:        p.client.Reach,
+		IdleTimeout:  p.config.IdleProducerTimeout,
+		CloseTimeout: p.config.CloseTimeout,
+		Create:       p.createStream,
+		Public:       p.mapErr,
+		Wrap:         wrap,
+		Closed:       ErrPublisherClosed,
+		Trace:        p.trace,
+		OnAsyncError: p.config.OnAsyncError,
+		Publishing: topics.Publishing{
+			URL:          p.streamURL,
+			Marshal:      p.config.Marshaler.Marshal,
+			ValidJSON:    p.validJSON,
+			Async:        p.config.Async,
+			Partitions:   p.config.Partitions,
+			PartitionKey: p.config.partitionKey,
+			Parts:        p.parts,
+			Errorf:       errorf,
+			NilMessage:   ErrNilMessage,
+		},
+	}
+}
+
+// exactlyOnceOutputs is what publishing exactly once needs of p.
+func (p *Publisher) exactlyOnceOutputs() *exactlyonce.Outputs {
+	return &exactlyonce.Outputs{
+		Env:              exactlyonce.Env{Client: p.client, Logger: p.logger, ContentType: p.config.Marshaler.ContentType()},
+		Trace:            p.trace,
+		URL:              p.streamURL,
+		Marshal:          p.config.Marshaler.Marshal,
+		ValidJSON:        p.validJSON,
+		Partitions:       p.topics.PartitionCount,
+		PartitionKey:     p.config.partitionKey,
+		Errorf:           errorf,
+		NotCoPartitioned: ErrNotCoPartitioned,
+	}
 }
 
 // Publish appends msgs to the topic's stream, in order. Every message is
@@ -191,11 +216,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if t, err := armedTxn(msgs); err != nil || t != nil {
+	if t, err := exactlyonce.ArmedTxn(msgs); err != nil || t != nil {
 		if err != nil {
 			return errorf(err, "publish to %q", topic)
 		}
-		return p.publishExactlyOnce(topic, t, msgs)
+		return p.outputs.Publish(topic, t, msgs)
 	}
 	offsets, errs, err := p.topics.Publish(topic, msgs)
 	if err != nil || offsets == nil {

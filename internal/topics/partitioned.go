@@ -100,3 +100,16 @@ func (r *Registry) closePartitions(ctx context.Context, topic string, final *mes
 		return err
 	})
 }
+
+// PartitionCount is the partition count of topic: the configured one
+// (recorded on the server as usual), or, without Partitions, the one
+// recorded on the server (1 when none).
+func (r *Registry) PartitionCount(ctx context.Context, topic string) (int, error) {
+	if r.cfg.Partitions > 0 {
+		if err := r.EnsurePartitions(ctx, topic); err != nil {
+			return 0, err
+		}
+		return r.cfg.Partitions, nil
+	}
+	return r.cfg.Parts.Recorded(ctx, topic)
+}
