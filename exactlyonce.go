@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -56,16 +55,16 @@ var (
 // See docs/exactly-once.md.
 func ExactlyOnce(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		t := txnOf(msg.Context())
+		t := exactlyonce.TxnOf(msg.Context())
 		if t == nil {
 			return nil, fmt.Errorf("%w: message %s was not delivered by a consumer group of this package", ErrNotExactlyOnce, msg.UUID)
 		}
-		t.armed.Store(true)
+		t.Armed.Store(true)
 		// Each run of the handler is an attempt of its own, numbered from
 		// 0: a Retry middleware outside this one runs it again, and what
 		// an earlier run wrote is then answered "already written" instead
 		// of being written again under later numbers.
-		t.next.Store(0)
+		t.Next.Store(0)
 		outs, err := h(msg)
 		for _, out := range outs {
 			if out != nil {
@@ -78,79 +77,22 @@ func ExactlyOnce(h message.HandlerFunc) message.HandlerFunc {
 
 // eoSource is what a group subscription knows about the stream it reads,
 // for the outputs of its messages.
-type eoSource struct {
-	group string
-	topic string // the input topic
-	// stream is the input stream: partition part of parts of topic.
-	stream      string
-	part, parts int
-	lease       exactlyonce.Lease
-}
-
-// eoTxn travels in the context of one delivery of one input: who may
-// write its outputs (the lease) and how they are numbered (the input's
-// ordinal, then one index per output).
-type eoTxn struct {
-	src     *eoSource
-	ordinal int64
-	// input is the input's UUID: the input itself published again (a
-	// PoisonQueue) is no output of it.
-	input string
-	// armed: the ExactlyOnce middleware runs the handler; without it the
-	// outputs are published as usual (at-least-once).
-	armed atomic.Bool
-	// next is the index of the input's next output.
-	next atomic.Int64
-	// publishing counts the Publish calls of this input's outputs under
-	// way: more than one at a time is refused (see publishExactlyOnce).
-	publishing atomic.Int32
-}
-
-type eoTxnKey struct{}
+type eoSource exactlyonce.Source
 
 // withTxn gives a delivery's context its input's transaction.
 func (s *eoSource) withTxn(ctx context.Context, ordinal int64, input string) context.Context {
 	if s == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, eoTxnKey{}, &eoTxn{src: s, ordinal: ordinal, input: input})
-}
-
-func txnOf(ctx context.Context) *eoTxn {
-	if ctx == nil {
-		return nil
-	}
-	t, _ := ctx.Value(eoTxnKey{}).(*eoTxn)
-	return t
-}
-
-// armedTxn returns the transaction the messages of one Publish call are
-// outputs of, nil when none is armed (an ordinary publish). Outputs of
-// several inputs, or mixed with other messages, are refused.
-func armedTxn(msgs []*message.Message) (*eoTxn, error) {
-	var t *eoTxn
-	for i, msg := range msgs {
-		if msg == nil {
-			return nil, nil // Publish's own checks refuse it
-		}
-		mt := txnOf(msg.Context())
-		if mt != nil && (!mt.armed.Load() || msg.UUID == mt.input) {
-			mt = nil // not armed, or the input itself (a PoisonQueue)
-		}
-		if i > 0 && mt != t {
-			return nil, fmt.Errorf("%w: one Publish call mixes outputs of different inputs (or outputs and other messages)", ErrNotExactlyOnce)
-		}
-		t = mt
-	}
-	return t, nil
+	return exactlyonce.WithTxn(ctx, (*exactlyonce.Source)(s), ordinal, input)
 }
 
 // eoSource describes the stream a lease reads, for its outputs.
 func (s *Subscriber) eoSource(topic string, parts int, l *group.Lease) *eoSource {
-	src := &eoSource{group: s.config.ConsumerGroup, topic: topic, stream: l.Stream(), parts: max(parts, 1), lease: l}
-	for i := range src.parts {
+	src := &eoSource{Group: s.config.ConsumerGroup, Topic: topic, Stream: l.Stream(), Parts: max(parts, 1), Lease: l}
+	for i := range src.Parts {
 		if partition.StreamName(topic, i, parts) == l.Stream() {
-			src.part = i
+			src.Part = i
 		}
 	}
 	return src
@@ -175,9 +117,9 @@ type Delivery struct {
 // from) was delivered; false for a context that no consumer group
 // delivery carries.
 func DeliveryOf(ctx context.Context) (Delivery, bool) {
-	t := txnOf(ctx)
+	t := exactlyonce.TxnOf(ctx)
 	if t == nil {
 		return Delivery{}, false
 	}
-	return Delivery{Stream: t.src.stream, Ordinal: t.ordinal, Epoch: t.src.lease.Epoch()}, true
+	return Delivery{Stream: t.Src.Stream, Ordinal: t.Ordinal, Epoch: t.Src.Lease.Epoch()}, true
 }

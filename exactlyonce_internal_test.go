@@ -31,7 +31,7 @@ func (l *fakeLease) Holds() bool  { return !l.invalid.Load() }
 // ExactlyOnce middleware hands them to Publish.
 func eoOutputs(src *eoSource, ordinal int64, payloads ...string) []*message.Message {
 	ctx := src.withTxn(context.Background(), ordinal, "input")
-	txnOf(ctx).armed.Store(true)
+	exactlyonce.TxnOf(ctx).Armed.Store(true)
 	msgs := make([]*message.Message, len(payloads))
 	for i, p := range payloads {
 		msgs[i] = message.NewMessage(watermill.NewUUID(), []byte(p))
@@ -62,7 +62,7 @@ func TestExactlyOnceRedeliveryIsAnsweredAlreadyWritten(t *testing.T) {
 	base := dstest.StreamURL(t)
 	pub := eoPublisher(t, base, 0)
 	lease := &fakeLease{epoch: 1}
-	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: lease}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: lease}
 	for ord := range int64(3) {
 		require.NoError(t, pub.Publish("out", eoOutputs(src, ord, `{"n":1}`, `{"n":2}`)...))
 	}
@@ -72,7 +72,7 @@ func TestExactlyOnceRedeliveryIsAnsweredAlreadyWritten(t *testing.T) {
 	otherProcess()
 	pub2 := eoPublisher(t, base, 0)
 	src2 := *src
-	src2.lease = &fakeLease{epoch: 2}
+	src2.Lease = &fakeLease{epoch: 2}
 	require.NoError(t, pub2.Publish("out", eoOutputs(&src2, 2, `{"n":1}`, `{"n":2}`)...))
 	require.NoError(t, pub2.Publish("out", eoOutputs(&src2, 3, `{"n":1}`)...))
 	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 7)
@@ -80,12 +80,12 @@ func TestExactlyOnceRedeliveryIsAnsweredAlreadyWritten(t *testing.T) {
 
 func TestExactlyOnceFormerOwnerIsFenced(t *testing.T) {
 	base := dstest.StreamURL(t)
-	old := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	old := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	oldPub := eoPublisher(t, base, 0)
 	require.NoError(t, oldPub.Publish("out", eoOutputs(old, 0, `{}`)...))
 	// A newer owner writes input 1; the former owner, resumed, tries input 2.
 	newer := *old
-	newer.lease = &fakeLease{epoch: 2}
+	newer.Lease = &fakeLease{epoch: 2}
 	otherProcess()
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(&newer, 1, `{}`)...))
 	otherProcess()
@@ -95,7 +95,7 @@ func TestExactlyOnceFormerOwnerIsFenced(t *testing.T) {
 	require.ErrorAs(t, err, &stale)
 	assert.Equal(t, int64(2), stale.ServerEpoch)
 	// A lease that no longer holds locally writes nothing.
-	l := newer.lease.(*fakeLease)
+	l := newer.Lease.(*fakeLease)
 	l.invalid.Store(true)
 	require.ErrorIs(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(&newer, 3, `{}`)...), ErrFenced)
 	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 2)
@@ -103,7 +103,7 @@ func TestExactlyOnceFormerOwnerIsFenced(t *testing.T) {
 
 func TestExactlyOnceNotCoPartitionedIsRefused(t *testing.T) {
 	base := dstest.StreamURL(t)
-	src := &eoSource{group: "g", topic: "in", stream: "in.p3", part: 3, parts: 8, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in.p3", Part: 3, Parts: 8, Lease: &fakeLease{epoch: 1}}
 	err := eoPublisher(t, base, 4).Publish("out4", eoOutputs(src, 0, `{}`)...)
 	require.ErrorIs(t, err, ErrNotCoPartitioned)
 	pub := eoPublisher(t, base, 8)
@@ -119,14 +119,14 @@ func TestExactlyOnceNotCoPartitionedIsRefused(t *testing.T) {
 
 func TestExactlyOnceSecondWriterIsRefused(t *testing.T) {
 	base := dstest.StreamURL(t)
-	a := &eoSource{group: "g1", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
-	b := &eoSource{group: "g2", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	a := &eoSource{Group: "g1", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
+	b := &eoSource{Group: "g2", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 0, `{}`)...))
 	err := eoPublisher(t, base, 0).Publish("out", eoOutputs(b, 5, `{}`)...)
 	require.ErrorIs(t, err, ErrSecondWriter)
 	// The first writer, restarted (at a newer epoch), is still welcome.
 	otherProcess()
-	a.lease = &fakeLease{epoch: 2}
+	a.Lease = &fakeLease{epoch: 2}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 1, `{}`)...))
 	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 2)
 }
@@ -143,14 +143,14 @@ func TestExactlyOnceNeedsAGroupInput(t *testing.T) {
 func TestExactlyOncePartialOutputsAreCompletedOnRedelivery(t *testing.T) {
 	base := dstest.StreamURL(t)
 	pub := eoPublisher(t, base, 0)
-	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	first := eoOutputs(src, 0, `{"to":"a"}`)
 	require.NoError(t, pub.Publish("a", first...))
 	// The member dies here; the next owner (a newer epoch, another
 	// process) redelivers the input.
 	otherProcess()
 	src2 := *src
-	src2.lease = &fakeLease{epoch: 2}
+	src2.Lease = &fakeLease{epoch: 2}
 	again := eoOutputs(&src2, 0, `{"to":"a"}`, `{"to":"b"}`)
 	pub2 := eoPublisher(t, base, 0)
 	require.NoError(t, pub2.Publish("a", again[0]))
@@ -164,7 +164,7 @@ func TestExactlyOncePartialOutputsAreCompletedOnRedelivery(t *testing.T) {
 // for duplicates of the first one's.
 func TestExactlyOnceTwoPublishersOfOneProcessShareTheWriter(t *testing.T) {
 	base := dstest.StreamURL(t)
-	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 0, `{}`)...))
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 1, `{}`)...))
 	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 2)
@@ -175,7 +175,7 @@ func TestExactlyOnceTwoPublishersOfOneProcessShareTheWriter(t *testing.T) {
 // wrote nothing: it catches up instead of dropping the outputs.
 func TestExactlyOnceWriterBehindTheServerCatchesUp(t *testing.T) {
 	base := dstest.StreamURL(t)
-	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 0, `{}`)...))
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(src, 1, `{}`)...))
 	otherProcess()
@@ -187,7 +187,7 @@ func TestExactlyOnceWriterBehindTheServerCatchesUp(t *testing.T) {
 // no output: it is published as usual, wherever its key says.
 func TestExactlyOnceInputRepublishedIsNoOutput(t *testing.T) {
 	base := dstest.StreamURL(t)
-	src := &eoSource{group: "g", topic: "in", stream: "in.p3", part: 3, parts: 8, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in.p3", Part: 3, Parts: 8, Lease: &fakeLease{epoch: 1}}
 	msgs := eoOutputs(src, 0, `{}`)
 	msgs[0].UUID = "input"
 	require.NoError(t, eoPublisher(t, base, 0).Publish("poison", msgs...))
@@ -203,7 +203,7 @@ func TestExactlyOnceInputRepublishedIsNoOutput(t *testing.T) {
 func TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero(t *testing.T) {
 	base := dstest.StreamURL(t)
 	pub := eoPublisher(t, base, 0)
-	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	in := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
 	in.SetContext(src.withTxn(context.Background(), 0, in.UUID))
 	runs := 0
@@ -231,8 +231,8 @@ func TestExactlyOnceEachRetryOfTheHandlerIsNumberedFromZero(t *testing.T) {
 // not one that would take the other's outputs for its own.
 func TestExactlyOnceWritersOfNamesThatRunIntoEachOtherAreTwo(t *testing.T) {
 	base := dstest.StreamURL(t)
-	a := &eoSource{group: "a|b", topic: "c", stream: "c", parts: 1, lease: &fakeLease{epoch: 1}}
-	b := &eoSource{group: "a", topic: "b|c", stream: "b|c", parts: 1, lease: &fakeLease{epoch: 1}}
+	a := &eoSource{Group: "a|b", Topic: "c", Stream: "c", Parts: 1, Lease: &fakeLease{epoch: 1}}
+	b := &eoSource{Group: "a", Topic: "b|c", Stream: "b|c", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	require.NoError(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(a, 0, `{}`)...))
 	require.ErrorIs(t, eoPublisher(t, base, 0).Publish("out", eoOutputs(b, 5, `{}`)...), ErrSecondWriter)
 }
@@ -244,14 +244,14 @@ func TestExactlyOnceWritersOfNamesThatRunIntoEachOtherAreTwo(t *testing.T) {
 func TestExactlyOnceConcurrentPublishesOfOneInputAreRefused(t *testing.T) {
 	base := dstest.StreamURL(t)
 	pub := eoPublisher(t, base, 0)
-	src := &eoSource{group: "g", topic: "in", stream: "in", parts: 1, lease: &fakeLease{epoch: 1}}
+	src := &eoSource{Group: "g", Topic: "in", Stream: "in", Parts: 1, Lease: &fakeLease{epoch: 1}}
 	first := eoOutputs(src, 0, `{"n":1}`)
-	txn := txnOf(first[0].Context())
-	txn.publishing.Add(1) // a call of this input's outputs under way
+	txn := exactlyonce.TxnOf(first[0].Context())
+	txn.Publishing.Add(1) // a call of this input's outputs under way
 	second := message.NewMessage(watermill.NewUUID(), []byte(`{"n":2}`))
 	second.SetContext(first[0].Context())
 	require.ErrorIs(t, pub.Publish("out", second), ErrNotExactlyOnce)
-	txn.publishing.Add(-1)
+	txn.Publishing.Add(-1)
 	require.NoError(t, pub.Publish("out", first...))
 	assert.Len(t, dstest.ReadJSON(t, base+"/out"), 1)
 }

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
+	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/internal/topics"
 )
 
 // Publisher is a Watermill message.Publisher that appends to Durable
@@ -35,16 +39,69 @@ type Publisher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	topics  *topicRegistry
+	topics  *topics.Registry
 	streams *protocol.StreamSettings
 	root    *protocol.RootCheck
-	// partitioned: topics whose recorded partition count matched.
-	partitioned sync.Map
-	// eoCounts: partition counts of exactly-once output topics.
-	eoCounts sync.Map
+	// parts names the streams of partitioned topics and remembers the
+	// counts recorded for them.
+	parts *partition.Topics
+	// outputs publishes the outputs of consumer-group inputs exactly once.
+	outputs *exactlyonce.Outputs
 }
 
 var _ message.Publisher = (*Publisher)(nil)
+
+// PublishError is what a synchronous Publish returns when not every
+// message was acknowledged: the outcome of each message, in the order of
+// the call. errors.Is and errors.As see every message's error, so
+// errors.Is(err, ErrOutcomeUnknown) tells whether any message may have
+// been written without an acknowledgement.
+type PublishError struct {
+	// Topic the messages were published to: with Partitions, the topic,
+	// whose partition streams the messages' errors name.
+	Topic string
+	// UUIDs of the call's messages, in order.
+	UUIDs []string
+	// Errs[i] is nil when the server acknowledged message i (it is in the
+	// stream exactly once), and otherwise why it was not: an error matching
+	// ErrOutcomeUnknown when it may have been written, any other error when
+	// it was not.
+	Errs []error
+}
+
+// Acknowledged returns the indices of the messages the server acknowledged.
+func (e *PublishError) Acknowledged() []int {
+	var out []int
+	for i, err := range e.Errs {
+		if err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (e *PublishError) Error() string {
+	var failed []string
+	for i, err := range e.Errs {
+		if err != nil {
+			// One "durablestreams:" prefix for the whole message.
+			failed = append(failed, fmt.Sprintf("message %d (%s): %s", i, e.UUIDs[i], unprefixed{err}.Error()))
+		}
+	}
+	return fmt.Sprintf("durablestreams: publish to %q: %d of %d message(s) not acknowledged: %s",
+		e.Topic, len(failed), len(e.Errs), strings.Join(failed, "; "))
+}
+
+// Unwrap returns the errors of the messages that were not acknowledged.
+func (e *PublishError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
 
 // NewPublisher returns a Publisher. A nil logger logs nothing.
 func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
@@ -69,13 +126,59 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		streams:   &protocol.StreamSettings{Client: client, Logger: logger, Strict: config.StrictStreamSettings},
 		root:      &protocol.RootCheck{Base: config.BaseURL, Logger: logger},
 	}
-	p.topics = newTopicRegistry(p)
+	p.parts = &partition.Topics{Client: client, Retry: client.Retry, URL: p.streamURL}
+	p.topics = topics.New(p.registryConfig())
+	p.outputs = p.exactlyOnceOutputs()
 	logger.Debug("Durable Streams publisher created", watermill.LogFields{
 		"producer_id":  config.ProducerID,
 		"content_type": config.Marshaler.ContentType(),
 		"async":        config.Async,
 	})
 	return p, nil
+}
+
+// registryConfig is what the topic registry needs of p, with the hooks
+// that word its errors as this package does.
+func (p *Publisher) registryConfig() topics.Config {
+	return topics.Config{
+		Producer:     p.config.producerConfig(p.client),
+		Logger:       p.logger,
+		Reach:        p.client.Reach,
+		IdleTimeout:  p.config.IdleProducerTimeout,
+		CloseTimeout: p.config.CloseTimeout,
+		Create:       p.createStream,
+		Public:       p.mapErr,
+		Wrap:         wrap,
+		Closed:       ErrPublisherClosed,
+		Trace:        p.trace,
+		OnAsyncError: p.config.OnAsyncError,
+		Publishing: topics.Publishing{
+			URL:          p.streamURL,
+			Marshal:      p.config.Marshaler.Marshal,
+			ValidJSON:    p.validJSON,
+			Async:        p.config.Async,
+			Partitions:   p.config.Partitions,
+			PartitionKey: p.config.partitionKey,
+			Parts:        p.parts,
+			Errorf:       errorf,
+			NilMessage:   ErrNilMessage,
+		},
+	}
+}
+
+// exactlyOnceOutputs is what publishing exactly once needs of p.
+func (p *Publisher) exactlyOnceOutputs() *exactlyonce.Outputs {
+	return &exactlyonce.Outputs{
+		Env:              exactlyonce.Env{Client: p.client, Logger: p.logger, ContentType: p.config.Marshaler.ContentType()},
+		Trace:            p.trace,
+		URL:              p.streamURL,
+		Marshal:          p.config.Marshaler.Marshal,
+		ValidJSON:        p.validJSON,
+		Partitions:       p.topics.PartitionCount,
+		PartitionKey:     p.config.partitionKey,
+		Errorf:           errorf,
+		NotCoPartitioned: ErrNotCoPartitioned,
+	}
 }
 
 // Publish appends msgs to the topic's stream, in order. Every message is
@@ -113,90 +216,17 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if t, err := armedTxn(msgs); err != nil || t != nil {
+	if t, err := exactlyonce.ArmedTxn(msgs); err != nil || t != nil {
 		if err != nil {
 			return errorf(err, "publish to %q", topic)
 		}
-		return p.publishExactlyOnce(topic, t, msgs)
+		return p.outputs.Publish(topic, t, msgs)
 	}
-	if p.config.Partitions > 0 {
-		return p.publishPartitioned(topic, msgs)
-	}
-	return p.publish(topic, msgs)
-}
-
-// publish appends msgs to the stream named topic.
-func (p *Publisher) publish(topic string, msgs []*message.Message) error {
-	part, err := p.prepare(topic, msgs, nil)
-	if err != nil {
+	offsets, errs, err := p.topics.Publish(topic, msgs)
+	if err != nil || offsets == nil {
 		return err
 	}
-	defer p.topics.release(part.tp)
-	if p.config.Async {
-		return p.publishAsync(part.tp, msgs, part.payloads)
-	}
-	return p.publishSync(topic, msgs, []prepared{part})
-}
-
-// prepared is the part of a Publish call that goes to one stream:
-// marshaled, validated, and with the stream's producer acquired (the
-// caller releases it).
-type prepared struct {
-	tp       *topicProducer
-	payloads [][]byte
-	// idx[j] is the index in the call of the part's message j; nil when
-	// the part is the whole call.
-	idx []int
-}
-
-func (b prepared) index(j int) int {
-	if b.idx == nil {
-		return j
-	}
-	return b.idx[j]
-}
-
-// prepare marshals msgs (the messages of the call at idx, or the whole
-// call for a nil idx) for the stream named stream, acquires its producer
-// and validates them. Nothing is buffered.
-func (p *Publisher) prepare(stream string, msgs []*message.Message, idx []int) (prepared, error) {
-	streamURL, err := topicURL(p.config.BaseURL, p.config.TopicURL, stream)
-	if err != nil {
-		return prepared{}, err
-	}
-	part := prepared{idx: idx, payloads: make([][]byte, len(msgs))}
-	if idx != nil {
-		part.payloads = make([][]byte, len(idx))
-	}
-	for j := range part.payloads {
-		i := part.index(j)
-		msg := msgs[i]
-		if msg == nil {
-			return prepared{}, fmt.Errorf("%w: publish to %q: message %d of %d", ErrNilMessage, stream, i, len(msgs))
-		}
-		if msg.Metadata == nil {
-			// A message built as a literal has no map; Publish sets the
-			// offset in it.
-			msg.Metadata = make(message.Metadata)
-		}
-		payload, err := p.config.Marshaler.Marshal(stream, msg)
-		if err != nil {
-			return prepared{}, errorf(err, "marshal message %s", msg.UUID)
-		}
-		part.payloads[j] = payload
-	}
-
-	part.tp, err = p.topics.acquire(msgs[part.index(0)].Context(), stream, streamURL, !p.config.Async)
-	if err != nil {
-		return prepared{}, errorf(p.mapErr(err), "publish to %q", stream)
-	}
-	for j, payload := range part.payloads {
-		if err := p.validate(part.tp, payload); err != nil {
-			p.topics.release(part.tp)
-			return prepared{}, errorf(err, "message %s", msgs[part.index(j)].UUID)
-		}
-	}
-	return part, nil
+	return published(topic, msgs, offsets, errs)
 }
 
 func isNopLogger(l watermill.LoggerAdapter) bool {
@@ -218,139 +248,27 @@ func marshalsValidJSON(m Marshaler) bool {
 	return false
 }
 
-// validate is the producer's check of a payload, before any of a
-// Publish's messages is appended.
-func (p *Publisher) validate(tp *topicProducer, payload []byte) error {
-	if p.validJSON {
-		return tp.producer.CheckSize(payload)
-	}
-	return tp.producer.Validate(payload)
-}
-
-// publishSync appends the call's parts, one per stream, and waits for
-// every message of the call: a failure is a *PublishError over the whole
-// call, in its order, for topic; with parts of other streams than topic
-// (partitions), each message's error names its stream.
-func (p *Publisher) publishSync(topic string, msgs []*message.Message, parts []prepared) error {
-	w := newWaiter(len(msgs))
-	for _, part := range parts {
-		p.appendPart(msgs, part, w)
-	}
-	owner := partOwners(len(msgs), parts)
-	err := w.wait(topic, msgs)
-	var pubErr *PublishError
-	if errors.As(err, &pubErr) {
-		for i, e := range pubErr.Errs {
-			if e != nil {
-				tp := owner(i)
-				pubErr.Errs[i] = p.mapErr(e)
-				tp.noteFenced(e)
-				if tp.topic != topic {
-					pubErr.Errs[i] = wrap(pubErr.Errs[i], "stream %q", tp.topic)
-				}
-			}
-		}
-	}
+// published sets the offsets of a synchronous Publish's messages, and
+// returns a *PublishError over the whole call, in its order, for topic,
+// unless every message was acknowledged.
+func published(topic string, msgs []*message.Message, offsets []string, errs []error) error {
 	for i, msg := range msgs {
-		if pubErr != nil && pubErr.Errs[i] != nil {
+		if errs != nil && errs[i] != nil {
 			continue
 		}
-		msg.Metadata.Set(MetadataOffset, w.offset(i))
+		msg.Metadata.Set(MetadataOffset, offsets[i])
 		// A message passed on from a Subscriber carries the index of its
 		// old position, which means nothing next to the new offset.
 		delete(msg.Metadata, MetadataIndex)
-		if !p.trace {
-			continue
-		}
-		tp := owner(i)
-		p.logger.Trace("Message published", watermill.LogFields{
-			"topic":        tp.topic,
-			"message_uuid": msg.UUID,
-			"stream_url":   tp.redactedURL,
-			"offset":       w.offset(i),
-		})
 	}
-	return err
-}
-
-// appendPart appends the messages of one stream's part, each reporting to
-// w.
-func (p *Publisher) appendPart(msgs []*message.Message, part prepared, w *waiter) {
-	for j, payload := range part.payloads {
-		i := part.index(j)
-		if err := part.tp.producer.AppendValidated(msgs[i].Context(), payload, w.done(i)); err != nil {
-			// This message and the rest of its stream's part were not
-			// appended; the earlier ones are buffered and will be
-			// written: wait for them so the caller learns their fate
-			// too.
-			w.set(i, "", p.mapErr(err))
-			for k := j + 1; k < len(part.payloads); k++ {
-				w.set(part.index(k), "", fmt.Errorf("%w: not appended after message %s failed", ErrNotPublished, msgs[i].UUID))
-			}
-			return
-		}
+	if errs == nil {
+		return nil
 	}
-}
-
-// partOwners tells the producer of each of the call's n messages.
-func partOwners(n int, parts []prepared) func(int) *topicProducer {
-	if len(parts) <= 1 && parts[0].idx == nil {
-		return func(int) *topicProducer { return parts[0].tp }
+	e := &PublishError{Topic: topic, UUIDs: make([]string, len(msgs)), Errs: errs}
+	for i, msg := range msgs {
+		e.UUIDs[i] = msg.UUID
 	}
-	owners := make([]*topicProducer, n)
-	for _, part := range parts {
-		for j := range part.payloads {
-			owners[part.index(j)] = part.tp
-		}
-	}
-	return func(i int) *topicProducer { return owners[i] }
-}
-
-func (p *Publisher) publishAsync(tp *topicProducer, msgs []*message.Message, payloads [][]byte) error {
-	for i, payload := range payloads {
-		uuid := msgs[i].UUID
-		done := func(_ string, err error) {
-			if err != nil {
-				p.asyncFailed(tp, uuid, err)
-			}
-		}
-		if err := tp.producer.AppendValidated(msgs[i].Context(), payload, done); err != nil {
-			return p.appendErr(tp, msgs[i], err)
-		}
-		if p.trace {
-			p.logger.Trace("Message buffered", watermill.LogFields{
-				"topic":        tp.topic,
-				"message_uuid": uuid,
-				"stream_url":   tp.redactedURL,
-			})
-		}
-	}
-	return nil
-}
-
-func (p *Publisher) asyncFailed(tp *topicProducer, uuid string, err error) {
-	err = p.mapErr(err)
-	tp.noteFenced(err)
-	if p.config.OnAsyncError != nil {
-		p.config.OnAsyncError(tp.topic, uuid, err)
-		return
-	}
-	p.logger.Error("Async publish failed", err, watermill.LogFields{
-		"topic":        tp.topic,
-		"message_uuid": uuid,
-		"stream_url":   tp.redactedURL,
-	})
-}
-
-// appendErr maps a producer error to what Publish returns and logs a
-// fencing once per producer.
-func (p *Publisher) appendErr(tp *topicProducer, msg *message.Message, err error) error {
-	err = p.mapErr(err)
-	tp.noteFenced(err)
-	if msg != nil {
-		return errorf(err, "publish %s to %q", msg.UUID, tp.topic)
-	}
-	return errorf(err, "publish to %q", tp.topic)
+	return e
 }
 
 // mapErr turns the producer's closed error into ErrPublisherClosed when the
@@ -363,6 +281,24 @@ func (p *Publisher) mapErr(err error) error {
 	return err
 }
 
+// createStream creates a topic's stream for the registry, its error
+// worded for users: when the Publisher's Close cut it short, it matches
+// ErrPublisherClosed.
+func (p *Publisher) createStream(ctx context.Context, topic, streamURL string) error {
+	err := p.streams.Ensure(ctx, topic, streamURL, p.config.streamOptions())
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrStreamClosed) && p.config.Partitions == 0 {
+		err = p.parts.Sealed(ctx, topic, err)
+	}
+	err = wrap(rootHint(p.root, err), "create stream for %q", topic)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w: creating the stream of %q was cut short: %v", ErrPublisherClosed, topic, err)
+	}
+	return err
+}
+
 // Flush waits until every message published to any topic so far is
 // acknowledged, and returns the errors of those that failed, per topic,
 // with the public types Publish's errors have (errors.As finds *HTTPError).
@@ -371,7 +307,7 @@ func (p *Publisher) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return ErrPublisherClosed
 	}
-	if err := p.topics.flush(ctx); err != nil {
+	if err := p.topics.Flush(ctx); err != nil {
 		return errorf(err, "flush")
 	}
 	return nil
@@ -388,7 +324,7 @@ func (p *Publisher) Close() error {
 		p.closed.Store(true)
 		ctx, cancel := detachedContext(p.config.CloseTimeout)
 		defer cancel()
-		if err := p.topics.close(ctx); err != nil {
+		if err := p.topics.Close(ctx); err != nil {
 			p.closeErr = errorf(err, "close")
 		}
 		if p.ownHTTP {
@@ -401,4 +337,40 @@ func (p *Publisher) Close() error {
 		}
 	})
 	return p.closeErr
+}
+
+// CloseStream closes the topic's stream for good (EOF), after every message
+// published to it so far, with final as its last message when not nil. It
+// returns the stream's final offset once an answer shows the stream
+// closed. Later publishes to the topic fail with ErrStreamClosed; readers
+// see the end of the stream. It is idempotent: called again it returns the
+// final offset (with a final message, only while the topic's producer that
+// closed it is alive). A failed close leaves the topic usable; an error
+// matching ErrOutcomeUnknown means the stream may have been closed.
+//
+// With Partitions > 1 it closes every partition stream of topic, each as
+// above: final, marshaled and validated before any is closed, is the last
+// message of its key's partition. No one offset describes the topic's
+// streams, so it returns "" on success. When some partitions fail to
+// close, the others are closed anyway, and the error names both; calling
+// CloseStream again closes the rest.
+func (p *Publisher) CloseStream(ctx context.Context, topic string, final *message.Message) (string, error) {
+	if p.closed.Load() {
+		return "", ErrPublisherClosed
+	}
+	if err := checkTopic(topic); err != nil {
+		return "", err
+	}
+	p.root.Note()
+	return p.topics.CloseStream(ctx, topic, final)
+}
+
+// streamURL is the URL of the stream named stream.
+func (p *Publisher) streamURL(stream string) (string, error) {
+	return topicURL(p.config.BaseURL, p.config.TopicURL, stream)
+}
+
+// partitionedTopic names the streams partition.Ensure touches for topic.
+func partitionedTopic(base string, hook func(string) (string, error), topic string) (partition.Topic, error) {
+	return partition.TopicAt(topic, func(stream string) (string, error) { return topicURL(base, hook, stream) })
 }

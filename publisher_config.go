@@ -15,6 +15,7 @@ import (
 
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
+	"github.com/durablestreams/watermill-durablestreams/internal/producer"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -264,6 +265,30 @@ func (c *PublisherConfig) streamOptions() protocol.StreamOptions {
 		TTL:         c.StreamTTL,
 		ExpiresAt:   c.StreamExpiresAt,
 	}
+}
+
+// producerConfig configures every topic's producer; the registry sets
+// what is the topic's own.
+func (c *PublisherConfig) producerConfig(client *protocol.Client) producer.Config {
+	return producer.Config{
+		ContentType:      c.Marshaler.ContentType(),
+		ProducerID:       c.ProducerID,
+		AutoClaim:        !c.DisableAutoClaim,
+		Linger:           c.Linger,
+		MaxBatchBytes:    c.MaxBatchBytes,
+		MaxInFlight:      c.MaxInFlight,
+		MaxBufferedBytes: c.MaxBufferedBytes,
+		Retry:            client.Retry,
+		Client:           client,
+	}
+}
+
+// partitionKey is the key that picks msg's partition of topic.
+func (c *PublisherConfig) partitionKey(topic string, msg *message.Message) string {
+	if c.PartitionFunc != nil {
+		return c.PartitionFunc(topic, msg)
+	}
+	return msg.Metadata.Get(c.PartitionKey)
 }
 
 // detachedContext is for work that must finish even though the caller's

@@ -4,6 +4,9 @@
 // epoch, each request numbered by Stream-Seq (input ordinal, output
 // index) so that a redelivered input's outputs are answered "already
 // written", and a claim stream beside the output stream that keeps a
-// second writer out. The root package's ExactlyOnce middleware and
-// Publisher decide what to write; this package only writes it.
+// second writer out. A delivery's context carries its input's Txn (who
+// may write its outputs, how they are numbered); Outputs routes a
+// Publish of outputs to the partition of their input and writes them in
+// one request. The root package's ExactlyOnce middleware arms the Txn and
+// words the errors users see.
 package exactlyonce
