@@ -5,13 +5,14 @@ import (
 	"sync"
 
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
+	"github.com/durablestreams/watermill-durablestreams/retry"
 )
 
 // Topics names the streams of a Publisher's topics and remembers the
 // partition counts recorded for them on the server.
 type Topics struct {
 	Client *protocol.Client
-	Retry  protocol.RetryPolicy
+	Retry  retry.Policy
 	// URL maps a stream's name to its URL.
 	URL func(stream string) (string, error)
 	// recorded: topic → its recorded count, 1 when none (Recorded).
