@@ -8,7 +8,9 @@
 // returns once the server has acknowledged every message. The Subscriber
 // reads a stream from the beginning, the tail or a consumer group's stored
 // position, catches up and then tails it live by long-poll or SSE,
-// delivering one message at a time with Ack and Nack.
+// delivering one message at a time with Ack and Nack. How long and how
+// often a failed request is tried again is a retry.Policy
+// (ClientConfig.RetryPolicy).
 //
 // Messages are encoded by a Marshaler: JSONMarshaler (the default, an
 // envelope keeping UUID, metadata and payload in a JSON-mode stream),

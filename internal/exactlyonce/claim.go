@@ -10,12 +10,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/naming"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
-
-// ClaimSuffix names the stream next to an output stream that records its
-// one exactly-once writer (a topic may not end in it).
-const ClaimSuffix = ".eo-writer"
 
 type writerClaim struct {
 	Writer string `json:"writer"`
@@ -36,7 +33,7 @@ func (w *Writer) prepare(ctx context.Context) error {
 	if _, _, err := w.env.Client.EnsureStream(ctx, w.url, protocol.StreamOptions{ContentType: w.env.ContentType}); err != nil {
 		return err
 	}
-	claimURL := w.url + ClaimSuffix
+	claimURL := w.url + naming.ClaimSuffix
 	if _, _, err := w.env.Client.EnsureStream(ctx, claimURL, protocol.StreamOptions{ContentType: "application/json"}); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/durablestreams/watermill-durablestreams/internal/exactlyonce"
 	"github.com/durablestreams/watermill-durablestreams/internal/protocol"
 )
 
@@ -21,6 +20,10 @@ const (
 	OffsetsRoot = "__offsets"
 	controlRoot = "__ds"
 )
+
+// ClaimSuffix names the stream next to an output stream that records its
+// one exactly-once writer (a topic may not end in it).
+const ClaimSuffix = ".eo-writer"
 
 // StreamURL maps a topic to its stream URL: the hook's answer if there is
 // a hook, else base + "/" + the topic as one escaped path segment. Without
@@ -77,8 +80,8 @@ func Reserved(topic string) string {
 	if suffix == "partitions" || isPartitionSuffix(suffix) {
 		return fmt.Sprintf("the suffix %q is reserved for partitioned topics", "."+suffix)
 	}
-	if "."+suffix == exactlyonce.ClaimSuffix {
-		return fmt.Sprintf("the suffix %q is reserved for the writer claims of exactly-once outputs", exactlyonce.ClaimSuffix)
+	if "."+suffix == ClaimSuffix {
+		return fmt.Sprintf("the suffix %q is reserved for the writer claims of exactly-once outputs", ClaimSuffix)
 	}
 	return ""
 }
