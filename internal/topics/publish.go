@@ -26,7 +26,7 @@ func (r *Registry) Publish(topic string, msgs []*message.Message) (offsets []str
 	return offsets, errs, nil
 }
 
-// async buffers the messages of one stream's part of the call msgs;
+// publishAsync buffers the messages of one stream's part of the call msgs;
 // OnAsyncError gets their failures.
 func (r *Registry) publishAsync(msgs []*message.Message, part prepared) error {
 	if i, err := r.appendAsync(msgs, part); err != nil {
