@@ -201,16 +201,16 @@ func (s *Subscriber) leaseStart(ctx context.Context, l *group.Lease, streamURL s
 			return subscription.Pos{}, false
 		}
 		if s.config.OnPositionLost == PositionLostFromStart {
-			return subscription.Pos{Position: subscription.Position{Offset: reader.OffsetBeginning}}, true
+			return subscription.Pos{Offset: reader.OffsetBeginning}, true
 		}
 	} else if s.config.StartFrom != StartFromTail {
-		return subscription.Pos{Position: subscription.Position{Offset: reader.OffsetBeginning}}, true
+		return subscription.Pos{Offset: reader.OffsetBeginning}, true
 	}
 	// Recorded even when the member is leaving already: once it owned the
 	// stream, a later owner must go on from this member's start.
 	posCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.config.RequestTimeout)
 	defer cancel()
-	pos := subscription.Pos{Position: subscription.Position{Offset: reader.OffsetBeginning}}
+	pos := subscription.Pos{Offset: reader.OffsetBeginning}
 	tail, exists, err := s.client.Tail(posCtx, streamURL)
 	if err == nil && exists {
 		pos.Offset = tail

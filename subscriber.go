@@ -131,10 +131,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	cfg := s.subscriptionConfig(topic, streamURL, fields, out)
 	if s.config.Checkpoint != "" {
 		cfg.Store = func(ctx context.Context, pos subscription.Pos) error {
-			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, Position(pos.Position))
+			return s.config.OffsetStore.Store(ctx, s.config.Checkpoint, topic, Position{Offset: pos.Offset, Skip: pos.Skip})
 		}
 	}
-	sub := subscription.New(cfg, subscription.Pos{Position: subscription.Position(start)})
+	sub := subscription.New(cfg, subscription.Pos{Offset: start.Offset, Skip: start.Skip})
 	s.logger.Info("Subscribing", fields.Add(watermill.LogFields{"offset": start.Offset, "skip": start.Skip}))
 	go func() {
 		// The name is free before the channel closes, so that a
@@ -203,7 +203,7 @@ func (s *Subscriber) subscriptionConfig(topic, streamURL string, fields watermil
 		Unmarshaler: c.Unmarshaler, OnUnmarshalError: c.OnUnmarshalError,
 		OffsetKey: MetadataOffset, IndexKey: MetadataIndex,
 		HandoverTimeout: c.HandoverTimeout, NackResendDelay: c.NackResendDelay,
-		OnPositionLost: subscription.PositionLost(c.OnPositionLost),
+		LostGoOnFrom: c.OnPositionLost.goOnFrom(),
 		CommitInterval: c.CommitInterval, CommitTimeout: c.RequestTimeout,
 	}
 }

@@ -73,6 +73,18 @@ const (
 	PositionLostStop
 )
 
+// goOnFrom is where a subscription goes on from a lost position, in the
+// reader's offsets; "" stops it.
+func (l PositionLost) goOnFrom() string {
+	switch l {
+	case PositionLostFromTail:
+		return reader.OffsetNow
+	case PositionLostStop:
+		return ""
+	}
+	return reader.OffsetBeginning
+}
+
 // CommitEveryAck as CommitInterval stores the position after every ack,
 // before the next message is delivered: one write per message.
 const CommitEveryAck time.Duration = -1

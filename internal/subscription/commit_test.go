@@ -34,7 +34,7 @@ func TestCommitEveryAckStoresBeforeMovedReturns(t *testing.T) {
 	r := &recorder{}
 	c := newCommitter(r.store, EveryAck, time.Second, watermill.NopLogger{}, nil)
 	for i := range 3 {
-		c.moved(context.Background(), Pos{Position: Position{Offset: "0_1", Skip: i + 1}, N: int64(i + 1)})
+		c.moved(context.Background(), Pos{Offset: "0_1", Skip: i + 1, N: int64(i + 1)})
 		if got := len(r.all()); got != i+1 {
 			t.Fatalf("after %d moves %d writes", i+1, got)
 		}
@@ -52,9 +52,9 @@ func TestCommitEveryAckStoresBeforeMovedReturns(t *testing.T) {
 func TestCommitCloseWritesTheLastPosition(t *testing.T) {
 	r := &recorder{}
 	c := newCommitter(r.store, time.Hour, time.Second, watermill.NopLogger{}, nil)
-	last := Pos{Position: Position{Offset: "0_9", Skip: 4}, N: 40}
+	last := Pos{Offset: "0_9", Skip: 4, N: 40}
 	for i := range 5 {
-		c.moved(context.Background(), Pos{Position: Position{Offset: "0_9", Skip: i}, N: int64(36 + i)})
+		c.moved(context.Background(), Pos{Offset: "0_9", Skip: i, N: int64(36 + i)})
 	}
 	if err := c.close(); err != nil {
 		t.Fatal(err)

@@ -11,17 +11,6 @@ import (
 	"github.com/durablestreams/watermill-durablestreams/internal/reader"
 )
 
-// PositionLost mirrors the root's PositionLost: what a subscription does
-// with a position the stream cannot honour.
-type PositionLost int
-
-// The values are the root's, in its order.
-const (
-	LostFromStart PositionLost = iota
-	LostFromTail
-	LostStop
-)
-
 // EveryAck as CommitInterval stores the position after every ack (the
 // root's EveryAck).
 const EveryAck time.Duration = -1
@@ -75,7 +64,10 @@ type Config struct {
 	// message's ordinal (Pos.N) and UUID.
 	WithDelivery func(ctx context.Context, ordinal int64, uuid string) context.Context
 
-	OnPositionLost PositionLost
+	// LostGoOnFrom is where the subscription goes on when the stream
+	// cannot honour its position: reader.OffsetBeginning,
+	// reader.OffsetNow (the stream's tail), or "" to stop.
+	LostGoOnFrom string
 	// Store, when set, stores where the subscription stands (a group's
 	// lease or a checkpoint), within CommitInterval (or EveryAck), each
 	// write bounded by CommitTimeout.

@@ -14,7 +14,7 @@ import (
 // positionLostError: the stream cannot honour the position a read
 // started from.
 type positionLostError struct {
-	stored Position
+	stored Pos
 	stream string // the stream's end as the read saw it, if known
 	reason string
 }
@@ -27,7 +27,7 @@ func (e *positionLostError) Error() string {
 // OnUnmarshalError hook to decide about it.
 type undecodableError struct {
 	topic string
-	pos   Position
+	pos   Pos
 	err   error
 }
 
@@ -50,7 +50,7 @@ func (sub *Subscription) lostPosition(ctx context.Context, err error) *positionL
 		return lost
 	case errors.As(err, &past):
 		if sub.pastTailConfirmed(ctx, past) {
-			return &positionLostError{stored: sub.pos.Position, stream: past.Tail, reason: past.Error()}
+			return &positionLostError{stored: sub.pos, stream: past.Tail, reason: past.Error()}
 		}
 	case errors.Is(err, protocol.ErrStreamNotFound) && sub.started:
 		// The stream was there and is gone: deleted (a new one may come
@@ -59,9 +59,9 @@ func (sub *Subscription) lostPosition(ctx context.Context, err error) *positionL
 		if sub.outage {
 			reason = "the stream is missing after the server could not be reached (a restart lost it?): "
 		}
-		return &positionLostError{stored: sub.pos.Position, reason: reason + err.Error()}
+		return &positionLostError{stored: sub.pos, reason: reason + err.Error()}
 	case sub.pos.Offset != reader.OffsetBeginning && (errors.Is(err, protocol.ErrStreamGone) || reader.Rejected(err)):
-		return &positionLostError{stored: sub.pos.Position, reason: err.Error()}
+		return &positionLostError{stored: sub.pos, reason: err.Error()}
 	}
 	return nil
 }
@@ -78,11 +78,11 @@ func (sub *Subscription) recover(ctx context.Context, lost *positionLostError) b
 		"stored_skip":   lost.stored.Skip,
 		"stream_offset": lost.stream,
 	})
-	switch cfg.OnPositionLost {
-	case LostStop:
+	switch cfg.LostGoOnFrom {
+	case "":
 		sub.cfg.Logger.Error("The stream cannot honour the stored position; the subscription stops (OnPositionLost)", lost, fields)
 		return false
-	case LostFromTail:
+	case reader.OffsetNow:
 		tail, exists, err := sub.cfg.Client.Tail(ctx, sub.cfg.StreamURL)
 		if err != nil {
 			sub.cfg.Logger.Error("The stream cannot honour the stored position, and its tail cannot be found", err, fields)
@@ -92,7 +92,7 @@ func (sub *Subscription) recover(ctx context.Context, lost *positionLostError) b
 			tail = reader.OffsetBeginning
 		}
 		sub.cfg.Logger.Error("The stream cannot honour the stored position; going on from its tail", lost, fields.Add(watermill.LogFields{"new_offset": tail}))
-		sub.pos = Pos{Position: Position{Offset: tail}, N: sub.pos.N}
+		sub.pos = Pos{Offset: tail, N: sub.pos.N}
 		// Stored at once, as a StartFromTail start is: a run that stopped
 		// before its next commit would leave the lost position, and the
 		// next run would go on from a later tail, skipping what came in
@@ -103,7 +103,7 @@ func (sub *Subscription) recover(ctx context.Context, lost *positionLostError) b
 		return true
 	default:
 		sub.cfg.Logger.Error("The stream cannot honour the stored position; reading it again from its start", lost, fields.Add(watermill.LogFields{"new_offset": reader.OffsetBeginning}))
-		sub.pos = Pos{Position: Position{Offset: reader.OffsetBeginning}, N: sub.pos.N}
+		sub.pos = Pos{Offset: reader.OffsetBeginning, N: sub.pos.N}
 	}
 	sub.moved(ctx)
 	return true

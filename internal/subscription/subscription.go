@@ -214,14 +214,14 @@ func (sub *Subscription) consumeBatch(ctx context.Context, b batch, pass *int, s
 	}
 	if *pass > 0 && b.chunk.UpToDate {
 		return &positionLostError{
-			stored: Position{Offset: start, Skip: sub.pos.Skip + *pass}, stream: b.chunk.NextOffset,
+			stored: Pos{Offset: start, Skip: sub.pos.Skip + *pass}, stream: b.chunk.NextOffset,
 			reason: fmt.Sprintf("only %d messages follow the offset", sub.pos.Skip),
 		}
 	}
 	if !b.partial && *pass == 0 {
 		// The whole read is consumed: its end names the place, and a
 		// restart reads only what came after it.
-		sub.pos = Pos{Position: Position{Offset: b.chunk.NextOffset, Skip: 0}, N: sub.pos.N}
+		sub.pos = Pos{Offset: b.chunk.NextOffset, Skip: 0, N: sub.pos.N}
 		sub.moved(ctx)
 	}
 	return nil
@@ -236,7 +236,7 @@ func (sub *Subscription) handle(ctx context.Context, f decoded) error {
 	if f.err != nil {
 		hook := sub.cfg.OnUnmarshalError
 		if hook == nil {
-			return &undecodableError{topic: sub.cfg.Topic, pos: sub.pos.Position, err: f.err}
+			return &undecodableError{topic: sub.cfg.Topic, pos: sub.pos, err: f.err}
 		}
 		if hookErr := hook(sub.cfg.Topic, f.frame, f.err); hookErr != nil {
 			return fmt.Errorf("%w: %w", errStopped, hookErr)
