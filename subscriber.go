@@ -203,7 +203,7 @@ func (s *Subscriber) subscriptionConfig(topic, streamURL string, fields watermil
 		Unmarshaler: c.Unmarshaler, OnUnmarshalError: c.OnUnmarshalError,
 		OffsetKey: MetadataOffset, IndexKey: MetadataIndex,
 		HandoverTimeout: c.HandoverTimeout, NackResendDelay: c.NackResendDelay,
-		LostGoOnFrom: c.OnPositionLost.goOnFrom(),
+		LostGoOnFrom:   c.OnPositionLost.goOnFrom(),
 		CommitInterval: c.CommitInterval, CommitTimeout: c.RequestTimeout,
 	}
 }
