@@ -67,6 +67,12 @@ func (p Policy) Backoff(attempt int) time.Duration {
 		d = 50 * time.Millisecond
 	}
 	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		if d > p.MaxBackoff/2 {
+			// Doubling would pass the cap (or, near the largest
+			// Duration, overflow): the cap it is.
+			d = p.MaxBackoff
+			break
+		}
 		d *= 2
 	}
 	if p.MaxBackoff > 0 && d > p.MaxBackoff {
@@ -86,7 +92,9 @@ func (p Policy) Allows(attempt int, start time.Time, wait time.Duration) bool {
 	if p.MaxAttempts > 0 && attempt >= p.MaxAttempts {
 		return false
 	}
-	if p.MaxElapsed > 0 && time.Since(start)+wait > p.MaxElapsed {
+	// Compared as wait > what is left, not elapsed+wait > MaxElapsed: the
+	// sum of a huge wait would overflow and pass.
+	if p.MaxElapsed > 0 && wait > p.MaxElapsed-time.Since(start) {
 		return false
 	}
 	return true

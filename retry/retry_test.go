@@ -1,6 +1,7 @@
 package retry_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -31,12 +32,34 @@ func TestBackoffOfTheZeroPolicy(t *testing.T) {
 	}
 }
 
+// TestBackoffAtTheEdges: any attempt number and any policy Validate
+// accepts give a wait in (0, MaxBackoff], even where doubling would
+// overflow a Duration.
+func TestBackoffAtTheEdges(t *testing.T) {
+	for _, p := range []retry.Policy{
+		{InitialBackoff: time.Second, MaxBackoff: math.MaxInt64},
+		{InitialBackoff: 2, MaxBackoff: math.MaxInt64},
+		{InitialBackoff: math.MaxInt64, MaxBackoff: math.MaxInt64},
+		{InitialBackoff: 3, MaxBackoff: 5},
+		{MaxAttempts: 5},
+	} {
+		for _, attempt := range []int{math.MinInt, -1, 0, 1, 2, 62, 63, 64, 65, 200, math.MaxInt} {
+			d := p.Backoff(attempt)
+			assert.Positive(t, d, "%+v attempt %d", p, attempt)
+			if p.MaxBackoff > 0 {
+				assert.LessOrEqual(t, d, p.MaxBackoff, "%+v attempt %d", p, attempt)
+			}
+		}
+	}
+}
+
 func TestAllows(t *testing.T) {
 	start := time.Now()
 	assert.True(t, retry.Policy{}.Allows(1000, start, time.Hour))
 	assert.False(t, retry.Policy{MaxAttempts: 3}.Allows(3, start, 0))
 	assert.True(t, retry.Policy{MaxAttempts: 3}.Allows(2, start, 0))
 	assert.False(t, retry.Policy{MaxElapsed: time.Second}.Allows(1, start, 2*time.Second))
+	assert.False(t, retry.Policy{MaxElapsed: time.Second}.Allows(1, start, math.MaxInt64), "a wait whose sum overflows")
 }
 
 // TestDefaultPolicy pins the defaults the documentation states.
