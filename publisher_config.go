@@ -73,8 +73,12 @@ type PublisherConfig struct {
 	// it again from OnAsyncError to ride out a longer outage.
 	Async bool
 	// OnAsyncError receives the error of every message that failed after
-	// an async Publish returned. It may be called from several goroutines
-	// at once and must not block. Default: log it.
+	// an async Publish returned: one call at a time, in the order the
+	// failures came, on a goroutine of the Publisher's own, so that it may
+	// publish again (also into a full buffer) without holding up the
+	// producers. Close returns once every call was made and returned, or
+	// when CloseTimeout ends (a hook that calls Close itself waits that
+	// long). Default: log it.
 	OnAsyncError func(topic string, messageUUID string, err error)
 
 	// Linger is how long a batch may wait for more messages while earlier

@@ -39,8 +39,8 @@ func (r *Registry) appendAsync(msgs []*message.Message, part prepared) (int, err
 func (r *Registry) asyncFailed(tp *topicProducer, uuid string, err error) {
 	err = r.cfg.Public(err)
 	tp.noteFenced(err)
-	if r.cfg.OnAsyncError != nil {
-		r.cfg.OnAsyncError(tp.topic, uuid, err)
+	if r.hooks != nil {
+		r.hooks.add(hookCall{topic: tp.topic, uuid: uuid, err: err})
 		return
 	}
 	r.cfg.Logger.Error("Async publish failed", err, watermill.LogFields{

@@ -60,6 +60,10 @@ func (r *Registry) Close(ctx context.Context) error {
 	err := r.each(r.snapshot(), func(tp *topicProducer) error { return tp.producer.Close(ctx) })
 	r.cancel()
 	r.workers.Wait()
+	if r.hooks != nil {
+		// Every producer has ended: the failures are all queued.
+		cut = append(cut, r.hooks.close(ctx))
+	}
 	return errors.Join(append(cut, err)...)
 }
 

@@ -39,7 +39,8 @@ type Config struct {
 	// building one costs several allocations).
 	Trace bool
 	// OnAsyncError gets the failures of async messages, in their public
-	// form; when nil they are logged.
+	// form, one at a time on a goroutine of the Registry's (hookQueue);
+	// when nil they are logged.
 	OnAsyncError func(topic, uuid string, err error)
 
 	// What a Publish and a CloseStream need of the Publisher.

@@ -34,6 +34,9 @@ type Registry struct {
 
 	// partitioned: topics whose recorded partition count matched.
 	partitioned sync.Map
+
+	// hooks makes the OnAsyncError calls; nil without a hook.
+	hooks *hookQueue
 }
 
 // New returns a Registry and starts its reaper; Close stops it.
@@ -45,6 +48,9 @@ func New(cfg Config) *Registry {
 		cancel:     cancel,
 		topics:     make(map[string]*topicProducer),
 		stopReaper: make(chan struct{}),
+	}
+	if cfg.OnAsyncError != nil {
+		r.hooks = newHookQueue(cfg.OnAsyncError)
 	}
 	r.reaperDone.Add(1)
 	go r.reap(cfg.IdleTimeout)
