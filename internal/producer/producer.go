@@ -191,14 +191,67 @@ func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done Don
 	if err := p.CheckSize(payload); err != nil {
 		return err
 	}
+	if err := p.reserve(ctx, len(payload)); err != nil {
+		return err
+	}
+	wake := p.addLocked(payload, done)
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+	return nil
+}
+
+// AppendAllValidated is AppendValidated for several messages at once, all
+// or nothing: either it buffers every payload, in order, and returns nil
+// (dones[i] then gets payloads[i]'s result), or it buffers none and
+// returns the error AppendValidated would (an oversized or empty payload,
+// a closed producer or stream, a fenced producer, or ctx ending while it
+// waits for buffer space for all of them). It waits until the buffer has
+// room for their total, or is empty: a call larger than MaxBufferedBytes
+// goes in alone. dones must be as long as payloads.
+func (p *Producer) AppendAllValidated(ctx context.Context, payloads [][]byte, dones []DoneFunc) error {
+	if len(dones) != len(payloads) {
+		panic(fmt.Sprintf("producer: AppendAllValidated with %d payloads and %d dones", len(payloads), len(dones)))
+	}
+	total := 0
+	for _, payload := range payloads {
+		if err := p.CheckSize(payload); err != nil {
+			return err
+		}
+		total += len(payload)
+	}
+	if len(payloads) == 0 {
+		return nil
+	}
+	if err := p.reserve(ctx, total); err != nil {
+		return err
+	}
+	wake := false
+	for i, payload := range payloads {
+		if p.addLocked(payload, dones[i]) {
+			wake = true
+		}
+	}
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+	return nil
+}
+
+// reserve waits until n more bytes fit in the buffer (or it is empty) and
+// the producer takes appends, and returns with p.mu held; or it returns
+// why not, without p.mu.
+func (p *Producer) reserve(ctx context.Context, n int) error {
 	p.mu.Lock()
 	for {
 		if err := p.refusal(); err != nil {
 			p.mu.Unlock()
 			return err
 		}
-		if p.buffered == 0 || p.buffered+len(payload) <= p.cfg.MaxBufferedBytes {
-			break
+		if p.buffered == 0 || p.buffered+n <= p.cfg.MaxBufferedBytes {
+			return nil
 		}
 		space := p.space
 		p.waiters++
@@ -214,7 +267,12 @@ func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done Don
 		p.mu.Lock()
 		p.waiters--
 	}
-	wake := false
+}
+
+// addLocked adds one message to the open batch, cutting it first when the
+// message does not fit, and reports whether the owner must be woken.
+// Needs p.mu.
+func (p *Producer) addLocked(payload []byte, done DoneFunc) (wake bool) {
 	if p.open != nil && !p.open.fits(len(payload), p.cfg.MaxBatchBytes) {
 		p.cutLocked()
 		wake = true
@@ -229,11 +287,7 @@ func (p *Producer) AppendValidated(ctx context.Context, payload []byte, done Don
 	if p.cutAt > 0 && len(p.open.dones) == p.cutAt {
 		wake = true // big enough to go while another batch is in flight
 	}
-	p.mu.Unlock()
-	if wake {
-		p.signal()
-	}
-	return nil
+	return wake
 }
 
 // refusal is why Append must fail now, if it must. Needs p.mu.

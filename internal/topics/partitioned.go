@@ -14,8 +14,10 @@ import (
 // acquired, before any is buffered: a failure there fails the call and
 // nothing of it is written. Then each partition gets its messages in call
 // order. Synchronously, the errors cover the whole call, in its order,
-// each message's error naming its partition stream. With Async, an append
-// refused stops the call there: the partitions before it are buffered.
+// each message's error naming its partition stream. With Async, each
+// partition's messages are buffered all or nothing; the call's error is
+// the first partition's refusal, a later one's goes to OnAsyncError (see
+// publishAsyncParts).
 func (r *Registry) publishPartitioned(topic string, msgs []*message.Message) ([]string, []error, error) {
 	for i, msg := range msgs {
 		if msg == nil {
@@ -44,12 +46,7 @@ func (r *Registry) publishPartitioned(topic string, msgs []*message.Message) ([]
 		offsets, errs := r.appendAndWait(topic, msgs, parts)
 		return offsets, errs, nil
 	}
-	for _, part := range parts {
-		if err := r.publishAsync(msgs, part); err != nil {
-			return nil, nil, err
-		}
-	}
-	return nil, nil, nil
+	return nil, nil, r.publishAsyncParts(msgs, parts)
 }
 
 // EnsurePartitions records the partition count of topic on the server, or
