@@ -8,8 +8,9 @@ import (
 // key's partition of topic. Every message is marshaled and validated
 // before any is buffered: a failure there is err, and nothing of the call
 // is written. Synchronously, it then returns each message's offset, and,
-// unless every one was acknowledged, each one's error (see appendAndWait). With
-// Async, err is also an append refused, which stops the call there.
+// unless every one was acknowledged, each one's error (see appendAndWait).
+// With Async, err is also a refused append, and then nothing of the call
+// was buffered (see publishAsyncParts for a call over several partitions).
 func (r *Registry) Publish(topic string, msgs []*message.Message) (offsets []string, errs []error, err error) {
 	if r.cfg.Partitions > 0 {
 		return r.publishPartitioned(topic, msgs)
