@@ -76,9 +76,9 @@ type PublisherConfig struct {
 	// an async Publish returned: one call at a time, in the order the
 	// failures came, on a goroutine of the Publisher's own, so that it may
 	// publish again (also into a full buffer) without holding up the
-	// producers. Close returns once every call was made and returned, or
-	// when CloseTimeout ends (a hook that calls Close itself waits that
-	// long). Default: log it.
+	// producers. Close returns once every call was made and returned,
+	// waiting for them up to CloseTimeout after its flush (a hook that
+	// calls Close itself waits that long). Default: log it.
 	OnAsyncError func(topic string, messageUUID string, err error)
 
 	// Linger is how long a batch may wait for more messages while earlier

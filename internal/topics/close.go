@@ -61,8 +61,13 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.cancel()
 	r.workers.Wait()
 	if r.hooks != nil {
-		// Every producer has ended: the failures are all queued.
-		cut = append(cut, r.hooks.close(ctx))
+		// Every producer has ended: the failures are all queued, the
+		// last ones maybe just now, when ctx ended the flush. Their
+		// calls get a CloseTimeout of their own: bounded, for a hook
+		// that calls Close itself, but never skipped.
+		hookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CloseTimeout)
+		cut = append(cut, r.hooks.close(hookCtx))
+		cancel()
 	}
 	return errors.Join(append(cut, err)...)
 }
