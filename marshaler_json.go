@@ -42,7 +42,9 @@ import (
 // Exactly one of the three payload fields is present and "metadata" is
 // always an object of strings (schema/envelope.schema.json). Unmarshal
 // accepts all three fields, ignores fields it does not know, so later
-// versions can add some, and reads envelopes of any version.
+// versions can add some, and reads envelopes of any version. It refuses
+// "metadata" with a key twice (which Marshal never writes), as
+// FramedMarshaler does, rather than keep one of its values.
 //
 // Marshal fails with ErrInvalidUTF8 when the UUID or metadata is not valid
 // UTF-8; Unmarshal fails with ErrInvalidEnvelope on anything that is not
