@@ -64,6 +64,9 @@ func (m FramedMarshaler) maxFrame() int {
 
 // Marshal encodes msg as one frame.
 func (m FramedMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(framedMarshalerName)
+	}
 	frame, err := envelope.EncodeFrame(msg, m.maxFrame())
 	if err != nil { // the size limit is all EncodeFrame checks
 		_, reason := offsetReason(err)
@@ -134,6 +137,9 @@ func (m LinesMarshaler) maxFrame() int {
 
 // Marshal returns the payload followed by "\n".
 func (m LinesMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(linesMarshalerName)
+	}
 	if i := bytes.IndexAny(msg.Payload, "\r\n"); i >= 0 {
 		return nil, &MarshalError{Marshaler: linesMarshalerName, UUID: msg.UUID, Reason: "line break at byte " + strconv.Itoa(i), Err: ErrPayloadHasNewline}
 	}

@@ -86,6 +86,9 @@ func (m CloudEventsMarshaler) codec() cloudevents.Codec {
 // Marshal encodes msg as a CloudEvent. The result never shares memory
 // with msg.
 func (m CloudEventsMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(cloudEventsMarshalerName)
+	}
 	if reason := envelope.InvalidUTF8(msg); reason != "" {
 		return nil, &MarshalError{Marshaler: cloudEventsMarshalerName, UUID: msg.UUID, Reason: reason, Err: ErrInvalidUTF8}
 	}

@@ -69,6 +69,9 @@ func (JSONMarshaler) ContentType() string { return "application/json" }
 // Marshal encodes msg as an envelope. The result never shares memory
 // with msg.
 func (m JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(jsonMarshalerName)
+	}
 	data, err := envelope.EncodeJSON(msg, m.ExactPayload)
 	if err != nil {
 		_, reason := offsetReason(err)
@@ -112,6 +115,9 @@ func (RawJSONMarshaler) ContentType() string { return "application/json" }
 // Marshal returns msg.Payload itself (capacity clipped, so appending to the
 // result never writes into it) after checking that it is JSON.
 func (RawJSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(rawJSONMarshalerName)
+	}
 	if err := jsonscan.Validate(msg.Payload, jsonscan.MaxWriteDepth); err != nil {
 		offset, reason := offsetReason(err)
 		return nil, &MarshalError{
