@@ -35,7 +35,8 @@ type PublisherConfig struct {
 	TopicURL func(topic string) (string, error)
 
 	// Marshaler turns messages into stream messages and decides the
-	// stream's content type. Default: JSONMarshaler{}.
+	// stream's content type. Default: JSONMarshaler{}. A nil pointer
+	// such as (*JSONMarshaler)(nil) is ErrInvalidConfig.
 	Marshaler Marshaler
 
 	// StreamTTL makes streams created by the Publisher expire this long
@@ -157,6 +158,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.Marshaler == nil {
 		return invalidConfig("Marshaler is nil")
+	}
+	if kind := nilReference(c.Marshaler); kind != "" {
+		return invalidConfig("Marshaler is a nil %s (%T)", kind, c.Marshaler)
 	}
 	if c.Partitions < 0 || c.Partitions > partition.Max {
 		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, partition.Max)
