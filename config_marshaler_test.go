@@ -39,3 +39,26 @@ func TestConfigRefusesNilPointerMarshalers(t *testing.T) {
 	require.NoError(t, ds.PublisherConfig{BaseURL: configTestURL, Marshaler: &ds.JSONMarshaler{}}.Validate())
 	require.NoError(t, ds.SubscriberConfig{BaseURL: configTestURL, Unmarshaler: &ds.JSONMarshaler{}, ContentType: "application/json"}.Validate())
 }
+
+// TestConfigRefusesByteMarshalersWithJSONContentType: FramedMarshaler and
+// LinesMarshaler write byte-mode streams; a JSON StreamContentType, which
+// their docs forbid, is ErrInvalidConfig at Validate rather than an
+// ErrInvalidJSON at the first Publish.
+func TestConfigRefusesByteMarshalersWithJSONContentType(t *testing.T) {
+	for _, m := range []ds.Marshaler{
+		ds.FramedMarshaler{StreamContentType: "application/json"},
+		&ds.FramedMarshaler{StreamContentType: "Application/JSON; charset=utf-8"},
+		ds.LinesMarshaler{StreamContentType: "application/vnd.x+json"},
+		&ds.LinesMarshaler{StreamContentType: "application/json"},
+	} {
+		err := ds.PublisherConfig{BaseURL: configTestURL, Marshaler: m}.Validate()
+		require.ErrorIs(t, err, ds.ErrInvalidConfig, "%#v", m)
+		assert.ErrorContains(t, err, "JSON", "%#v", m)
+	}
+	for _, m := range []ds.Marshaler{
+		ds.FramedMarshaler{}, &ds.LinesMarshaler{}, ds.LinesMarshaler{StreamContentType: "text/csv"},
+		ds.FramedMarshaler{StreamContentType: "application/x-protobuf"},
+	} {
+		require.NoError(t, ds.PublisherConfig{BaseURL: configTestURL, Marshaler: m}.Validate(), "%#v", m)
+	}
+}

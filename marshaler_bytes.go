@@ -29,7 +29,9 @@ import (
 // The zero value is ready to use.
 type FramedMarshaler struct {
 	// StreamContentType is the content type of the streams it writes;
-	// empty means application/octet-stream. It must not be a JSON type.
+	// empty means application/octet-stream. It must not be a JSON type
+	// (application/json or a +json type): PublisherConfig.Validate
+	// refuses one with ErrInvalidConfig.
 	StreamContentType string
 	// MaxFrameBytes bounds frames in both directions: Marshal refuses
 	// larger messages and Split refuses to wait for larger frames, so a
@@ -106,7 +108,9 @@ func (m FramedMarshaler) Unmarshal(_ string, data []byte) (*message.Message, err
 // The zero value is ready to use.
 type LinesMarshaler struct {
 	// StreamContentType is the content type of the streams it writes;
-	// empty means text/plain. It must not be a JSON type.
+	// empty means text/plain. It must not be a JSON type (application/json
+	// or a +json type): PublisherConfig.Validate refuses one with
+	// ErrInvalidConfig.
 	StreamContentType string
 	// MaxFrameBytes bounds a line with its line break in both directions,
 	// as in FramedMarshaler. Default (0): 16 MiB.

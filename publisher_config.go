@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/cloudevents"
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
@@ -151,6 +152,16 @@ func (c *PublisherConfig) setDefaults() {
 	}
 }
 
+// isByteMarshaler reports whether m is one of the library's byte-mode
+// marshalers, whose StreamContentType must not be a JSON type.
+func isByteMarshaler(m Marshaler) bool {
+	switch m.(type) {
+	case FramedMarshaler, *FramedMarshaler, LinesMarshaler, *LinesMarshaler:
+		return true
+	}
+	return false
+}
+
 // Validate reports the first problem with the config.
 func (c PublisherConfig) Validate() error {
 	if err := validateBaseURL(c.BaseURL, c.TopicURL); err != nil {
@@ -167,6 +178,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.Marshaler.ContentType() == "" {
 		return invalidConfig("Marshaler.ContentType() is empty")
+	}
+	if isByteMarshaler(c.Marshaler) && cloudevents.IsJSONContentType(c.Marshaler.ContentType()) {
+		return invalidConfig("%T writes byte-mode streams, but its StreamContentType %q is a JSON type", c.Marshaler, c.Marshaler.ContentType())
 	}
 	if err := checkStreamSettings(c.StreamTTL, c.StreamExpiresAt); err != nil {
 		return err
