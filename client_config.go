@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -104,6 +105,25 @@ var ErrInvalidConfig = protocol.ErrInvalidConfig
 
 func invalidConfig(format string, args ...any) error {
 	return fmt.Errorf("durablestreams: %w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}
+
+// nilReference returns what kind of nil v holds when it is a nil pointer
+// (or other nil reference: map, slice, func, chan) in a non-nil
+// interface, whose methods would panic; else "". It uses reflect: for
+// configs only, never per message.
+func nilReference(v any) string {
+	r := reflect.ValueOf(v)
+	switch r.Kind() {
+	case reflect.Pointer, reflect.UnsafePointer:
+		if r.IsNil() {
+			return "pointer"
+		}
+	case reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		if r.IsNil() {
+			return r.Kind().String()
+		}
+	}
+	return ""
 }
 
 type namedDuration struct {

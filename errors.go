@@ -18,7 +18,8 @@ var (
 	// ErrPublisherClosed is returned by Publish, CloseStream and Flush after Close.
 	ErrPublisherClosed = errors.New("durablestreams: publisher is closed")
 	// ErrNilMessage is returned by Publish for a nil *message.Message;
-	// nothing of the call was written.
+	// nothing of the call was written. The library's marshalers return it
+	// too, in a *MarshalError, from Marshal of a nil message.
 	ErrNilMessage = errors.New("durablestreams: message is nil")
 	// ErrNotPublished means a message of a synchronous Publish was not
 	// appended because an earlier message of the same call (and, with

@@ -82,7 +82,7 @@ var (
 )
 
 // MarshalError is a message a marshaler cannot encode. Err is one of the
-// sentinels above.
+// sentinels above, or ErrNilMessage for a nil message.
 type MarshalError struct {
 	Marshaler string // e.g. "JSONMarshaler"
 	UUID      string // of the message
@@ -95,6 +95,11 @@ func (e *MarshalError) Error() string {
 }
 
 func (e *MarshalError) Unwrap() error { return e.Err }
+
+// nilMessageError is marshaler's error for a nil message.
+func nilMessageError(marshaler string) error {
+	return &MarshalError{Marshaler: marshaler, Reason: "no message", Err: ErrNilMessage}
+}
 
 // UnmarshalError is data a marshaler cannot decode. Err is one of the
 // sentinels above; Offset is where in the data the problem was found.

@@ -29,7 +29,9 @@ import (
 // The zero value is ready to use.
 type FramedMarshaler struct {
 	// StreamContentType is the content type of the streams it writes;
-	// empty means application/octet-stream. It must not be a JSON type.
+	// empty means application/octet-stream. It must not be a JSON type
+	// (application/json or a +json type): PublisherConfig.Validate
+	// refuses one with ErrInvalidConfig.
 	StreamContentType string
 	// MaxFrameBytes bounds frames in both directions: Marshal refuses
 	// larger messages and Split refuses to wait for larger frames, so a
@@ -64,6 +66,9 @@ func (m FramedMarshaler) maxFrame() int {
 
 // Marshal encodes msg as one frame.
 func (m FramedMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(framedMarshalerName)
+	}
 	frame, err := envelope.EncodeFrame(msg, m.maxFrame())
 	if err != nil { // the size limit is all EncodeFrame checks
 		_, reason := offsetReason(err)
@@ -103,7 +108,9 @@ func (m FramedMarshaler) Unmarshal(_ string, data []byte) (*message.Message, err
 // The zero value is ready to use.
 type LinesMarshaler struct {
 	// StreamContentType is the content type of the streams it writes;
-	// empty means text/plain. It must not be a JSON type.
+	// empty means text/plain. It must not be a JSON type (application/json
+	// or a +json type): PublisherConfig.Validate refuses one with
+	// ErrInvalidConfig.
 	StreamContentType string
 	// MaxFrameBytes bounds a line with its line break in both directions,
 	// as in FramedMarshaler. Default (0): 16 MiB.
@@ -134,6 +141,9 @@ func (m LinesMarshaler) maxFrame() int {
 
 // Marshal returns the payload followed by "\n".
 func (m LinesMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(linesMarshalerName)
+	}
 	if i := bytes.IndexAny(msg.Payload, "\r\n"); i >= 0 {
 		return nil, &MarshalError{Marshaler: linesMarshalerName, UUID: msg.UUID, Reason: "line break at byte " + strconv.Itoa(i), Err: ErrPayloadHasNewline}
 	}

@@ -40,7 +40,13 @@ import (
 //
 // Unmarshal accepts any CloudEvent 1.0 in structured JSON mode: extension
 // names it does not recognise become metadata keys as they are, and
-// non-string extension values their JSON text.
+// non-string extension values their JSON text. An extension cannot stand
+// in for an attribute: one whose name decodes to "ce_source", "ce_time",
+// "ce_subject", "ce_dataschema", "ce_datacontenttype" or TypeKey keeps its
+// raw name ("cez5fsource") as its key, and one named exactly TypeKey gives
+// way to the type. An extension named as such a key itself ("ce_time", no
+// valid attribute name), or two whose names decode to one key ("zq1" and
+// "z7aq1"), make the event invalid.
 //
 // Marshal fails with ErrInvalidCloudEvent (no UUID, type or source, an
 // invalid "ce_time") or ErrInvalidUTF8; Unmarshal with
@@ -80,6 +86,9 @@ func (m CloudEventsMarshaler) codec() cloudevents.Codec {
 // Marshal encodes msg as a CloudEvent. The result never shares memory
 // with msg.
 func (m CloudEventsMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(cloudEventsMarshalerName)
+	}
 	if reason := envelope.InvalidUTF8(msg); reason != "" {
 		return nil, &MarshalError{Marshaler: cloudEventsMarshalerName, UUID: msg.UUID, Reason: reason, Err: ErrInvalidUTF8}
 	}

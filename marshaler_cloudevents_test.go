@@ -225,6 +225,8 @@ func FuzzCloudEventsUnmarshal(f *testing.F) {
 	f.Add([]byte(`{"specversion":"1.0","id":"u","source":"s","type":"t","data":{"a":1},"x":"y"}`))
 	f.Add([]byte(`{"specversion":"1.0","id":"u","source":"s","type":"t","datacontenttype":"text/plain","data":"a"}`))
 	f.Add([]byte(`{"specversion":"1.0","id":"u","source":"s","type":"t","data_base64":"/w==","n":1}`))
+	f.Add([]byte(`{"specversion":"1.0","id":"u","source":"s","type":"t","cez5fsource":"/evil","cez5ftime":"x","name":"n"}`))
+	f.Add([]byte(`{"specversion":"1.0","id":"u","source":"s","type":"t","zq1":"a","z7aq1":"b"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := CloudEventsMarshaler{Source: "s"}
 		msg, err := m.Unmarshal("t", data)
@@ -249,4 +251,61 @@ func FuzzCloudEventsUnmarshal(f *testing.F) {
 		}
 		requireEqualMessages(t, ceRoundTripped(m, msg), back)
 	})
+}
+
+// TestCloudEventsMarshalerExtensionsCannotShadowAttributes: an extension
+// whose name decodes to a key the marshaler keeps for an attribute of its
+// own keeps its raw name as its key, so that the attribute wins and the
+// message marshals again; an extension named as TypeKey loses to the type.
+func TestCloudEventsMarshalerExtensionsCannotShadowAttributes(t *testing.T) {
+	in := `{"specversion":"1.0","id":"e1","source":"/orders","type":"T","cez5fsource":"/evil","cez5ftime":"not a time",` +
+		`"cez5fsubject":"s","cez5fdataschema":"d","cez5fdatacontenttype":"c","subject":"real","data":1}`
+	m := CloudEventsMarshaler{Source: "/orders"}
+	msg, err := m.Unmarshal("t", []byte(in))
+	require.NoError(t, err)
+	assert.Equal(t, message.Metadata{
+		"name": "T", "ce_subject": "real",
+		"cez5fsource": "/evil", "cez5ftime": "not a time", "cez5fsubject": "s", "cez5fdataschema": "d", "cez5fdatacontenttype": "c",
+	}, msg.Metadata)
+	again, err := m.Marshal("t", msg)
+	require.NoError(t, err)
+	back, err := m.Unmarshal("t", again)
+	require.NoError(t, err)
+	requireEqualMessages(t, msg, back)
+
+	// A custom TypeKey, escaped.
+	msg, err = CloudEventsMarshaler{TypeKey: "event_type"}.Unmarshal("t",
+		[]byte(`{"specversion":"1.0","id":"e1","source":"s","type":"T","eventz5ftype":"evil"}`))
+	require.NoError(t, err)
+	assert.Equal(t, message.Metadata{"event_type": "T", "ce_source": "s", "eventz5ftype": "evil"}, msg.Metadata)
+	// An extension literally named as the TypeKey: the type wins.
+	msg, err = CloudEventsMarshaler{Source: "s"}.Unmarshal("t",
+		[]byte(`{"specversion":"1.0","id":"e1","source":"s","type":"T","name":"evil"}`))
+	require.NoError(t, err)
+	assert.Equal(t, message.Metadata{"name": "T"}, msg.Metadata)
+	// An extension named as such a key itself is no valid attribute name.
+	for _, name := range []string{"ce_source", "ce_time", "ce_subject", "ce_dataschema", "ce_datacontenttype"} {
+		_, err = CloudEventsMarshaler{Source: "s"}.Unmarshal("t",
+			[]byte(`{"specversion":"1.0","id":"e1","source":"s","type":"T","`+name+`":"x"}`))
+		require.ErrorIs(t, err, ErrInvalidCloudEvent, name)
+	}
+}
+
+// TestCloudEventsMarshalerRefusesCollidingExtensions: two extension names
+// that decode to one metadata key cannot come from this marshaler; the
+// event is refused rather than one value silently lost.
+func TestCloudEventsMarshalerRefusesCollidingExtensions(t *testing.T) {
+	for _, in := range []string{
+		`{"specversion":"1.0","id":"e1","source":"s","type":"T","zq1":"a","z7aq1":"b"}`,
+		`{"specversion":"1.0","id":"e1","source":"s","type":"T","z7aq1":"b","zq1":"a"}`,
+		`{"specversion":"1.0","id":"e1","source":"s","type":"T","cez5fsource":"a","cez7a5fsource":"b"}`,
+	} {
+		msg, err := CloudEventsMarshaler{Source: "s"}.Unmarshal("t", []byte(in))
+		require.ErrorIs(t, err, ErrInvalidCloudEvent, in)
+		var uerr *UnmarshalError
+		require.ErrorAs(t, err, &uerr, in)
+		assert.Nil(t, msg)
+		assert.Regexp(t, `"(zq1|cez5fsource)"`, uerr.Reason, in)
+		assert.Regexp(t, `"(z7aq1|cez7a5fsource)"`, uerr.Reason, in)
+	}
 }

@@ -42,7 +42,9 @@ import (
 // Exactly one of the three payload fields is present and "metadata" is
 // always an object of strings (schema/envelope.schema.json). Unmarshal
 // accepts all three fields, ignores fields it does not know, so later
-// versions can add some, and reads envelopes of any version.
+// versions can add some, and reads envelopes of any version. It refuses
+// "metadata" with a key twice (which Marshal never writes), as
+// FramedMarshaler does, rather than keep one of its values.
 //
 // Marshal fails with ErrInvalidUTF8 when the UUID or metadata is not valid
 // UTF-8; Unmarshal fails with ErrInvalidEnvelope on anything that is not
@@ -67,6 +69,9 @@ func (JSONMarshaler) ContentType() string { return "application/json" }
 // Marshal encodes msg as an envelope. The result never shares memory
 // with msg.
 func (m JSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(jsonMarshalerName)
+	}
 	data, err := envelope.EncodeJSON(msg, m.ExactPayload)
 	if err != nil {
 		_, reason := offsetReason(err)
@@ -110,6 +115,9 @@ func (RawJSONMarshaler) ContentType() string { return "application/json" }
 // Marshal returns msg.Payload itself (capacity clipped, so appending to the
 // result never writes into it) after checking that it is JSON.
 func (RawJSONMarshaler) Marshal(_ string, msg *message.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, nilMessageError(rawJSONMarshalerName)
+	}
 	if err := jsonscan.Validate(msg.Payload, jsonscan.MaxWriteDepth); err != nil {
 		offset, reason := offsetReason(err)
 		return nil, &MarshalError{

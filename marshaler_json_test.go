@@ -142,9 +142,31 @@ func TestJSONUnmarshalRejectsNonEnvelopes(t *testing.T) {
 	}
 }
 
+// TestJSONUnmarshalRejectsDuplicateMetadataKeys: as FramedMarshaler does,
+// an envelope with one metadata key twice is refused rather than one of
+// its values silently dropped; the error names the key and points at the
+// second.
+func TestJSONUnmarshalRejectsDuplicateMetadataKeys(t *testing.T) {
+	for _, tc := range []struct{ in, dup string }{
+		{`{"uuid":"u","metadata":{"a":"1","a":"2"},"payload":1}`, `"a":"2"`},
+		{`{"uuid":"u","metadata":{"a":"1","b":"x", "\u0061" : "2"},"payload":1}`, `"\u0061"`},
+		{`{"uuid":"u","payload":1,"metadata":{"":"1","k":"","":""}}`, `"":""}`},
+	} {
+		msg, err := JSONMarshaler{}.Unmarshal("t", []byte(tc.in))
+		require.ErrorIs(t, err, ErrInvalidEnvelope, tc.in)
+		var uerr *UnmarshalError
+		require.ErrorAs(t, err, &uerr, tc.in)
+		assert.Contains(t, uerr.Reason, "duplicate metadata key", tc.in)
+		assert.Equal(t, strings.LastIndex(tc.in, tc.dup), uerr.Offset, tc.in)
+		assert.Nil(t, msg)
+	}
+	_, err := JSONMarshaler{}.Unmarshal("t", []byte(`{"uuid":"u","metadata":{"a":"1","a":"2"},"payload":1}`))
+	assert.ErrorContains(t, err, `duplicate metadata key "a"`)
+}
+
 func TestJSONUnmarshalAcceptsAnyFormatting(t *testing.T) {
 	in := "\n{ \"\\u0075uid\" : \"a\\u00e9\\ud83d\\ude00\\ud800\" ,\n \"future\": {\"x\":[1,2]},\n" +
-		" \"metadata\" : { \"name\" : \"Evt\", \"k\":\"1\", \"k\":\"2\" },\n \"payload\" : [ 1 , 2 ] }\n"
+		" \"metadata\" : { \"name\" : \"Evt\", \"k\":\"2\" },\n \"payload\" : [ 1 , 2 ] }\n"
 	got, err := JSONMarshaler{}.Unmarshal("t", []byte(in))
 	require.NoError(t, err)
 	assert.Equal(t, "aé😀\uFFFD", got.UUID)

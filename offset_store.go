@@ -100,7 +100,11 @@ func (c StreamOffsetStoreConfig) Validate() error {
 // pointers to the current log, and each log (…/<topic>/<n>) takes one
 // record per Store. Store appends and returns once the server has
 // acknowledged the append; Load reads the pointers and the current log and
-// takes the last record.
+// takes the last record. A group (a Subscriber's Checkpoint) or topic
+// that cannot be one path segment there, such as "__ds", the protocol's
+// reserved segment, fails with ErrInvalidConfig or ErrInvalidTopic
+// before any request; a Subscriber with such a Checkpoint fails so at
+// Subscribe.
 //
 // After a crash of the subscriber, the stored position is that of the
 // last message whose Store returned: a message acked but not yet stored

@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/durablestreams/watermill-durablestreams/internal/cloudevents"
 	"github.com/durablestreams/watermill-durablestreams/internal/defaults"
 	"github.com/durablestreams/watermill-durablestreams/internal/partition"
 	"github.com/durablestreams/watermill-durablestreams/internal/producer"
@@ -35,7 +36,8 @@ type PublisherConfig struct {
 	TopicURL func(topic string) (string, error)
 
 	// Marshaler turns messages into stream messages and decides the
-	// stream's content type. Default: JSONMarshaler{}.
+	// stream's content type. Default: JSONMarshaler{}. A nil pointer
+	// such as (*JSONMarshaler)(nil) is ErrInvalidConfig.
 	Marshaler Marshaler
 
 	// StreamTTL makes streams created by the Publisher expire this long
@@ -154,6 +156,16 @@ func (c *PublisherConfig) setDefaults() {
 	}
 }
 
+// isByteMarshaler reports whether m is one of the library's byte-mode
+// marshalers, whose StreamContentType must not be a JSON type.
+func isByteMarshaler(m Marshaler) bool {
+	switch m.(type) {
+	case FramedMarshaler, *FramedMarshaler, LinesMarshaler, *LinesMarshaler:
+		return true
+	}
+	return false
+}
+
 // Validate reports the first problem with the config.
 func (c PublisherConfig) Validate() error {
 	if err := validateBaseURL(c.BaseURL, c.TopicURL); err != nil {
@@ -162,11 +174,17 @@ func (c PublisherConfig) Validate() error {
 	if c.Marshaler == nil {
 		return invalidConfig("Marshaler is nil")
 	}
+	if kind := nilReference(c.Marshaler); kind != "" {
+		return invalidConfig("Marshaler is a nil %s (%T)", kind, c.Marshaler)
+	}
 	if c.Partitions < 0 || c.Partitions > partition.Max {
 		return invalidConfig("Partitions %d is not in 0..%d", c.Partitions, partition.Max)
 	}
 	if c.Marshaler.ContentType() == "" {
 		return invalidConfig("Marshaler.ContentType() is empty")
+	}
+	if isByteMarshaler(c.Marshaler) && cloudevents.IsJSONContentType(c.Marshaler.ContentType()) {
+		return invalidConfig("%T writes byte-mode streams, but its StreamContentType %q is a JSON type", c.Marshaler, c.Marshaler.ContentType())
 	}
 	if err := checkStreamSettings(c.StreamTTL, c.StreamExpiresAt); err != nil {
 		return err

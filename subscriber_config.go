@@ -99,7 +99,8 @@ type SubscriberConfig struct {
 	TopicURL func(topic string) (string, error)
 
 	// Unmarshaler rebuilds messages. Default: JSONMarshaler{}. For a
-	// byte-mode stream it must also be a FrameSplitter.
+	// byte-mode stream it must also be a FrameSplitter. A nil pointer
+	// such as (*JSONMarshaler)(nil) is ErrInvalidConfig.
 	Unmarshaler Unmarshaler
 	// ContentType is the content type SubscribeInitialize creates streams
 	// with. Default: the Unmarshaler's, if it is also a Marshaler, else
@@ -254,7 +255,8 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.ContentType == "" {
 		c.ContentType = protocol.ContentTypeJSON
-		if m, ok := c.Unmarshaler.(Marshaler); ok && m.ContentType() != "" {
+		// A nil pointer has no content type to ask: Validate refuses it.
+		if m, ok := c.Unmarshaler.(Marshaler); ok && nilReference(m) == "" && m.ContentType() != "" {
 			c.ContentType = m.ContentType()
 		}
 	}
@@ -280,6 +282,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.Unmarshaler == nil {
 		return invalidConfig("Unmarshaler is nil")
+	}
+	if kind := nilReference(c.Unmarshaler); kind != "" {
+		return invalidConfig("Unmarshaler is a nil %s (%T)", kind, c.Unmarshaler)
 	}
 	if c.ContentType == "" {
 		return invalidConfig("ContentType is empty")

@@ -59,8 +59,8 @@ func DefaultPolicy() Policy {
 // MaxBackoff, then drawn at random from [d/2, d] ("equal jitter"). The
 // random part keeps clients that failed together from coming back
 // together; the floor of d/2 keeps a retry from following its failure at
-// once. The library waits the server's Retry-After instead when it is
-// longer.
+// once. The wait is never zero: a d of 1ns is waited whole. The library
+// waits the server's Retry-After instead when it is longer.
 func (p Policy) Backoff(attempt int) time.Duration {
 	d := p.InitialBackoff
 	if d <= 0 {
@@ -77,6 +77,9 @@ func (p Policy) Backoff(attempt int) time.Duration {
 	}
 	if p.MaxBackoff > 0 && d > p.MaxBackoff {
 		d = p.MaxBackoff
+	}
+	if d < 2 {
+		return d // half of 1ns is 0: no wait at all
 	}
 	half := d / 2
 	return half + time.Duration(rand.Int64N(int64(half)+1))

@@ -38,6 +38,8 @@ func TestBackoffOfTheZeroPolicy(t *testing.T) {
 func TestBackoffAtTheEdges(t *testing.T) {
 	for _, p := range []retry.Policy{
 		{InitialBackoff: time.Second, MaxBackoff: math.MaxInt64},
+		{InitialBackoff: 1, MaxBackoff: math.MaxInt64},
+		{InitialBackoff: 1},
 		{InitialBackoff: 2, MaxBackoff: math.MaxInt64},
 		{InitialBackoff: math.MaxInt64, MaxBackoff: math.MaxInt64},
 		{InitialBackoff: 3, MaxBackoff: 5},

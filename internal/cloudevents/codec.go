@@ -188,8 +188,8 @@ func (c Codec) Unmarshal(data []byte) (*message.Message, error) {
 		return nil, err
 	}
 	msg := message.NewMessage(ev.Attrs["id"], payload)
-	for k, v := range ev.Ext {
-		msg.Metadata[k] = v
+	if err := c.extensionMetadata(ev.Ext, msg.Metadata); err != nil {
+		return nil, err
 	}
 	msg.Metadata[c.TypeKey] = ev.Attrs["type"]
 	if src := ev.Attrs["source"]; src != c.Source {
@@ -206,4 +206,37 @@ func (c Codec) Unmarshal(data []byte) (*message.Message, error) {
 		}
 	}
 	return msg, nil
+}
+
+// extensionMetadata sets the metadata of the extension attributes ext (by
+// name). A name that decodes to a key of an attribute of the codec's own
+// (IsAttributeKey, TypeKey) keeps its raw name as its key, so that it
+// cannot shadow the attribute; a raw name that is the TypeKey itself
+// gives way to the type, which Unmarshal sets after. A raw name that is
+// such a key itself ("ce_time", not a valid attribute name) and two names
+// that decode to one key refuse the event: Marshal never writes them.
+func (c Codec) extensionMetadata(ext map[string]string, md message.Metadata) error {
+	var from map[string]string // key → the attribute name it came from
+	if len(ext) > 1 {
+		from = make(map[string]string, len(ext))
+	}
+	for name, v := range ext {
+		if IsAttributeKey(name) {
+			return ceFail("extension " + jsonscan.QuoteKey(name) + " is not a valid attribute name")
+		}
+		key := MetadataKey(name)
+		if key != name && (key == c.TypeKey || IsAttributeKey(key)) {
+			key = name
+		}
+		if from != nil {
+			if other, dup := from[key]; dup {
+				a, b := min(name, other), max(name, other)
+				return ceFail("extensions " + jsonscan.QuoteKey(a) + " and " + jsonscan.QuoteKey(b) +
+					" are both metadata key " + jsonscan.QuoteKey(key))
+			}
+			from[key] = name
+		}
+		md[key] = v
+	}
+	return nil
 }

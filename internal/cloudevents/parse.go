@@ -12,7 +12,7 @@ import (
 // Event is a parsed structured-mode CloudEvent.
 type Event struct {
 	Attrs   map[string]string // the spec's string attributes
-	Ext     map[string]string // metadata from extension attributes
+	Ext     map[string]string // extension attributes by name, values as text
 	data    []byte            // raw JSON of "data", if present
 	base64  []byte            // raw JSON string of "data_base64", if present
 	dataStr bool              // data is a JSON string
@@ -111,11 +111,11 @@ func (ev *Event) set(name string, v []byte) error {
 	}
 	switch v[0] {
 	case '"':
-		ev.Ext[MetadataKey(name)] = unquote(v, true)
+		ev.Ext[name] = unquote(v, true)
 	case '{', '[':
 		return ceFail("extension " + jsonscan.QuoteKey(name) + " is not a string, number or boolean")
 	default:
-		ev.Ext[MetadataKey(name)] = string(v)
+		ev.Ext[name] = string(v)
 	}
 	return nil
 }

@@ -21,13 +21,14 @@ func DecodeJSON(data []byte) (*message.Message, error) {
 		c:       d.c,
 		strs:    d.strs[:0],
 		meta:    d.meta[:0],
+		keyAt:   d.keyAt[:0],
 		scratch: d.scratch[:0],
 	}
 	d.c.Reset(data, jsonscan.MaxDepth)
 	msg, err := d.decode(data)
 	d.c.Reset(nil, 0)
 	d.payload = nil
-	if cap(d.strs)+cap(d.scratch) <= 64<<10 && cap(d.meta) <= 1024 {
+	if cap(d.strs)+cap(d.scratch) <= 64<<10 && cap(d.meta) <= 1024 && cap(d.keyAt) <= 512 {
 		envelopeDecoders.Put(d)
 	}
 	return msg, err
@@ -45,9 +46,11 @@ type envelopeDecoder struct {
 	payloads    int
 	payload     []byte
 	// strs holds the UUID and metadata, which become one string for the
-	// message; meta holds key and value spans in it.
+	// message; meta holds key and value spans in it, keyAt the offset of
+	// each key in the data.
 	strs    []byte
 	meta    []span
+	keyAt   []int
 	scratch []byte
 }
 
@@ -113,7 +116,11 @@ func (d *envelopeDecoder) decode(data []byte) (*message.Message, error) {
 	str := func(f span) string { return strs[f.start:f.end] }
 	msg := message.NewMessage(str(d.uuid), d.payload)
 	for i := 0; i < len(d.meta); i += 2 {
-		msg.Metadata[str(d.meta[i])] = str(d.meta[i+1])
+		k := str(d.meta[i])
+		if _, dup := msg.Metadata[k]; dup {
+			return nil, &Error{Offset: d.keyAt[i/2], Reason: "duplicate metadata key " + jsonscan.QuoteKey(k)}
+		}
+		msg.Metadata[k] = str(d.meta[i+1])
 	}
 	return msg, nil
 }
@@ -216,6 +223,7 @@ func (d *envelopeDecoder) metadataObject() string {
 		return ""
 	}
 	for {
+		at := c.Offset()
 		k, ok := d.string()
 		if !ok {
 			return "expected metadata key"
@@ -230,6 +238,7 @@ func (d *envelopeDecoder) metadataObject() string {
 			return "metadata value is not a string"
 		}
 		d.meta = append(d.meta, k, v)
+		d.keyAt = append(d.keyAt, at)
 		c.SkipSpace()
 		if c.Consume('}') {
 			return ""

@@ -69,7 +69,7 @@ func Reserved(topic string) string {
 	}
 	for part := range strings.SplitSeq(topic, "/") {
 		if part == controlRoot {
-			return fmt.Sprintf("%q is reserved by the protocol for its control routes", controlRoot)
+			return controlReserved
 		}
 	}
 	i := strings.LastIndexByte(topic, '.')
@@ -138,11 +138,18 @@ func hookURLProblem(raw string) string {
 	return ""
 }
 
+// controlReserved is the reason a segment "__ds" is refused.
+var controlReserved = fmt.Sprintf("%q is reserved by the protocol for its control routes", controlRoot)
+
 // SegmentProblem says why name cannot be one path segment under a base
-// URL ("" if it can).
+// URL ("" if it can). The protocol's reserved segment "__ds" cannot be
+// one anywhere: a server routes it to its control APIs.
 func SegmentProblem(name string) string {
-	if name == "." || name == ".." {
+	switch name {
+	case ".", "..":
 		return "a dot segment would leave the base path"
+	case controlRoot:
+		return controlReserved
 	}
 	if strings.ContainsAny(name, `/\`) {
 		return "contains a slash or backslash"

@@ -27,6 +27,8 @@ func TestStreamURL(t *testing.T) {
 		{"backslash", `a\b`, nil, "slash", true},
 		{"control character", "a\x01", nil, "control character", true},
 		{"DEL", "a\x7f", nil, "control character", true},
+		{"control routes", "__ds", nil, `"__ds"`, true},
+		{"not the control routes", "__ds2", nil, "http://h/v1/stream/__ds2", false},
 		{"hook", "t/a", hookTo("http://h/x/t/a"), "http://h/x/t/a", false},
 		{"hook fails", "t", failing, "hook failed", true},
 		{"hook returns nothing", "t", hookTo(""), "empty URL", true},
@@ -69,6 +71,20 @@ func TestReserved(t *testing.T) {
 	} {
 		if got := Reserved(topic) != ""; got != reserved {
 			t.Errorf("Reserved(%q) = %v, want %v", topic, got, reserved)
+		}
+	}
+}
+
+func TestSegmentProblem(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"g", ""}, {"__ds2", ""}, {"x__ds", ""}, {"__DS", ""}, {"__groups", ""}, {"__offsets", ""},
+		{".", "dot segment"}, {"..", "dot segment"}, {"a/b", "slash"}, {`a\b`, "slash"},
+		{"a\n", "control character"},
+		{"__ds", `"__ds" is reserved by the protocol for its control routes`},
+	} {
+		got := SegmentProblem(tc.name)
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("SegmentProblem(%q) = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
