@@ -1,4 +1,4 @@
-package durablestreams_test
+package systemtest
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // topic "__ds" would put a stream under the protocol's reserved segment;
 // the store refuses it before any request.
 func TestStreamOffsetStoreRefusesTheControlSegment(t *testing.T) {
-	store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: configTestURL})
+	store, err := ds.NewStreamOffsetStore(ds.StreamOffsetStoreConfig{BaseURL: "http://127.0.0.1:1/v1/stream"}) // nothing listens there: refused before any request
 	require.NoError(t, err)
 	defer store.Close()
 	ctx := context.Background()
