@@ -3,6 +3,7 @@ package durablestreams
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,17 +33,7 @@ var ErrPartitionMismatch = partition.ErrMismatch
 // Close or when ctx is done, once this member has handed its streams over.
 // The caller entered it (see enter).
 func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	streams, err := s.groupStreams(ctx, topic)
-	if err != nil {
-		s.exit(topic)
-		return nil, errorf(err, "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
-	}
-	m, err := group.Join(ctx, group.Config{
-		Client: s.client, BaseURL: s.config.BaseURL, Group: s.config.ConsumerGroup,
-		Topic: topic, Streams: streams, MemberID: s.config.MemberID,
-		SessionTimeout: s.config.SessionTimeout, HeartbeatInterval: s.config.HeartbeatInterval,
-		RetryPolicy: s.client.Retry, Logger: s.logger,
-	})
+	streams, m, err := s.join(ctx, topic)
 	if err != nil {
 		s.exit(topic)
 		return nil, errorf(err, "subscribe to %q in group %q", topic, s.config.ConsumerGroup)
@@ -62,6 +53,30 @@ func (s *Subscriber) subscribeGroup(ctx context.Context, topic string) (<-chan *
 		s.member(subCtx, topic, len(streams), m, out)
 	}()
 	return out, nil
+}
+
+// join reads the topic's partitions and joins the group on them. Close
+// ends it as it ends a Subscribe loading its position
+// (ErrSubscriberClosed), instead of waiting for a server that cannot be
+// reached; the membership it returns lives on until Leave.
+func (s *Subscriber) join(ctx context.Context, topic string) ([]string, *group.Member, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	streams, err := s.groupStreams(ctx, topic)
+	var m *group.Member
+	if err == nil {
+		m, err = group.Join(ctx, group.Config{
+			Client: s.client, BaseURL: s.config.BaseURL, Group: s.config.ConsumerGroup,
+			Topic: topic, Streams: streams, MemberID: s.config.MemberID,
+			SessionTimeout: s.config.SessionTimeout, HeartbeatInterval: s.config.HeartbeatInterval,
+			RetryPolicy: s.client.Retry, Logger: s.logger,
+		})
+	}
+	if err != nil && s.ctx.Err() != nil {
+		return nil, nil, fmt.Errorf("%w (while joining the group on %q: %w)", ErrSubscriberClosed, topic, err)
+	}
+	return streams, m, err
 }
 
 // member runs one membership: a subscription per lease, until the

@@ -94,7 +94,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 // locate them in the stream (see PositionOf). A stream in JSON mode read
 // by a byte-mode Unmarshaler, or the other way round, is
 // ErrContentTypeMismatch. Close ends a Subscribe still loading its
-// position (ErrSubscriberClosed). A Subscribe that needs no answer to
+// position or joining its group (ErrSubscriberClosed). A Subscribe that needs no answer to
 // start (from the beginning, no stored position to load) returns at once
 // even when the server cannot be reached; one that must ask the server
 // where to start (StartFromTail, a StreamOffsetStore) waits for it at most
