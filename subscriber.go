@@ -345,11 +345,15 @@ func (s *Subscriber) initialize(topic string) error {
 }
 
 // Close ends every subscription, closing their channels, and waits for
-// them. It is safe to call more than once.
+// them. It is safe to call more than once, also at once: every call
+// returns once every subscription has ended.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		// A later Close returns, as the first does, once every
+		// subscription has ended (no Subscribe adds one after closed).
+		s.wg.Wait()
 		return nil
 	}
 	s.closed = true
