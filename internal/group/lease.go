@@ -249,7 +249,7 @@ func (l *Lease) rotateLocked(ctx context.Context, pos json.RawMessage) error {
 		return err
 	}
 	for n := l.hint; n < next; n++ {
-		deleteStream(ctx, l.m.cfg.Client, l.logURL(n))
+		l.m.cfg.Client.DeleteBestEffort(ctx, l.logURL(n))
 	}
 	l.hint, l.rotations = next, 0
 	return nil

@@ -273,7 +273,7 @@ func (r *roster) rotate(ctx context.Context, me, inc string) error {
 	case err != nil:
 		return err
 	case status >= 200 && status < 300:
-		deleteStream(ctx, r.cfg.Client, r.cfg.membersURL(cur-1))
+		r.cfg.Client.DeleteBestEffort(ctx, r.cfg.membersURL(cur-1))
 		r.log.Debug("Started the next consumer group members log", watermill.LogFields{"members_log": protocol.RedactURL(r.cfg.membersURL(next))})
 	case status == http.StatusConflict && isTrue(h.Get(protocol.HeaderClosed)):
 		if next, err = r.follow(ctx, cur); err != nil {

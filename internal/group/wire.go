@@ -358,17 +358,3 @@ func closeStream(ctx context.Context, c *protocol.Client, policy retry.Policy, u
 	}
 	return nil
 }
-
-// deleteStream drops a stream no record names any more; failing only
-// costs space.
-func deleteStream(ctx context.Context, c *protocol.Client, url string) {
-	ctx, cancel := c.WithTimeout(ctx)
-	defer cancel()
-	req, err := c.NewRequest(ctx, http.MethodDelete, url, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := c.Do(req); err == nil {
-		protocol.DrainClose(resp.Body)
-	}
-}

@@ -175,7 +175,7 @@ func (ls *Logs[P]) rotate(ctx context.Context, root string, l *state, pos P) err
 	if err := ls.appendJSON(ctx, root, logPointer{Gen: next}, true); err != nil {
 		return err
 	}
-	ls.deleteLog(ctx, logURL(root, l.gen))
+	ls.cfg.Client.DeleteBestEffort(ctx, logURL(root, l.gen))
 	l.gen, l.records = next, 1
 	return nil
 }

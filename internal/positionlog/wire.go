@@ -139,18 +139,3 @@ func (ls *Logs[P]) post(ctx context.Context, streamURL string, body []byte) prot
 	return c.StatusTry(http.MethodPost, protocol.RedactURL(streamURL), resp.StatusCode, "",
 		protocol.RetryAfter(resp.Header, time.Minute))
 }
-
-// deleteLog drops a log that no pointer names any more; failing is
-// harmless (it only costs space).
-func (ls *Logs[P]) deleteLog(ctx context.Context, streamURL string) {
-	c := ls.cfg.Client
-	ctx, cancel := c.WithTimeout(ctx)
-	defer cancel()
-	req, err := c.NewRequest(ctx, http.MethodDelete, streamURL, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := c.Do(req); err == nil {
-		protocol.DrainClose(resp.Body)
-	}
-}

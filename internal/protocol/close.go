@@ -35,3 +35,17 @@ func (c *Client) CloseStream(ctx context.Context, policy retry.Policy, url strin
 			RetryAfter(resp.Header, time.Minute))
 	})
 }
+
+// DeleteBestEffort drops a stream nothing names any more (a rotated log,
+// a finished generation), once: failing only costs the server space.
+func (c *Client) DeleteBestEffort(ctx context.Context, url string) {
+	ctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	req, err := c.NewRequest(ctx, http.MethodDelete, url, nil)
+	if err != nil {
+		return
+	}
+	if resp, err := c.Do(req); err == nil {
+		DrainClose(resp.Body)
+	}
+}
